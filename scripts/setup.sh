@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Prepare a machine for splitcomp: a virtual environment with pinned dependencies, then a colcon
+# build of the workspace. Without a sourced ROS 2 it installs ROS 2 Jazzy from PyPI wheels; with
+# one (ROS_DISTRO set, e.g. Humble on a Jetson) it uses that ROS and adds only Python packages.
+# A second run checks two digests and returns: it reinstalls or rebuilds only what changed.
+#
+# Environment: SPLITCOMP_VENV (default .venv), PYTHON (default python3), SPLITCOMP_SKIP_TOOLS=1
+# to leave out torch and the offline-tool packages (robot and edge images need only the nodes).
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+venv=${SPLITCOMP_VENV:-$root/.venv}
+python=${PYTHON:-python3}
+packages=(splitcomp_msgs splitcomp_core splitcomp_ros splitcomp_head_node splitcomp_tail_node splitcomp_tools)
+
+say() { printf '[setup] %s\n' "$*"; }
+die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
+
+digest() { sha256sum "$@" 2>/dev/null | sha256sum | cut -d' ' -f1; }
+
+ensure_system_tools() {
+  local missing=()
+  command -v "$python" >/dev/null || missing+=(python3)
+  "$python" -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
+  "$python" -c 'import sysconfig, os, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' 2>/dev/null || missing+=(python3-dev)
+  command -v g++ >/dev/null || missing+=(g++)
+  command -v cmake >/dev/null || missing+=(cmake)
+  command -v make >/dev/null || missing+=(make)
+  [[ ${#missing[@]} -eq 0 ]] && return
+  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+    say "installing system packages: ${missing[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    die "missing ${missing[*]}; install them with: sudo apt-get install ${missing[*]}"
+  fi
+}
+
+check_python_version() {
+  "$python" -c 'import sys; sys.exit(sys.version_info < (3, 10))' ||
+    die "Python >= 3.10 is needed, $("$python" --version 2>&1) found; set PYTHON=/path/to/python3.x"
+}
+
+requirement_files() {
+  local files=("$root/requirements/python.txt" "$root/requirements/test.txt")
+  [[ ${SPLITCOMP_SKIP_TOOLS:-0} == 1 ]] || files+=("$root/requirements/tools.txt")
+  [[ -n ${ROS_DISTRO:-} ]] || files+=("$root/requirements/ros-jazzy.txt")
+  printf '%s\n' "${files[@]}"
+}
+
+install_dependencies() {
+  mapfile -t reqs < <(requirement_files)
+  local stamp="$venv/.splitcomp-deps"
+  local want
+  want=$(digest "${reqs[@]}" "$root/scripts/setup.sh" "$root/scripts/fix_ros_cmake_paths.py"; echo "${ROS_DISTRO:-pypi}")
+  if [[ -f $stamp && $(cat "$stamp") == "$want" ]]; then
+    say "dependencies up to date in $venv"
+    return
+  fi
+  check_python_version
+  if [[ -n ${ROS_DISTRO:-} ]]; then
+    say "using the sourced ROS 2 $ROS_DISTRO; installing Python packages only"
+    "$python" -m venv --system-site-packages "$venv"
+  else
+    say "installing ROS 2 Jazzy from PyPI into $venv"
+    "$python" -m venv "$venv"
+  fi
+  touch "$venv/COLCON_IGNORE"
+  "$venv/bin/python" -m pip install -q --upgrade "pip==25.3"
+  local args=()
+  for r in "${reqs[@]}"; do args+=(-r "$r"); done
+  if [[ -n ${ROS_DISTRO:-} ]]; then
+    # A system ROS ships its own numpy, built against its rclpy: keep it.
+    "$venv/bin/python" -m pip install -q "${args[@]}" --constraint <(python3 -c 'import numpy; print(f"numpy=={numpy.__version__}")')
+  else
+    "$venv/bin/python" -m pip install -q "${args[@]}"
+    "$venv/bin/python" "$root/scripts/fix_ros_cmake_paths.py" "$venv"
+  fi
+  echo "$want" >"$stamp"
+}
+
+ros_prefix_env() {
+  if [[ -z ${ROS_DISTRO:-} ]]; then
+    export AMENT_PREFIX_PATH="$venv${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}"
+    export CMAKE_PREFIX_PATH="$venv${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}"
+  fi
+}
+
+build_workspace() {
+  local stamp="$root/install/.splitcomp-build"
+  local want
+  # Sources are symlinked into install/, so only the files that shape the build matter here.
+  want=$(cd "$root" && digest $(find "${packages[@]}" launch config colcon.meta -type f \
+    \( -name package.xml -o -name setup.py -o -name setup.cfg -o -name CMakeLists.txt -o -name '*.msg' \
+       -o -path 'launch/*' -o -path 'config/*' -o -path '*/resource/*' -o -name colcon.meta \) | sort) "$venv/.splitcomp-deps")
+  if [[ -f $stamp && $(cat "$stamp") == "$want" ]]; then
+    say "workspace build up to date"
+    return
+  fi
+  say "building the workspace with colcon"
+  ros_prefix_env
+  (cd "$root" && PATH="$venv/bin:$PATH" "$venv/bin/colcon" --log-base log build --symlink-install \
+    --base-paths "${packages[@]}" --event-handlers console_direct- summary+ \
+    --cmake-args -DPython3_EXECUTABLE="$venv/bin/python" -DBUILD_TESTING=OFF)
+  echo "$want" >"$stamp"
+}
+
+ensure_system_tools
+install_dependencies
+build_workspace
+say "ready: source $root/scripts/env.sh to use the workspace"

@@ -1,0 +1,25 @@
+"""Exception types shared by the core, the nodes and the tools.
+
+One base class lets nodes and command lines catch every *expected* failure (bad input, bad bundle,
+missing provider) in one place and report it cleanly, while real bugs still surface as tracebacks.
+"""
+
+
+class SplitcompError(Exception):
+    """Base of every error that is the caller's input, not a bug."""
+
+
+class CodecError(SplitcompError, ValueError):
+    """An encoded tensor is malformed; the message names the offending field."""
+
+
+class BundleError(SplitcompError):
+    """A split bundle is missing, incomplete or inconsistent; the message names the file."""
+
+
+class RuntimeSetupError(SplitcompError):
+    """ONNX Runtime cannot run the model as configured (provider, model file)."""
+
+
+class ImageFormatError(SplitcompError, ValueError):
+    """An image's encoding, size or step is not one we can convert."""

@@ -1,0 +1,24 @@
+from setuptools import find_packages, setup
+
+package_name = "splitcomp_head_node"
+
+setup(
+    name=package_name,
+    version="0.1.0",
+    packages=find_packages(exclude=["test"]),
+    data_files=[
+        ("share/ament_index/resource_index/packages", ["resource/" + package_name]),
+        ("share/" + package_name, ["package.xml"]),
+    ],
+    install_requires=["setuptools"],
+    zip_safe=True,
+    maintainer="splitcomp maintainers",
+    maintainer_email="maintainers@splitcomp.dev",
+    description="Robot side of splitcomp: runs the head of a split model on camera images and publishes quantized features.",
+    license="Apache-2.0",
+    entry_points={
+        "console_scripts": [
+            "head_node = splitcomp_head_node.head_node:main",
+        ],
+    },
+)

@@ -1,0 +1,24 @@
+from setuptools import find_packages, setup
+
+package_name = "splitcomp_tail_node"
+
+setup(
+    name=package_name,
+    version="0.1.0",
+    packages=find_packages(exclude=["test"]),
+    data_files=[
+        ("share/ament_index/resource_index/packages", ["resource/" + package_name]),
+        ("share/" + package_name, ["package.xml"]),
+    ],
+    install_requires=["setuptools"],
+    zip_safe=True,
+    maintainer="splitcomp maintainers",
+    maintainer_email="maintainers@splitcomp.dev",
+    description="Edge side of splitcomp: decodes quantized features, runs the tail of a split model and publishes classifications.",
+    license="Apache-2.0",
+    entry_points={
+        "console_scripts": [
+            "tail_node = splitcomp_tail_node.tail_node:main",
+        ],
+    },
+)

@@ -1,0 +1,20 @@
+"""The one place that turns a tool's expected failures into a clean message and exit code."""
+
+import sys
+from typing import Callable, Optional, Sequence
+
+from splitcomp_core.errors import SplitcompError
+
+EXIT_USAGE = 2
+
+
+def run_cli(fn: Callable[[Optional[Sequence[str]]], int], argv: Optional[Sequence[str]] = None) -> int:
+    """Run a tool's body; a SplitcompError or a missing file becomes `error: ...` and exit 2."""
+    try:
+        return fn(argv)
+    except (SplitcompError, FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
