@@ -1,0 +1,188 @@
+"""Measure the feature codec against the seed's encodings, so the README's figures are reproducible.
+
+The seed sent a cut feature either as a text string of '0'/'1' characters (clip 0..32, 4 bits) or as
+a JSON list of floats. Both are re-implemented here from that description, deliberately as slow as
+they were (a Python loop per element is the point of the comparison), and timed in the same run as
+our quantize + bit-pack (+ zstd/LZ4) path on the same post-ReLU-like tensor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+import time
+from typing import Callable, Sequence
+
+import numpy as np
+
+from splitcomp_core.codec import CODEC_BY_NAME, DEFAULT_MAX_ELEMENTS, clip_params, decode, encode
+from splitcomp_tools.cli import run_cli
+
+SEED_CLIP_MIN = 0.0
+SEED_CLIP_MAX = 32.0
+DEFAULT_SHAPE = (1, 64, 56, 56)
+
+
+def make_feature(shape: Sequence[int], seed: int = 0) -> np.ndarray:
+    """A post-ReLU-like float32 tensor: about half zeros, the rest mostly within 0..32."""
+    rng = np.random.default_rng(seed)
+    return np.maximum(rng.standard_normal(tuple(shape), dtype=np.float32) * np.float32(8.0), 0)
+
+
+def seed_bitstring_encode(x: np.ndarray, bits: int = 4) -> str:
+    """The seed's encoder: clip to 0..32, quantize, then one '0'/'1' character per bit."""
+    levels = 2**bits - 1
+    scaled = (np.clip(x, SEED_CLIP_MIN, SEED_CLIP_MAX) - SEED_CLIP_MIN) / (SEED_CLIP_MAX - SEED_CLIP_MIN)
+    codes = np.round(scaled * levels).astype(np.uint8).ravel()
+    return "".join(format(int(c), f"0{bits}b") for c in codes)
+
+
+def seed_bitstring_decode(text: str, bits: int, shape: Sequence[int]) -> np.ndarray:
+    """The seed's decoder: parse the bit string back into codes, then `clip_min + code * step`."""
+    codes = np.array([int(text[i:i + bits], 2) for i in range(0, len(text), bits)], dtype=np.float32)
+    step = np.float32((SEED_CLIP_MAX - SEED_CLIP_MIN) / (2**bits - 1))
+    return (codes * step + np.float32(SEED_CLIP_MIN)).reshape(tuple(shape))
+
+
+def seed_json_encode(x: np.ndarray) -> str:
+    """The seed's other format: the feature as a JSON list of floats."""
+    return json.dumps(x.tolist())
+
+
+def seed_json_decode(text: str) -> np.ndarray:
+    return np.asarray(json.loads(text), dtype=np.float32)
+
+
+def median_ms(fn: Callable[[], object], repeats: int, warmup: bool = True) -> float:
+    """Median wall time of `fn` in milliseconds over `repeats` runs (perf_counter_ns)."""
+    if warmup:
+        fn()
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter_ns()
+        fn()
+        samples.append(time.perf_counter_ns() - start)
+    return statistics.median(samples) / 1e6
+
+
+def run_codec_bench(
+    repeats: int = 200,
+    shape: Sequence[int] = DEFAULT_SHAPE,
+    bits: int = 4,
+    seed: int = 0,
+    seed_repeats: int = 3,
+) -> dict:
+    """Encode/decode medians and sizes for every codec and for the seed's two formats, plus ratios.
+
+    Our path uses the seed's clip (0..32) at the same bits, so `matches_seed` can check that every
+    codec decodes to exactly the values the seed's bit-string decoder produces.
+    """
+    shape = tuple(int(d) for d in shape)
+    x = make_feature(shape, seed)
+    params = clip_params(bits, SEED_CLIP_MIN, SEED_CLIP_MAX)
+
+    bitstring = seed_bitstring_encode(x, bits)
+    seed_values = seed_bitstring_decode(bitstring, bits, shape)
+    seed_bitstring = {
+        "encode_ms": median_ms(lambda: seed_bitstring_encode(x, bits), seed_repeats, warmup=False),
+        "decode_ms": median_ms(lambda: seed_bitstring_decode(bitstring, bits, shape), seed_repeats, warmup=False),
+        "bytes": len(bitstring.encode("ascii")),
+    }
+    json_text = seed_json_encode(x)
+    seed_json = {
+        "encode_ms": median_ms(lambda: seed_json_encode(x), seed_repeats, warmup=False),
+        "decode_ms": median_ms(lambda: seed_json_decode(json_text), seed_repeats, warmup=False),
+        "bytes": len(json_text.encode("utf-8")),
+    }
+
+    codecs = {}
+    ratios = {}
+    matches_seed = True
+    for name, number in CODEC_BY_NAME.items():
+        encoded = encode("feature", x, params, number)
+        matches_seed = matches_seed and bool(np.array_equal(decode(encoded), seed_values))
+        result = {
+            "encode_ms": median_ms(lambda: encode("feature", x, params, number), repeats),
+            "decode_ms": median_ms(lambda: decode(encoded), repeats),
+            "bytes": len(encoded.data),
+        }
+        codecs[name] = result
+        ratios[name] = {
+            "encode_speedup_vs_seed_bitstring": seed_bitstring["encode_ms"] / result["encode_ms"],
+            "decode_speedup_vs_seed_bitstring": seed_bitstring["decode_ms"] / result["decode_ms"],
+            "bytes_ratio_vs_seed_bitstring": result["bytes"] / seed_bitstring["bytes"],
+            "bytes_ratio_vs_seed_json": result["bytes"] / seed_json["bytes"],
+        }
+
+    return {
+        "shape": list(shape),
+        "bits": bits,
+        "elements": x.size,
+        "float32_bytes": x.nbytes,
+        "zero_fraction": float(np.mean(x == 0)),
+        "repeats": repeats,
+        "seed_repeats": seed_repeats,
+        "codecs": codecs,
+        "seed_bitstring": seed_bitstring,
+        "seed_json": seed_json,
+        "ratios": ratios,
+        "matches_seed": matches_seed,
+    }
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _shape(text: str) -> tuple[int, ...]:
+    try:
+        dims = tuple(int(part) for part in text.replace("x", ",").split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"shape must be comma-separated integers like 1,64,56,56, got {text!r}"
+        ) from None
+    if any(d < 1 for d in dims) or math.prod(dims) > DEFAULT_MAX_ELEMENTS:
+        raise argparse.ArgumentTypeError(
+            f"shape {text!r} must have dimensions >= 1 and at most {DEFAULT_MAX_ELEMENTS} elements"
+        )
+    return dims
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bench_codec",
+        description="Time the feature codec (none, zstd, lz4) against the seed's bit-string and JSON "
+        "encodings on a post-ReLU-like tensor; prints one JSON line.",
+    )
+    parser.add_argument("--repeats", type=_positive_int, default=200,
+                        help="timed runs per codec for our codec (default 200; medians are reported)")
+    parser.add_argument("--seed-repeats", type=_positive_int, default=3,
+                        help="timed runs for the slow seed encoders (default 3)")
+    parser.add_argument("--bits", type=int, choices=range(1, 9), default=4, metavar="{1..8}",
+                        help="bits per code (default 4, the seed's)")
+    parser.add_argument("--shape", type=_shape, default=DEFAULT_SHAPE,
+                        help="tensor shape, e.g. 1,64,56,56 (the default)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed of the test tensor")
+    return parser
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    args = _build_parser().parse_args(argv)
+    result = run_codec_bench(args.repeats, args.shape, args.bits, args.seed, args.seed_repeats)
+    print(json.dumps(result))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: one JSON line on stdout; bad arguments are reported by argparse (exit 2)."""
+    return run_cli(_main, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

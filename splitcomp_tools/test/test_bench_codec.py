@@ -1,0 +1,89 @@
+"""The codec benchmark reports what it measured: sizes and decodes are checked, timings are not."""
+
+import json
+
+import numpy as np
+import pytest
+
+from splitcomp_core.codec import CODEC_BY_NAME, clip_params, decode, decompress, encode, quantize, unpack_bits
+from splitcomp_tools.bench_codec import (
+    main,
+    make_feature,
+    run_codec_bench,
+    seed_bitstring_decode,
+    seed_bitstring_encode,
+    seed_json_decode,
+    seed_json_encode,
+)
+
+SHAPE = (1, 5, 6, 7)
+ENTRY_KEYS = {"encode_ms", "decode_ms", "bytes"}
+RATIO_KEYS = {
+    "encode_speedup_vs_seed_bitstring",
+    "decode_speedup_vs_seed_bitstring",
+    "bytes_ratio_vs_seed_bitstring",
+    "bytes_ratio_vs_seed_json",
+}
+
+
+@pytest.mark.parametrize("bits", [4, 3])
+def test_report_sizes_match_a_fresh_encode_and_payload_decodes_to_the_codes(bits):
+    report = json.loads(json.dumps(run_codec_bench(repeats=2, shape=SHAPE, bits=bits, seed=7, seed_repeats=1)))
+
+    assert set(report["codecs"]) == set(CODEC_BY_NAME) == set(report["ratios"])
+    for name in CODEC_BY_NAME:
+        assert set(report["codecs"][name]) == ENTRY_KEYS
+        assert set(report["ratios"][name]) == RATIO_KEYS
+    assert set(report["seed_bitstring"]) == ENTRY_KEYS and set(report["seed_json"]) == ENTRY_KEYS
+    assert report["shape"] == list(SHAPE) and report["bits"] == bits
+    assert report["matches_seed"] is True
+
+    x = make_feature(SHAPE, seed=7)
+    params = clip_params(bits)
+    codes = quantize(x, params).ravel()
+    for name, number in CODEC_BY_NAME.items():
+        encoded = encode("feature", x, params, number)
+        assert report["codecs"][name]["bytes"] == len(encoded.data)
+        payload = decompress(encoded.data, number, encoded.packed_size)
+        assert np.array_equal(unpack_bits(payload, bits, x.size), codes)
+    assert report["codecs"]["none"]["bytes"] == -(-x.size * bits // 8)
+    assert report["seed_bitstring"]["bytes"] == x.size * bits
+    assert report["ratios"]["none"]["bytes_ratio_vs_seed_bitstring"] == pytest.approx(
+        report["codecs"]["none"]["bytes"] / (x.size * bits)
+    )
+
+
+def test_seed_reimplementations_agree_with_our_codec():
+    x = make_feature(SHAPE, seed=3)
+    x.flat[:3] = [40.0, 32.0, 16.0]  # above the clip, at it, and a .5 tie at 4 bits (16 / 32 * 15 = 7.5)
+    text = seed_bitstring_encode(x, 4)
+    assert len(text) == x.size * 4 and set(text) <= {"0", "1"}
+    assert text[:12] == "111111111000"  # codes 15, 15, 8 (7.5 rounds half to even)
+    ours = decode(encode("f", x, clip_params(4), CODEC_BY_NAME["none"]))
+    assert np.array_equal(seed_bitstring_decode(text, 4, SHAPE), ours)
+    assert np.array_equal(seed_json_decode(seed_json_encode(x)), x)
+
+
+def test_feature_is_post_relu_like():
+    x = make_feature((1, 64, 32, 32), seed=0)
+    assert x.dtype == np.float32 and x.min() == 0
+    assert 0.4 < np.mean(x == 0) < 0.6
+    assert np.mean(x <= 32) > 0.999
+
+
+def test_main_prints_one_json_line(capsys):
+    assert main(["--repeats", "1", "--seed-repeats", "1", "--bits", "5", "--shape", "1,3,4,4"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1
+    report = json.loads(lines[0])
+    assert report["bits"] == 5 and report["shape"] == [1, 3, 4, 4] and report["matches_seed"] is True
+
+
+@pytest.mark.parametrize("argv", [["--shape", "1,0,3"], ["--shape", "1,a"], ["--bits", "9"], ["--repeats", "0"],
+                                  ["--shape", "1,4096,4096,4096"]])
+def test_bad_arguments_exit_2_with_a_message(argv, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "error:" in captured.err
