@@ -21,5 +21,9 @@ class RuntimeSetupError(SplitcompError):
     """ONNX Runtime cannot run the model as configured (provider, model file)."""
 
 
+class InferenceError(SplitcompError):
+    """ONNX Runtime refused to run the model on these inputs."""
+
+
 class ImageFormatError(SplitcompError, ValueError):
     """An image's encoding, size or step is not one we can convert."""

@@ -1,0 +1,92 @@
+"""The robot side, without ROS: frame -> model input -> head model -> encoded cut tensors.
+
+The head node, the pipeline benchmark and calibration all run frames through this one class,
+so what is measured is what is deployed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Sequence
+
+import numpy as np
+
+from splitcomp_core.bundle import Bundle
+from splitcomp_core.codec import EncodedTensor, QuantParams, encode
+from splitcomp_core.preprocess import Preprocessor
+from splitcomp_core.quantization import EncoderConfig, resolve_params
+from splitcomp_core.runtime import DEFAULT_PROVIDERS, InferenceSession
+
+
+@dataclasses.dataclass
+class HeadResult:
+    tensors: list[EncodedTensor]
+    preprocess_ms: float
+    head_ms: float
+    encode_ms: float
+
+
+@dataclasses.dataclass(frozen=True)
+class _Encoding:
+    config: EncoderConfig
+    params: dict[str, QuantParams | None]
+
+
+class HeadPipeline:
+    """Owns the head's ONNX Runtime session (created once) and the current encoder settings."""
+
+    def __init__(
+        self,
+        bundle: Bundle,
+        config: EncoderConfig = EncoderConfig(),
+        providers: Sequence[str] = DEFAULT_PROVIDERS,
+        allow_cpu_fallback: bool = True,
+        intra_op_threads: int | None = None,
+    ) -> None:
+        self.bundle = bundle
+        self.cut_names = [t.name for t in bundle.manifest.cut]
+        self.preprocess = Preprocessor(bundle.manifest.input)
+        self.session = InferenceSession(
+            bundle.head_path, providers, allow_cpu_fallback, intra_op_threads=intra_op_threads
+        )
+        self._input_name = bundle.manifest.input.name
+        self._encoding: _Encoding
+        self.warnings = self.configure(config)
+
+    @property
+    def config(self) -> EncoderConfig:
+        return self._encoding.config
+
+    def configure(self, config: EncoderConfig) -> list[str]:
+        """Validate and switch encoder settings (atomically: a frame in flight keeps the old ones)."""
+        config = config.validated()
+        calibrated = self.bundle.manifest.quantization.calibrated
+        params, warnings = {}, []
+        for name in self.cut_names:
+            params[name], warning = resolve_params(config, name, calibrated)
+            if warning:
+                warnings.append(warning)
+        self._encoding = _Encoding(config, params)
+        return warnings
+
+    def features(self, image: np.ndarray, encoding: str = "rgb8") -> tuple[dict[str, np.ndarray], float, float]:
+        """The cut tensors as floats, with preprocess and head milliseconds (no encoding)."""
+        t0 = time.perf_counter()
+        model_input = self.preprocess(image, encoding)
+        t1 = time.perf_counter()
+        outputs = self.session.run({self._input_name: model_input})
+        t2 = time.perf_counter()
+        return {name: outputs[name] for name in self.cut_names}, (t1 - t0) * 1e3, (t2 - t1) * 1e3
+
+    def encode(self, features: dict[str, np.ndarray]) -> list[EncodedTensor]:
+        encoding = self._encoding
+        codec = encoding.config.codec_id
+        raw_bits = encoding.config.bits
+        return [encode(name, features[name], encoding.params[name], codec, raw_bits) for name in self.cut_names]
+
+    def __call__(self, image: np.ndarray, encoding: str = "rgb8") -> HeadResult:
+        features, preprocess_ms, head_ms = self.features(image, encoding)
+        t0 = time.perf_counter()
+        tensors = self.encode(features)
+        return HeadResult(tensors, preprocess_ms, head_ms, (time.perf_counter() - t0) * 1e3)

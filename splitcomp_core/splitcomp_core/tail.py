@@ -1,0 +1,102 @@
+"""The edge side, without ROS: encoded cut tensors -> checks -> tail model -> top-k classes.
+
+Every received message is checked against the bundle before anything is decoded, so a stale
+robot, a different model or a corrupt packet is refused with a reason instead of crashing
+ONNX Runtime or allocating what the sender asks for.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Sequence
+
+import numpy as np
+
+from splitcomp_core.bundle import Bundle
+from splitcomp_core.codec import DEFAULT_MAX_ELEMENTS, EncodedTensor, decode
+from splitcomp_core.errors import CodecError, InferenceError, SplitcompError
+from splitcomp_core.postprocess import top_k_labelled
+from splitcomp_core.runtime import DEFAULT_PROVIDERS, InferenceSession
+
+
+class FeaturesRejected(SplitcompError):
+    """A message the tail will not use; `reason` is a short key for diagnostics counters."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclasses.dataclass
+class TailResult:
+    results: list[tuple[int, str, float]]
+    feature_bytes: int
+    decode_ms: float
+    tail_ms: float
+    post_ms: float
+
+    @property
+    def total_ms(self) -> float:
+        return self.decode_ms + self.tail_ms + self.post_ms
+
+
+class TailPipeline:
+    """Owns the tail's ONNX Runtime session (created once) and the bundle's expectations."""
+
+    def __init__(
+        self,
+        bundle: Bundle,
+        providers: Sequence[str] = DEFAULT_PROVIDERS,
+        allow_cpu_fallback: bool = True,
+        top_k: int = 5,
+        max_elements: int = DEFAULT_MAX_ELEMENTS,
+        intra_op_threads: int | None = None,
+    ) -> None:
+        self.bundle = bundle
+        self.model_id = bundle.manifest.model_id
+        self.cut = bundle.manifest.cut
+        self.top_k = top_k
+        self.max_elements = max_elements
+        self.session = InferenceSession(
+            bundle.tail_path, providers, allow_cpu_fallback, intra_op_threads=intra_op_threads
+        )
+        self._output = bundle.manifest.output
+
+    def check(self, model_id: str, tensors: Sequence[EncodedTensor]) -> None:
+        """Raise FeaturesRejected unless the message matches this bundle's cut."""
+        if model_id != self.model_id:
+            raise FeaturesRejected(
+                "model_id", f"model_id {model_id!r} is not this bundle's {self.model_id!r}: head and tail bundles differ"
+            )
+        if len(tensors) != len(self.cut):
+            raise FeaturesRejected("tensor_count", f"expected {len(self.cut)} tensor(s), got {len(tensors)}")
+        for tensor, spec in zip(tensors, self.cut):
+            if tensor.name != spec.name:
+                raise FeaturesRejected("tensor_name", f"expected tensor '{spec.name}', got '{tensor.name}'")
+            shape = tuple(tensor.shape)
+            if len(shape) != len(spec.shape) or any(d != s for d, s in zip(shape, spec.shape) if s >= 0):
+                raise FeaturesRejected("shape", f"tensor '{spec.name}' has shape {list(shape)}, expected {spec.shape}")
+
+    def __call__(self, model_id: str, tensors: Sequence[EncodedTensor]) -> TailResult:
+        self.check(model_id, tensors)
+        t0 = time.perf_counter()
+        try:
+            feeds = {t.name: decode(t, self.max_elements) for t in tensors}
+        except CodecError as exc:
+            raise FeaturesRejected("codec", str(exc)) from exc
+        t1 = time.perf_counter()
+        try:
+            scores = self.session.run(feeds)[self._output.name]
+        except InferenceError as exc:
+            raise FeaturesRejected("inference", str(exc)) from exc
+        t2 = time.perf_counter()
+        results = top_k_labelled(np.asarray(scores)[0], self.top_k, self.bundle.labels, self._output.kind)
+        t3 = time.perf_counter()
+        return TailResult(
+            results=results,
+            feature_bytes=sum(len(t.data) for t in tensors),
+            decode_ms=(t1 - t0) * 1e3,
+            tail_ms=(t2 - t1) * 1e3,
+            post_ms=(t3 - t2) * 1e3,
+        )

@@ -1,0 +1,141 @@
+"""HeadPipeline and TailPipeline on a real (tiny) bundle in ONNX Runtime: encode, check, decode, classify."""
+
+import dataclasses
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+from splitcomp_core.bundle import InputSpec, Manifest, OutputSpec, QuantizationSpec, TensorSpec, write_bundle
+from splitcomp_core.codec import CODEC_LZ4, decode
+from splitcomp_core.head import HeadPipeline
+from splitcomp_core.postprocess import softmax
+from splitcomp_core.quantization import EncoderConfig
+from splitcomp_core.tail import FeaturesRejected, TailPipeline
+
+LABELS = ["a", "b", "c", "d", "e"]
+RNG = np.random.default_rng(5)
+CONV_W = RNG.normal(0, 0.5, (4, 3, 3, 3)).astype(np.float32)
+FC_W = RNG.normal(0, 1.0, (4, 5)).astype(np.float32)
+
+
+def model_bytes(nodes, inputs, outputs, initializers) -> bytes:
+    graph = helper.make_graph(nodes, "g", inputs, outputs, [numpy_helper.from_array(v, k) for k, v in initializers])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+
+
+def head_model() -> bytes:
+    return model_bytes(
+        [helper.make_node("Conv", ["image", "w"], ["c"], pads=[1, 1, 1, 1]), helper.make_node("Relu", ["c"], ["feat"])],
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, 16, 16])],
+        [helper.make_tensor_value_info("feat", TensorProto.FLOAT, [1, 4, 16, 16])],
+        [("w", CONV_W)],
+    )
+
+
+def tail_model() -> bytes:
+    return model_bytes(
+        [
+            helper.make_node("GlobalAveragePool", ["feat"], ["p"]),
+            helper.make_node("Flatten", ["p"], ["f"]),
+            helper.make_node("MatMul", ["f", "fc"], ["logits"]),
+        ],
+        [helper.make_tensor_value_info("feat", TensorProto.FLOAT, [1, 4, 16, 16])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 5])],
+        [("fc", FC_W)],
+    )
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    manifest = Manifest(
+        format_version=1, model_id="", source="test",
+        cut=[TensorSpec("feat", [1, 4, 16, 16])],
+        input=InputSpec("image", [1, 3, 16, 16], 16, 16, "RGB", [0.5] * 3, [0.25] * 3),
+        output=OutputSpec("logits", [1, 5]),
+        quantization=QuantizationSpec(calibrated={"feat": {
+            "per_tensor": {"min": 0.0, "max": 6.0},
+            "per_channel": {"min": [0.0] * 4, "max": [6.0, 5.0, 4.0, 3.0]},
+            "method": "fixed", "bits": 8,
+        }}),
+    )
+    return write_bundle(tmp_path_factory.mktemp("b") / "bundle", head_model(), tail_model(), manifest, LABELS)
+
+
+@pytest.fixture(scope="module")
+def frames():
+    return [RNG.integers(0, 256, (24, 20, 3), dtype=np.uint8) for _ in range(8)]
+
+
+def reference_probs(head, tail, image):
+    features, _, _ = head.features(image, "rgb8")
+    logits = tail.session.run(features)["logits"][0]
+    return softmax(logits)
+
+
+def test_raw_float32_features_classify_exactly_like_the_float_model(bundle, frames):
+    head = HeadPipeline(bundle, EncoderConfig(bits=32), providers=["cpu"])
+    tail = TailPipeline(bundle, ["cpu"], top_k=5)
+    for image in frames:
+        result = head(image, "rgb8")
+        out = tail(bundle.manifest.model_id, result.tensors)
+        probs = reference_probs(head, tail, image)
+        assert [c for c, _, _ in out.results] == list(np.argsort(-probs, kind="stable"))
+        np.testing.assert_allclose([p for _, _, p in out.results], np.sort(probs)[::-1], rtol=1e-6)
+        assert out.feature_bytes == 4 * 16 * 16 * 4
+        assert out.results[0][1] == LABELS[out.results[0][0]]
+
+
+@pytest.mark.parametrize("mode", ["clip", "calibrated", "per_channel"])
+def test_quantized_modes_stay_close_to_float(bundle, frames, mode):
+    head = HeadPipeline(bundle, EncoderConfig(bits=8, mode=mode, clip_max=6.0, codec="zstd"), providers=["cpu"])
+    assert head.warnings == []
+    for image in frames[:3]:
+        features, _, _ = head.features(image, "rgb8")
+        (tensor,) = head.encode(features)
+        lo = tensor.offset.reshape(1, -1, 1, 1)
+        hi = lo + tensor.scale.reshape(1, -1, 1, 1) * 255
+        err = np.abs(decode(tensor) - np.clip(features["feat"], lo, hi))
+        assert err.max() <= tensor.scale.max() / 2 + 1e-5
+        assert (features["feat"] > 3.0).any(), "the frames must exercise the ranges"
+
+
+def test_missing_calibration_falls_back_to_clip_with_a_warning(bundle):
+    stripped = dataclasses.replace(
+        bundle, manifest=dataclasses.replace(bundle.manifest, quantization=QuantizationSpec())
+    )
+    head = HeadPipeline(stripped, EncoderConfig(mode="per_channel"), providers=["cpu"])
+    assert len(head.warnings) == 1 and "calibrate" in head.warnings[0]
+    assert head.encode({"feat": np.ones((1, 4, 16, 16), np.float32)})[0].scale.size == 1
+
+
+def test_configure_switches_bits_and_codec_for_the_next_frame(bundle, frames):
+    head = HeadPipeline(bundle, EncoderConfig(bits=4), providers=["cpu"])
+    before = head(frames[0]).tensors[0]
+    head.configure(EncoderConfig(bits=2, codec="lz4"))
+    after = head(frames[0]).tensors[0]
+    assert (before.bits, after.bits, after.codec) == (4, 2, CODEC_LZ4)
+    with pytest.raises(ValueError, match="bits"):
+        head.configure(EncoderConfig(bits=9))
+    assert head.config.bits == 2
+
+
+@pytest.mark.parametrize(
+    "spoil, reason",
+    [
+        (lambda m, t: ("sha256:other", t), "model_id"),
+        (lambda m, t: (m, t + t), "tensor_count"),
+        (lambda m, t: (m, [dataclasses.replace(t[0], name="other")]), "tensor_name"),
+        (lambda m, t: (m, [dataclasses.replace(t[0], shape=(1, 4, 8, 32))]), "shape"),
+        (lambda m, t: (m, [dataclasses.replace(t[0], data=t[0].data[:-3])]), "codec"),
+        (lambda m, t: (m, [dataclasses.replace(t[0], bits=9)]), "codec"),
+    ],
+)
+def test_tail_rejects_with_a_reason(bundle, frames, spoil, reason):
+    head = HeadPipeline(bundle, EncoderConfig(bits=4), providers=["cpu"])
+    tail = TailPipeline(bundle, ["cpu"])
+    model_id, tensors = spoil(bundle.manifest.model_id, head(frames[0]).tensors)
+    with pytest.raises(FeaturesRejected) as info:
+        tail(model_id, tensors)
+    assert info.value.reason == reason
+    assert tail(bundle.manifest.model_id, head(frames[0]).tensors).results
