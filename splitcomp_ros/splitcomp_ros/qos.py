@@ -1,0 +1,21 @@
+"""QoS profiles by name, so launch files and YAML can choose them."""
+
+from rclpy.qos import QoSProfile, ReliabilityPolicy, HistoryPolicy, qos_profile_sensor_data
+
+from splitcomp_core.errors import SplitcompError
+
+INPUT_QOS_CHOICES = ("sensor_data", "reliable")
+
+
+def input_qos(name: str) -> QoSProfile:
+    """Camera input: sensor-data QoS (best effort, shallow) unless the publisher is reliable-only."""
+    if name == "sensor_data":
+        return qos_profile_sensor_data
+    if name == "reliable":
+        return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=2, reliability=ReliabilityPolicy.RELIABLE)
+    raise SplitcompError(f"input_qos must be one of {', '.join(INPUT_QOS_CHOICES)}, got {name!r}")
+
+
+def features_qos() -> QoSProfile:
+    """Reliable and shallow: a lost feature message costs one frame, a deep queue costs latency."""
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.RELIABLE)
