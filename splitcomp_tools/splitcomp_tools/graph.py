@@ -1,0 +1,611 @@
+"""Where an ONNX model can be cut, and how to cut it: the one place cut logic lives.
+
+Vocabulary. A *real input* is a graph input without an initializer (weights listed as inputs with an
+initializer are constants). A tensor is *dependent* when it is computed, transitively, from a real
+input; every other tensor is a *constant* (initializers, Constant/ConstantOfShape nodes, Shape of a
+constant, ...) that the tail can recompute on its own. `Shape(x)` of a dependent `x` is dependent.
+Names a subgraph (If/Loop/Scan body) reads from the enclosing graph count as inputs of its node.
+A *cut* is a set of dependent tensors through which every path from the real inputs to the graph
+outputs passes, so the tail can compute every output from the cut plus constants.
+
+What `find_cuts` guarantees, on the DAG of *relevant* nodes (dependent nodes that feed an output):
+
+* Single-tensor cuts: all of them. In any topological order, a tensor t is a cut iff right after
+  its producer runs the live set (dependent tensors produced so far that a later node reads, and
+  graph outputs) is exactly {t}: every relevant node is either an ancestor of t's producer, and
+  then reaches the outputs only through t, or a descendant of it.
+* Multi-tensor cuts of up to `max_tensors` (<= 3) tensors: all *minimal* ones (no proper subset is
+  a cut). Consecutive single cuts split the graph into segments, and every path is a concatenation
+  of one path per segment, so a minimal multi-tensor cut lies inside one segment (a graph output
+  that later nodes still read is itself a single cut, and every cut after it would have to contain
+  it, so none of those is minimal). Inside a segment, {a, b} is
+  a cut iff b is a single cut of the segment once a is removed; {a, b, c} iff c is a single cut once
+  a and b are removed. Removing every candidate (pair) and re-running the sweep therefore finds
+  every minimal cut, including "non-convex" ones that no single topological order exposes.
+  The cost is O(m^k) sweeps of a segment with m tensors, so k = 3 is slow for wide segments.
+* Every cut is re-proved by the closure check (`cut_problem`: walk back from the outputs, stop at
+  the cut and at constants, never reach a real input; drop any one tensor and the walk does reach
+  one) before it is returned. Cuts that contain a real input, or hold only final outputs (the tail
+  would compute nothing), are trivial and never returned.
+"""
+
+from __future__ import annotations
+
+import functools
+import heapq
+import os
+import tempfile
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator, Mapping, Sequence
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from google.protobuf.message import DecodeError
+
+from splitcomp_core.errors import SplitcompError
+
+MAX_CUT_TENSORS = 3
+Cut = tuple[str, ...]
+
+
+class ModelError(SplitcompError, ValueError):
+    """An ONNX model cannot be read, analysed or cut as asked; the message names the model or tensor."""
+
+
+@dataclass(frozen=True)
+class TensorType:
+    """dtype (numpy name) and concrete shape of a tensor for one run at fixed input sizes."""
+
+    dtype: str
+    shape: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Graph:
+    """Dependency structure of an ONNX graph, nodes in topological order, reduced to what cutting needs."""
+
+    nodes: tuple[onnx.NodeProto, ...]
+    reads: tuple[tuple[str, ...], ...]  # per node: distinct tensors read, including subgraphs' outer-scope names
+    writes: tuple[tuple[str, ...], ...]  # per node: non-empty outputs
+    real_inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    initializers: frozenset[str]
+    producer: Mapping[str, int]
+    dependent: frozenset[str]
+    relevant: tuple[int, ...]  # dependent nodes on a path to an output, topological positions
+
+    @functools.cached_property
+    def sinks(self) -> frozenset[str]:
+        """Graph outputs that depend on a real input (constant outputs the tail recomputes)."""
+        return frozenset(o for o in self.outputs if o in self.dependent)
+
+    def position(self, tensor: str) -> int:
+        """Topological position of the tensor's producer; -1 for real inputs and initializers."""
+        return self.producer.get(tensor, -1)
+
+    def cut_position(self, cut: Cut) -> int:
+        """Where a cut sits in the topological order: the position of its last-computed tensor."""
+        return max(self.position(t) for t in cut)
+
+
+def load_model(path: str | os.PathLike) -> onnx.ModelProto:
+    """The model's structure, checked to be valid ONNX; weights stored as external data stay on disk."""
+    path = Path(path)
+    if not path.exists():
+        raise ModelError(f"{path}: no such file; pass the path of an .onnx model")
+    if not path.is_file():
+        raise ModelError(f"{path}: not a file; pass the path of an .onnx model")
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except (DecodeError, ValueError, OSError, UnicodeDecodeError) as exc:
+        raise ModelError(f"{path}: not an ONNX model ({exc})") from exc
+    try:
+        onnx.checker.check_model(str(path))
+    except onnx.checker.ValidationError as exc:
+        raise ModelError(f"{path}: not a valid ONNX model: {str(exc).strip().splitlines()[0]}") from exc
+    return model
+
+
+def build_graph(model: onnx.ModelProto) -> Graph:
+    """Index the main graph: producers, topological order, dependent tensors and relevant nodes."""
+    g = model.graph
+    initializers = frozenset(t.name for t in g.initializer) | {s.values.name for s in g.sparse_initializer}
+    real_inputs = tuple(v.name for v in g.input if v.name not in initializers)
+    raw_reads = [_node_reads(n) for n in g.node]
+    raw_writes = [tuple(o for o in n.output if o) for n in g.node]
+    producer: dict[str, int] = {}
+    for i, outs in enumerate(raw_writes):
+        for t in outs:
+            if t in producer or t in initializers or t in real_inputs:
+                raise ModelError(
+                    f"tensor '{t}' is defined twice (node '{g.node[i].name}'); the graph is not valid ONNX"
+                )
+            producer[t] = i
+    known = producer.keys() | initializers | set(real_inputs)
+    for i, reads in enumerate(raw_reads):
+        for t in reads:
+            if t not in known:
+                raise ModelError(f"node '{g.node[i].name}' ({g.node[i].op_type}) reads '{t}', which nothing defines")
+    outputs = tuple(v.name for v in g.output)
+    for t in outputs:
+        if t not in known:
+            raise ModelError(f"graph output '{t}' is never computed")
+    order = _topological_order(raw_reads, producer, g.node)
+    at = {old: new for new, old in enumerate(order)}
+    reads = tuple(raw_reads[i] for i in order)
+    writes = tuple(raw_writes[i] for i in order)
+    dependent = set(real_inputs)
+    for i, r in enumerate(reads):
+        if not dependent.isdisjoint(r):
+            dependent.update(writes[i])
+    needed = {o for o in outputs if o in dependent}
+    relevant = []
+    for i in range(len(reads) - 1, -1, -1):
+        if not needed.isdisjoint(writes[i]) and not dependent.isdisjoint(reads[i]):
+            relevant.append(i)
+            needed.update(t for t in reads[i] if t in dependent)
+    return Graph(
+        nodes=tuple(g.node[i] for i in order),
+        reads=reads,
+        writes=writes,
+        real_inputs=real_inputs,
+        outputs=outputs,
+        initializers=initializers,
+        producer={t: at[i] for t, i in producer.items()},
+        dependent=frozenset(dependent),
+        relevant=tuple(reversed(relevant)),
+    )
+
+
+def find_cuts(g: Graph, max_tensors: int = 1) -> list[Cut]:
+    """Every valid cut of up to `max_tensors` tensors (see the module docstring), in topological order."""
+    if not 1 <= max_tensors <= MAX_CUT_TENSORS:
+        raise ModelError(f"max_tensors must be 1 to {MAX_CUT_TENSORS}, got {max_tensors}")
+    sources = tuple(g.real_inputs)
+    boundaries, _ = _lone_frontiers(g, g.relevant, sources, g.sinks, frozenset())
+    found: list[Cut] = [(t,) for t in boundaries]
+    if max_tensors > 1:
+        for segment in _segments(g, boundaries):
+            found.extend(_segment_cuts(g, segment, max_tensors))
+    return sorted((c for c in found if cut_problem(g, c) is None), key=lambda c: (g.cut_position(c), c))
+
+
+def cut_problem(g: Graph, cut: Sequence[str]) -> str | None:
+    """Why `cut` is not a valid, minimal, non-trivial cut, or None when it is (the closure check)."""
+    if not cut:
+        return "no tensor given"
+    if len(set(cut)) != len(cut):
+        return f"a tensor is listed twice in {list(cut)}"
+    for t in cut:
+        if t in g.real_inputs:
+            return f"'{t}' is a model input: the tail would need the raw input and the head would do nothing"
+        if t not in g.producer and t not in g.initializers:
+            return f"there is no tensor named '{t}' in the model"
+        if t not in g.dependent:
+            return f"'{t}' is a constant (computed from weights alone), not a feature of the input"
+    nodes, leak = _tail_walk(g, set(cut))
+    if leak is not None:
+        return (f"{_names(cut)} does not separate the input from the outputs: "
+                f"the path {_bypass(g, cut, leak)} bypasses it")
+    if len(cut) > 1:
+        for t in cut:
+            rest = [u for u in cut if u != t]
+            if _tail_walk(g, set(rest))[1] is None:
+                return f"'{t}' is redundant: {_names(rest)} alone is already a cut"
+    if not nodes:
+        return f"{_names(cut)} holds only final outputs: the tail would have nothing to compute"
+    return None
+
+
+def nearest_cuts(g: Graph, cuts: Sequence[Cut], near: str, count: int = 5) -> list[Cut]:
+    """The `count` cuts closest to tensor `near` in topological order (for "did you mean" messages)."""
+    where = g.position(near)
+    return sorted(cuts, key=lambda c: (abs(g.cut_position(c) - where), g.cut_position(c)))[:count]
+
+
+def head_nodes(g: Graph, cut: Iterable[str]) -> set[int]:
+    """Positions of the dependent nodes the head runs to produce `cut`."""
+    seen: set[str] = set()
+    nodes: set[int] = set()
+    stack = [t for t in cut if t in g.dependent]
+    while stack:
+        t = stack.pop()
+        if t in seen or t not in g.producer:
+            continue
+        seen.add(t)
+        nodes.add(g.producer[t])
+        stack.extend(r for r in g.reads[g.producer[t]] if r in g.dependent)
+    return nodes
+
+
+def extract(
+    model: onnx.ModelProto,
+    g: Graph,
+    inputs: Sequence[str],
+    outputs: Sequence[str],
+    value_infos: Mapping[str, onnx.ValueInfoProto],
+) -> onnx.ModelProto:
+    """A standalone model computing `outputs` from `inputs` plus constants.
+
+    Like onnx.utils.Extractor, but it follows the outer-scope names that If/Loop/Scan bodies read,
+    refuses a part that would still need a real input, keeps only the initializers and local
+    functions the kept nodes use, and turns weights listed as inputs (IR < 4) into plain
+    initializers, so a part's only inputs are the ones asked for. `value_infos` types the new
+    inputs and outputs.
+    """
+    stop = set(inputs)
+    kept: set[int] = set()
+    used: set[str] = set()
+    stack = list(outputs)
+    while stack:
+        t = stack.pop()
+        if t in used:
+            continue
+        used.add(t)
+        if t in stop or t in g.initializers:
+            continue
+        if t in g.real_inputs:
+            raise ModelError(f"the part computing {_names(outputs)} from {_names(inputs)} would still need input '{t}'")
+        kept.add(g.producer[t])
+        stack.extend(g.reads[g.producer[t]])
+    missing = [t for t in (*inputs, *outputs) if t not in value_infos]
+    if missing:
+        raise ModelError(f"no type is known for {_names(missing)}; run ONNX shape inference on the model first")
+    nodes = [g.nodes[i] for i in sorted(kept)]
+    graph = onnx.helper.make_graph(
+        nodes,
+        model.graph.name or "part",
+        [value_infos[t] for t in inputs],
+        [value_infos[t] for t in outputs],
+        initializer=[t for t in model.graph.initializer if t.name in used and t.name not in stop],
+        sparse_initializer=[s for s in model.graph.sparse_initializer if s.values.name in used],
+        value_info=[v for v in model.graph.value_info
+                    if v.name in used and v.name not in stop and v.name not in outputs],
+    )
+    part = onnx.helper.make_model(
+        graph,
+        ir_version=max(model.ir_version, 4),
+        opset_imports=list(model.opset_import),
+        functions=_local_functions(model, nodes),
+        producer_name="splitcomp split",
+    )
+    part.metadata_props.extend(model.metadata_props)
+    return part
+
+
+def declared_types(model: onnx.ModelProto) -> dict[str, onnx.ValueInfoProto]:
+    """Types ONNX shape inference declares for the graph's tensors, keeping symbolic dims (e.g. batch)."""
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
+    except (onnx.shape_inference.InferenceError, ValueError):
+        inferred = model
+    graph = inferred.graph
+    return {v.name: v for v in (*graph.value_info, *graph.input, *graph.output) if v.type.HasField("tensor_type")}
+
+
+def fixed_input_shapes(
+    model: onnx.ModelProto, g: Graph, given: Mapping[str, Sequence[int]] | None = None
+) -> dict[str, tuple[int, ...]]:
+    """One concrete shape per real input: `given`, else the declared one with a dynamic batch (dim 0) as 1."""
+    given = dict(given or {})
+    unknown = set(given) - set(g.real_inputs)
+    if unknown:
+        raise ModelError(f"--input-shape names {sorted(unknown)}, but the model's inputs are {list(g.real_inputs)}")
+    declared = {v.name: v for v in model.graph.input}
+    shapes = {}
+    for name in g.real_inputs:
+        tensor = declared[name].type.tensor_type
+        if name in given:
+            shape = tuple(int(d) for d in given[name])
+            if tensor.HasField("shape") and len(tensor.shape.dim) != len(shape):
+                raise ModelError(
+                    f"input '{name}' has rank {len(tensor.shape.dim)}, but the given shape is {list(shape)}"
+                )
+            if any(d < 1 for d in shape):
+                raise ModelError(f"input shape {list(shape)} for '{name}' must be positive integers")
+            shapes[name] = shape
+            continue
+        if not tensor.HasField("shape"):
+            raise ModelError(f"input '{name}' declares no shape; give one with --input-shape {name}=1,3,224,224")
+        dims = []
+        for k, d in enumerate(tensor.shape.dim):
+            if d.HasField("dim_value") and d.dim_value > 0:
+                dims.append(d.dim_value)
+            elif k == 0:
+                dims.append(1)
+            else:
+                raise ModelError(
+                    f"input '{name}' has a dynamic dimension {k} ({d.dim_param or '?'}); "
+                    f"give its size with --input-shape {name}=..."
+                )
+        shapes[name] = tuple(dims)
+    return shapes
+
+
+def infer_tensor_types(
+    path: str | os.PathLike,
+    model: onnx.ModelProto,
+    names: Iterable[str],
+    input_shapes: Mapping[str, Sequence[int]],
+) -> dict[str, TensorType]:
+    """Concrete dtype and shape of each tensor in `names` when the real inputs have `input_shapes`.
+
+    ONNX shape inference runs on the file (infer_shapes_path), never on an in-memory copy of the
+    weights, so models over 2 GB with external data work; what it leaves unknown is measured by
+    one ONNX Runtime run that exposes those tensors as extra outputs. Tensors that are not plain
+    tensors (sequences, maps) are left out of the result.
+    """
+    wanted = list(dict.fromkeys(names))
+    work = onnx.ModelProto()
+    work.CopyFrom(model)
+    for v in work.graph.input:
+        if v.name in input_shapes:
+            shape = v.type.tensor_type.shape
+            del shape.dim[:]
+            for d in input_shapes[v.name]:
+                shape.dim.add().dim_value = int(d)
+    with tempfile.TemporaryDirectory(prefix="splitcomp-shapes-") as tmp:
+        staged, inferred = Path(tmp) / "model.onnx", Path(tmp) / "inferred.onnx"  # weights stay where they are
+        onnx.save(work, str(staged))
+        try:
+            onnx.shape_inference.infer_shapes_path(str(staged), str(inferred), data_prop=True)
+            result = onnx.load(str(inferred), load_external_data=False)
+        except (onnx.shape_inference.InferenceError, ValueError, DecodeError):
+            result = work
+    types = _static_types(result)
+    missing = [t for t in wanted if t not in types]
+    if missing:
+        types.update(_measured_types(work, Path(path).resolve().parent, missing, input_shapes))
+    return {t: types[t] for t in wanted if t in types}
+
+
+def _node_reads(node: onnx.NodeProto) -> tuple[str, ...]:
+    """Distinct tensors a node reads, including names its subgraphs take from the enclosing scope."""
+    names = [t for t in node.input if t]
+    for sub in _subgraphs(node):
+        names.extend(sorted(_outer_names(sub)))
+    return tuple(dict.fromkeys(names))
+
+
+def _subgraphs(node: onnx.NodeProto) -> Iterator[onnx.GraphProto]:
+    for attr in node.attribute:
+        if attr.type == onnx.AttributeProto.GRAPH:
+            yield attr.g
+        elif attr.type == onnx.AttributeProto.GRAPHS:
+            yield from attr.graphs
+
+
+def _outer_names(graph: onnx.GraphProto) -> set[str]:
+    """Names a subgraph reads without defining them: values of the enclosing graph."""
+    defined = {v.name for v in graph.input} | {t.name for t in graph.initializer}
+    defined |= {s.values.name for s in graph.sparse_initializer}
+    used = {v.name for v in graph.output}
+    for node in graph.node:
+        used.update(t for t in node.input if t)
+        for sub in _subgraphs(node):
+            used |= _outer_names(sub)
+        defined.update(node.output)
+    return used - defined
+
+
+def _topological_order(
+    reads: Sequence[tuple[str, ...]], producer: Mapping[str, int], nodes: Sequence[onnx.NodeProto]
+) -> list[int]:
+    """Kahn's algorithm, preferring the file's own order, so an already sorted graph keeps its order."""
+    waiting = [0] * len(reads)
+    users: list[list[int]] = [[] for _ in reads]
+    for i, r in enumerate(reads):
+        for t in r:
+            if t in producer:
+                waiting[i] += 1
+                users[producer[t]].append(i)
+    ready = [i for i, w in enumerate(waiting) if w == 0]
+    heapq.heapify(ready)
+    order = []
+    while ready:
+        i = heapq.heappop(ready)
+        order.append(i)
+        for j in users[i]:
+            waiting[j] -= 1
+            if waiting[j] == 0:
+                heapq.heappush(ready, j)
+    if len(order) != len(reads):
+        stuck = next(i for i, w in enumerate(waiting) if w > 0)
+        raise ModelError(f"the graph has a cycle through node '{nodes[stuck].name}' ({nodes[stuck].op_type})")
+    return order
+
+
+def _lone_frontiers(
+    g: Graph, nodes: Sequence[int], sources: Sequence[str], sinks: frozenset[str], removed: frozenset[str]
+) -> tuple[list[str], set[str]]:
+    """Single cuts of the sub-DAG of `nodes` between `sources` and `sinks`, with `removed` tensors cut away.
+
+    Keeps the nodes reachable from a source and reaching a sink without passing a removed tensor,
+    then sweeps them in order: a tensor is a single cut iff it is the only live value right after
+    its producer. Also returns the tensors on some source-to-sink path.
+    """
+    reach = {s for s in sources if s not in removed}
+    forward = []
+    for i in nodes:
+        if not reach.isdisjoint(g.reads[i]):
+            forward.append(i)
+            reach.update(t for t in g.writes[i] if t not in removed)
+    need = {s for s in sinks if s in reach}
+    kept = []
+    for i in reversed(forward):
+        if not need.isdisjoint(g.writes[i]):
+            kept.append(i)
+            need.update(t for t in g.reads[i] if t in reach)
+    kept.reverse()
+    uses = Counter(t for i in kept for t in g.reads[i] if t in need)
+    live = {s for s in sources if s in need}
+    found = []
+    for i in kept:
+        for t in g.reads[i]:
+            if t in need:
+                uses[t] -= 1
+                if uses[t] == 0 and t not in sinks:
+                    live.discard(t)
+        live.update(t for t in g.writes[i] if t in need)
+        if len(live) == 1:
+            found.extend(live)
+    return found, need
+
+
+@dataclass(frozen=True)
+class _Segment:
+    """Relevant nodes between two consecutive single cuts (or the inputs / the outputs)."""
+
+    nodes: tuple[int, ...]
+    sources: tuple[str, ...]
+    sinks: frozenset[str]
+
+
+def _segments(g: Graph, boundaries: Sequence[str]) -> list[_Segment]:
+    segments = []
+    ends = iter(boundaries)
+    end = next(ends, None)
+    sources: tuple[str, ...] = g.real_inputs
+    nodes: list[int] = []
+    for i in g.relevant:
+        nodes.append(i)
+        if end is not None and i == g.producer[end]:
+            segments.append(_Segment(tuple(nodes), sources, frozenset({end})))
+            sources, nodes, end = (end,), [], next(ends, None)
+    if nodes:
+        segments.append(_Segment(tuple(nodes), sources, g.sinks))
+    return segments
+
+
+def _segment_cuts(g: Graph, seg: _Segment, max_tensors: int) -> list[Cut]:
+    """Minimal cuts of 2 to `max_tensors` tensors inside one segment.
+
+    Neither the segment's sources nor its single cuts (at most its end: any other would be a
+    single cut of the whole graph) can be part of a minimal multi-tensor cut.
+    """
+    singles, need = _lone_frontiers(g, seg.nodes, seg.sources, seg.sinks, frozenset())
+    skip = set(singles) | set(seg.sources)
+    members = [t for i in seg.nodes for t in g.writes[i] if t in need and t not in skip]
+    rank = {t: k for k, t in enumerate(members)}
+    pairs: set[tuple[str, str]] = set()
+    for a in members:
+        for b in _lone_frontiers(g, seg.nodes, seg.sources, seg.sinks, frozenset({a}))[0]:
+            if rank.get(b, -1) > rank[a]:
+                pairs.add((a, b))
+    cuts: list[Cut] = list(pairs)
+    if max_tensors < 3:
+        return cuts
+    for x, a in enumerate(members):
+        for y in range(x + 1, len(members)):
+            b = members[y]
+            if (a, b) in pairs:
+                continue
+            for c in _lone_frontiers(g, seg.nodes, seg.sources, seg.sinks, frozenset({a, b}))[0]:
+                if rank.get(c, -1) > y and (a, c) not in pairs and (b, c) not in pairs:
+                    cuts.append((a, b, c))
+    return cuts
+
+
+def _tail_walk(g: Graph, cut: set[str]) -> tuple[set[int], list[str] | None]:
+    """Dependent nodes the tail runs to compute the outputs from `cut`, and a real-input path that
+    bypasses the cut (input first), or None when there is none."""
+    via: dict[str, str | None] = {}
+    stack: list[tuple[str, str | None]] = [(o, None) for o in g.sinks]
+    nodes: set[int] = set()
+    while stack:
+        t, toward = stack.pop()
+        if t in via or t in cut:
+            continue
+        via[t] = toward
+        if t in g.real_inputs:
+            path = [t]
+            while via[path[-1]] is not None:
+                path.append(via[path[-1]])
+            return nodes, path
+        i = g.producer[t]
+        nodes.add(i)
+        stack.extend((r, t) for r in g.reads[i] if r in g.dependent)
+    return nodes, None
+
+
+def _bypass(g: Graph, cut: Sequence[str], path: Sequence[str]) -> str:
+    """The leaking path up to the first tensor past the head, where it goes around the cut."""
+    head = head_nodes(g, cut)
+    before = [k for k, t in enumerate(path) if t in g.real_inputs or g.producer.get(t) in head]
+    end = before[-1] + 2 if before else len(path)
+    return " -> ".join([*path[:end], "..."] if end < len(path) else path)
+
+
+def _names(tensors: Iterable[str]) -> str:
+    return "{" + ", ".join(f"'{t}'" for t in tensors) + "}"
+
+
+def _local_functions(model: onnx.ModelProto, nodes: Sequence[onnx.NodeProto]) -> list[onnx.FunctionProto]:
+    """The model-local functions the nodes call, directly, from subgraphs or from other functions."""
+    available = {(f.domain, f.name): f for f in model.functions}
+    chosen: dict[tuple[str, str], onnx.FunctionProto] = {}
+    queue = list(nodes)
+    while queue:
+        node = queue.pop()
+        key = (node.domain, node.op_type)
+        if key in available and key not in chosen:
+            chosen[key] = available[key]
+            queue.extend(available[key].node)
+        for sub in _subgraphs(node):
+            queue.extend(sub.node)
+    return [f for key, f in available.items() if key in chosen]
+
+
+def _static_types(model: onnx.ModelProto) -> dict[str, TensorType]:
+    """Fully known tensor types declared in the model (inputs, outputs, value_info, initializers)."""
+    graph = model.graph
+    types = {
+        t.name: TensorType(_np_name(t.data_type), tuple(int(d) for d in t.dims)) for t in graph.initializer
+    }
+    for v in (*graph.value_info, *graph.input, *graph.output):
+        tensor = v.type.tensor_type
+        if not v.type.HasField("tensor_type") or not tensor.elem_type or not tensor.HasField("shape"):
+            continue
+        dims = tensor.shape.dim
+        if all(d.HasField("dim_value") for d in dims):
+            types[v.name] = TensorType(_np_name(tensor.elem_type), tuple(d.dim_value for d in dims))
+    return types
+
+
+def _measured_types(
+    work: onnx.ModelProto, model_dir: Path, names: Sequence[str], input_shapes: Mapping[str, Sequence[int]]
+) -> dict[str, TensorType]:
+    """Run the model once in ONNX Runtime with `names` exposed as outputs and read their types.
+
+    The probe (structure only) is passed as bytes and ONNX Runtime reads the external weights from
+    the model's own directory, as it refuses external data reached through links.
+    """
+    probe = onnx.ModelProto()
+    probe.CopyFrom(work)
+    present = {v.name for v in probe.graph.output}
+    probe.graph.output.extend(onnx.ValueInfoProto(name=t) for t in names if t not in present)
+    rng = np.random.default_rng(0)
+    declared = {v.name: v.type.tensor_type.elem_type for v in work.graph.input}
+    feeds = {}
+    for name, shape in input_shapes.items():
+        dtype = np.dtype(_np_name(declared[name]))
+        feeds[name] = rng.standard_normal(shape).astype(dtype) if dtype.kind == "f" else np.zeros(shape, dtype)
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    options.add_session_config_entry("session.model_external_initializers_file_folder_path", str(model_dir))
+    try:
+        session = ort.InferenceSession(probe.SerializeToString(), sess_options=options,
+                                       providers=["CPUExecutionProvider"])
+        values = session.run(list(names), feeds)
+    except Exception as exc:  # onnxruntime raises its own untyped errors for models it cannot run
+        raise ModelError(
+            f"ONNX Runtime could not run the model on inputs {dict(input_shapes)} to measure tensor shapes: {exc}"
+        ) from exc
+    return {t: TensorType(v.dtype.name, tuple(v.shape)) for t, v in zip(names, values) if isinstance(v, np.ndarray)}
+
+
+def _np_name(elem_type: int) -> str:
+    return np.dtype(onnx.helper.tensor_dtype_to_np_dtype(elem_type)).name
