@@ -1,0 +1,22 @@
+from splitcomp_msgs.msg import ClassScore, Classification
+from splitcomp_ros.echo import message_to_yaml
+
+
+def test_classification_prints_like_ros2_topic_echo():
+    msg = Classification(sequence=7, model_id="sha256:ab", feature_bytes=512, head_ms=1.5)
+    msg.header.stamp.sec = 3
+    msg.header.frame_id = "camera"
+    msg.results = [ClassScore(class_id=2, label="star", score=0.75), ClassScore(class_id=0, label="circle", score=0.25)]
+    text = message_to_yaml(msg)
+    assert text.splitlines()[:9] == [
+        "header:",
+        "  stamp:",
+        "    sec: 3",
+        "    nanosec: 0",
+        "  frame_id: camera",
+        "sequence: 7",
+        "model_id: 'sha256:ab'",
+        "results:",
+        "- class_id: 2",
+    ]
+    assert "  label: star" in text and "  score: 0.75" in text and text.endswith("latency_ms: 0.0\n---")

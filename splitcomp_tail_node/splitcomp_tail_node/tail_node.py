@@ -1,0 +1,144 @@
+"""tail_node: quantized cut tensors in (splitcomp/features), classifications out.
+
+Each message is checked against the bundle before it is decoded; a rejected message is counted
+by reason in /diagnostics and logged (throttled), and the node goes on serving the next one.
+"""
+
+from __future__ import annotations
+
+from diagnostic_msgs.msg import DiagnosticArray
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.node import Node
+from rclpy.time import Time
+
+from splitcomp_core.codec import DEFAULT_MAX_ELEMENTS
+from splitcomp_core.errors import SplitcompError
+from splitcomp_core.tail import FeaturesRejected, TailPipeline
+from splitcomp_msgs.msg import ClassScore, Classification, SplitFeatures
+from splitcomp_ros.diagnostics import NodeHealth
+from splitcomp_ros.messages import tensor_from_msg
+from splitcomp_ros.node_support import StartupError, declare, load_bundle_for, run_node
+from splitcomp_ros.qos import features_qos
+
+try:
+    from vision_msgs.msg import Classification as VisionClassification
+    from vision_msgs.msg import ObjectHypothesis
+except ImportError:
+    VisionClassification = None
+
+THROTTLE_S = 5.0
+
+
+class TailNode(Node):
+    def __init__(self) -> None:
+        super().__init__("tail_node")
+        bundle_path = declare(self, "bundle", "", "Path of the split bundle directory (from `split`).", read_only=True)
+        providers = declare(
+            self, "providers", ["cuda", "cpu"],
+            "ONNX Runtime execution providers in priority order (tensorrt, cuda, cpu...).", read_only=True,
+        )
+        allow_cpu = declare(
+            self, "allow_cpu_fallback", True, "Run on CPU when no requested accelerator is available.", read_only=True
+        )
+        top_k = declare(self, "top_k", 5, "How many classes to publish, best first.", int_range=(1, 1000))
+        max_elements = declare(
+            self, "max_elements", DEFAULT_MAX_ELEMENTS,
+            "Largest tensor (elements) a message may ask the tail to allocate.", read_only=True,
+            int_range=(1, 2**31 - 1),
+        )
+        vision = declare(
+            self, "publish_vision_msgs", VisionClassification is not None,
+            "Also publish vision_msgs/Classification on splitcomp/vision_classification.", read_only=True,
+        )
+        threads = declare(self, "intra_op_threads", 0, "ONNX Runtime intra-op threads; 0 = its default.",
+                          read_only=True, int_range=(0, 256))
+
+        bundle = load_bundle_for(self, bundle_path)
+        if vision and VisionClassification is None:
+            raise StartupError("tail_node: publish_vision_msgs is true but vision_msgs is not installed")
+        try:
+            self.pipeline = TailPipeline(
+                bundle, providers, allow_cpu, top_k=top_k, max_elements=max_elements,
+                intra_op_threads=threads or None,
+            )
+        except SplitcompError as exc:
+            raise StartupError(f"tail_node: {exc}") from exc
+        self.add_on_set_parameters_callback(self._on_parameters)
+
+        self.health = NodeHealth("splitcomp: tail_node")
+        self.health.fields.update(
+            model_id=bundle.manifest.model_id,
+            provider=self.pipeline.session.provider,
+            bundle=str(bundle.path),
+        )
+        self._publisher = self.create_publisher(Classification, "splitcomp/classification", 10)
+        self._vision = (
+            self.create_publisher(VisionClassification, "splitcomp/vision_classification", 10) if vision else None
+        )
+        self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.create_subscription(SplitFeatures, "splitcomp/features", self._on_features, features_qos())
+        self.create_timer(1.0, self._publish_diagnostics)
+        self.get_logger().info(
+            f"tail ready: model {bundle.manifest.model_id[:19]}, provider {self.pipeline.session.provider}"
+        )
+
+    def _on_features(self, msg: SplitFeatures) -> None:
+        self.health.received()
+        try:
+            result = self.pipeline(msg.model_id, [tensor_from_msg(t) for t in msg.tensors])
+        except FeaturesRejected as exc:
+            self.health.rejected(exc.reason)
+            self.get_logger().warning(
+                f"rejected features #{msg.sequence} ({exc.reason}): {exc}", throttle_duration_sec=THROTTLE_S
+            )
+            return
+        except SplitcompError as exc:
+            self.health.rejected("inference")
+            self.get_logger().error(f"tail failed on #{msg.sequence}: {exc}", throttle_duration_sec=THROTTLE_S)
+            return
+        out = Classification()
+        out.header = msg.header
+        out.sequence = msg.sequence
+        out.model_id = msg.model_id
+        out.results = [ClassScore(class_id=c, label=label, score=score) for c, label, score in result.results]
+        out.feature_bytes = result.feature_bytes
+        out.head_ms = msg.preprocess_ms + msg.head_ms + msg.encode_ms
+        out.tail_ms = result.total_ms
+        now = self.get_clock().now()
+        out.latency_ms = (now - Time.from_msg(msg.header.stamp, clock_type=now.clock_type)).nanoseconds / 1e6
+        self._publisher.publish(out)
+        if self._vision is not None:
+            self._publish_vision(out)
+        self.health.published()
+        stages = self.health.stages
+        stages.add("decode_ms", result.decode_ms)
+        stages.add("tail_ms", result.tail_ms)
+        stages.add("post_ms", result.post_ms)
+        stages.add("head_total_ms", out.head_ms)
+        stages.add("latency_ms", out.latency_ms)
+        stages.add("bytes_per_frame", result.feature_bytes)
+
+    def _publish_vision(self, out: Classification) -> None:
+        vision = VisionClassification()
+        vision.header = out.header
+        vision.results = [ObjectHypothesis(class_id=r.label, score=float(r.score)) for r in out.results]
+        self._vision.publish(vision)
+
+    def _on_parameters(self, params) -> SetParametersResult:
+        for p in params:
+            if p.name == "top_k":
+                if p.value < 1:
+                    return SetParametersResult(successful=False, reason="top_k must be >= 1")
+                self.pipeline.top_k = p.value
+        return SetParametersResult(successful=True)
+
+    def _publish_diagnostics(self) -> None:
+        self._diagnostics.publish(self.health.to_array(self.get_clock().now().to_msg()))
+
+
+def main(args=None) -> int:
+    return run_node(TailNode, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
