@@ -7,6 +7,7 @@ from typing import Any, Callable, Optional
 
 import rclpy
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 
@@ -34,7 +35,10 @@ def declare(
         descriptor.floating_point_range = [
             FloatingPointRange(from_value=float(float_range[0]), to_value=float(float_range[1]), step=0.0)
         ]
-    return node.declare_parameter(name, default, descriptor).value
+    try:
+        return node.declare_parameter(name, default, descriptor).value
+    except (InvalidParameterValueException, InvalidParameterTypeException) as exc:
+        raise StartupError(f"{node.get_name()}: parameter '{name}': {exc}") from exc
 
 
 class StartupError(SplitcompError):

@@ -1,0 +1,130 @@
+"""Draw a classification result onto a camera frame: a dark band at the top left with white text.
+
+Pure numpy + OpenCV so the overlay node stays a thin adapter and the drawing is testable without
+ROS. Everything is sized from the image height, so the text reads the same on 640x480 and on
+1920x1080; the band has a fixed size for a given frame and line count, so it does not jitter as
+the labels and numbers change, and nothing outside it is ever touched (the text is drawn into the
+band's own view, so OpenCV clips it there).
+
+    python -m splitcomp_tools.annotate --example docs/overlay.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Optional, Sequence
+
+import cv2
+import numpy as np
+
+from splitcomp_core.errors import ImageFormatError, SplitcompError
+from splitcomp_core.preprocess import to_rgb
+from splitcomp_tools.cli import run_cli
+
+FONT = cv2.FONT_HERSHEY_SIMPLEX
+DRAWABLE_ENCODINGS = ("rgb8", "bgr8")
+BAND_KEEP = 0.35  # share of the original brightness left under the band
+TEXT_COLOUR = (255, 255, 255)  # white is the same in RGB and BGR
+HEIGHT_PER_UNIT_SCALE = 800.0  # font scale 1.0 at 800 px image height
+MIN_SCALE = 0.35  # below this the Hershey font is unreadable
+BAND_TEMPLATE = "0" * 24  # the band is as wide as this string: about 30 characters of mixed text
+MAX_LABEL_CHARS = 18
+
+
+def _font(image_height: int) -> tuple[float, int, int, int, int]:
+    """(scale, thickness, text height, line height, padding) in pixels for this image height."""
+    scale = max(MIN_SCALE, image_height / HEIGHT_PER_UNIT_SCALE)
+    thickness = max(1, round(scale * 1.5))
+    (_, text_h), _ = cv2.getTextSize("Ag", FONT, scale, thickness)
+    return scale, thickness, text_h, round(text_h * 1.7), max(3, round(text_h * 0.5))
+
+
+def band_rect(image_shape: Sequence[int], n_lines: int) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1) of the band for `n_lines` lines: the only pixels annotate() may change."""
+    height, width = int(image_shape[0]), int(image_shape[1])
+    if n_lines <= 0:
+        return 0, 0, 0, 0
+    scale, thickness, _, line_h, pad = _font(height)
+    (template_w, _), _ = cv2.getTextSize(BAND_TEMPLATE, FONT, scale, thickness)
+    return 0, 0, min(width, template_w + 2 * pad), min(height, n_lines * line_h + 2 * pad)
+
+
+def annotate(image: np.ndarray, lines: Sequence[str]) -> np.ndarray:
+    """A copy of an HxWx3 uint8 frame (RGB or BGR) with `lines` written in the top-left band."""
+    if not (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3):
+        got = f"{image.dtype} {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
+        raise ImageFormatError(
+            f"annotate needs an HxWx3 uint8 image (rgb8 or bgr8), got {got}; convert it with drawable() first"
+        )
+    out = image.copy()
+    x0, y0, x1, y1 = band_rect(out.shape, len(lines))
+    band = out[y0:y1, x0:x1]
+    band[...] = (band * BAND_KEEP).astype(np.uint8)
+    scale, thickness, text_h, line_h, pad = _font(out.shape[0])
+    for i, line in enumerate(lines):
+        cv2.putText(band, line, (pad, pad + text_h + i * line_h), FONT, scale, TEXT_COLOUR, thickness, cv2.LINE_AA)
+    return out
+
+
+def drawable(image: np.ndarray, encoding: str) -> tuple[np.ndarray, str]:
+    """(frame, encoding) to draw on and publish: rgb8 and bgr8 as they are (annotate copies), others as rgb8."""
+    if encoding in DRAWABLE_ENCODINGS:
+        return image, encoding
+    return to_rgb(image, encoding), "rgb8"
+
+
+def _label(label: str) -> str:
+    return label if len(label) <= MAX_LABEL_CHARS else label[: MAX_LABEL_CHARS - 3] + "..."
+
+
+def result_lines(
+    scores: Sequence[tuple[str, float]], latency_ms: float, feature_bytes: int, fps: float, top_n: int = 3
+) -> list[str]:
+    """The overlay text: the best `top_n` (label, probability) pairs, then latency, then bytes and rate."""
+    lines = [f"{rank}. {_label(label)} {100.0 * score:.1f}%" for rank, (label, score) in enumerate(scores[:top_n], 1)]
+    return lines + [f"latency {latency_ms:.1f} ms", f"{feature_bytes} B/frame  {fps:.1f} fps"]
+
+
+def write_example(path: Path) -> None:
+    """A 640x480 demo frame with a realistic result, written to `path` (PNG) in one atomic step."""
+    from splitcomp_tools.frames import GeneratorSource
+    from splitcomp_tools.shapes import CLASS_NAMES
+
+    source = GeneratorSource(640, 480, seed=0)
+    frame = source.read()
+    truth = source.labels[0]
+    runners_up = [CLASS_NAMES[(truth + k) % len(CLASS_NAMES)] for k in (1, 2)]
+    scores = [(CLASS_NAMES[truth], 0.962), (runners_up[0], 0.021), (runners_up[1], 0.008)]
+    image = annotate(frame, result_lines(scores, latency_ms=23.4, feature_bytes=1568, fps=29.8))
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")  # same directory, so os.replace is atomic
+    try:
+        if not cv2.imwrite(str(tmp), cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
+            raise SplitcompError(f"OpenCV could not write a PNG to {path}")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _main(argv: Optional[Sequence[str]]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m splitcomp_tools.annotate", description=__doc__.split("\n")[0])
+    parser.add_argument("--example", type=Path, required=True, metavar="PNG",
+                        help="write an example overlay of a generated 640x480 frame to this PNG file")
+    args = parser.parse_args(argv)
+    if args.example.suffix.lower() != ".png":
+        raise SplitcompError(f"--example writes a PNG; give a path ending in .png, not {args.example}")
+    if not args.example.parent.is_dir():
+        raise FileNotFoundError(f"{args.example.parent} is not a directory; create it first")
+    write_example(args.example)
+    print(f"wrote {args.example}")
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    return run_cli(_main, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,74 @@
+"""Start installed node executables as separate processes, as `ros2 launch` would.
+
+The ros2 CLI and launch are not on PyPI, so the demo, the pipeline benchmark and the tests start
+`<prefix>/lib/<package>/<executable>` (exactly what `ros2 run` starts) with `--ros-args`.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import IO, Mapping, Optional, Sequence
+
+from ament_index_python.packages import PackageNotFoundError, get_package_prefix
+
+from splitcomp_core.errors import SplitcompError
+
+
+def executable_path(package: str, executable: str) -> Path:
+    try:
+        path = Path(get_package_prefix(package)) / "lib" / package / executable
+    except PackageNotFoundError as exc:
+        raise SplitcompError(f"package {package} is not installed; run `make build` and `source scripts/env.sh`") from exc
+    if not path.is_file():
+        raise SplitcompError(f"{path} is missing; run `make build`")
+    return path
+
+
+def ros_arguments(params: Mapping[str, object], params_file: Optional[str] = None) -> list[str]:
+    """`--ros-args -p name:=value ...` with lists and booleans in ROS syntax."""
+    args = ["--ros-args"]
+    if params_file:
+        args += ["--params-file", str(params_file)]
+    for key, value in params.items():
+        if isinstance(value, bool):
+            value = str(value).lower()
+        elif isinstance(value, (list, tuple)):
+            value = "[" + ",".join(str(v) for v in value) + "]"
+        args += ["-p", f"{key}:={value}"]
+    return args
+
+
+class NodeProcess:
+    """One node in its own process; stop() sends SIGINT like Ctrl-C in a launch terminal."""
+
+    def __init__(
+        self,
+        package: str,
+        executable: str,
+        params: Mapping[str, object],
+        log: Optional[IO] = None,
+        params_file: Optional[str] = None,
+        extra_args: Sequence[str] = (),
+    ) -> None:
+        self.name = executable
+        cmd = [sys.executable, str(executable_path(package, executable)), *ros_arguments(params, params_file),
+               *extra_args]
+        self.process = subprocess.Popen(cmd, stdout=log or subprocess.DEVNULL, stderr=subprocess.STDOUT,
+                                        env=dict(os.environ))
+
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self, timeout: float = 10.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode

@@ -1,0 +1,69 @@
+"""Real node processes and a probe node for the integration tests.
+
+Nodes run as the installed executables (what `ros2 run` would start), each in its own process;
+the probe lives in the test process and talks to them over DDS like any other node would.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import time
+from typing import Callable
+
+import rclpy
+from rclpy.context import Context
+from rclpy.executors import SingleThreadedExecutor
+from splitcomp_tools import local_launch
+
+
+class NodeProcess:
+    """An installed node in its own process, logging to a file the test prints on failure."""
+
+    def __init__(self, package: str, name: str, params: dict, log_dir: pathlib.Path) -> None:
+        self.log_path = log_dir / f"{name}.log"
+        self._log = open(self.log_path, "w")
+        self._node = local_launch.NodeProcess(package, name, params, log=self._log)
+        self.process = self._node.process
+
+    def log(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text()
+
+    def stop(self, timeout: float = 10.0) -> int:
+        code = self._node.stop(timeout)
+        self._log.close()
+        return code
+
+
+class Probe:
+    """A node in the test process with its own context, spun on demand."""
+
+    def __init__(self, name: str = "probe") -> None:
+        self.context = Context()
+        rclpy.init(context=self.context)
+        self.node = rclpy.create_node(name, context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+
+    def spin_until(self, done: Callable[[], bool], timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while not done():
+            if time.monotonic() > deadline:
+                return False
+            self.executor.spin_once(timeout_sec=0.05)
+        return True
+
+    def spin_for(self, seconds: float) -> None:
+        self.spin_until(lambda: False, seconds)
+
+    def wait_for_subscriber(self, publisher, timeout: float = 20.0) -> bool:
+        return self.spin_until(lambda: publisher.get_subscription_count() > 0, timeout)
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        self.node.destroy_node()
+        rclpy.shutdown(context=self.context)
+
+
+def diagnostics_values(status) -> dict:
+    return {kv.key: kv.value for kv in status.values}
