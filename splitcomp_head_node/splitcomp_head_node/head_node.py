@@ -24,7 +24,7 @@ from splitcomp_msgs.msg import SplitFeatures
 from splitcomp_ros.diagnostics import NodeHealth
 from splitcomp_ros.images import compressed_to_bgr, image_to_array
 from splitcomp_ros.messages import tensor_to_msg
-from splitcomp_ros.node_support import StartupError, declare, load_bundle_for, run_node
+from splitcomp_ros.node_support import StartupError, declare, declare_runtime, run_node
 from splitcomp_ros.qos import INPUT_QOS_CHOICES, features_qos, input_qos
 
 THROTTLE_S = 5.0
@@ -34,14 +34,7 @@ ENCODER_PARAMS = ("bits", "quantization", "clip_min", "clip_max", "codec")
 class HeadNode(Node):
     def __init__(self) -> None:
         super().__init__("head_node")
-        bundle_path = declare(self, "bundle", "", "Path of the split bundle directory (from `split`).", read_only=True)
-        providers = declare(
-            self, "providers", ["cuda", "cpu"],
-            "ONNX Runtime execution providers in priority order (tensorrt, cuda, cpu...).", read_only=True,
-        )
-        allow_cpu = declare(
-            self, "allow_cpu_fallback", True, "Run on CPU when no requested accelerator is available.", read_only=True
-        )
+        runtime = declare_runtime(self)
         bits = declare(self, "bits", 4, "Bits per code: 1..8 quantize, 16/32 send raw floats.")
         mode = declare(self, "quantization", "clip", "Ranges for quantization.", choices=MODES)
         clip_min = declare(self, "clip_min", 0.0, "Lower end of the fixed clip range (quantization=clip).")
@@ -58,17 +51,15 @@ class HeadNode(Node):
             self, "compressed_input", False, "Subscribe to image_raw/compressed (CompressedImage) instead.",
             read_only=True,
         )
-        threads = declare(self, "intra_op_threads", 0, "ONNX Runtime intra-op threads; 0 = its default.",
-                          read_only=True, int_range=(0, 256))
 
-        bundle = load_bundle_for(self, bundle_path)
+        bundle = runtime.bundle
         try:
             self.pipeline = HeadPipeline(
                 bundle,
                 EncoderConfig(bits, mode, clip_min, clip_max, codec),
-                providers=providers,
-                allow_cpu_fallback=allow_cpu,
-                intra_op_threads=threads or None,
+                providers=runtime.providers,
+                allow_cpu_fallback=runtime.allow_cpu_fallback,
+                intra_op_threads=runtime.intra_op_threads,
             )
             qos = input_qos(qos_name)
         except SplitcompError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from typing import Any, Callable, Optional
 
@@ -39,6 +40,28 @@ def declare(
         return node.declare_parameter(name, default, descriptor).value
     except (InvalidParameterValueException, InvalidParameterTypeException) as exc:
         raise StartupError(f"{node.get_name()}: parameter '{name}': {exc}") from exc
+
+
+@dataclasses.dataclass(frozen=True)
+class RuntimeParams:
+    """The parameters every model-running node has: which bundle, and how ONNX Runtime runs it."""
+
+    bundle: Bundle
+    providers: list
+    allow_cpu_fallback: bool
+    intra_op_threads: Optional[int]
+
+
+def declare_runtime(node: Node) -> RuntimeParams:
+    """Declare bundle, providers, allow_cpu_fallback and intra_op_threads, then load the bundle."""
+    path = declare(node, "bundle", "", "Path of the split bundle directory (from `split`).", read_only=True)
+    providers = declare(node, "providers", ["cuda", "cpu"],
+                        "ONNX Runtime execution providers in priority order (tensorrt, cuda, cpu...).", read_only=True)
+    allow_cpu = declare(node, "allow_cpu_fallback", True,
+                        "Run on CPU when no requested accelerator is available.", read_only=True)
+    threads = declare(node, "intra_op_threads", 0, "ONNX Runtime intra-op threads; 0 = its default.",
+                      read_only=True, int_range=(0, 256))
+    return RuntimeParams(load_bundle_for(node, path), list(providers), allow_cpu, threads or None)
 
 
 class StartupError(SplitcompError):

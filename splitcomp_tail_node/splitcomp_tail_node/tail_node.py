@@ -17,7 +17,7 @@ from splitcomp_core.tail import FeaturesRejected, TailPipeline
 from splitcomp_msgs.msg import ClassScore, Classification, SplitFeatures
 from splitcomp_ros.diagnostics import NodeHealth
 from splitcomp_ros.messages import tensor_from_msg
-from splitcomp_ros.node_support import StartupError, declare, load_bundle_for, run_node
+from splitcomp_ros.node_support import StartupError, declare, declare_runtime, run_node
 from splitcomp_ros.qos import features_qos
 
 try:
@@ -32,14 +32,7 @@ THROTTLE_S = 5.0
 class TailNode(Node):
     def __init__(self) -> None:
         super().__init__("tail_node")
-        bundle_path = declare(self, "bundle", "", "Path of the split bundle directory (from `split`).", read_only=True)
-        providers = declare(
-            self, "providers", ["cuda", "cpu"],
-            "ONNX Runtime execution providers in priority order (tensorrt, cuda, cpu...).", read_only=True,
-        )
-        allow_cpu = declare(
-            self, "allow_cpu_fallback", True, "Run on CPU when no requested accelerator is available.", read_only=True
-        )
+        runtime = declare_runtime(self)
         top_k = declare(self, "top_k", 5, "How many classes to publish, best first.", int_range=(1, 1000))
         max_elements = declare(
             self, "max_elements", DEFAULT_MAX_ELEMENTS,
@@ -50,16 +43,14 @@ class TailNode(Node):
             self, "publish_vision_msgs", VisionClassification is not None,
             "Also publish vision_msgs/Classification on splitcomp/vision_classification.", read_only=True,
         )
-        threads = declare(self, "intra_op_threads", 0, "ONNX Runtime intra-op threads; 0 = its default.",
-                          read_only=True, int_range=(0, 256))
 
-        bundle = load_bundle_for(self, bundle_path)
+        bundle = runtime.bundle
         if vision and VisionClassification is None:
             raise StartupError("tail_node: publish_vision_msgs is true but vision_msgs is not installed")
         try:
             self.pipeline = TailPipeline(
-                bundle, providers, allow_cpu, top_k=top_k, max_elements=max_elements,
-                intra_op_threads=threads or None,
+                bundle, runtime.providers, runtime.allow_cpu_fallback, top_k=top_k, max_elements=max_elements,
+                intra_op_threads=runtime.intra_op_threads,
             )
         except SplitcompError as exc:
             raise StartupError(f"tail_node: {exc}") from exc
