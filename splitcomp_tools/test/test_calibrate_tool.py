@@ -1,0 +1,250 @@
+"""`calibrate` end to end on a tiny real model: the comparison table, the stored ranges, and clean failures.
+
+Agreement and bytes are checked against what the deployed pipelines (HeadPipeline -> TailPipeline)
+and the unsplit ONNX model give on the same frames, not against numbers copied from a run.
+"""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from torch import nn
+
+from splitcomp_core.bundle import InputSpec, load_bundle, update_quantization
+from splitcomp_core.codec import packed_size_for
+from splitcomp_core.head import HeadPipeline
+from splitcomp_core.preprocess import Preprocessor
+from splitcomp_core.quantization import EncoderConfig
+from splitcomp_core.tail import TailPipeline
+from splitcomp_tools.calibrate import BITS, CODECS, JPEG_QUALITIES, QUANTIZED_METHODS, calibrate, main
+from splitcomp_tools.export import export_torch_module
+from splitcomp_tools.shapes import CLASS_NAMES, ShapeGenerator
+from splitcomp_tools.split import split_model
+
+FRAMES = 16
+CHANNELS = 8
+CUT_ELEMENTS = CHANNELS * 16 * 16
+MARGIN = 4.0
+MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    """A folder of frames, the unsplit model and its bundle split after the first ReLU (1x8x16x16)."""
+    root = tmp_path_factory.mktemp("calibrate")
+    images = root / "images"
+    images.mkdir()
+    generator = ShapeGenerator(3, size=(48, 40))
+    frames, labels = zip(*(generator.sample() for _ in range(FRAMES)))
+    for i, frame in enumerate(frames):
+        cv2.imwrite(str(images / f"{i:02d}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(3, CHANNELS, 3, stride=2, padding=1), nn.ReLU(),
+        nn.Conv2d(CHANNELS, 8, 3, stride=2, padding=1), nn.ReLU(),
+        nn.Flatten(), nn.Linear(8 * 8 * 8, len(CLASS_NAMES)),
+    )
+    preprocess = Preprocessor(InputSpec("image", [1, 3, 32, 32], 32, 32, "RGB", MEAN, STD))
+    inputs = torch.from_numpy(np.concatenate([preprocess(f) for f in frames]))
+    with torch.no_grad():  # fit the last layer so these frames get their shape's class by a clear margin
+        features = model[:-1](inputs)
+        mean = features.mean(0)
+        targets = MARGIN * nn.functional.one_hot(torch.tensor(labels), len(CLASS_NAMES)).float()
+        weight = torch.linalg.lstsq(features - mean, targets, driver="gelsd").solution.T
+        model[-1].weight.copy_(weight)
+        model[-1].bias.copy_(-weight @ mean)
+    onnx_path = root / "model.onnx"
+    export_torch_module(model, inputs[:1], onnx_path, input_names=("image",), output_names=("logits",),
+                        dynamic_batch=True)
+    cut = next(n.output[0] for n in onnx.load(str(onnx_path)).graph.node if n.op_type == "Relu")
+    split_model(onnx_path, [cut], root / "bundle")
+    return root, images, onnx_path, cut, labels
+
+
+@pytest.fixture
+def bundle(setup, tmp_path):
+    """A fresh copy of the bundle for a test that may change it."""
+    return Path(shutil.copytree(setup[0] / "bundle", tmp_path / "bundle"))
+
+
+@pytest.fixture(scope="module")
+def result(setup):
+    root, images, _, _, _ = setup
+    return calibrate(root / "bundle", str(images), count=FRAMES)
+
+
+def _rows(result, method, bits):
+    return {r.codec: r for r in result.results if r.method == method and r.bits == bits}
+
+
+def _frames(images: Path) -> list[np.ndarray]:
+    return [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in sorted(images.iterdir())]
+
+
+def _snapshot(directory: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(directory.iterdir())}
+
+
+def test_results_have_every_row(result):
+    keys = {(r.method, r.bits, r.codec, r.quality) for r in result.results}
+    expected = {(m, b, c, None) for m in QUANTIZED_METHODS for b in BITS for c in CODECS}
+    expected |= {("raw", b, c, None) for b in (16, 32) for c in CODECS}
+    expected |= {("jpeg", None, None, q) for q in JPEG_QUALITIES} | {("jpeg_full", None, None, 95)}
+    assert keys == expected
+    assert len(keys) == len(result.results)
+    assert result.frames == FRAMES and result.bits == 4 and result.method == "mse"
+
+
+def test_bytes_are_the_packed_sizes_and_codecs_shrink_them(result):
+    for method in (*QUANTIZED_METHODS, "raw"):
+        for bits in (BITS if method != "raw" else (16, 32)):
+            rows = _rows(result, method, bits)
+            assert rows["none"].bytes_per_frame == packed_size_for(CUT_ELEMENTS, bits)
+            assert 0 < rows["zstd"].bytes_per_frame < rows["none"].bytes_per_frame + 64
+            assert 0 < rows["lz4"].bytes_per_frame < rows["none"].bytes_per_frame + 64
+            assert len({r.agreement for r in rows.values()}) == 1  # codecs are lossless
+
+
+def test_agreement_is_exact_at_8_bits_and_worst_with_the_seed_clip_at_2(result):
+    assert _rows(result, "raw", 32)["none"].agreement == 1.0
+    for method in QUANTIZED_METHODS[1:]:
+        assert _rows(result, method, 8)["none"].agreement == 1.0
+    # activations here are ~0..3: the seed's 0..32 clip leaves 2-bit codes nearly all zero
+    clip = _rows(result, "clip", 2)["none"].agreement
+    assert clip < 0.5
+    assert all(_rows(result, m, 2)["none"].agreement > clip for m in QUANTIZED_METHODS[1:])
+
+
+def test_agreement_matches_the_deployed_pipelines(setup, result, bundle):
+    """The stored 4-bit ranges, used by HeadPipeline -> TailPipeline, agree with the unsplit model as reported."""
+    _, images, onnx_path, _, _ = setup
+    update_quantization(bundle, result.quantization)
+    bundle = load_bundle(bundle)
+    full = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    frames = _frames(images)
+    preprocess = Preprocessor(bundle.manifest.input)
+    reference = [int(np.argmax(full.run(None, {"image": preprocess(f)})[0])) for f in frames]
+    assert reference == list(setup[4])  # the model tells the frames' shapes apart, so agreement means something
+    tail = TailPipeline(bundle, providers=["cpu"])
+    for mode, method in (("calibrated", "per_tensor_mse"), ("per_channel", "per_channel_mse")):
+        head = HeadPipeline(bundle, EncoderConfig(bits=4, mode=mode, codec="zstd"), providers=["cpu"])
+        assert head.warnings == []
+        answers, sizes = [], []
+        for frame in frames:
+            out = tail(bundle.manifest.model_id, head(frame).tensors)
+            answers.append(out.results[0][0])
+            sizes.append(out.feature_bytes)
+        agreement = np.mean(np.array(answers) == reference)
+        assert _rows(result, method, 4)["zstd"].agreement == pytest.approx(agreement)
+        assert _rows(result, method, 4)["zstd"].bytes_per_frame == pytest.approx(np.mean(sizes))
+
+
+def test_jpeg_baseline_bytes(setup, result):
+    jpeg = {(r.method, r.quality): r for r in result.results if r.codec is None}
+    sizes = [jpeg[("jpeg", q)].bytes_per_frame for q in JPEG_QUALITIES]
+    assert sizes == sorted(sizes) and sizes[0] < sizes[-1]
+    full = [cv2.imencode(".jpg", cv2.cvtColor(f, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])[1].size
+            for f in _frames(setup[1])]
+    assert jpeg[("jpeg_full", 95)].bytes_per_frame == pytest.approx(np.mean(full))
+    assert all(0.0 <= r.agreement <= 1.0 for r in jpeg.values())
+
+
+def test_cli_stores_ranges_and_writes_table_json_and_plot(setup, bundle, tmp_path, capsys):
+    images = setup[1]
+    before = json.loads((bundle / "manifest.json").read_text())
+    out_json, out_png = tmp_path / "calibration.json", tmp_path / "calibration.png"
+    code = main([str(bundle), "--images", str(images), "--count", "12", "--json", str(out_json),
+                 "--plot", str(out_png), "--quiet"])
+    assert code == 0
+    table = capsys.readouterr().out
+    assert "clip 0..32" in table and "per_channel_mse" in table and "jpeg of the full frame" in table
+    assert sorted(p.name for p in bundle.iterdir()) == ["head.onnx", "manifest.json", "tail.onnx"]
+    loaded = load_bundle(bundle)
+    entry = loaded.manifest.quantization.calibrated[setup[3]]
+    assert entry["method"] == "mse" and entry["bits"] == 4 and entry["frames"] == 12
+    assert len(entry["per_channel"]["min"]) == len(entry["per_channel"]["max"]) == CHANNELS
+    assert 0.0 <= entry["per_tensor"]["min"] < entry["per_tensor"]["max"]
+    after = json.loads((bundle / "manifest.json").read_text())
+    after["quantization"]["calibrated"] = before["quantization"]["calibrated"]
+    assert after == before  # nothing but the calibrated ranges changed
+    for mode in ("calibrated", "per_channel"):
+        head = HeadPipeline(loaded, EncoderConfig(bits=4, mode=mode), providers=["cpu"])
+        assert head.warnings == []
+        tensor = head(_frames(images)[0]).tensors[0]
+        expected = entry["per_tensor"]["min"] if mode == "calibrated" else entry["per_channel"]["min"]
+        np.testing.assert_allclose(tensor.offset, np.atleast_1d(expected).astype(np.float32))
+    report = json.loads(out_json.read_text())
+    assert report["written"] is True and report["frames"] == 12
+    assert report["calibrated"] == loaded.manifest.quantization.calibrated
+    assert len(report["results"]) == len(QUANTIZED_METHODS) * len(BITS) * len(CODECS) + 2 * len(CODECS) + 4
+    image = cv2.imread(str(out_png))
+    assert image is not None and image.shape[0] > 200 and image.shape[1] > 200
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle", "calibration.json", "calibration.png"]
+
+
+def test_dry_run_leaves_the_bundle_alone(setup, bundle, tmp_path, capsys):
+    before = _snapshot(bundle)
+    out_json = tmp_path / "c.json"
+    assert main([str(bundle), "--images", "generator", "--count", "3", "--dry-run", "--json", str(out_json)]) == 0
+    assert _snapshot(bundle) == before
+    assert json.loads(out_json.read_text())["written"] is False
+    assert "3 frames from generator" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("case", [
+    "missing bundle", "missing images", "empty folder", "unreadable images", "json folder missing", "zero count",
+    "bad percentile", "not a bundle",
+])
+def test_errors_exit_2_and_leave_the_manifest_untouched(case, setup, bundle, tmp_path, capsys):
+    images = setup[1]
+    args = [str(bundle), "--images", str(images), "--count", "4"]
+    expected = {
+        "missing bundle": "bundle directory not found",
+        "missing images": "no such file or folder",
+        "empty folder": "no images",
+        "unreadable images": "no frames",
+        "json folder missing": "does not exist",
+        "zero count": "--count must be at least 1",
+        "bad percentile": "--percentile must be above 50",
+        "not a bundle": "missing manifest",
+    }[case]
+    if case == "missing bundle":
+        args[0] = str(tmp_path / "nowhere")
+    elif case == "missing images":
+        args[2] = str(tmp_path / "no-such-folder")
+    elif case == "empty folder":
+        (tmp_path / "empty").mkdir()
+        args[2] = str(tmp_path / "empty")
+    elif case == "unreadable images":
+        (tmp_path / "broken").mkdir()
+        (tmp_path / "broken" / "a.png").write_bytes(b"not a png")
+        args[2] = str(tmp_path / "broken")
+    elif case == "json folder missing":
+        args += ["--json", str(tmp_path / "missing" / "out.json")]
+    elif case == "zero count":
+        args[4] = "0"
+    elif case == "bad percentile":
+        args += ["--percentile", "20"]
+    elif case == "not a bundle":
+        args[0] = str(images)
+    before = _snapshot(bundle)
+    assert main(args + ["--json", str(tmp_path / "out.json")] if case != "json folder missing" else args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and expected in err and "Traceback" not in err
+    assert _snapshot(bundle) == before
+    assert not (tmp_path / "out.json").exists()
+
+
+def test_runs_as_a_module():
+    done = subprocess.run([sys.executable, "-m", "splitcomp_tools.calibrate", "--help"], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0
+    assert "--images" in done.stdout and "--dry-run" in done.stdout
