@@ -42,9 +42,13 @@ check_python_version() {
 }
 
 requirement_files() {
-  local files=("$root/requirements/python.txt" "$root/requirements/test.txt")
+  local files=("$root/requirements/test.txt")
+  if [[ -n ${ROS_DISTRO:-} ]]; then
+    files+=("$root/requirements/system-ros.txt")
+  else
+    files+=("$root/requirements/python.txt" "$root/requirements/ros-jazzy.txt")
+  fi
   [[ ${SPLITCOMP_SKIP_TOOLS:-0} == 1 ]] || files+=("$root/requirements/tools.txt")
-  [[ -n ${ROS_DISTRO:-} ]] || files+=("$root/requirements/ros-jazzy.txt")
   printf '%s\n' "${files[@]}"
 }
 
@@ -69,13 +73,8 @@ install_dependencies() {
   "$venv/bin/python" -m pip install -q --upgrade "pip==25.3"
   local args=()
   for r in "${reqs[@]}"; do args+=(-r "$r"); done
-  if [[ -n ${ROS_DISTRO:-} ]]; then
-    # A system ROS ships its own numpy, built against its rclpy: keep it.
-    "$venv/bin/python" -m pip install -q "${args[@]}" --constraint <(python3 -c 'import numpy; print(f"numpy=={numpy.__version__}")')
-  else
-    "$venv/bin/python" -m pip install -q "${args[@]}"
-    "$venv/bin/python" "$root/scripts/fix_ros_cmake_paths.py" "$venv"
-  fi
+  "$venv/bin/python" -m pip install -q "${args[@]}"
+  [[ -n ${ROS_DISTRO:-} ]] || "$venv/bin/python" "$root/scripts/fix_ros_cmake_paths.py" "$venv"
   echo "$want" >"$stamp"
 }
 
@@ -99,7 +98,11 @@ build_workspace() {
   fi
   say "building the workspace with colcon"
   ros_prefix_env
-  (cd "$root" && PATH="$venv/bin:$PATH" "$venv/bin/colcon" --log-base log build --symlink-install \
+  # The PyPI install brings its own colcon; a system ROS has python3-colcon-common-extensions.
+  local colcon="$venv/bin/colcon"
+  [[ -x $colcon ]] || colcon=$(command -v colcon) ||
+    die "colcon not found; install it with: sudo apt-get install python3-colcon-common-extensions"
+  (cd "$root" && PATH="$venv/bin:$PATH" "$colcon" --log-base log build --symlink-install \
     --base-paths "${packages[@]}" --event-handlers console_direct- summary+ \
     --cmake-args -DPython3_EXECUTABLE="$venv/bin/python" -DBUILD_TESTING=OFF)
   echo "$want" >"$stamp"

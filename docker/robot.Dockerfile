@@ -1,0 +1,113 @@
+# syntax=docker/dockerfile:1
+# Robot image: NVIDIA Jetson AGX Orin, JetPack 6.1/6.2 (L4T r36.4, Ubuntu 22.04, Python 3.10),
+# ROS 2 Humble, and the head node on the GPU through NVIDIA's onnxruntime-gpu build for Jetson.
+#
+# Build context: the repository root. Build on the Jetson (or with buildx --platform linux/arm64):
+#   docker build -f docker/robot.Dockerfile -t splitcomp-robot:0.1.0 .
+# Run: docker/README.md (the bundle is mounted at /bundle).
+#
+# Base: nvcr.io/nvidia/l4t-jetpack:r36.4.0, NVIDIA's L4T r36.4 image with CUDA 12.6, cuDNN 9.3 and
+# TensorRT 10.3, the libraries the Jetson onnxruntime-gpu wheel below is built against (l4t-base
+# lacks cuDNN, and dustynv/ros publishes no humble-ros-base tag for r36.4). ROS 2 Humble comes from
+# packages.ros.org: the stock Ubuntu 22.04 arm64 binaries.
+FROM nvcr.io/nvidia/l4t-jetpack:r36.4.0 AS ros
+
+# ros2-apt-source installs the packages.ros.org key and source list (the procedure of the ROS 2
+# install guide, pinned to one release). ros-humble-ros-base is pinned to its upstream version;
+# packages.ros.org keeps only the latest build of it, so the build stamp after "-1" is left free.
+# Ubuntu's own packages follow the pinned base image; exact versions of them vanish from the
+# archive with every security update, so they are not pinned.
+ARG ROS_APT_SOURCE_VERSION=1.1.0
+# The nodes run as this user. uid 1000 by default, the usual first user of a host, so Fast DDS
+# shared memory works with ros2 tools run there (a base image's own user of that uid is
+# removed); "video" gives access to the GPU and cameras.
+ARG SPLITCOMP_UID=1000
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+ENV DEBIAN_FRONTEND=noninteractive \
+    LANG=C.UTF-8 \
+    LC_ALL=C.UTF-8 \
+    ROS_DISTRO=humble
+
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates curl \
+ && curl -fsSL -o /tmp/ros2-apt-source.deb \
+      "https://github.com/ros-infrastructure/ros-apt-source/releases/download/${ROS_APT_SOURCE_VERSION}/ros2-apt-source_${ROS_APT_SOURCE_VERSION}.jammy_all.deb" \
+ && apt-get install -y --no-install-recommends /tmp/ros2-apt-source.deb \
+ && apt-get update \
+ && apt-get install -y --no-install-recommends "ros-humble-ros-base=0.10.0-1*" python3-venv \
+ && rm -rf /var/lib/apt/lists/* /tmp/ros2-apt-source.deb
+
+RUN existing=$(getent passwd "${SPLITCOMP_UID}" | cut -d: -f1 || true) \
+ && if [ -n "${existing}" ]; then userdel "${existing}"; fi \
+ && useradd --create-home --uid "${SPLITCOMP_UID}" --groups video splitcomp
+
+
+FROM ros AS builder
+
+# Python packages go into a virtual environment that also sees ROS's own Python packages, as
+# scripts/setup.sh does with a system ROS. requirements/python.txt serves the ROS-from-PyPI venv:
+# its numpy 2, CPU onnxruntime and numpy-2-only OpenCV do not fit here, where Humble's message
+# modules are compiled against numpy 1 and the GPU build of onnxruntime is wanted. Those three
+# are replaced by the pins below; every other package keeps its pin from python.txt. colcon and
+# its setuptools keep their pins from requirements/ros-jazzy.txt.
+#
+# onnxruntime-gpu for Jetson: NVIDIA's Jetson AI Lab package index for JetPack 6 with CUDA 12.6
+# (https://pypi.jetson-ai-lab.io/jp6/cu126, linked from https://elinux.org/Jetson_Zoo), file
+# onnxruntime_gpu-1.23.0-cp310-cp310-linux_aarch64.whl. PyPI has no aarch64 CUDA build, so only
+# that index can satisfy this pin; PyPI stays listed for the wheel's own dependencies.
+ARG ONNXRUNTIME_GPU_INDEX=https://pypi.jetson-ai-lab.io/jp6/cu126
+ARG ONNXRUNTIME_GPU_VERSION=1.23.0
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends build-essential cmake python3-dev \
+ && rm -rf /var/lib/apt/lists/*
+
+WORKDIR /workspace
+COPY requirements/python.txt requirements/ros-jazzy.txt requirements/
+RUN python3 -m venv --system-site-packages /opt/splitcomp/venv \
+ && /opt/splitcomp/venv/bin/python -m pip install --no-cache-dir pip==25.3 \
+ && grep -E '^(colcon-common-extensions|catkin-pkg|setuptools)==' requirements/ros-jazzy.txt > /tmp/build-tools.txt \
+ && grep -vE '^(numpy|onnxruntime|opencv-python-headless)==' requirements/python.txt > /tmp/python.txt \
+ && /opt/splitcomp/venv/bin/python -m pip install --no-cache-dir -r /tmp/build-tools.txt -r /tmp/python.txt \
+      numpy==1.26.4 opencv-python-headless==4.11.0.86 \
+ && /opt/splitcomp/venv/bin/python -m pip install --no-cache-dir --index-url "${ONNXRUNTIME_GPU_INDEX}" \
+      --extra-index-url https://pypi.org/simple "onnxruntime-gpu==${ONNXRUNTIME_GPU_VERSION}"
+
+COPY colcon.meta ./
+COPY splitcomp_msgs splitcomp_msgs/
+COPY splitcomp_core splitcomp_core/
+COPY splitcomp_ros splitcomp_ros/
+COPY splitcomp_head_node splitcomp_head_node/
+COPY splitcomp_tail_node splitcomp_tail_node/
+COPY splitcomp_tools splitcomp_tools/
+COPY launch launch/
+COPY config config/
+# Plain colcon on the image's ROS, run from the venv so that the nodes' scripts start the venv's
+# Python (Humble's CMake modules read PYTHON_EXECUTABLE, newer ones Python3_EXECUTABLE). The
+# import at the end fails the build if a dependency or the CUDA provider is missing.
+RUN . "/opt/ros/${ROS_DISTRO}/setup.bash" \
+ && export PATH="/opt/splitcomp/venv/bin:${PATH}" \
+ && colcon --log-base /tmp/colcon-log build --build-base /tmp/colcon-build --install-base /opt/splitcomp/install \
+      --event-handlers console_direct- summary+ \
+      --cmake-args -DPython3_EXECUTABLE=/opt/splitcomp/venv/bin/python \
+      -DPYTHON_EXECUTABLE=/opt/splitcomp/venv/bin/python -DBUILD_TESTING=OFF \
+ && rm -rf /tmp/colcon-build /tmp/colcon-log \
+ && . /opt/splitcomp/install/setup.bash \
+ && python -c "import onnxruntime, splitcomp_head_node.head_node, splitcomp_tools.image_source; \
+assert 'CUDAExecutionProvider' in onnxruntime.get_available_providers(), onnxruntime.get_available_providers()"
+
+
+FROM ros AS runtime
+
+ARG SPLITCOMP_UID=1000
+COPY --from=builder /opt/splitcomp /opt/splitcomp
+COPY --chmod=0755 docker/entrypoint.sh /usr/local/bin/splitcomp-entrypoint
+ENV VIRTUAL_ENV=/opt/splitcomp/venv \
+    PATH=/opt/splitcomp/venv/bin:${PATH}
+USER ${SPLITCOMP_UID}
+WORKDIR /home/splitcomp
+ENTRYPOINT ["/usr/local/bin/splitcomp-entrypoint"]
+CMD ["ros2", "launch", "splitcomp_tools", "robot.launch.py", "bundle:=/bundle"]
