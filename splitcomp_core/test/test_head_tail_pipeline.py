@@ -21,7 +21,7 @@ FC_W = RNG.normal(0, 1.0, (4, 5)).astype(np.float32)
 
 def model_bytes(nodes, inputs, outputs, initializers) -> bytes:
     graph = helper.make_graph(nodes, "g", inputs, outputs, [numpy_helper.from_array(v, k) for k, v in initializers])
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8).SerializeToString()
 
 
 def head_model() -> bytes:

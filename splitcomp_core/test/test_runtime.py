@@ -150,7 +150,7 @@ def test_run_errors_are_inference_errors(tmp_path):
         [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 3])],
         [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 3])],
     )
-    onnx.save(onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)]), path)
+    onnx.save(onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)], ir_version=8), path)
     session = InferenceSession(path, ["cpu"], warmup_runs=0)
     with pytest.raises(InferenceError, match="relu.onnx") as info:
         session.run({"x": np.zeros((2, 5), np.float32)})
