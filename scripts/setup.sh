@@ -91,7 +91,7 @@ build_workspace() {
   # Sources are symlinked into install/, so only the files that shape the build matter here.
   want=$(cd "$root" && digest $(find "${packages[@]}" launch config colcon.meta -type f \
     \( -name package.xml -o -name setup.py -o -name setup.cfg -o -name CMakeLists.txt -o -name '*.msg' \
-       -o -name __init__.py -o -path 'launch/*' -o -path 'config/*' -o -path '*/resource/*' -o -name colcon.meta \) | sort) "$venv/.splitcomp-deps")
+       -o -name __init__.py -o -path 'launch/*' -o -path 'config/*' -o -path '*/resource/*' -o -path '*/models/*' -o -name colcon.meta \) | sort) "$venv/.splitcomp-deps")
   if [[ -f $stamp && $(cat "$stamp") == "$want" ]]; then
     say "workspace build up to date"
     return

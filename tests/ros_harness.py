@@ -19,10 +19,11 @@ from splitcomp_tools import local_launch
 class NodeProcess:
     """An installed node in its own process, logging to a file the test prints on failure."""
 
-    def __init__(self, package: str, name: str, params: dict, log_dir: pathlib.Path) -> None:
+    def __init__(self, package: str, name: str, params: dict, log_dir: pathlib.Path, namespace: str = "") -> None:
         self.log_path = log_dir / f"{name}.log"
         self._log = open(self.log_path, "w")
-        self._node = local_launch.NodeProcess(package, name, params, log=self._log)
+        remap = ["-r", f"__ns:={namespace}"] if namespace else []
+        self._node = local_launch.NodeProcess(package, name, params, log=self._log, extra_args=remap)
         self.process = self._node.process
 
     def log(self) -> str:

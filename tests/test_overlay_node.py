@@ -56,7 +56,7 @@ class OverlayHarness:
                                  qos_profile_sensor_data)
         node.create_subscription(
             DiagnosticArray, "/diagnostics",
-            lambda m: self.diagnostics.extend(s for s in m.status if s.name == "splitcomp: overlay"), 10)
+            lambda m: self.diagnostics.extend(s for s in m.status if s.name == "splitcomp: /overlay"), 10)
         self.camera = node.create_publisher(Image, "image_raw", qos_profile_sensor_data)
         self.results = node.create_publisher(Classification, "splitcomp/classification", 10)
         assert self.probe.wait_for_subscriber(self.camera), self.node.log()

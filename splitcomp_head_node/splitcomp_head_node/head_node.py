@@ -68,7 +68,7 @@ class HeadNode(Node):
             self.get_logger().warning(warning)
         self._set_rate(max_rate)
 
-        self.health = NodeHealth("splitcomp: head_node")
+        self.health = NodeHealth(f"splitcomp: {self.get_fully_qualified_name()}")
         self.health.fields.update(
             model_id=bundle.manifest.model_id,
             provider=self.pipeline.session.provider,

@@ -56,7 +56,7 @@ class TailNode(Node):
             raise StartupError(f"tail_node: {exc}") from exc
         self.add_on_set_parameters_callback(self._on_parameters)
 
-        self.health = NodeHealth("splitcomp: tail_node")
+        self.health = NodeHealth(f"splitcomp: {self.get_fully_qualified_name()}")
         self.health.fields.update(
             model_id=bundle.manifest.model_id,
             provider=self.pipeline.session.provider,

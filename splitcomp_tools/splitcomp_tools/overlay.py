@@ -40,7 +40,7 @@ class Overlay(Node):
                               int_range=(1, 20))
         self._frames: collections.OrderedDict = collections.OrderedDict()
         self._result_rate = RateMeter()
-        self.health = NodeHealth("splitcomp: overlay")
+        self.health = NodeHealth(f"splitcomp: {self.get_fully_qualified_name()}")
         self.health.fields["cache_size"] = str(self._cache_size)
         self.health.counts.update(frames_in=0, frames_out=0, results_in=0, unmatched=0)
         self._publisher = self.create_publisher(Image, "splitcomp/overlay", qos_profile_sensor_data)

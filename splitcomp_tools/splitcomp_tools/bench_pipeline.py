@@ -1,0 +1,107 @@
+"""bench pipeline: image_source -> head_node -> tail_node over real DDS, timed stage by stage.
+
+Framework overhead is everything but the two ONNX Runtime runs: image conversion and
+preprocessing, encoding, serialization and DDS of the features, decoding and post-processing.
+Per frame it is latency - head ONNX - tail ONNX (the tail's median) - camera transport
+(the head's median input delay, which a camera driver on the robot would add anyway).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from splitcomp_core.errors import SplitcompError
+from splitcomp_tools.cli import run_cli
+from splitcomp_tools.pipeline_run import PipelineRun, stamp_key
+
+
+def _p50(diagnostics: dict, node: str, key: str) -> float:
+    value = diagnostics.get(f"splitcomp: /{node}", {}).get(f"{key}.p50")
+    return float(value) if value is not None else float("nan")
+
+
+def measure(run: PipelineRun, frames: int, wall_s: float) -> dict:
+    results = run.seen.results
+    if not results:
+        raise SplitcompError(f"no classification arrived; see the logs in {run.log_dir}")
+    diag = run.seen.diagnostics
+    head_stage = np.array([run.seen.features.get(stamp_key(r.header), (np.nan,) * 3) for r in results])
+    latency = np.array([r.latency_ms for r in results])
+    tail_onnx = _p50(diag, "tail_node", "tail_ms")
+    camera = _p50(diag, "head_node", "input_delay_ms")
+    overhead = latency - head_stage[:, 1] - tail_onnx - camera
+    head_counts = diag.get("splitcomp: /head_node", {})
+    stamps = sorted(r.header.stamp.sec + r.header.stamp.nanosec * 1e-9 for r in results)
+    return {
+        "frames_published": frames,
+        "frames_classified": len(results),
+        "dropped_by_head": int(head_counts.get("dropped", 0)),
+        "lost": frames - len(results),
+        "fps": (len(stamps) - 1) / (stamps[-1] - stamps[0]) if stamps[-1] > stamps[0] else 0.0,
+        "wall_s": wall_s,
+        "median_ms": {
+            "camera_transport": camera,
+            "preprocess": float(np.nanmedian(head_stage[:, 0])),
+            "head_onnx": float(np.nanmedian(head_stage[:, 1])),
+            "encode": float(np.nanmedian(head_stage[:, 2])),
+            "decode": _p50(diag, "tail_node", "decode_ms"),
+            "tail_onnx": tail_onnx,
+            "postprocess": _p50(diag, "tail_node", "post_ms"),
+            "end_to_end_latency": float(np.median(latency)),
+            "framework_overhead": float(np.nanmedian(overhead)),
+        },
+        "latency_p95_ms": float(np.percentile(latency, 95)),
+        "bytes_per_frame": float(np.median([r.feature_bytes for r in results])),
+    }
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="bench pipeline", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--bundle", help="bundle to run (default: the demo model, split and calibrated as `demo` does)")
+    p.add_argument("--rate", type=float, default=30.0, help="camera frames per second (default: 30)")
+    p.add_argument("--duration", type=float, default=20.0, help="seconds of camera frames (default: 20)")
+    p.add_argument("--bits", type=int, default=4, help="head bits (default: 4)")
+    p.add_argument("--codec", default="none", help="head codec: none, zstd or lz4 (default: none)")
+    p.add_argument("--out", default="out/bench", help="bundle and logs folder (default: out/bench)")
+    p.add_argument("--json", help="also write the result to this file")
+    return p
+
+
+def _main(argv: Optional[Sequence[str]]) -> int:
+    from splitcomp_tools.demo import prepare_bundle
+
+    args = build_parser().parse_args(argv)
+    frames = int(round(args.rate * args.duration))
+    if frames < 2:
+        raise SplitcompError("--rate x --duration must give at least 2 frames")
+    out = Path(args.out)
+    bundle = Path(args.bundle) if args.bundle else prepare_bundle(out / "bundle", quiet=True)
+    run = PipelineRun(bundle, out / "logs", args.rate, frame_count=frames, watch_frames=False, preload=30,
+                      head_params={"bits": args.bits, "codec": args.codec})
+    with run:
+        start = time.monotonic()
+        run.spin_until(lambda: len(run.seen.results) >= frames, args.duration + 30.0)
+        wall = time.monotonic() - start
+        run.spin_until(lambda: False, 1.2)  # one more round of diagnostics with every frame in it
+    result = measure(run, frames, wall)
+    line = json.dumps(result)
+    print(line)
+    if args.json:
+        Path(args.json).write_text(line + "\n")
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    return run_cli(_main, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,53 @@
+"""Nodes refuse a bad configuration at start-up with one clear line and a non-zero exit."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+from splitcomp_tools.local_launch import executable_path, ros_arguments
+
+NODES = [("splitcomp_head_node", "head_node"), ("splitcomp_tail_node", "tail_node")]
+
+
+def run(package, name, params, timeout=60):
+    cmd = [sys.executable, str(executable_path(package, name)), *ros_arguments(params)]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def broken_bundle(demo_bundle, tmp_path_factory):
+    broken = tmp_path_factory.mktemp("broken") / "bundle"
+    shutil.copytree(demo_bundle, broken)
+    manifest = json.loads((broken / "manifest.json").read_text())
+    manifest["cut"][0]["name"] = "not_a_head_output"
+    (broken / "manifest.json").write_text(json.dumps(manifest))
+    return broken
+
+
+@pytest.mark.parametrize("package, name", NODES)
+def test_missing_bundle(package, name, tmp_path):
+    result = run(package, name, {"bundle": str(tmp_path / "nowhere")})
+    assert result.returncode == 2
+    fatal = [line for line in result.stderr.splitlines() if line.startswith("[FATAL]")]
+    assert len(fatal) == 1 and "nowhere" in fatal[0] and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("package, name", NODES)
+def test_invalid_bundle_names_the_file(package, name, broken_bundle):
+    result = run(package, name, {"bundle": str(broken_bundle)})
+    assert result.returncode == 2
+    assert "manifest.json" in result.stderr or "head.onnx" in result.stderr
+    assert "not_a_head_output" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_out_of_range_parameter(demo_bundle):
+    result = run("splitcomp_tail_node", "tail_node", {"bundle": str(demo_bundle), "top_k": 0})
+    assert result.returncode == 2 and "top_k" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_cpu_fallback_can_be_refused(demo_bundle):
+    result = run("splitcomp_head_node", "head_node",
+                 {"bundle": str(demo_bundle), "providers": ["cuda"], "allow_cpu_fallback": False})
+    assert result.returncode == 2 and "CUDA" in result.stderr
