@@ -63,7 +63,7 @@ def prepare_bundle(out: Path, calibration_frames: int = 200, quiet: bool = False
     # The model was trained on square frames: crop 4:3 camera frames instead of squashing them.
     crop = Preprocessing(crop_resize=max(_input_size(DEMO_MODEL)))
     split_model(DEMO_MODEL, cut.tensors, out, preprocessing=crop, labels_path=DEMO_LABELS, overwrite=True)
-    calibration = calibrate(out, "generator", count=calibration_frames, bits=4, progress=not quiet)
+    calibration = calibrate(out, "generator", count=calibration_frames, bits=4, progress=not quiet and sys.stderr.isatty())
     update_quantization(out, calibration.quantization)
     if not quiet:
         print(format_table(calibration))

@@ -6,6 +6,8 @@ tail's latency_ms measures the whole pipeline.
 
 from __future__ import annotations
 
+import time
+
 import cv2
 from rclpy.node import Node
 from sensor_msgs.msg import Image
@@ -15,6 +17,7 @@ from splitcomp_ros.images import array_to_image
 from splitcomp_ros.node_support import StartupError, declare, run_node
 from splitcomp_tools.frames import PreloadedSource, open_source
 
+DISCOVERY_SETTLE_S = 0.5
 ENCODINGS = {"rgb8": None, "bgr8": cv2.COLOR_RGB2BGR, "mono8": cv2.COLOR_RGB2GRAY, "rgba8": cv2.COLOR_RGB2RGBA,
              "bgra8": cv2.COLOR_RGB2BGRA}
 
@@ -37,6 +40,10 @@ class ImageSource(Node):
         seed = declare(self, "seed", 0, "Seed of the generator.", read_only=True)
         preload = declare(self, "preload", 0, "Read this many frames up front and replay them (benchmarks); 0 = off.",
                           read_only=True, int_range=(0, 10000))
+        self._wait = declare(self, "wait_for_subscriber", False,
+                             "Hold frames until a subscriber has been matched for a moment (benchmarks: no frame is "
+                             "lost to discovery).", read_only=True)
+        self._matched_at = None
         if self._encoding not in ENCODINGS:
             raise StartupError(f"image_source: encoding must be one of {', '.join(ENCODINGS)}")
         try:
@@ -51,6 +58,8 @@ class ImageSource(Node):
         self.get_logger().info(f"publishing {source} as {self._encoding} at {rate_hz} Hz on image_raw")
 
     def _tick(self) -> None:
+        if self._wait and not self._subscriber_ready():
+            return
         if self._count and self._published >= self._count:
             self._timer.cancel()
             self.get_logger().info(f"published {self._published} frames; done")
@@ -70,6 +79,15 @@ class ImageSource(Node):
         msg.header.frame_id = self._frame_id
         self._publisher.publish(msg)
         self._published += 1
+
+    def _subscriber_ready(self) -> bool:
+        """True once a subscriber has been matched for DISCOVERY_SETTLE_S (both sides see each other)."""
+        if self._publisher.get_subscription_count() == 0:
+            self._matched_at = None
+            return False
+        now = time.monotonic()
+        self._matched_at = self._matched_at or now
+        return now - self._matched_at >= DISCOVERY_SETTLE_S
 
     def close(self) -> None:
         self._source.close()

@@ -1,8 +1,8 @@
 """Run image_source, head_node and tail_node as separate processes and watch them from a probe node.
 
 The demo and the pipeline benchmark both use this: it starts what `pipeline.launch.py` would
-(without the overlay), records every camera frame, feature message, classification and
-diagnostics status with its arrival time, and stops everything cleanly.
+(without the overlay), records camera frames, classifications and diagnostics (only what
+a deployment would also subscribe to), and stops everything cleanly.
 """
 
 from __future__ import annotations
@@ -21,8 +21,7 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 
 from splitcomp_core.errors import SplitcompError
-from splitcomp_msgs.msg import Classification, SplitFeatures
-from splitcomp_ros.qos import features_qos
+from splitcomp_msgs.msg import Classification
 from splitcomp_tools.local_launch import NodeProcess
 
 
@@ -32,10 +31,9 @@ def stamp_key(header) -> tuple[int, int]:
 
 @dataclasses.dataclass
 class Seen:
-    """What the probe received, by the camera frame's stamp where a message has one."""
+    """What the probe received: camera frames by stamp, classifications, the latest diagnostics."""
 
     frames: dict = dataclasses.field(default_factory=dict)
-    features: dict = dataclasses.field(default_factory=dict)
     results: list = dataclasses.field(default_factory=list)
     diagnostics: dict = dataclasses.field(default_factory=dict)
 
@@ -76,7 +74,6 @@ class PipelineRun:
         self._executor.add_node(self.node)
         if self.watch_frames:
             self.node.create_subscription(Image, "image_raw", self._on_frame, qos_profile_sensor_data)
-        self.node.create_subscription(SplitFeatures, "splitcomp/features", self._on_features, features_qos())
         self.node.create_subscription(Classification, "splitcomp/classification", self._on_result, 50)
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
         try:
@@ -87,7 +84,7 @@ class PipelineRun:
             self._wait_for_nodes(("head_node", "tail_node"), timeout=60.0)
             self._start("splitcomp_tools", "image_source",
                         {"source": self.source, "rate_hz": float(self.rate_hz), "count": self.frame_count,
-                         "loop": True, "preload": self.preload})
+                         "loop": True, "preload": self.preload, "wait_for_subscriber": True})
         except BaseException:
             self.__exit__(None, None, None)
             raise
@@ -112,9 +109,6 @@ class PipelineRun:
 
     def _on_frame(self, msg: Image) -> None:
         self.seen.frames[stamp_key(msg.header)] = msg
-
-    def _on_features(self, msg: SplitFeatures) -> None:
-        self.seen.features[stamp_key(msg.header)] = (msg.preprocess_ms, msg.head_ms, msg.encode_ms)
 
     def _on_result(self, msg: Classification) -> None:
         self.seen.results.append(msg)
