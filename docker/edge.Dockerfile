@@ -47,11 +47,9 @@ RUN existing=$(getent passwd "${SPLITCOMP_UID}" | cut -d: -f1 || true) \
 FROM ros AS builder
 
 # Python packages go into a virtual environment that also sees ROS's own Python packages, as
-# scripts/setup.sh does with a system ROS. requirements/python.txt serves the ROS-from-PyPI venv:
-# its numpy 2, CPU onnxruntime and numpy-2-only OpenCV do not fit here, where Jazzy's message
-# modules from packages.ros.org are compiled against Ubuntu's numpy 1.26 and the GPU build of
-# onnxruntime is wanted. Those three are replaced by the pins below; every other package keeps
-# its pin from python.txt. colcon and its setuptools keep their pins from requirements/ros-jazzy.txt.
+# scripts/setup.sh does with a system ROS: requirements/system-ros.txt is pinned for it (Jazzy's
+# message modules are compiled against numpy 1). Only its CPU onnxruntime is swapped for the GPU
+# build below. colcon and its setuptools keep their pins from requirements/ros-jazzy.txt.
 ARG ONNXRUNTIME_GPU_VERSION=1.26.0
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 
@@ -61,13 +59,13 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /workspace
-COPY requirements/python.txt requirements/ros-jazzy.txt requirements/
+COPY requirements/system-ros.txt requirements/ros-jazzy.txt requirements/
 RUN python3 -m venv --system-site-packages /opt/splitcomp/venv \
  && /opt/splitcomp/venv/bin/python -m pip install --no-cache-dir pip==25.3 \
  && grep -E '^(colcon-common-extensions|catkin-pkg|setuptools)==' requirements/ros-jazzy.txt > /tmp/build-tools.txt \
- && grep -vE '^(numpy|onnxruntime|opencv-python-headless)==' requirements/python.txt > /tmp/python.txt \
+ && grep -vE '^(onnxruntime)==' requirements/system-ros.txt > /tmp/python.txt \
  && /opt/splitcomp/venv/bin/python -m pip install --no-cache-dir -r /tmp/build-tools.txt -r /tmp/python.txt \
-      numpy==1.26.4 opencv-python-headless==4.11.0.86 "onnxruntime-gpu==${ONNXRUNTIME_GPU_VERSION}"
+      "onnxruntime-gpu==${ONNXRUNTIME_GPU_VERSION}"
 
 COPY colcon.meta ./
 COPY splitcomp_msgs splitcomp_msgs/

@@ -46,11 +46,9 @@ RUN existing=$(getent passwd "${SPLITCOMP_UID}" | cut -d: -f1 || true) \
 FROM ros AS builder
 
 # Python packages go into a virtual environment that also sees ROS's own Python packages, as
-# scripts/setup.sh does with a system ROS. requirements/python.txt serves the ROS-from-PyPI venv:
-# its numpy 2, CPU onnxruntime and numpy-2-only OpenCV do not fit here, where Humble's message
-# modules are compiled against numpy 1 and the GPU build of onnxruntime is wanted. Those three
-# are replaced by the pins below; every other package keeps its pin from python.txt. colcon and
-# its setuptools keep their pins from requirements/ros-jazzy.txt.
+# scripts/setup.sh does with a system ROS: requirements/system-ros.txt is pinned for it (Humble's
+# message modules are compiled against numpy 1). Only its CPU onnxruntime is swapped for the GPU
+# build below. colcon and its setuptools keep their pins from requirements/ros-jazzy.txt.
 #
 # onnxruntime-gpu for Jetson: NVIDIA's Jetson AI Lab package index for JetPack 6 with CUDA 12.6
 # (https://pypi.jetson-ai-lab.io/jp6/cu126, linked from https://elinux.org/Jetson_Zoo), file
@@ -66,13 +64,12 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /workspace
-COPY requirements/python.txt requirements/ros-jazzy.txt requirements/
+COPY requirements/system-ros.txt requirements/ros-jazzy.txt requirements/
 RUN python3 -m venv --system-site-packages /opt/splitcomp/venv \
  && /opt/splitcomp/venv/bin/python -m pip install --no-cache-dir pip==25.3 \
  && grep -E '^(colcon-common-extensions|catkin-pkg|setuptools)==' requirements/ros-jazzy.txt > /tmp/build-tools.txt \
- && grep -vE '^(numpy|onnxruntime|opencv-python-headless)==' requirements/python.txt > /tmp/python.txt \
+ && grep -vE '^(onnxruntime)==' requirements/system-ros.txt > /tmp/python.txt \
  && /opt/splitcomp/venv/bin/python -m pip install --no-cache-dir -r /tmp/build-tools.txt -r /tmp/python.txt \
-      numpy==1.26.4 opencv-python-headless==4.11.0.86 \
  && /opt/splitcomp/venv/bin/python -m pip install --no-cache-dir --index-url "${ONNXRUNTIME_GPU_INDEX}" \
       --extra-index-url https://pypi.org/simple "onnxruntime-gpu==${ONNXRUNTIME_GPU_VERSION}"
 

@@ -287,7 +287,7 @@ def test_image_installs_every_pinned_python_requirement(name):
     run_lines = " ".join(i.args for i in instructions(name, "RUN"))
     pinned_here = {r.split("==")[0] for r in pip_install_arguments(name) if "==" in r}
     filters = re.findall(r"grep -(v?)E '\^\(([^)]*)\)==' (requirements/\S+)", run_lines)
-    assert {f[2] for f in filters} == {"requirements/python.txt", "requirements/ros-jazzy.txt"}
+    assert {f[2] for f in filters} == {"requirements/system-ros.txt", "requirements/ros-jazzy.txt"}
     for inverted, names, file in filters:
         pins = requirement_pins(ROOT / file)
         for package in names.split("|"):
@@ -298,7 +298,7 @@ def test_image_installs_every_pinned_python_requirement(name):
     assert "onnxruntime-gpu" in pinned_here
 
 
-@pytest.mark.parametrize("path", [ROOT / "requirements" / "python.txt", ROOT / "requirements" / "ros-jazzy.txt"],
+@pytest.mark.parametrize("path", [ROOT / "requirements" / "system-ros.txt", ROOT / "requirements" / "ros-jazzy.txt"],
                          ids=lambda p: p.name)
 def test_requirement_files_the_images_read_pin_exact_versions(path):
     for line in path.read_text().splitlines():
