@@ -3,7 +3,6 @@
 import dataclasses
 
 import numpy as np
-import pytest
 import zstandard
 from diagnostic_msgs.msg import DiagnosticArray
 from ros_harness import NodeProcess, Probe, diagnostics_values
