@@ -76,7 +76,8 @@ class HeadHarness:
 
     def set(self, name, value):
         kinds = {int: ("integer_value", ParameterType.PARAMETER_INTEGER),
-                 str: ("string_value", ParameterType.PARAMETER_STRING)}
+                 str: ("string_value", ParameterType.PARAMETER_STRING),
+                 float: ("double_value", ParameterType.PARAMETER_DOUBLE)}
         field, kind = kinds[type(value)]
         request = SetParameters.Request(
             parameters=[Parameter(name=name, value=ParameterValue(type=kind, **{field: value}))])
@@ -156,3 +157,24 @@ def test_compressed_input(demo_bundle, tmp_path):
         assert harness.last_diagnostics()["rejected.image_format"] == "1"
     finally:
         harness.close()
+
+
+def test_max_rate_limits_processing_and_counts_skipped_frames(head):
+    assert head.set("max_rate_hz", 2.0).successful
+    try:
+        before_out = len(head.features)
+        before_dropped = int(head.last_diagnostics().get("dropped", "0"))
+        for _ in range(30):  # 20 Hz for 1.5 s
+            head.count += 1
+            msg = array_to_image(RGB, "rgb8")
+            msg.header.frame_id = f"f{head.count}"
+            head.camera.publish(msg)
+            head.probe.spin_for(0.05)
+        head.probe.spin_for(1.0)
+        processed = len(head.features) - before_out
+        dropped = int(head.last_diagnostics()["dropped"]) - before_dropped
+        assert 2 <= processed <= 6, processed
+        assert dropped >= 20, dropped
+    finally:
+        assert head.set("max_rate_hz", 0.0).successful
+    assert not head.set("max_rate_hz", -1.0).successful

@@ -36,3 +36,8 @@ def tensor_from_msg(msg: EncodedTensorMsg) -> EncodedTensor:
         packed_size=int(msg.packed_size),
         data=msg.data.tobytes() if isinstance(msg.data, array.array) else bytes(msg.data),
     )
+
+
+def stamp_key(header) -> tuple[int, int]:
+    """A header's stamp as a hashable key: how results are matched to the frames they came from."""
+    return header.stamp.sec, header.stamp.nanosec

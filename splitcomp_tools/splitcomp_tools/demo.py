@@ -25,10 +25,11 @@ from splitcomp_core.preprocess import Preprocessor
 from splitcomp_core.runtime import InferenceSession
 from splitcomp_ros.echo import message_to_yaml
 from splitcomp_ros.images import image_to_array
+from splitcomp_ros.messages import stamp_key
 from splitcomp_tools.analyze import Analysis, CutReport, analyze_model
 from splitcomp_tools.calibrate import calibrate, format_table
 from splitcomp_tools.cli import run_cli
-from splitcomp_tools.pipeline_run import PipelineRun, stamp_key
+from splitcomp_tools.pipeline_run import PipelineRun
 from splitcomp_tools.split import Preprocessing, split_model
 
 DEMO_DIR = Path(get_package_share_directory("splitcomp_tools")) / "models" / "shapes"
@@ -131,6 +132,17 @@ def print_summary(s: dict) -> None:
     print(f"top-1 agreement        {s['agreement']:.1%} with the unsplit model ({s['compared']} frames)")
 
 
+def save_overlay(msg, path: Path) -> None:
+    """The overlay node's latest annotated frame as a PNG, written atomically."""
+    image = image_to_array(msg)
+    if msg.encoding == "rgb8":
+        image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    if not cv2.imwrite(str(tmp), image):
+        raise SplitcompError(f"cannot write {path}")
+    tmp.replace(path)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="out/demo", help="where the bundle and node logs go (default: out/demo)")
@@ -156,16 +168,20 @@ def _main(argv: Optional[Sequence[str]]) -> int:
         if len(run.seen.results) <= args.show:
             print(message_to_yaml(msg))
 
-    run = PipelineRun(bundle, out / "logs", args.rate, on_result=echo)
+    run = PipelineRun(bundle, out / "logs", args.rate, on_result=echo, overlay=True)
     with run:
         start = time.monotonic()
         run.spin_until(lambda: len(run.seen.results) >= args.frames, args.timeout)
         wall = time.monotonic() - start
+        run.spin_until(lambda: run.seen.overlay is not None, 5.0)
     if not run.seen.results:
         print(f"error: no classification arrived within {args.timeout:.0f} s; see the logs in {out / 'logs'}",
               file=sys.stderr)
         return 1
     print_summary(summarize(run, reference, wall))
+    if run.seen.overlay is not None:
+        save_overlay(run.seen.overlay, out / "overlay.png")
+        print(f"overlay image          {out / 'overlay.png'} (what rviz shows on splitcomp/overlay)")
     return 0
 
 

@@ -21,14 +21,11 @@ from splitcomp_core.stats import RateMeter
 from splitcomp_msgs.msg import Classification
 from splitcomp_ros.diagnostics import NodeHealth
 from splitcomp_ros.images import array_to_image, image_to_array
+from splitcomp_ros.messages import stamp_key
 from splitcomp_ros.node_support import declare, run_node
 from splitcomp_tools.annotate import annotate, drawable, result_lines
 
 THROTTLE_S = 5.0
-
-
-def stamp_key(header) -> tuple[int, int]:
-    return header.stamp.sec, header.stamp.nanosec
 
 
 class Overlay(Node):

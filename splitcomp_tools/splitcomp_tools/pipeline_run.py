@@ -22,11 +22,8 @@ from sensor_msgs.msg import Image
 
 from splitcomp_core.errors import SplitcompError
 from splitcomp_msgs.msg import Classification
+from splitcomp_ros.messages import stamp_key
 from splitcomp_tools.local_launch import NodeProcess
-
-
-def stamp_key(header) -> tuple[int, int]:
-    return header.stamp.sec, header.stamp.nanosec
 
 
 @dataclasses.dataclass
@@ -34,6 +31,7 @@ class Seen:
     """What the probe received: camera frames by stamp, classifications, the latest diagnostics."""
 
     frames: dict = dataclasses.field(default_factory=dict)
+    overlay: Optional[Image] = None
     results: list = dataclasses.field(default_factory=list)
     diagnostics: dict = dataclasses.field(default_factory=dict)
 
@@ -52,6 +50,7 @@ class PipelineRun:
         tail_params: Optional[Mapping[str, object]] = None,
         watch_frames: bool = True,
         preload: int = 0,
+        overlay: bool = False,
         on_result: Optional[Callable[[Classification], None]] = None,
     ) -> None:
         self.bundle, self.log_dir = Path(bundle), Path(log_dir)
@@ -59,6 +58,7 @@ class PipelineRun:
         self.head_params, self.tail_params = dict(head_params or {}), dict(tail_params or {})
         self.watch_frames = watch_frames
         self.preload = preload
+        self.overlay = overlay
         self.on_result = on_result
         self.seen = Seen()
         self._nodes: list[NodeProcess] = []
@@ -76,12 +76,17 @@ class PipelineRun:
             self.node.create_subscription(Image, "image_raw", self._on_frame, qos_profile_sensor_data)
         self.node.create_subscription(Classification, "splitcomp/classification", self._on_result, 50)
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
+        if self.overlay:
+            self.node.create_subscription(Image, "splitcomp/overlay", self._on_overlay, qos_profile_sensor_data)
         try:
             self._start("splitcomp_tail_node", "tail_node", {"bundle": str(self.bundle), **self.tail_params},
                         config / "tail.yaml")
             self._start("splitcomp_head_node", "head_node", {"bundle": str(self.bundle), **self.head_params},
                         config / "head.yaml")
-            self._wait_for_nodes(("head_node", "tail_node"), timeout=60.0)
+            if self.overlay:
+                self._start("splitcomp_tools", "overlay", {})
+            self._wait_for_nodes(("head_node", "tail_node", "overlay") if self.overlay else ("head_node", "tail_node"),
+                                 timeout=60.0)
             self._start("splitcomp_tools", "image_source",
                         {"source": self.source, "rate_hz": float(self.rate_hz), "count": self.frame_count,
                          "loop": True, "preload": self.preload, "wait_for_subscriber": True})
@@ -109,6 +114,9 @@ class PipelineRun:
 
     def _on_frame(self, msg: Image) -> None:
         self.seen.frames[stamp_key(msg.header)] = msg
+
+    def _on_overlay(self, msg: Image) -> None:
+        self.seen.overlay = msg
 
     def _on_result(self, msg: Classification) -> None:
         self.seen.results.append(msg)
