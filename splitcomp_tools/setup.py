@@ -28,6 +28,7 @@ setup(
             "split = splitcomp_tools.split:main",
             "calibrate = splitcomp_tools.calibrate:main",
             "bench = splitcomp_tools.bench:main",
+            "classify = splitcomp_tools.classify:main",
             "demo = splitcomp_tools.demo:main",
             "image_source = splitcomp_tools.image_source:main",
             "overlay = splitcomp_tools.overlay:main",

@@ -1,0 +1,41 @@
+"""classify runs image files through a bundle's split pipeline and reports the unsplit model's class."""
+
+import json
+
+import cv2
+import numpy as np
+from splitcomp_core.bundle import load_bundle
+from splitcomp_core.postprocess import softmax
+from splitcomp_core.preprocess import Preprocessor
+from splitcomp_core.runtime import InferenceSession
+from splitcomp_tools import classify
+from splitcomp_tools.demo import DEMO_MODEL
+from splitcomp_tools.frames import GeneratorSource
+
+
+def test_classify_agrees_with_the_unsplit_model(demo_bundle, tmp_path, capsys):
+    source = GeneratorSource(640, 480, seed=21)
+    paths = []
+    for i in range(4):
+        path = tmp_path / f"frame{i}.png"
+        cv2.imwrite(str(path), cv2.cvtColor(source.read(), cv2.COLOR_RGB2BGR))
+        paths.append(str(path))
+    assert classify.main([str(demo_bundle), *paths, "--json", "--codec", "zstd"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    manifest = load_bundle(demo_bundle).manifest
+    full = InferenceSession(DEMO_MODEL, ["cpu"])
+    preprocess = Preprocessor(manifest.input)
+    for row, path in zip(rows, paths):
+        image = cv2.imread(path)
+        expected = int(np.argmax(softmax(full.run({"image": preprocess(image, "bgr8")})["logits"][0])))
+        assert row["results"][0]["class_id"] == expected
+        assert 0 < row["feature_bytes"] < 4096  # zstd on top of 4-bit codes
+
+
+def test_classify_refuses_what_is_not_an_image(demo_bundle, tmp_path, capsys):
+    bogus = tmp_path / "notes.png"
+    bogus.write_text("hello")
+    assert classify.main([str(demo_bundle), str(bogus)]) == 2
+    assert "not a readable image" in capsys.readouterr().err
+    assert classify.main([str(demo_bundle), str(tmp_path / "missing.png")]) == 2
+    assert "no such image file" in capsys.readouterr().err
