@@ -151,7 +151,12 @@ def test_compressed_input(demo_bundle, tmp_path):
         ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(RGB, cv2.COLOR_RGB2BGR))
         msg = CompressedImage(format="jpeg")
         msg.data = jpeg.tobytes()
-        assert harness.send(msg) is not None, harness.node.log()
+        out = harness.send(msg)
+        assert out is not None, harness.node.log()
+        # Started without encoder parameters, the head takes the bundle's calibrated 4-bit defaults.
+        calibrated = load_bundle(demo_bundle).manifest.quantization.calibrated[out.tensors[0].name]["per_tensor"]
+        assert out.tensors[0].bits == 4
+        assert abs(out.tensors[0].scale[0] - (calibrated["max"] - calibrated["min"]) / 15) < 1e-4
         msg.data = b"garbage"
         assert harness.send(msg, expect_answer=False) is None
         assert harness.last_diagnostics()["rejected.image_format"] == "1"

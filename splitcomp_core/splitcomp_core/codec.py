@@ -326,6 +326,12 @@ def validate(t: EncodedTensor, max_elements: int = DEFAULT_MAX_ELEMENTS) -> None
             )
     else:
         _check_scale_offset(scale, offset)
+        reach = np.abs(offset.astype(np.float64)) + np.abs(scale.astype(np.float64)) * _levels(bits)
+        if np.any(reach > np.finfo(np.float32).max):
+            raise CodecError(
+                f"scale and offset reach beyond float32 at {bits} bits (max |offset| + {_levels(bits)}*|scale| "
+                f"= {reach.max():.3g}); the sender's range is broken"
+            )
         if scale.size > 1:
             if len(shape) < 2:
                 raise CodecError(

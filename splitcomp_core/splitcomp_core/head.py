@@ -34,12 +34,15 @@ class _Encoding:
 
 
 class HeadPipeline:
-    """Owns the head's ONNX Runtime session (created once) and the current encoder settings."""
+    """Owns the head's ONNX Runtime session (created once) and the current encoder settings.
+
+    Without a `config`, the bundle's own quantization defaults apply.
+    """
 
     def __init__(
         self,
         bundle: Bundle,
-        config: EncoderConfig = EncoderConfig(),
+        config: EncoderConfig | None = None,
         providers: Sequence[str] = DEFAULT_PROVIDERS,
         allow_cpu_fallback: bool = True,
         intra_op_threads: int | None = None,
@@ -47,12 +50,14 @@ class HeadPipeline:
         self.bundle = bundle
         self.cut_names = [t.name for t in bundle.manifest.cut]
         self.preprocess = Preprocessor(bundle.manifest.input)
+        spec = bundle.manifest.input
         self.session = InferenceSession(
-            bundle.head_path, providers, allow_cpu_fallback, intra_op_threads=intra_op_threads
+            bundle.head_path, providers, allow_cpu_fallback, intra_op_threads=intra_op_threads,
+            warmup_shapes={spec.name: [1, 3, spec.height, spec.width]},
         )
-        self._input_name = bundle.manifest.input.name
+        self._input_name = spec.name
         self._encoding: _Encoding
-        self.warnings = self.configure(config)
+        self.warnings = self.configure(config or EncoderConfig.from_manifest(bundle.manifest.quantization))
 
     @property
     def config(self) -> EncoderConfig:

@@ -11,6 +11,7 @@ from typing import Mapping, Optional
 
 import numpy as np
 
+from splitcomp_core.bundle import QuantizationSpec
 from splitcomp_core.codec import CODEC_BY_NAME, RAW_BITS, QuantParams, clip_params, range_params
 from splitcomp_core.errors import CodecError
 
@@ -42,6 +43,11 @@ class EncoderConfig:
     @property
     def codec_id(self) -> int:
         return CODEC_BY_NAME[self.codec]
+
+    @classmethod
+    def from_manifest(cls, spec: QuantizationSpec) -> "EncoderConfig":
+        """The bundle's own defaults (calibrate sets them to the ranges it measured)."""
+        return cls(spec.bits, spec.mode, spec.clip_min, spec.clip_max, spec.codec)
 
 
 def resolve_params(

@@ -36,13 +36,10 @@ PROVIDER_ALIASES = {
     "xnnpack": "XnnpackExecutionProvider",
 }
 
-_ORT_ERRORS = (
-    ort_state.Fail,
-    ort_state.InvalidArgument,
-    ort_state.InvalidGraph,
-    ort_state.InvalidProtobuf,
-    ort_state.NoSuchFile,
-    ort_state.RuntimeException,
+# Every status ONNX Runtime raises (Fail, InvalidArgument, NotImplemented, EPFail, ...): none may escape
+# as a traceback from a node.
+_ORT_ERRORS = tuple(
+    v for v in vars(ort_state).values() if isinstance(v, type) and issubclass(v, Exception) and v is not Exception
 )
 _WARMUP_DTYPES = {
     "tensor(float)": np.float32,
@@ -106,6 +103,7 @@ class InferenceSession:
         allow_cpu_fallback: bool = True,
         warmup_runs: int = 2,
         intra_op_threads: int | None = None,
+        warmup_shapes: Mapping[str, Sequence[int]] | None = None,
     ) -> None:
         self.path = Path(model_path)
         if not self.path.is_file():
@@ -136,6 +134,7 @@ class InferenceSession:
         logger.info("%s runs on %s (requested %s)", self.path.name, self.provider, requested)
         self.input_names: list[str] = [i.name for i in self._session.get_inputs()]
         self.output_names: list[str] = [o.name for o in self._session.get_outputs()]
+        self._warmup_shapes = dict(warmup_shapes or {})
         self.warmup(warmup_runs)
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -147,7 +146,11 @@ class InferenceSession:
         return dict(zip(self.output_names, outputs))
 
     def warmup(self, runs: int = 1) -> None:
-        """Run the model on random inputs of the declared shapes (dynamic sizes as 1) to build kernels and caches."""
+        """Run the model on random inputs to build kernels and caches.
+
+        Inputs take their `warmup_shapes` entry (the sizes real data will have, so an accelerator
+        builds its engine for those), else their declared shape with dynamic sizes as 1.
+        """
         if runs <= 0:
             return
         rng = np.random.default_rng(0)
@@ -159,7 +162,7 @@ class InferenceSession:
                     f"{self.path}: cannot make a warm-up value for input '{arg.name}' of type {arg.type}; "
                     f"use warmup_runs=0"
                 )
-            shape = [d if isinstance(d, int) and d > 0 else 1 for d in arg.shape]
+            shape = self._warmup_shapes.get(arg.name) or [d if isinstance(d, int) and d > 0 else 1 for d in arg.shape]
             if np.issubdtype(dtype, np.floating):
                 feeds[arg.name] = rng.standard_normal(shape).astype(dtype)
             else:

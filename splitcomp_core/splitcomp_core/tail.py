@@ -58,9 +58,14 @@ class TailPipeline:
         self.cut = bundle.manifest.cut
         self.top_k = top_k
         self.max_elements = max_elements
+        # The head always sends batch 1; other dynamic sizes are unknown until the first message.
+        shapes = {t.name: [1 if i == 0 and d < 0 else d for i, d in enumerate(t.shape)] for t in self.cut}
+        known = all(d > 0 for shape in shapes.values() for d in shape)
         self.session = InferenceSession(
-            bundle.tail_path, providers, allow_cpu_fallback, intra_op_threads=intra_op_threads
+            bundle.tail_path, providers, allow_cpu_fallback, warmup_runs=2 if known else 0,
+            intra_op_threads=intra_op_threads, warmup_shapes=shapes,
         )
+        self._dtypes = {t.name: np.dtype(t.dtype) for t in self.cut}
         self._output = bundle.manifest.output
 
     def check(self, model_id: str, tensors: Sequence[EncodedTensor]) -> None:
@@ -75,14 +80,15 @@ class TailPipeline:
             if tensor.name != spec.name:
                 raise FeaturesRejected("tensor_name", f"expected tensor '{spec.name}', got '{tensor.name}'")
             shape = tuple(tensor.shape)
-            if len(shape) != len(spec.shape) or any(d != s for d, s in zip(shape, spec.shape) if s >= 0):
-                raise FeaturesRejected("shape", f"tensor '{spec.name}' has shape {list(shape)}, expected {spec.shape}")
+            expected = [1 if i == 0 and d < 0 else d for i, d in enumerate(spec.shape)]  # the head sends batch 1
+            if len(shape) != len(expected) or any(d != e for d, e in zip(shape, expected) if e >= 0):
+                raise FeaturesRejected("shape", f"tensor '{spec.name}' has shape {list(shape)}, expected {expected}")
 
     def __call__(self, model_id: str, tensors: Sequence[EncodedTensor]) -> TailResult:
         self.check(model_id, tensors)
         t0 = time.perf_counter()
         try:
-            feeds = {t.name: decode(t, self.max_elements) for t in tensors}
+            feeds = {t.name: decode(t, self.max_elements).astype(self._dtypes[t.name], copy=False) for t in tensors}
         except CodecError as exc:
             raise FeaturesRejected("codec", str(exc)) from exc
         t1 = time.perf_counter()
@@ -91,7 +97,12 @@ class TailPipeline:
         except InferenceError as exc:
             raise FeaturesRejected("inference", str(exc)) from exc
         t2 = time.perf_counter()
-        results = top_k_labelled(np.asarray(scores)[0], self.top_k, self.bundle.labels, self._output.kind)
+        scores = np.asarray(scores)
+        row = scores.reshape(-1) if scores.ndim <= 1 else scores.reshape(scores.shape[0], -1)[0]
+        try:
+            results = top_k_labelled(row, self.top_k, self.bundle.labels, self._output.kind)
+        except ValueError as exc:
+            raise FeaturesRejected("postprocess", f"the tail's output {list(scores.shape)} is not class scores: {exc}")
         t3 = time.perf_counter()
         return TailResult(
             results=results,

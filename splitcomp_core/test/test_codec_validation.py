@@ -79,6 +79,12 @@ def test_non_finite_offset(bad):
     refused(dataclasses.replace(good(per_channel=True), offset=np.array([0, 0, bad, 0], np.float32)), "offset")
 
 
+def test_range_beyond_float32_is_refused():
+    """Finite but huge: dequantizing would overflow to inf and poison the tail's scores."""
+    huge = np.array([3e38], np.float32)
+    refused(dataclasses.replace(good(), scale=huge, offset=huge), "scale and offset")
+
+
 def test_packed_size_inconsistent_with_shape_and_bits():
     t = good()
     refused(dataclasses.replace(t, packed_size=t.packed_size + 1), "packed_size")

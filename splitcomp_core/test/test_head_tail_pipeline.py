@@ -138,3 +138,66 @@ def test_tail_rejects_with_a_reason(bundle, frames, spoil, reason):
         tail(model_id, tensors)
     assert info.value.reason == reason
     assert tail(bundle.manifest.model_id, head(frames[0]).tensors).results
+
+
+def variant_bundle(tmp_path, head_nodes, head_out_type, tail_nodes, tail_in_type, logits_shape, batch="N"):
+    """A bundle of the same conv head and linear tail with a dynamic batch and a chosen cut dtype."""
+    head = model_bytes(
+        [helper.make_node("Conv", ["image", "w"], ["c"], pads=[1, 1, 1, 1]), helper.make_node("Relu", ["c"], ["r"]),
+         *head_nodes],
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [batch, 3, 16, 16])],
+        [helper.make_tensor_value_info("feat", head_out_type, [batch, 4, 16, 16])],
+        [("w", CONV_W)],
+    )
+    tail = model_bytes(
+        [*tail_nodes, helper.make_node("GlobalAveragePool", ["f32"], ["p"]), helper.make_node("Flatten", ["p"], ["f"]),
+         helper.make_node("MatMul", ["f", "fc"], ["m"]),
+         helper.make_node("Reshape", ["m", "logits_shape"], ["logits"])],
+        [helper.make_tensor_value_info("feat", tail_in_type, [batch, 4, 16, 16])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, logits_shape)],
+        [("fc", FC_W), ("logits_shape", np.array(logits_shape, np.int64))],
+    )
+    dtype = "float16" if head_out_type == TensorProto.FLOAT16 else "float32"
+    manifest = Manifest(
+        format_version=1, model_id="", source="test", cut=[TensorSpec("feat", [-1, 4, 16, 16], dtype)],
+        input=InputSpec("image", [-1, 3, 16, 16], 16, 16, "RGB", [0.5] * 3, [0.25] * 3),
+        output=OutputSpec("logits", logits_shape),
+    )
+    return write_bundle(tmp_path / "variant", head, tail, manifest, LABELS)
+
+
+def test_float16_cut_and_flat_output_classify(tmp_path, frames):
+    bundle = variant_bundle(
+        tmp_path,
+        [helper.make_node("Cast", ["r"], ["feat"], to=TensorProto.FLOAT16)], TensorProto.FLOAT16,
+        [helper.make_node("Cast", ["feat"], ["f32"], to=TensorProto.FLOAT)], TensorProto.FLOAT16,
+        logits_shape=[5],
+    )
+    head = HeadPipeline(bundle, EncoderConfig(bits=32), providers=["cpu"])
+    tail = TailPipeline(bundle, ["cpu"], top_k=2)
+    features, _, _ = head.features(frames[0], "rgb8")
+    expected = np.argsort(-tail.session.run(features)["logits"], kind="stable")[:2]
+    got = tail(bundle.manifest.model_id, head(frames[0]).tensors)
+    assert [c for c, _, _ in got.results] == list(expected)
+
+
+def test_dynamic_batch_must_be_one(tmp_path, frames):
+    bundle = variant_bundle(
+        tmp_path, [helper.make_node("Identity", ["r"], ["feat"])], TensorProto.FLOAT,
+        [helper.make_node("Identity", ["feat"], ["f32"])], TensorProto.FLOAT, logits_shape=[1, 5],
+    )
+    head = HeadPipeline(bundle, EncoderConfig(bits=8, clip_max=6.0), providers=["cpu"])
+    tail = TailPipeline(bundle, ["cpu"])
+    (tensor,) = head(frames[0]).tensors
+    assert tensor.shape == (1, 4, 16, 16) and tail(bundle.manifest.model_id, [tensor]).results
+    batch_of_8 = dataclasses.replace(tensor, shape=(8, 4, 16, 16))
+    with pytest.raises(FeaturesRejected) as info:
+        tail(bundle.manifest.model_id, [batch_of_8])
+    assert info.value.reason == "shape"
+
+
+def test_without_a_config_the_head_uses_the_bundles_defaults(bundle):
+    defaults = dataclasses.replace(bundle.manifest.quantization, bits=3, mode="per_channel", codec="lz4")
+    custom = dataclasses.replace(bundle, manifest=dataclasses.replace(bundle.manifest, quantization=defaults))
+    head = HeadPipeline(custom, providers=["cpu"])
+    assert (head.config.bits, head.config.mode, head.config.codec) == (3, "per_channel", "lz4")

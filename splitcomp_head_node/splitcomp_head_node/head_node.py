@@ -35,11 +35,16 @@ class HeadNode(Node):
     def __init__(self) -> None:
         super().__init__("head_node")
         runtime = declare_runtime(self)
-        bits = declare(self, "bits", 4, "Bits per code: 1..8 quantize, 16/32 send raw floats.")
-        mode = declare(self, "quantization", "clip", "Ranges for quantization.", choices=MODES)
-        clip_min = declare(self, "clip_min", 0.0, "Lower end of the fixed clip range (quantization=clip).")
-        clip_max = declare(self, "clip_max", 32.0, "Upper end of the fixed clip range (quantization=clip).")
-        codec = declare(self, "codec", "none", "Entropy coder after bit packing.", choices=("none", "zstd", "lz4"))
+        # Unset encoder parameters take the bundle's defaults (calibrate records what it measured).
+        defaults = runtime.bundle.manifest.quantization
+        bits = declare(self, "bits", defaults.bits, "Bits per code: 1..8 quantize, 16/32 send raw floats.")
+        mode = declare(self, "quantization", defaults.mode, "Ranges for quantization.", choices=MODES)
+        clip_min = declare(self, "clip_min", float(defaults.clip_min),
+                           "Lower end of the fixed clip range (quantization=clip).")
+        clip_max = declare(self, "clip_max", float(defaults.clip_max),
+                           "Upper end of the fixed clip range (quantization=clip).")
+        codec = declare(self, "codec", defaults.codec, "Entropy coder after bit packing.",
+                        choices=("none", "zstd", "lz4"))
         self._min_period = 0.0
         max_rate = declare(
             self, "max_rate_hz", 0.0, "Most frames per second to process; 0 = as fast as frames come.",
@@ -136,6 +141,10 @@ class HeadNode(Node):
         except SplitcompError as exc:
             self.health.rejected("inference")
             self.get_logger().error(f"head failed on a frame: {exc}", throttle_duration_sec=THROTTLE_S)
+            return
+        except Exception as exc:  # noqa: BLE001 - a bug on one frame must not stop the robot's perception
+            self.health.rejected("internal_error")
+            self.get_logger().error(f"unexpected error on a frame: {exc!r}", throttle_duration_sec=THROTTLE_S)
             return
         out = SplitFeatures()
         out.header = msg.header

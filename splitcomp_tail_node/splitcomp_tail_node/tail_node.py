@@ -87,6 +87,10 @@ class TailNode(Node):
             self.health.rejected("inference")
             self.get_logger().error(f"tail failed on #{msg.sequence}: {exc}", throttle_duration_sec=THROTTLE_S)
             return
+        except Exception as exc:  # noqa: BLE001 - a bug on one message must not stop the edge server
+            self.health.rejected("internal_error")
+            self.get_logger().error(f"unexpected error on #{msg.sequence}: {exc!r}", throttle_duration_sec=THROTTLE_S)
+            return
         out = Classification()
         out.header = msg.header
         out.sequence = msg.sequence

@@ -442,7 +442,8 @@ def calibrate(
         percentile=percentile,
         tensors=tensors,
         results=results,
-        quantization=dataclasses.replace(quantization, calibrated=calibrated),
+        # The measured ranges become the bundle's default: a head started without parameters uses them.
+        quantization=dataclasses.replace(quantization, calibrated=calibrated, mode="calibrated", bits=bits),
         clip=clip,
     )
 

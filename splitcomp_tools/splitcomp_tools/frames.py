@@ -44,23 +44,23 @@ class FrameSource:
 
 
 class GeneratorSource(FrameSource):
-    """Endless camera-like frames of the demo's shape classes; `labels` records each frame's class."""
+    """Endless camera-like frames of the demo's shape classes; `last_label` is the latest frame's class."""
 
     def __init__(self, width: int = 640, height: int = 480, seed: int = 0) -> None:
         from splitcomp_tools.shapes import ShapeGenerator
 
         self._make = lambda: ShapeGenerator(seed, size=(width, height))
         self._generator = self._make()
-        self.labels: list[int] = []
+        self.last_label: Optional[int] = None
 
     def read(self) -> np.ndarray:
         image, label = self._generator.sample()
-        self.labels.append(int(label))
+        self.last_label = int(label)
         return image
 
     def rewind(self) -> None:
         self._generator = self._make()
-        self.labels.clear()
+        self.last_label = None
 
 
 class PreloadedSource(FrameSource):

@@ -173,8 +173,10 @@ def test_cli_stores_ranges_and_writes_table_json_and_plot(setup, bundle, tmp_pat
     assert len(entry["per_channel"]["min"]) == len(entry["per_channel"]["max"]) == CHANNELS
     assert 0.0 <= entry["per_tensor"]["min"] < entry["per_tensor"]["max"]
     after = json.loads((bundle / "manifest.json").read_text())
-    after["quantization"]["calibrated"] = before["quantization"]["calibrated"]
-    assert after == before  # nothing but the calibrated ranges changed
+    assert (after["quantization"]["mode"], after["quantization"]["bits"]) == ("calibrated", 4)
+    for key in ("calibrated", "mode", "bits"):
+        after["quantization"][key] = before["quantization"][key]
+    assert after == before  # nothing but the calibrated ranges and the default mode/bits changed
     for mode in ("calibrated", "per_channel"):
         head = HeadPipeline(loaded, EncoderConfig(bits=4, mode=mode), providers=["cpu"])
         assert head.warnings == []
