@@ -13,18 +13,20 @@ import copy
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import secrets
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import jsonschema
 import numpy as np
 from jsonschema.exceptions import best_match
 import onnx
 from google.protobuf.message import DecodeError
+from onnx.external_data_helper import uses_external_data
 
 from splitcomp_core.errors import BundleError
 from splitcomp_core.postprocess import load_labels
@@ -227,6 +229,7 @@ class Manifest:
     def from_dict(cls, data: Any, origin: str = MANIFEST_FILE) -> Manifest:
         """Validate `data` (schema + cross-field rules) and build a Manifest; BundleError names `origin`."""
         _check_schema(data, origin)
+        _check_finite(data, origin)
         d = copy.deepcopy(data)
         manifest = cls(
             format_version=d["format_version"],
@@ -298,6 +301,35 @@ def _reject_non_finite(name: str) -> None:
     raise ValueError(f"{name} is not valid JSON; ranges and statistics must be finite numbers")
 
 
+def _check_finite(data: Any, origin: str) -> None:
+    """Refuse infinite numbers, which Python's json gives for literals beyond the float range such as 1e400."""
+    try:
+        json.dumps(data, allow_nan=False, default=_json_default)  # finds one fast; the walk below only names it
+    except ValueError:
+        where = _where(_non_finite_path(data) or [])
+        raise BundleError(
+            f"{origin}: {where}: must be a finite number (a literal beyond the float range, like 1e400, reads as "
+            f"infinity)"
+        ) from None
+
+
+def _non_finite_path(value: Any) -> list[str | int] | None:
+    """Keys leading to the first non-finite number in a JSON-like value, or None if it has none."""
+    if isinstance(value, (float, np.floating)):
+        return None if math.isfinite(value) else []
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        path = _non_finite_path(item)
+        if path is not None:
+            return [key, *path]
+    return None
+
+
+def _where(path: Sequence[str | int]) -> str:
+    """A JSON path as the messages write it: input.std[1]; "manifest" for the whole document."""
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".") or "manifest"
+
+
 def load_bundle(path: str | os.PathLike) -> Bundle:
     """Load a bundle directory, refusing it with one BundleError (naming the file) if anything is off."""
     root = Path(path)
@@ -357,11 +389,12 @@ def write_bundle(
     tmp = out.parent / f".{out.name}.tmp-{secrets.token_hex(4)}"
     tmp.mkdir()
     try:
-        (tmp / HEAD_FILE).write_bytes(head_bytes)
-        (tmp / TAIL_FILE).write_bytes(tail_bytes)
+        _write_durably(tmp / HEAD_FILE, head_bytes)
+        _write_durably(tmp / TAIL_FILE, tail_bytes)
         if labels is not None:
-            (tmp / LABELS_FILE).write_text(json.dumps(list(labels), indent=1) + "\n", encoding="utf-8")
-        (tmp / MANIFEST_FILE).write_text(_manifest_text(final, str(out / MANIFEST_FILE)), encoding="utf-8")
+            _write_durably(tmp / LABELS_FILE, (json.dumps(list(labels), indent=1) + "\n").encode("utf-8"))
+        _write_durably(tmp / MANIFEST_FILE, _manifest_text(final, str(out / MANIFEST_FILE)).encode("utf-8"))
+        _fsync_dir(tmp)
         verified = load_bundle(tmp)
         _publish(tmp, out)
     except BundleError as exc:
@@ -380,18 +413,36 @@ def update_quantization(bundle_path: str | os.PathLike, quantization: Quantizati
     text = _manifest_text(dataclasses.replace(bundle.manifest, quantization=quantization), str(manifest_path))
     tmp = manifest_path.with_name(f".{MANIFEST_FILE}.tmp-{secrets.token_hex(4)}")
     try:
-        with tmp.open("x", encoding="utf-8") as f:
-            f.write(text)
+        _write_durably(tmp, text.encode("utf-8"))
         os.replace(tmp, manifest_path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    _fsync_dir(manifest_path.parent)
+
+
+def _write_durably(path: Path, data: bytes) -> None:
+    """Create `path` and flush it to disk, so a rename after this never publishes an empty file on power loss."""
+    with path.open("xb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    """Flush a directory's entries (files created or renamed in it) to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _publish(tmp: Path, out: Path) -> None:
     """Rename the finished temp dir to `out`, swapping out an old bundle only once the new one is complete."""
     if not out.exists():
         os.rename(tmp, out)
+        _fsync_dir(out.parent)
         return
     old = out.parent / f".{out.name}.old-{secrets.token_hex(4)}"
     os.rename(out, old)
@@ -400,6 +451,7 @@ def _publish(tmp: Path, out: Path) -> None:
     except BaseException:
         os.rename(old, out)
         raise
+    _fsync_dir(out.parent)
     shutil.rmtree(old, ignore_errors=True)
 
 
@@ -437,8 +489,7 @@ def _check_schema(data: Any, origin: str) -> None:
         )
     error = best_match(jsonschema.Draft7Validator(schema).iter_errors(data))
     if error is not None:
-        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path).lstrip(".")
-        raise BundleError(f"{origin}: {where or 'manifest'}: {error.message}")
+        raise BundleError(f"{origin}: {_where(error.absolute_path)}: {error.message}")
 
 
 def _check_rules(m: Manifest, origin: str) -> None:
@@ -509,19 +560,53 @@ class _GraphIO:
 
     @classmethod
     def read(cls, path: Path) -> _GraphIO:
-        """Read only what validation needs; external weights are never loaded."""
+        """Read only what validation needs, refusing weights kept outside the file (model_id would not cover them)."""
         try:
-            graph = onnx.load(str(path), load_external_data=False).graph
+            model = onnx.load(str(path), load_external_data=False)
         except (DecodeError, OSError, ValueError) as exc:
             raise BundleError(f"{path}: not a readable ONNX model ({exc}); re-run split") from exc
+        external = next((t for t in _stored_tensors(model) if uses_external_data(t)), None)
+        if external is not None:
+            raise BundleError(
+                f"{path}: tensor '{external.name}' keeps its data in an external file; a bundle must be "
+                f"self-contained (model_id covers only {HEAD_FILE} and {TAIL_FILE}, and split writes every weight "
+                f"into them): re-run split"
+            )
+        graph = model.graph
         initialised = {t.name for t in graph.initializer}
-        inputs = {v.name: _value_info(v) for v in graph.input if v.name not in initialised}
-        return cls(inputs=inputs, outputs={v.name: _value_info(v) for v in graph.output})
+        inputs = {v.name: _value_info(v, path) for v in graph.input if v.name not in initialised}
+        return cls(inputs=inputs, outputs={v.name: _value_info(v, path) for v in graph.output})
 
 
-def _value_info(value: onnx.ValueInfoProto) -> tuple[str, list[int]]:
+def _stored_tensors(model: onnx.ModelProto) -> Iterator[onnx.TensorProto]:
+    """Every tensor a model carries: initializers and node attributes, in subgraphs and functions too."""
+
+    def in_graph(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
+        yield from graph.initializer
+        yield from (sparse.values for sparse in graph.sparse_initializer)
+        yield from in_nodes(graph.node)
+
+    def in_nodes(nodes: Iterable[onnx.NodeProto]) -> Iterator[onnx.TensorProto]:
+        for attribute in (a for node in nodes for a in node.attribute):
+            if attribute.HasField("t"):
+                yield attribute.t
+            yield from attribute.tensors
+            for graph in ([attribute.g] if attribute.HasField("g") else []) + list(attribute.graphs):
+                yield from in_graph(graph)
+
+    yield from in_graph(model.graph)
+    for function in model.functions:
+        yield from in_nodes(function.node)
+
+
+def _value_info(value: onnx.ValueInfoProto, path: Path) -> tuple[str, list[int]]:
     tensor = value.type.tensor_type
-    dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type)).name if tensor.elem_type else "?"
+    try:
+        dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type)).name if tensor.elem_type else "?"
+    except KeyError:
+        raise BundleError(
+            f"{path}: tensor '{value.name}' has unknown element type {tensor.elem_type}; re-run split"
+        ) from None
     dims = [d.dim_value if d.HasField("dim_value") else DYNAMIC for d in tensor.shape.dim]
     return dtype, dims
 
@@ -535,6 +620,13 @@ def _check_head(m: Manifest, head: _GraphIO, path: Path) -> None:
         raise BundleError(
             f"{path}: inputs are {list(head.inputs)}; the head must take exactly the image input "
             f"'{m.input.name}' named in {MANIFEST_FILE} input.name"
+        )
+    dtype, dims = head.inputs[m.input.name]
+    image = [m.input.shape[0], 3, m.input.height, m.input.width]  # what the preprocessor hands the head
+    if dtype != "float32" or not _shapes_agree(dims, image):
+        raise BundleError(
+            f"{path}: image input '{m.input.name}' is {dtype} {dims} in {HEAD_FILE} but {MANIFEST_FILE} input "
+            f"describes float32 {image} (shape [N, 3, height, width]); re-run split"
         )
     for cut in m.cut:
         if cut.name not in head.outputs:
@@ -562,6 +654,13 @@ def _check_tail(m: Manifest, tail: _GraphIO, path: Path) -> None:
             f"{path}: inputs {extra} are not cut tensors; the tail may take only the cut tensors {cut_names} "
             f"(re-split so that everything else comes through the cut)"
         )
+    for cut in m.cut:
+        dtype, dims = tail.inputs[cut.name]
+        if dtype != cut.dtype or not _shapes_agree(dims, cut.shape):
+            raise BundleError(
+                f"{path}: cut tensor '{cut.name}' is {dtype} {dims} in {TAIL_FILE} but {cut.dtype} {cut.shape} "
+                f"in {MANIFEST_FILE}"
+            )
     if m.output.name not in tail.outputs:
         raise BundleError(
             f"{path}: output '{m.output.name}' named in {MANIFEST_FILE} output.name is not an output of "

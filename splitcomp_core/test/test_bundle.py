@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -36,20 +37,27 @@ def _model(nodes, inputs, outputs, initializers=()) -> bytes:
     return model.SerializeToString()
 
 
-def _head(out_name="feat", batch=1) -> bytes:
-    """image [batch,3,4,4] -> Relu -> out_name [batch,3,4,4]."""
+def _head(out_name="feat", batch=1, image_type=TensorProto.FLOAT, size=(4, 4)) -> bytes:
+    """image [batch,3,*size] (cast to float if `image_type` is not) -> Relu -> out_name [batch,3,4,4]."""
+    nodes = [helper.make_node("Relu", ["image"], [out_name])]
+    if image_type != TensorProto.FLOAT:
+        nodes = [helper.make_node("Cast", ["image"], ["image32"], to=TensorProto.FLOAT),
+                 helper.make_node("Relu", ["image32"], [out_name])]
     return _model(
-        [helper.make_node("Relu", ["image"], [out_name])],
-        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [batch, 3, 4, 4])],
+        nodes,
+        [helper.make_tensor_value_info("image", image_type, [batch, 3, *size])],
         [helper.make_tensor_value_info(out_name, TensorProto.FLOAT, [batch, 3, 4, 4])],
     )
 
 
-def _tail(extra_input=False, weights_as_input=False) -> bytes:
-    """feat [1,3,4,4] -> Flatten -> MatMul W[48,CLASSES] -> logits [1,CLASSES]."""
+def _tail(extra_input=False, weights_as_input=False, feat_type=TensorProto.FLOAT, feat_shape=(1, 3, 4, 4)) -> bytes:
+    """feat [1,3,4,4] (cast to float if `feat_type` is not) -> Flatten -> MatMul W[48,CLASSES] -> logits [1,CLASSES]."""
     w = numpy_helper.from_array(np.arange(48 * CLASSES, dtype=np.float32).reshape(48, CLASSES) / 100, "W")
-    inputs = [helper.make_tensor_value_info("feat", TensorProto.FLOAT, [1, 3, 4, 4])]
+    inputs = [helper.make_tensor_value_info("feat", feat_type, list(feat_shape))]
     nodes = [helper.make_node("Flatten", ["feat"], ["flat"]), helper.make_node("MatMul", ["flat", "W"], ["mm"])]
+    if feat_type != TensorProto.FLOAT:
+        nodes.insert(0, helper.make_node("Cast", ["feat"], ["feat32"], to=TensorProto.FLOAT))
+        nodes[1].input[0] = "feat32"
     if extra_input:
         inputs.append(helper.make_tensor_value_info("bias", TensorProto.FLOAT, [1, CLASSES]))
         nodes.append(helper.make_node("Add", ["mm", "bias"], ["logits"]))
@@ -142,6 +150,13 @@ def test_dynamic_batch_in_manifest_and_model_is_accepted(tmp_path):
     assert loaded.cut[0].shape[0] == -1 and loaded.input.shape[0] == -1
 
 
+def test_a_head_of_dynamic_size_takes_the_manifests_image_size(tmp_path):
+    write_bundle(tmp_path / "b", _head(size=("h", "w")), _tail(), _manifest())
+    assert load_bundle(tmp_path / "b").manifest.input.shape == [1, 3, 4, 4]
+    with pytest.raises(BundleError, match="image input 'image' is float32 \\[1, 3, -1, 5\\]"):
+        write_bundle(tmp_path / "c", _head(size=("h", 5)), _tail(), _manifest())
+
+
 def _break_missing_manifest(b):
     (b / "manifest.json").unlink()
     return b / "manifest.json", "missing manifest"
@@ -220,6 +235,52 @@ def _break_cut_shape(b):
     return b / "head.onnx", "[1, 3, 8, 8] in manifest.json"
 
 
+def _break_head_input_size(b):
+    _edit_manifest(b, lambda d: d["input"].update(shape=[1, 3, 8, 8], height=8, width=8))
+    return b / "head.onnx", "image input 'image' is float32 [1, 3, 4, 4] in head.onnx but manifest.json input"
+
+
+def _break_head_input_dtype(b):
+    _replace_models(b, head=_head(image_type=TensorProto.DOUBLE))
+    return b / "head.onnx", "image input 'image' is float64 [1, 3, 4, 4]"
+
+
+def _break_tail_input_dtype(b):
+    _replace_models(b, tail=_tail(feat_type=TensorProto.FLOAT16))
+    return b / "tail.onnx", "cut tensor 'feat' is float16 [1, 3, 4, 4] in tail.onnx but float32"
+
+
+def _break_tail_input_shape(b):
+    _replace_models(b, tail=_tail(feat_shape=(1, 3, 2, 8)))
+    return b / "tail.onnx", "cut tensor 'feat' is float32 [1, 3, 2, 8] in tail.onnx but float32 [1, 3, 4, 4]"
+
+
+def _break_unknown_elem_type(b):
+    tail = onnx.load_from_string(_tail())
+    tail.graph.output[0].type.tensor_type.elem_type = 999
+    _replace_models(b, tail=tail.SerializeToString())
+    return b / "tail.onnx", "tensor 'logits' has unknown element type 999"
+
+
+def _break_external_weights(b):
+    onnx.save_model(onnx.load_from_string(_tail()), str(b / "tail.onnx"), save_as_external_data=True,
+                    location="tail.weights", size_threshold=0)
+    _replace_models(b, tail=(b / "tail.onnx").read_bytes())
+    return b / "tail.onnx", "tensor 'W' keeps its data in an external file; a bundle must be self-contained"
+
+
+def _break_huge_number(b):
+    text = (b / "manifest.json").read_text().replace('"clip_max": 32.0', '"clip_max": 1e400')
+    (b / "manifest.json").write_text(text)
+    return b / "manifest.json", "quantization.clip_max: must be a finite number"
+
+
+def _break_huge_number_in_a_list(b):
+    text = (b / "manifest.json").read_text().replace("0.456", "-1e999")
+    (b / "manifest.json").write_text(text)
+    return b / "manifest.json", "input.mean[1]: must be a finite number"
+
+
 def _break_output_name(b):
     _edit_manifest(b, lambda d: d["output"].update(name="probs"))
     return b / "tail.onnx", "output 'probs'"
@@ -246,6 +307,8 @@ FAILURES = [
     _break_corrupt_head,
     _break_cut_not_in_head, _break_cut_not_in_tail, _break_tail_extra_input, _break_cut_shape, _break_output_name,
     _break_label_count, _break_missing_labels, _break_labels_path_escape,
+    _break_head_input_size, _break_head_input_dtype, _break_tail_input_dtype, _break_tail_input_shape,
+    _break_unknown_elem_type, _break_external_weights, _break_huge_number, _break_huge_number_in_a_list,
 ]
 
 
@@ -370,6 +433,46 @@ def test_update_quantization_refuses_bad_ranges_and_keeps_the_manifest(bundle_di
     assert problem in str(info.value)
     assert (bundle_dir / "manifest.json").read_bytes() == before
     assert sorted(p.name for p in bundle_dir.iterdir()) == ["head.onnx", "labels.json", "manifest.json", "tail.onnx"]
+
+
+def test_writes_reach_the_disk_before_they_are_renamed_into_place(tmp_path, monkeypatch):
+    """A power cut on the robot must leave the old or the new bundle, never an empty manifest.json."""
+    events = []
+    fsync, rename, replace = os.fsync, os.rename, os.replace
+
+    def record_fsync(fd):
+        events.append(("fsync", os.fstat(fd).st_ino))
+        fsync(fd)
+
+    def record_rename(src, dst, *, move=rename):
+        events.append(("rename", Path(dst)))
+        move(src, dst)
+
+    monkeypatch.setattr(os, "fsync", record_fsync)
+    monkeypatch.setattr(os, "rename", record_rename)
+    monkeypatch.setattr(os, "replace", lambda src, dst: record_rename(src, dst, move=replace))
+    out = tmp_path / "b"
+    for overwrite in (False, True):
+        events.clear()
+        write_bundle(out, _head(), _tail(), _manifest(), LABELS, overwrite=overwrite)
+        published = events.index(("rename", out))
+        before, after = events[:published], events[published + 1:]
+        assert {("fsync", p.stat().st_ino) for p in (out, *out.iterdir())} <= set(before)
+        assert ("fsync", tmp_path.stat().st_ino) in after
+
+    events.clear()
+    update_quantization(out, QuantizationSpec(bits=8))
+    published = events.index(("rename", out / "manifest.json"))
+    assert ("fsync", (out / "manifest.json").stat().st_ino) in events[:published]
+    assert ("fsync", out.stat().st_ino) in events[published + 1:]
+    assert load_bundle(out).manifest.quantization.bits == 8
+
+
+def test_non_finite_numbers_are_refused_naming_the_field():
+    data = dataclasses.replace(_manifest(), model_id=compute_model_id(b"h", b"t")).to_dict()
+    data["verification"]["max_abs_diff"] = float("inf")
+    with pytest.raises(BundleError, match=r"^m.json: verification.max_abs_diff: must be a finite number"):
+        Manifest.from_dict(data, origin="m.json")
 
 
 def test_manifest_dict_round_trip_and_schema_origin():

@@ -46,6 +46,9 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 CROP_FRACTION = 0.875  # the usual ImageNet evaluation crop: 224 out of 256
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp"})
 CUT_DTYPES = ("float32", "float16")  # what the feature codec and the manifest carry
+OUTPUT_KINDS = ("auto", "logits", "probabilities")  # auto: "probabilities" if a Softmax makes the output
+# Ops that only move or retype a tensor's values: a Softmax before them still makes the output probabilities.
+SHAPE_ONLY_OPS = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Transpose", "Cast"})
 
 
 class SplitError(SplitcompError):
@@ -71,6 +74,7 @@ class Verification:
     relative_diff: float
     random_samples: int
     image_samples: int
+    nan_mismatch: tuple[str, ...] = ()  # outputs where one side gives NaN and the other does not
 
     def to_manifest(self) -> dict[str, object]:
         return {
@@ -94,12 +98,19 @@ def split_model(
     images_dir: Optional[str | os.PathLike] = None,
     random_samples: int = 4,
     output_name: Optional[str] = None,
+    output_kind: str = "auto",
     overwrite: bool = False,
 ) -> tuple[Bundle, Verification]:
-    """Split the model at `cut`, verify head∘tail against it, and write the bundle to `out_dir`."""
+    """Split the model at `cut`, verify head∘tail against it, and write the bundle to `out_dir`.
+
+    `output_kind` says whether the output is "logits" (the tail applies a softmax) or already
+    "probabilities"; "auto" looks for a Softmax that produces it.
+    """
     out = Path(out_dir)
     if out.exists() and not overwrite:
         raise SplitError(f"{out}: already exists; choose another --out or pass --overwrite")
+    if output_kind not in OUTPUT_KINDS:
+        raise SplitError(f"output kind must be one of {', '.join(OUTPUT_KINDS)}, got {output_kind!r}")
     if random_samples < 0:
         raise SplitError(f"random samples must be >= 0, got {random_samples}")
     structure = gr.load_model(model_path)
@@ -126,6 +137,12 @@ def split_model(
     del full
     head_bytes, tail_bytes = _serialised(head, "head"), _serialised(tail, "tail")
     verification = verify(str(model_path), head_bytes, tail_bytes, input_spec.name, samples, images)
+    if verification.nan_mismatch:
+        raise SplitError(
+            f"the full model or head + tail produce NaN where the other does not (output "
+            f"{', '.join(verification.nan_mismatch)}), so the split does not compute what the model does; "
+            f"refusing to write {out}"
+        )
     if not verification.relative_diff <= TOLERANCE:  # also refuses NaN
         raise SplitError(
             f"head + tail differ from the full model by {verification.max_abs_diff:.3g} "
@@ -138,7 +155,8 @@ def split_model(
         source=str(model_path),
         cut=[TensorSpec(t, _dims(value_infos[t]), types[t].dtype) for t in cut],
         input=input_spec,
-        output=OutputSpec(output, _output_shape(structure, output, types), _output_kind(g, output)),
+        output=OutputSpec(output, _output_shape(structure, output, types),
+                          _output_kind(g, output) if output_kind == "auto" else output_kind),
         quantization=QuantizationSpec(),
         verification=verification.to_manifest(),
         created_by="splitcomp_tools split",
@@ -174,25 +192,41 @@ def verify(
     full, head, tail = (_session(m) for m in (model_path, head_bytes, tail_bytes))
     cut = [o.name for o in head.get_outputs()]
     outputs = [o.name for o in full.get_outputs()]
-    worst, lo, hi = {}, {}, {}
+    worst, lo, hi, nan_mismatch = {}, {}, {}, []
     for x in (*random_inputs, *image_inputs):
         expected = dict(zip(outputs, full.run(outputs, {input_name: x})))
         features = dict(zip(cut, head.run(cut, {input_name: x})))
         got = dict(zip(outputs, tail.run(outputs, features)))
         for name in outputs:
-            ref = np.asarray(expected[name], dtype=np.float64)
-            diff = float(np.max(np.abs(ref - got[name]))) if ref.size else 0.0
-            worst[name] = max(worst.get(name, 0.0), diff)
-            if ref.size:
-                lo[name] = min(lo.get(name, math.inf), float(ref.min()))
-                hi[name] = max(hi.get(name, -math.inf), float(ref.max()))
+            ref, actual = (np.asarray(v[name], dtype=np.float64) for v in (expected, got))
+            worst[name] = max(worst.get(name, 0.0), float(_abs_diff(ref, actual).max(initial=0.0)))
+            if name not in nan_mismatch and np.any(np.isnan(ref) != np.isnan(actual)):
+                nan_mismatch.append(name)
+            finite = ref[np.isfinite(ref)]
+            if finite.size:
+                lo[name] = min(lo.get(name, math.inf), float(finite.min()))
+                hi[name] = max(hi.get(name, -math.inf), float(finite.max()))
     relative = [worst[n] / (hi[n] - lo[n]) if n in lo and hi[n] > lo[n] else worst[n] for n in worst]
     return Verification(
         max_abs_diff=max(worst.values(), default=0.0),
         relative_diff=max(relative, default=0.0),
         random_samples=len(random_inputs),
         image_samples=len(image_inputs),
+        nan_mismatch=tuple(nan_mismatch),
     )
+
+
+def _abs_diff(ref: np.ndarray, got: np.ndarray) -> np.ndarray:
+    """Elementwise |ref - got|, where NaN in only one of them is an infinite difference.
+
+    Equal values (the same infinity included) and NaN in both differ by 0, so a model that gives
+    NaN for some inputs (a Log of a negative) is compared on the rest; NaN never hides a difference.
+    """
+    with np.errstate(invalid="ignore"):
+        diff = np.abs(ref - got)
+    diff[(ref == got) | (np.isnan(ref) & np.isnan(got))] = 0.0
+    diff[np.isnan(diff)] = math.inf
+    return diff
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -224,6 +258,11 @@ def build_parser() -> argparse.ArgumentParser:
         "without --crop frames are stretched to the input size",
     )
     parser.add_argument("--output", metavar="NAME", help="the class-score output (default: the first graph output)")
+    parser.add_argument(
+        "--output-kind", choices=OUTPUT_KINDS, default="auto",
+        help="whether the output is logits (the tail applies a softmax) or already probabilities; auto (default) "
+        "says probabilities when a Softmax produces it, possibly through reshapes, transposes or casts",
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing bundle at --out")
     return parser
 
@@ -241,7 +280,8 @@ def _main(argv: Optional[Sequence[str]]) -> int:
     )
     bundle, check = split_model(
         args.model, cut, args.out, preprocessing=preprocessing, labels_path=args.labels, images_dir=args.images,
-        random_samples=args.samples, output_name=args.output, overwrite=args.overwrite,
+        random_samples=args.samples, output_name=args.output, output_kind=args.output_kind,
+        overwrite=args.overwrite,
     )
     spec = bundle.manifest.input
     print(f"wrote {bundle.path}: cut {', '.join(cut)}; input {spec.name} {spec.height}x{spec.width} "
@@ -331,8 +371,10 @@ def _output_name(g: gr.Graph, wanted: Optional[str]) -> str:
 
 
 def _output_kind(g: gr.Graph, name: str) -> str:
-    """"probabilities" when the output comes straight out of a Softmax, else "logits"."""
+    """"probabilities" when a Softmax makes the output, directly or through shape-only ops, else "logits"."""
     i = g.producer.get(name)
+    while i is not None and g.nodes[i].op_type in SHAPE_ONLY_OPS and g.nodes[i].domain in ("", "ai.onnx"):
+        i = g.producer.get(g.nodes[i].input[0])
     return "probabilities" if i is not None and g.nodes[i].op_type == "Softmax" else "logits"
 
 

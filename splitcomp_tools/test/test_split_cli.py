@@ -243,3 +243,110 @@ def test_model_with_two_inputs_is_refused(tmp_path, capsys):
     out = tmp_path / "bundle"
     assert split.main([str(path), "--at", "a", "--out", str(out)]) == 2
     _assert_refused(capsys, out, "exactly one image input")
+
+
+def _log_model(path: Path) -> Path:
+    """x -> Neg -> h -> Log -> y: NaN wherever x > 0, which random normal inputs hit."""
+    nodes = [helper.make_node("Neg", ["x"], ["h"]), helper.make_node("Log", ["h"], ["y"])]
+    graph = helper.make_graph(nodes, "log", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 4, 4])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
+def _shift_log(tail: onnx.ModelProto) -> None:
+    """Log(h) + 5: NaN where the full model has NaN, 5 off everywhere else."""
+    tail.graph.node[0].output[0] = "logh"
+    tail.graph.initializer.append(numpy_helper.from_array(np.array(5, np.float32), "five"))
+    tail.graph.node.append(helper.make_node("Add", ["logh", "five"], ["y"]))
+
+
+def _abs_log(tail: onnx.ModelProto) -> None:
+    """Log(|h|): equal where the full model is finite, finite where it is NaN."""
+    tail.graph.node[0].input[0] = "abs_h"
+    tail.graph.node.insert(0, helper.make_node("Abs", ["h"], ["abs_h"]))
+
+
+@pytest.mark.parametrize(
+    ("corrupt", "fragments"),
+    [(_shift_log, ("differ from the full model by 5",)),
+     (_abs_log, ("the full model or head + tail produce NaN where the other does not (output y)",))],
+    ids=["shifted", "nan_in_one_only"],
+)
+def test_nan_never_hides_a_difference(tmp_path, capsys, monkeypatch, corrupt, fragments):
+    make_parts = split.make_parts
+
+    def corrupt_tail(full, g, cut, value_infos):
+        head, tail = make_parts(full, g, cut, value_infos)
+        corrupt(tail)
+        return head, tail
+
+    monkeypatch.setattr(split, "make_parts", corrupt_tail)
+    out = tmp_path / "bundle"
+    assert split.main([str(_log_model(tmp_path / "log.onnx")), "--at", "h", "--out", str(out)]) == 2
+    _assert_refused(capsys, out, *fragments, "refusing to write")
+
+
+def test_nan_where_the_full_model_has_nan_is_no_difference(tmp_path):
+    bundle, check = split.split_model(_log_model(tmp_path / "log.onnx"), ["h"], tmp_path / "bundle")
+    assert check.max_abs_diff == 0 and check.relative_diff == 0 and check.nan_mismatch == ()
+    x = np.random.default_rng(0).standard_normal((1, 3, 4, 4)).astype(np.float32)
+    (y,) = _through_bundle(bundle.path, x)
+    assert np.isnan(y).any() and not np.isnan(y).all()  # the samples did hit NaN
+    np.testing.assert_array_equal(y, _session(tmp_path / "log.onnx").run(None, {"x": x})[0])
+
+
+def _softmax_then(path: Path, ops: list[str]) -> Path:
+    """x [1,3,4,4] -> Flatten -> a -> Softmax -> then each op in `ops` (shape-only) -> y."""
+    nodes = [helper.make_node("Flatten", ["x"], ["a"]), helper.make_node("Softmax", ["a"], ["p0"], axis=1)]
+    weights, shape = [], [1, 48]
+    for k, op in enumerate(ops):
+        src, dst = f"p{k}", f"p{k + 1}"
+        if op == "Reshape":
+            weights.append(numpy_helper.from_array(np.array([1, 48], np.int64), f"s{k}"))
+            nodes.append(helper.make_node(op, [src, f"s{k}"], [dst]))
+        elif op in ("Unsqueeze", "Squeeze"):
+            weights.append(numpy_helper.from_array(np.array([2], np.int64), f"s{k}"))
+            nodes.append(helper.make_node(op, [src, f"s{k}"], [dst]))
+            shape = [1, 48, 1] if op == "Unsqueeze" else [1, 48]
+        elif op == "Cast":
+            nodes.append(helper.make_node(op, [src], [dst], to=TensorProto.FLOAT))
+        elif op == "Transpose":
+            nodes.append(helper.make_node(op, [src], [dst], perm=[1, 0]))
+            shape = shape[::-1]
+        else:
+            nodes.append(helper.make_node(op, [src], [dst]))
+    nodes.append(helper.make_node("Identity", [f"p{len(ops)}"], ["y"]))
+    graph = helper.make_graph(nodes, "soft", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, shape)], initializer=weights)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(model, full_check=True)
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.mark.parametrize(
+    "ops", [["Reshape"], ["Flatten"], ["Unsqueeze", "Squeeze"], ["Cast", "Transpose", "Transpose"], []],
+)
+def test_softmax_behind_shape_only_ops_is_probabilities(tmp_path, ops):
+    path = _softmax_then(tmp_path / "soft.onnx", ops)
+    bundle, _ = split.split_model(path, ["a"], tmp_path / "bundle", random_samples=1)
+    assert bundle.manifest.output.kind == "probabilities"
+
+
+def test_output_kind_option_overrides_the_guess(tmp_path, capsys):
+    soft = _softmax_then(tmp_path / "soft.onnx", ["Flatten"])
+    assert split.main([str(soft), "--at", "a", "--out", str(tmp_path / "a"), "--output-kind", "logits"]) == 0
+    assert load_bundle(tmp_path / "a").manifest.output.kind == "logits"
+    relu = tmp_path / "relu.onnx"
+    graph = helper.make_graph([helper.make_node("Flatten", ["x"], ["a"]), helper.make_node("Relu", ["a"], ["y"])],
+                              "relu", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 48])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(relu))
+    assert split.main([str(relu), "--at", "a", "--out", str(tmp_path / "b")]) == 0
+    assert load_bundle(tmp_path / "b").manifest.output.kind == "logits"
+    assert split.main([str(relu), "--at", "a", "--out", str(tmp_path / "c"), "--output-kind", "probabilities"]) == 0
+    assert load_bundle(tmp_path / "c").manifest.output.kind == "probabilities"
+    with pytest.raises(split.SplitError, match="output kind must be one of auto, logits, probabilities"):
+        split.split_model(relu, ["a"], tmp_path / "d", output_kind="probs")
+    assert not (tmp_path / "d").exists()
