@@ -21,6 +21,7 @@ try:
     from cv_bridge import CvBridge, CvBridgeError
 except ImportError:
     CvBridge = None
+_BRIDGE = CvBridge() if CvBridge is not None else None
 
 
 def check_image(msg: Image) -> int:
@@ -41,9 +42,9 @@ def check_image(msg: Image) -> int:
 def image_to_array(msg: Image, use_cv_bridge: bool = True) -> np.ndarray:
     """HxWxC (HxW for mono) uint8 view of the image's pixels, row padding removed."""
     channels = check_image(msg)
-    if use_cv_bridge and CvBridge is not None:
+    if use_cv_bridge and _BRIDGE is not None:
         try:
-            return np.asarray(CvBridge().imgmsg_to_cv2(msg, desired_encoding="passthrough"))
+            return np.asarray(_BRIDGE.imgmsg_to_cv2(msg, desired_encoding="passthrough"))
         except CvBridgeError as exc:
             raise ImageFormatError(f"cv_bridge could not convert the image: {exc}") from exc
     rows = np.frombuffer(msg.data, dtype=np.uint8).reshape(msg.height, msg.step)[:, : msg.width * channels]
