@@ -1,5 +1,7 @@
 """head_node over real DDS: every supported encoding, the bad ones, and encoder changes at run time."""
 
+import time
+
 import cv2
 import numpy as np
 import pytest
@@ -169,17 +171,19 @@ def test_max_rate_limits_processing_and_counts_skipped_frames(head):
     try:
         before_out = len(head.features)
         before_dropped = int(head.last_diagnostics().get("dropped", "0"))
-        for _ in range(30):  # 20 Hz for 1.5 s
+        start = time.monotonic()
+        for _ in range(30):  # about 20 Hz
             head.count += 1
             msg = array_to_image(RGB, "rgb8")
             msg.header.frame_id = f"f{head.count}"
             head.camera.publish(msg)
             head.probe.spin_for(0.05)
         head.probe.spin_for(1.0)
+        elapsed = time.monotonic() - start
         processed = len(head.features) - before_out
         dropped = int(head.last_diagnostics()["dropped"]) - before_dropped
-        assert 2 <= processed <= 6, processed
-        assert dropped >= 20, dropped
+        assert 2 <= processed <= 2.0 * elapsed + 2, (processed, elapsed)
+        assert dropped >= 30 - processed - 3, (dropped, processed)
     finally:
         assert head.set("max_rate_hz", 0.0).successful
     assert not head.set("max_rate_hz", -1.0).successful
