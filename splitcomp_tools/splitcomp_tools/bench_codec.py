@@ -156,7 +156,7 @@ def _shape(text: str) -> tuple[int, ...]:
 
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="bench_codec",
+        prog="bench codec",
         description="Time the feature codec (none, zstd, lz4) against the seed's bit-string and JSON "
         "encodings on a post-ReLU-like tensor; prints one JSON line.",
     )
