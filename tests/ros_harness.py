@@ -13,7 +13,7 @@ from typing import Callable
 import rclpy
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
-from splitcomp_tools import local_launch
+from splitcomp_tools.run import local_launch
 
 
 class NodeProcess:

@@ -1,6 +1,6 @@
 """On the shipped demo model, calibrated 4-bit features agree with the unsplit model on >= 99 % of new frames."""
 
-from splitcomp_tools.calibrate import calibrate
+from splitcomp_tools.model.calibrate import calibrate
 
 
 def test_calibrated_4_bits_agree_with_the_unsplit_model(demo_bundle):

@@ -8,7 +8,7 @@ import numpy as np
 from ros_harness import NodeProcess, Probe
 from sensor_msgs.msg import Image
 from splitcomp_ros.images import image_to_array
-from splitcomp_tools.local_launch import executable_path, ros_arguments
+from splitcomp_tools.run.local_launch import executable_path, ros_arguments
 
 
 def test_folder_source_loops_in_order_and_stops_at_count(tmp_path):

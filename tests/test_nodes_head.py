@@ -17,7 +17,7 @@ from splitcomp_core.codec import CODEC_NONE, CODEC_ZSTD, decode
 from splitcomp_msgs.msg import SplitFeatures
 from splitcomp_ros.images import array_to_image
 from splitcomp_ros.messages import tensor_from_msg
-from splitcomp_tools.frames import GeneratorSource
+from splitcomp_tools.frames.generator import GeneratorSource
 
 RGB = GeneratorSource(320, 240, seed=9).read()
 YUV = cv2.cvtColor(cv2.cvtColor(RGB, cv2.COLOR_RGB2BGR), cv2.COLOR_BGR2YUV_YUY2)

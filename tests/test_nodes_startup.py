@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import pytest
-from splitcomp_tools.local_launch import executable_path, ros_arguments
+from splitcomp_tools.run.local_launch import executable_path, ros_arguments
 
 NODES = [("splitcomp_head_node", "head_node"), ("splitcomp_tail_node", "tail_node")]
 

@@ -13,7 +13,7 @@ from splitcomp_core.quantization import EncoderConfig
 from splitcomp_msgs.msg import Classification, SplitFeatures
 from splitcomp_ros.messages import tensor_to_msg
 from splitcomp_ros.qos import features_qos
-from splitcomp_tools.frames import GeneratorSource
+from splitcomp_tools.frames.generator import GeneratorSource
 
 RNG = np.random.default_rng(11)
 

@@ -11,8 +11,8 @@ from ros_harness import NodeProcess, Probe, diagnostics_values
 from sensor_msgs.msg import Image
 from splitcomp_msgs.msg import ClassScore, Classification
 from splitcomp_ros.images import array_to_image, image_to_array
-from splitcomp_tools.annotate import annotate, band_rect, result_lines
-from splitcomp_tools.frames import GeneratorSource
+from splitcomp_tools.nodes.annotate import annotate, band_rect, result_lines
+from splitcomp_tools.frames.generator import GeneratorSource
 
 CACHE, TOP_N = 4, 2
 RGB = GeneratorSource(640, 480, seed=21).read()

@@ -29,7 +29,10 @@ from google.protobuf.message import DecodeError
 from onnx.external_data_helper import uses_external_data
 
 from splitcomp_core.errors import BundleError
-from splitcomp_core.postprocess import load_labels
+from splitcomp_core.files import atomic_write_text, fsync_dir, replace_dir, write_durably
+from splitcomp_core.codec import CODEC_NAMES, RAW_BITS
+from splitcomp_core.postprocess import KINDS, load_labels
+from splitcomp_core.quantization import CODE_BITS, MODES
 
 FORMAT_VERSION = 1
 MANIFEST_FILE = "manifest.json"
@@ -98,7 +101,7 @@ MANIFEST_SCHEMA: dict[str, Any] = {
             "properties": {
                 "name": _NAME,
                 "shape": _SHAPE,
-                "kind": {"enum": ["logits", "probabilities"]},
+                "kind": {"enum": list(KINDS)},
             },
         },
         "labels_file": {"type": ["string", "null"], "minLength": 1},
@@ -107,11 +110,11 @@ MANIFEST_SCHEMA: dict[str, Any] = {
             "additionalProperties": False,
             "required": ["bits", "mode", "clip_min", "clip_max", "codec", "calibrated"],
             "properties": {
-                "bits": {"enum": [1, 2, 3, 4, 5, 6, 7, 8, 16, 32]},
-                "mode": {"enum": ["clip", "calibrated", "per_channel"]},
+                "bits": {"enum": [*CODE_BITS, *RAW_BITS]},
+                "mode": {"enum": list(MODES)},
                 "clip_min": {"type": "number"},
                 "clip_max": {"type": "number"},
-                "codec": {"enum": ["none", "zstd", "lz4"]},
+                "codec": {"enum": list(CODEC_NAMES)},
                 "calibrated": {
                     "type": "object",
                     "additionalProperties": {
@@ -389,14 +392,14 @@ def write_bundle(
     tmp = out.parent / f".{out.name}.tmp-{secrets.token_hex(4)}"
     tmp.mkdir()
     try:
-        _write_durably(tmp / HEAD_FILE, head_bytes)
-        _write_durably(tmp / TAIL_FILE, tail_bytes)
+        write_durably(tmp / HEAD_FILE, head_bytes)
+        write_durably(tmp / TAIL_FILE, tail_bytes)
         if labels is not None:
-            _write_durably(tmp / LABELS_FILE, (json.dumps(list(labels), indent=1) + "\n").encode("utf-8"))
-        _write_durably(tmp / MANIFEST_FILE, _manifest_text(final, str(out / MANIFEST_FILE)).encode("utf-8"))
-        _fsync_dir(tmp)
+            write_durably(tmp / LABELS_FILE, (json.dumps(list(labels), indent=1) + "\n").encode("utf-8"))
+        write_durably(tmp / MANIFEST_FILE, _manifest_text(final, str(out / MANIFEST_FILE)).encode("utf-8"))
+        fsync_dir(tmp)
         verified = load_bundle(tmp)
-        _publish(tmp, out)
+        replace_dir(tmp, out)
     except BundleError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         raise BundleError(str(exc).replace(str(tmp), str(out))) from None  # name the files the user asked for
@@ -411,49 +414,7 @@ def update_quantization(bundle_path: str | os.PathLike, quantization: Quantizati
     bundle = load_bundle(bundle_path)
     manifest_path = bundle.path / MANIFEST_FILE
     text = _manifest_text(dataclasses.replace(bundle.manifest, quantization=quantization), str(manifest_path))
-    tmp = manifest_path.with_name(f".{MANIFEST_FILE}.tmp-{secrets.token_hex(4)}")
-    try:
-        _write_durably(tmp, text.encode("utf-8"))
-        os.replace(tmp, manifest_path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(manifest_path.parent)
-
-
-def _write_durably(path: Path, data: bytes) -> None:
-    """Create `path` and flush it to disk, so a rename after this never publishes an empty file on power loss."""
-    with path.open("xb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    """Flush a directory's entries (files created or renamed in it) to disk."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _publish(tmp: Path, out: Path) -> None:
-    """Rename the finished temp dir to `out`, swapping out an old bundle only once the new one is complete."""
-    if not out.exists():
-        os.rename(tmp, out)
-        _fsync_dir(out.parent)
-        return
-    old = out.parent / f".{out.name}.old-{secrets.token_hex(4)}"
-    os.rename(out, old)
-    try:
-        os.rename(tmp, out)
-    except BaseException:
-        os.rename(old, out)
-        raise
-    _fsync_dir(out.parent)
-    shutil.rmtree(old, ignore_errors=True)
-
+    atomic_write_text(manifest_path, text)
 
 def _json_default(value: Any) -> Any:
     """Let numpy scalars and arrays (as calibrate produces) serialise as plain JSON numbers and lists."""

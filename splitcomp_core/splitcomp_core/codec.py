@@ -23,6 +23,7 @@ CODEC_NONE = 0
 CODEC_ZSTD = 1
 CODEC_LZ4 = 2
 CODEC_BY_NAME = {"none": CODEC_NONE, "zstd": CODEC_ZSTD, "lz4": CODEC_LZ4}
+CODEC_NAMES = tuple(CODEC_BY_NAME)  # the names every option, parameter and schema offers
 _CODEC_NAMES = {number: name for name, number in CODEC_BY_NAME.items()}
 
 RAW_BITS = (16, 32)

@@ -7,16 +7,18 @@ resolve here to one QuantParams per tensor, once per configuration change, not p
 from __future__ import annotations
 
 import dataclasses
-from typing import Mapping, Optional
+from typing import TYPE_CHECKING, Mapping, Optional
 
 import numpy as np
 
-from splitcomp_core.bundle import QuantizationSpec
-from splitcomp_core.codec import CODEC_BY_NAME, RAW_BITS, QuantParams, clip_params, range_params
+from splitcomp_core.codec import CODEC_BY_NAME, CODEC_NAMES, RAW_BITS, QuantParams, clip_params, range_params
 from splitcomp_core.errors import CodecError
 
-MODES = ("clip", "calibrated", "per_channel")
-CODE_BITS = tuple(range(1, 9))
+if TYPE_CHECKING:  # the manifest's schema takes MODES and CODE_BITS from here, so no import at run time
+    from splitcomp_core.bundle import QuantizationSpec
+
+MODES = ("clip", "calibrated", "per_channel")  # where the head's ranges come from
+CODE_BITS = tuple(range(1, 9))  # quantized widths; RAW_BITS (16, 32) send floats
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,7 +39,7 @@ class EncoderConfig:
         if not (np.isfinite(self.clip_min) and np.isfinite(self.clip_max) and self.clip_min < self.clip_max):
             raise CodecError(f"clip_min must be below clip_max, got {self.clip_min} and {self.clip_max}")
         if self.codec not in CODEC_BY_NAME:
-            raise CodecError(f"codec must be one of {', '.join(CODEC_BY_NAME)}, got {self.codec!r}")
+            raise CodecError(f"codec must be one of {', '.join(CODEC_NAMES)}, got {self.codec!r}")
         return self
 
     @property
@@ -45,7 +47,7 @@ class EncoderConfig:
         return CODEC_BY_NAME[self.codec]
 
     @classmethod
-    def from_manifest(cls, spec: QuantizationSpec) -> "EncoderConfig":
+    def from_manifest(cls, spec: "QuantizationSpec") -> "EncoderConfig":
         """The bundle's own defaults (calibrate sets them to the ranges it measured)."""
         return cls(spec.bits, spec.mode, spec.clip_min, spec.clip_max, spec.codec)
 

@@ -17,6 +17,7 @@ from rclpy.node import Node
 from rclpy.time import Time
 from sensor_msgs.msg import CompressedImage, Image
 
+from splitcomp_core.codec import CODEC_NAMES
 from splitcomp_core.errors import ImageFormatError, SplitcompError
 from splitcomp_core.head import HeadPipeline
 from splitcomp_core.quantization import MODES, EncoderConfig
@@ -44,7 +45,7 @@ class HeadNode(Node):
         clip_max = declare(self, "clip_max", float(defaults.clip_max),
                            "Upper end of the fixed clip range (quantization=clip).")
         codec = declare(self, "codec", defaults.codec, "Entropy coder after bit packing.",
-                        choices=("none", "zstd", "lz4"))
+                        choices=CODEC_NAMES)
         self._min_period = 0.0
         max_rate = declare(
             self, "max_rate_hz", 0.0, "Most frames per second to process; 0 = as fast as frames come.",

@@ -1,21 +1,6 @@
-"""bench: `bench codec` (the feature codec against the seed's encodings) or `bench pipeline` (the nodes over DDS)."""
+"""`python -m splitcomp_tools.bench` runs splitcomp_tools.run.bench."""
 
-import sys
-from typing import Optional, Sequence
-
-from splitcomp_tools import bench_codec, bench_pipeline
-
-BENCHMARKS = {"codec": bench_codec.main, "pipeline": bench_pipeline.main}
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] not in BENCHMARKS:
-        print(f"usage: bench {{{','.join(BENCHMARKS)}}} [options]   (bench NAME --help for each)",
-              file=sys.stderr if argv and argv[0] not in ("-h", "--help") else sys.stdout)
-        return 0 if argv and argv[0] in ("-h", "--help") else 2
-    return BENCHMARKS[argv[0]](argv[1:])
-
+from splitcomp_tools.run.bench import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

@@ -19,7 +19,7 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
-from splitcomp_tools.export import export_torch_module
+from splitcomp_tools.model.export import export_torch_module
 
 INPUT_SHAPE = (1, 3, 32, 32)
 

@@ -15,7 +15,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper
 
-from splitcomp_tools import analyze, graph as gr
+from splitcomp_tools.model import analyze, graph as gr
 
 
 def _intermediate_shapes(path: Path, names: list[str], feeds: dict[str, np.ndarray]) -> dict[str, tuple[int, ...]]:

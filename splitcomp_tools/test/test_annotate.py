@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from splitcomp_core.errors import ImageFormatError
-from splitcomp_tools.annotate import MAX_LABEL_CHARS, annotate, band_rect, drawable, main, result_lines
-from splitcomp_tools.frames import GeneratorSource
+from splitcomp_tools.nodes.annotate import MAX_LABEL_CHARS, annotate, band_rect, drawable, main, result_lines
+from splitcomp_tools.frames.generator import GeneratorSource
 
 SCORES = [("horizontal_stripes", 0.9714), ("circle", 0.0203), ("ring", 0.0049), ("cross", 0.0011)]
 LINES = result_lines(SCORES, latency_ms=23.43, feature_bytes=1568, fps=12.34)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from splitcomp_core.codec import CODEC_BY_NAME, clip_params, decode, decompress, encode, quantize, unpack_bits
-from splitcomp_tools.bench_codec import (
+from splitcomp_tools.run.bench_codec import (
     main,
     make_feature,
     run_codec_bench,

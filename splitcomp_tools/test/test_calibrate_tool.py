@@ -24,10 +24,11 @@ from splitcomp_core.head import HeadPipeline
 from splitcomp_core.preprocess import Preprocessor
 from splitcomp_core.quantization import EncoderConfig
 from splitcomp_core.tail import TailPipeline
-from splitcomp_tools.calibrate import BITS, CODECS, JPEG_QUALITIES, QUANTIZED_METHODS, calibrate, main
-from splitcomp_tools.export import export_torch_module
-from splitcomp_tools.shapes import CLASS_NAMES, ShapeGenerator
-from splitcomp_tools.split import split_model
+from splitcomp_core.codec import CODEC_NAMES as CODECS
+from splitcomp_tools.model.calibrate import BITS, JPEG_QUALITIES, QUANTIZED_METHODS, calibrate, main
+from splitcomp_tools.model.export import export_torch_module
+from splitcomp_tools.shapes.generator import CLASS_NAMES, ShapeGenerator
+from splitcomp_tools.model.split import split_model
 
 FRAMES = 16
 CHANNELS = 8

@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from splitcomp_tools import export
+from splitcomp_tools.model import export
 
 MODEL_SOURCE = '''
 import torch

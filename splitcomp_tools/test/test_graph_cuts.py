@@ -1,4 +1,4 @@
-"""Cut finding in splitcomp_tools.graph, checked against a brute-force oracle written independently of it."""
+"""Cut finding in splitcomp_tools.model.graph, checked against a brute-force oracle written independently of it."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from splitcomp_tools import graph as gr
+from splitcomp_tools.model import graph as gr
 
 
 def _oracle_cuts(model: onnx.ModelProto, max_tensors: int) -> set[frozenset[str]]:

@@ -9,8 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from splitcomp_tools.shapes import CLASS_NAMES, ShapeGenerator
-from splitcomp_tools.shapes_model import INPUT_NAME, MEAN, OUTPUT_NAME, STD, BasicBlock, ShapesResNet, normalize
+from splitcomp_tools.shapes.generator import CLASS_NAMES, ShapeGenerator
+from splitcomp_tools.shapes.model import INPUT_NAME, MEAN, OUTPUT_NAME, STD, BasicBlock, ShapesResNet, normalize
 
 SHIPPED = Path(__file__).resolve().parents[1] / "models" / "shapes"
 MAX_MODEL_BYTES = 5 * 1024 * 1024

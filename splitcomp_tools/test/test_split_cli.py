@@ -14,7 +14,7 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 
 from splitcomp_core.bundle import DYNAMIC, load_bundle
-from splitcomp_tools import analyze, graph as gr, split
+from splitcomp_tools.model import analyze, graph as gr, split
 
 
 def _session(model: Path | bytes) -> ort.InferenceSession:

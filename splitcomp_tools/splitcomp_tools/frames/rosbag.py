@@ -17,8 +17,9 @@ from rosbags.rosbag2 import ReaderError
 from rosbags.typesys import Stores, get_typestore
 
 from splitcomp_core.errors import ImageFormatError, SplitcompError
-from splitcomp_core.preprocess import channels_of, to_rgb
-from splitcomp_tools.frames import FrameSource
+from splitcomp_core.images import decode_compressed, raw_pixels
+from splitcomp_core.preprocess import to_rgb
+from splitcomp_tools.frames.base import FrameSource
 
 IMAGE = "sensor_msgs/msg/Image"
 COMPRESSED_IMAGE = "sensor_msgs/msg/CompressedImage"
@@ -91,23 +92,12 @@ class RosbagSource(FrameSource):
 
 def image_to_rgb(msg: Any) -> np.ndarray:
     """RGB pixels of a deserialized sensor_msgs/Image, its row padding (step) dropped."""
-    channels = channels_of(msg.encoding)
-    data = np.asarray(msg.data, dtype=np.uint8)
-    height, width, step = int(msg.height), int(msg.width), int(msg.step)
-    if height == 0 or width == 0 or step < width * channels or data.size != step * height:
-        raise ImageFormatError(
-            f"a {msg.encoding} image of {width}x{height} needs step >= {width * channels} and step*height "
-            f"bytes; got step {step} and {data.size} bytes"
-        )
-    rows = data.reshape(height, step)[:, : width * channels]
-    pixels = rows.reshape(height, width) if channels == 1 else rows.reshape(height, width, channels)
+    pixels = raw_pixels(np.asarray(msg.data, dtype=np.uint8), msg.encoding, int(msg.width), int(msg.height),
+                        int(msg.step))
     return to_rgb(pixels, msg.encoding)
 
 
 def compressed_to_rgb(msg: Any) -> np.ndarray:
     """RGB pixels of a deserialized sensor_msgs/CompressedImage (JPEG or PNG, as image_transport writes)."""
-    data = np.asarray(msg.data, dtype=np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    if image is None:
-        raise ImageFormatError(f"CompressedImage data (format {msg.format!r}) is not a decodable JPEG or PNG")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    bgr = decode_compressed(np.asarray(msg.data, dtype=np.uint8), f"CompressedImage (format {msg.format!r})")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)

@@ -23,7 +23,7 @@ from sensor_msgs.msg import Image
 from splitcomp_core.errors import SplitcompError
 from splitcomp_msgs.msg import Classification
 from splitcomp_ros.messages import stamp_key
-from splitcomp_tools.local_launch import NodeProcess
+from splitcomp_tools.run.local_launch import NodeProcess
 
 
 @dataclasses.dataclass

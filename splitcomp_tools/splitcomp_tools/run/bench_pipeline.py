@@ -19,9 +19,12 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from splitcomp_core.codec import CODEC_NAMES, RAW_BITS
 from splitcomp_core.errors import SplitcompError
+from splitcomp_core.quantization import CODE_BITS
 from splitcomp_tools.cli import run_cli
-from splitcomp_tools.pipeline_run import PipelineRun
+from splitcomp_tools.run.pipeline_run import PipelineRun
+from splitcomp_tools.shapes.bundle import prepare_bundle
 
 
 def _p50(diagnostics: dict, node: str, key: str) -> float:
@@ -69,16 +72,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bundle", help="bundle to run (default: the demo model, split and calibrated as `demo` does)")
     p.add_argument("--rate", type=float, default=30.0, help="camera frames per second (default: 30)")
     p.add_argument("--duration", type=float, default=20.0, help="seconds of camera frames (default: 20)")
-    p.add_argument("--bits", type=int, default=4, help="head bits (default: 4)")
-    p.add_argument("--codec", default="none", help="head codec: none, zstd or lz4 (default: none)")
+    p.add_argument("--bits", type=int, default=4, choices=(*CODE_BITS, *RAW_BITS), metavar="BITS",
+                   help="head bits: 1..8 quantize, 16/32 raw floats (default: 4)")
+    p.add_argument("--codec", default="none", choices=CODEC_NAMES, help="head codec (default: none)")
     p.add_argument("--out", default="out/bench", help="bundle and logs folder (default: out/bench)")
     p.add_argument("--json", help="also write the result to this file")
     return p
 
 
 def _main(argv: Optional[Sequence[str]]) -> int:
-    from splitcomp_tools.demo import prepare_bundle
-
     args = build_parser().parse_args(argv)
     frames = int(round(args.rate * args.duration))
     if frames < 2:

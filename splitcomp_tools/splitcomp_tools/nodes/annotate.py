@@ -6,7 +6,7 @@ ROS. Everything is sized from the image height, so the text reads the same on 64
 the labels and numbers change, and nothing outside it is ever touched (the text is drawn into the
 band's own view, so OpenCV clips it there).
 
-    python -m splitcomp_tools.annotate --example docs/overlay.png
+    python -m splitcomp_tools.nodes.annotate --example docs/overlay.png
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from splitcomp_core.errors import ImageFormatError, SplitcompError
+from splitcomp_core.files import atomic_write_bytes
 from splitcomp_core.preprocess import to_rgb
 from splitcomp_tools.cli import run_cli
 
@@ -89,8 +90,8 @@ def result_lines(
 
 def write_example(path: Path) -> None:
     """A 640x480 demo frame with a realistic result, written to `path` (PNG) in one atomic step."""
-    from splitcomp_tools.frames import GeneratorSource
-    from splitcomp_tools.shapes import CLASS_NAMES
+    from splitcomp_tools.frames.generator import GeneratorSource
+    from splitcomp_tools.shapes.generator import CLASS_NAMES
 
     source = GeneratorSource(640, 480, seed=0)
     frame = source.read()
@@ -98,18 +99,19 @@ def write_example(path: Path) -> None:
     runners_up = [CLASS_NAMES[(truth + k) % len(CLASS_NAMES)] for k in (1, 2)]
     scores = [(CLASS_NAMES[truth], 0.962), (runners_up[0], 0.021), (runners_up[1], 0.008)]
     image = annotate(frame, result_lines(scores, latency_ms=23.4, feature_bytes=1568, fps=29.8))
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")  # same directory, so os.replace is atomic
-    try:
-        if not cv2.imwrite(str(tmp), cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
-            raise SplitcompError(f"OpenCV could not write a PNG to {path}")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_png(path, cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+
+
+def write_png(path: str | os.PathLike, bgr: np.ndarray) -> None:
+    """A BGR (or mono) image as a PNG file, written atomically."""
+    ok, data = cv2.imencode(".png", bgr)
+    if not ok:
+        raise SplitcompError(f"OpenCV could not encode a PNG for {path}")
+    atomic_write_bytes(path, data.tobytes())
 
 
 def _main(argv: Optional[Sequence[str]]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m splitcomp_tools.annotate", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m splitcomp_tools.nodes.annotate", description=__doc__.split("\n")[0])
     parser.add_argument("--example", type=Path, required=True, metavar="PNG",
                         help="write an example overlay of a generated 640x480 frame to this PNG file")
     args = parser.parse_args(argv)

@@ -1,0 +1,59 @@
+"""Frames from files and devices: a folder of images, a video file or a camera, through OpenCV."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import cv2
+import numpy as np
+
+from splitcomp_core.errors import ImageFormatError, SplitcompError
+from splitcomp_core.images import list_images, read_image
+from splitcomp_tools.frames.base import FrameSource
+
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".webm", ".mjpeg", ".mjpg", ".m4v"}
+
+
+class FolderSource(FrameSource):
+    """The images of a folder in name order; files that do not decode are skipped and listed in `skipped`."""
+
+    def __init__(self, folder: Path) -> None:
+        self.paths = list_images(folder)
+        self.skipped: list[Path] = []
+        self._next = 0
+
+    def read(self) -> Optional[np.ndarray]:
+        while self._next < len(self.paths):
+            path = self.paths[self._next]
+            self._next += 1
+            try:
+                return read_image(path)
+            except ImageFormatError:
+                if path not in self.skipped:
+                    self.skipped.append(path)
+        return None
+
+    def rewind(self) -> None:
+        self._next = 0
+
+
+class CaptureSource(FrameSource):
+    """A video file or a camera device, through OpenCV."""
+
+    def __init__(self, target: str | int, what: str) -> None:
+        self._target = target
+        self._capture = cv2.VideoCapture(target)
+        if not self._capture.isOpened():
+            raise SplitcompError(f"cannot open {what} {target!r} with OpenCV")
+
+    def read(self) -> Optional[np.ndarray]:
+        ok, frame = self._capture.read()
+        return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB) if ok else None
+
+    def rewind(self) -> None:
+        self._capture.release()
+        self._capture = cv2.VideoCapture(self._target)
+
+    def close(self) -> None:
+        self._capture.release()

@@ -1,0 +1,36 @@
+"""`open_source`: what a user types (`generator`, a folder, a video, a camera, a rosbag2) to a FrameSource."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from splitcomp_core.errors import SplitcompError
+from splitcomp_tools.frames.base import FrameSource
+from splitcomp_tools.frames.files import VIDEO_SUFFIXES, CaptureSource, FolderSource
+from splitcomp_tools.frames.generator import GeneratorSource
+
+
+def open_source(spec: str, width: int = 640, height: int = 480, seed: int = 0, topic: str = "") -> FrameSource:
+    """A FrameSource for `spec`; a SplitcompError says what was wrong and what is accepted."""
+    if spec == "generator":
+        return GeneratorSource(width, height, seed)
+    if spec.isdigit() or spec.startswith("/dev/video"):
+        return CaptureSource(int(spec) if spec.isdigit() else spec, "camera device")
+    path = Path(os.path.expanduser(spec))
+    if path.is_dir() and (path / "metadata.yaml").is_file():
+        from splitcomp_tools.frames.rosbag import RosbagSource  # rosbags is imported only for bags
+
+        return RosbagSource(path, topic)
+    if path.is_dir():
+        return FolderSource(path)
+    if path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES:
+        return CaptureSource(str(path), "video file")
+    if not path.exists():
+        raise SplitcompError(
+            f"{spec}: no such file or folder; use 'generator', a folder of images, a video file, "
+            f"a camera device such as /dev/video0, or a rosbag2 folder with --topic"
+        )
+    raise SplitcompError(
+        f"{spec}: not a folder, rosbag2 or video file ({', '.join(sorted(VIDEO_SUFFIXES))})"
+    )

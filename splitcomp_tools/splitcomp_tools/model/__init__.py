@@ -1,0 +1,1 @@
+"""Model tools (no ROS): ONNX graph analysis, cuts, export, split, calibration and classification."""

@@ -1,0 +1,1 @@
+"""Helper nodes (rclpy): image_source and overlay, and the drawing the overlay does (annotate, no ROS)."""

@@ -1,0 +1,102 @@
+"""image_source: publishes image_raw from a folder, a video file, a camera device or the demo generator.
+
+Frames carry the current time as stamp and the configured frame_id, like a camera driver, so the
+tail's latency_ms measures the whole pipeline.
+"""
+
+from __future__ import annotations
+
+import time
+
+import cv2
+from rclpy.node import Node
+from sensor_msgs.msg import Image
+
+from splitcomp_core.errors import SplitcompError
+from splitcomp_ros.images import array_to_image
+from splitcomp_ros.node_support import StartupError, declare, run_node
+from splitcomp_tools.frames import open_source
+from splitcomp_tools.frames.base import PreloadedSource
+
+DISCOVERY_SETTLE_S = 0.5
+ENCODINGS = {"rgb8": None, "bgr8": cv2.COLOR_RGB2BGR, "mono8": cv2.COLOR_RGB2GRAY, "rgba8": cv2.COLOR_RGB2RGBA,
+             "bgra8": cv2.COLOR_RGB2BGRA}
+
+
+class ImageSource(Node):
+    def __init__(self) -> None:
+        super().__init__("image_source")
+        source = declare(self, "source", "generator",
+                         "generator, a folder of images, a video file, or a camera device (/dev/video0 or 0).",
+                         read_only=True)
+        rate_hz = declare(self, "rate_hz", 30.0, "Frames per second.", read_only=True, float_range=(0.1, 1000.0))
+        self._frame_id = declare(self, "frame_id", "camera", "frame_id of the published images.")
+        self._count = declare(self, "count", 0, "Stop after this many frames; 0 = never.", read_only=True,
+                              int_range=(0, 2**31 - 1))
+        self._loop = declare(self, "loop", True, "Start over at the end of a folder or video.", read_only=True)
+        self._encoding = declare(self, "encoding", "rgb8", "Encoding to publish.", read_only=True,
+                                 choices=tuple(ENCODINGS))
+        width = declare(self, "width", 640, "Frame width of the generator.", read_only=True, int_range=(32, 8192))
+        height = declare(self, "height", 480, "Frame height of the generator.", read_only=True, int_range=(32, 8192))
+        seed = declare(self, "seed", 0, "Seed of the generator.", read_only=True)
+        preload = declare(self, "preload", 0, "Read this many frames up front and replay them (benchmarks); 0 = off.",
+                          read_only=True, int_range=(0, 10000))
+        self._wait = declare(self, "wait_for_subscriber", False,
+                             "Hold frames until a subscriber has been matched for a moment (benchmarks: no frame is "
+                             "lost to discovery).", read_only=True)
+        self._matched_at = None
+        if self._encoding not in ENCODINGS:
+            raise StartupError(f"image_source: encoding must be one of {', '.join(ENCODINGS)}")
+        try:
+            self._source = open_source(source, width, height, seed)
+            if preload:
+                self._source = PreloadedSource(self._source, preload)
+        except SplitcompError as exc:
+            raise StartupError(f"image_source: {exc}") from exc
+        self._publisher = self.create_publisher(Image, "image_raw", 10)
+        self._published = 0
+        self._timer = self.create_timer(1.0 / rate_hz, self._tick)
+        self.get_logger().info(f"publishing {source} as {self._encoding} at {rate_hz} Hz on image_raw")
+
+    def _tick(self) -> None:
+        if self._wait and not self._subscriber_ready():
+            return
+        if self._count and self._published >= self._count:
+            self._timer.cancel()
+            self.get_logger().info(f"published {self._published} frames; done")
+            return
+        frame = self._source.read()
+        if frame is None and self._loop:
+            self._source.rewind()
+            frame = self._source.read()
+        if frame is None:
+            self._timer.cancel()
+            self.get_logger().info(f"source exhausted after {self._published} frames")
+            return
+        conversion = ENCODINGS[self._encoding]
+        image = frame if conversion is None else cv2.cvtColor(frame, conversion)
+        msg = array_to_image(image, self._encoding)
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.header.frame_id = self._frame_id
+        self._publisher.publish(msg)
+        self._published += 1
+
+    def _subscriber_ready(self) -> bool:
+        """True once a subscriber has been matched for DISCOVERY_SETTLE_S (both sides see each other)."""
+        if self._publisher.get_subscription_count() == 0:
+            self._matched_at = None
+            return False
+        now = time.monotonic()
+        self._matched_at = self._matched_at or now
+        return now - self._matched_at >= DISCOVERY_SETTLE_S
+
+    def close(self) -> None:
+        self._source.close()
+
+
+def main(args=None) -> int:
+    return run_node(ImageSource, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

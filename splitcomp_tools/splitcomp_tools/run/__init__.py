@@ -1,0 +1,1 @@
+"""Whole-product runs (rclpy): the demo, the benchmarks, and nodes started as processes."""
