@@ -1,14 +1,24 @@
-"""splitcomp_msgs/EncodedTensor <-> splitcomp_core.codec.EncodedTensor, field for field.
+"""splitcomp_msgs <-> splitcomp_core: encoded tensors field for field, and the messages the nodes publish.
 
 The conversion trusts nothing: it only moves fields. The codec's own validation runs when the
 tail decodes, so a malformed message is rejected there with a reason that names the field.
 """
 
+from __future__ import annotations
+
 import array
+from typing import TYPE_CHECKING
 
 import numpy as np
+from std_msgs.msg import Header
+
 from splitcomp_core.codec import EncodedTensor
+from splitcomp_msgs.msg import ClassScore, Classification, SplitFeatures
 from splitcomp_msgs.msg import EncodedTensor as EncodedTensorMsg
+
+if TYPE_CHECKING:  # the overlay and probes use this module without loading ONNX Runtime
+    from splitcomp_core.head import HeadResult
+    from splitcomp_core.tail import TailResult
 
 
 def tensor_to_msg(tensor: EncodedTensor) -> EncodedTensorMsg:
@@ -41,3 +51,30 @@ def tensor_from_msg(msg: EncodedTensorMsg) -> EncodedTensor:
 def stamp_key(header) -> tuple[int, int]:
     """A header's stamp as a hashable key: how results are matched to the frames they came from."""
     return header.stamp.sec, header.stamp.nanosec
+
+
+def features_msg(header: Header, sequence: int, model_id: str, result: "HeadResult", convert_ms: float) -> SplitFeatures:
+    """What the head publishes for one frame; `convert_ms` (image message to pixels) counts as preprocessing."""
+    out = SplitFeatures()
+    out.header = header
+    out.sequence = sequence
+    out.model_id = model_id
+    out.tensors = [tensor_to_msg(t) for t in result.tensors]
+    out.preprocess_ms = convert_ms + result.preprocess_ms
+    out.head_ms = result.head_ms
+    out.encode_ms = result.encode_ms
+    return out
+
+
+def classification_msg(features: SplitFeatures, result: "TailResult", latency_ms: float) -> Classification:
+    """What the tail publishes for one SplitFeatures: its header and sequence, the top-k, bytes and timings."""
+    out = Classification()
+    out.header = features.header
+    out.sequence = features.sequence
+    out.model_id = features.model_id
+    out.results = [ClassScore(class_id=c, label=label, score=score) for c, label, score in result.results]
+    out.feature_bytes = result.feature_bytes
+    out.head_ms = features.preprocess_ms + features.head_ms + features.encode_ms
+    out.tail_ms = result.total_ms
+    out.latency_ms = latency_ms
+    return out

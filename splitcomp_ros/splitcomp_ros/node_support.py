@@ -1,4 +1,8 @@
-"""What both nodes do the same way: declare parameters with descriptors, and start up or refuse."""
+"""What every splitcomp node does the same way: parameters with descriptors, /diagnostics, rejects, start-up.
+
+A node class derives from SplitcompNode and only wires its topics to splitcomp_core; the health
+report, its timer, the reject handling and the one-line start-up refusal live here.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import sys
 from typing import Any, Callable, Optional
 
 import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.executors import ExternalShutdownException
@@ -14,6 +19,39 @@ from rclpy.node import Node
 
 from splitcomp_core.bundle import Bundle, load_bundle
 from splitcomp_core.errors import SplitcompError
+from splitcomp_ros.diagnostics import NodeHealth
+from splitcomp_ros.rejects import Rejects
+
+DIAGNOSTICS_PERIOD_S = 1.0
+
+
+class SplitcompNode(Node):
+    """A Node whose NodeHealth goes out on /diagnostics once a second, with a Rejects handler for its hot path.
+
+    Subclasses may override `refresh_health` to update fields just before each report, and `close`
+    to stop their own threads; `run_node` calls `close` before the node is destroyed.
+    """
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.health = NodeHealth(f"splitcomp: {self.get_fully_qualified_name()}")
+        self.rejects = Rejects(self.health, self.get_logger())
+        self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics)
+
+    def report_model(self, bundle: Bundle, provider: str) -> None:
+        """Name the bundle, its model_id and the ONNX Runtime provider that actually runs in every report."""
+        self.health.fields.update(model_id=bundle.manifest.model_id, provider=provider, bundle=str(bundle.path))
+
+    def refresh_health(self) -> None:
+        """Called before each report; the default has nothing to add."""
+
+    def close(self) -> None:
+        """Called once before the node is destroyed; the default has nothing to stop."""
+
+    def _publish_diagnostics(self) -> None:
+        self.refresh_health()
+        self._diagnostics.publish(self.health.to_array(self.get_clock().now().to_msg()))
 
 
 def declare(
@@ -91,9 +129,8 @@ def run_node(factory: Callable[[], Node], args: Optional[list] = None) -> int:
         pass
     finally:
         if node is not None:
-            close = getattr(node, "close", None)
-            if close:
-                close()
+            if isinstance(node, SplitcompNode):
+                node.close()
             node.destroy_node()
         if rclpy.ok():
             rclpy.shutdown()

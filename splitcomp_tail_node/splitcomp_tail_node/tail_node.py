@@ -6,18 +6,15 @@ by reason in /diagnostics and logged (throttled), and the node goes on serving t
 
 from __future__ import annotations
 
-from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.node import Node
 from rclpy.time import Time
 
 from splitcomp_core.codec import DEFAULT_MAX_ELEMENTS
 from splitcomp_core.errors import SplitcompError
-from splitcomp_core.tail import FeaturesRejected, TailPipeline
-from splitcomp_msgs.msg import ClassScore, Classification, SplitFeatures
-from splitcomp_ros.diagnostics import NodeHealth
-from splitcomp_ros.messages import tensor_from_msg
-from splitcomp_ros.node_support import StartupError, declare, declare_runtime, run_node
+from splitcomp_core.tail import TailPipeline, TailResult
+from splitcomp_msgs.msg import Classification, SplitFeatures
+from splitcomp_ros.messages import classification_msg, tensor_from_msg
+from splitcomp_ros.node_support import SplitcompNode, StartupError, declare, declare_runtime, run_node
 from splitcomp_ros.qos import features_qos
 
 try:
@@ -26,85 +23,52 @@ try:
 except ImportError:
     VisionClassification = None
 
-THROTTLE_S = 5.0
 
-
-class TailNode(Node):
+class TailNode(SplitcompNode):
     def __init__(self) -> None:
         super().__init__("tail_node")
         runtime = declare_runtime(self)
         top_k = declare(self, "top_k", 5, "How many classes to publish, best first.", int_range=(1, 1000))
-        max_elements = declare(
-            self, "max_elements", DEFAULT_MAX_ELEMENTS,
-            "Largest tensor (elements) a message may ask the tail to allocate.", read_only=True,
-            int_range=(1, 2**31 - 1),
-        )
-        vision = declare(
-            self, "publish_vision_msgs", VisionClassification is not None,
-            "Also publish vision_msgs/Classification on splitcomp/vision_classification.", read_only=True,
-        )
-
-        bundle = runtime.bundle
+        max_elements = declare(self, "max_elements", DEFAULT_MAX_ELEMENTS,
+                               "Largest tensor (elements) a message may ask the tail to allocate.", read_only=True,
+                               int_range=(1, 2**31 - 1))
+        vision = declare(self, "publish_vision_msgs", VisionClassification is not None,
+                         "Also publish vision_msgs/Classification on splitcomp/vision_classification.", read_only=True)
         if vision and VisionClassification is None:
             raise StartupError("tail_node: publish_vision_msgs is true but vision_msgs is not installed")
         try:
-            self.pipeline = TailPipeline(
-                bundle, runtime.providers, runtime.allow_cpu_fallback, top_k=top_k, max_elements=max_elements,
-                intra_op_threads=runtime.intra_op_threads,
-            )
+            self.pipeline = TailPipeline(runtime.bundle, runtime.providers, runtime.allow_cpu_fallback, top_k=top_k,
+                                         max_elements=max_elements, intra_op_threads=runtime.intra_op_threads)
         except SplitcompError as exc:
             raise StartupError(f"tail_node: {exc}") from exc
-        self.add_on_set_parameters_callback(self._on_parameters)
-
-        self.health = NodeHealth(f"splitcomp: {self.get_fully_qualified_name()}")
-        self.health.fields.update(
-            model_id=bundle.manifest.model_id,
-            provider=self.pipeline.session.provider,
-            bundle=str(bundle.path),
-        )
+        self.report_model(runtime.bundle, self.pipeline.session.provider)
         self._publisher = self.create_publisher(Classification, "splitcomp/classification", 10)
         self._vision = (
             self.create_publisher(VisionClassification, "splitcomp/vision_classification", 10) if vision else None
         )
-        self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_subscription(SplitFeatures, "splitcomp/features", self._on_features, features_qos())
-        self.create_timer(1.0, self._publish_diagnostics)
+        self.add_on_set_parameters_callback(self._on_parameters)
         self.get_logger().info(
-            f"tail ready: model {bundle.manifest.model_id[:19]}, provider {self.pipeline.session.provider}"
+            f"tail ready: model {runtime.bundle.manifest.model_id[:19]}, provider {self.pipeline.session.provider}"
         )
 
     def _on_features(self, msg: SplitFeatures) -> None:
         self.health.received()
-        try:
-            result = self.pipeline(msg.model_id, [tensor_from_msg(t) for t in msg.tensors])
-        except FeaturesRejected as exc:
-            self.health.rejected(exc.reason)
-            self.get_logger().warning(
-                f"rejected features #{msg.sequence} ({exc.reason}): {exc}", throttle_duration_sec=THROTTLE_S
-            )
+        result = self.rejects.run(
+            f"features #{msg.sequence}", lambda: self.pipeline(msg.model_id, [tensor_from_msg(t) for t in msg.tensors])
+        )
+        if result is None:
             return
-        except SplitcompError as exc:
-            self.health.rejected("inference")
-            self.get_logger().error(f"tail failed on #{msg.sequence}: {exc}", throttle_duration_sec=THROTTLE_S)
-            return
-        except Exception as exc:  # noqa: BLE001 - a bug on one message must not stop the edge server
-            self.health.rejected("internal_error")
-            self.get_logger().error(f"unexpected error on #{msg.sequence}: {exc!r}", throttle_duration_sec=THROTTLE_S)
-            return
-        out = Classification()
-        out.header = msg.header
-        out.sequence = msg.sequence
-        out.model_id = msg.model_id
-        out.results = [ClassScore(class_id=c, label=label, score=score) for c, label, score in result.results]
-        out.feature_bytes = result.feature_bytes
-        out.head_ms = msg.preprocess_ms + msg.head_ms + msg.encode_ms
-        out.tail_ms = result.total_ms
         now = self.get_clock().now()
-        out.latency_ms = (now - Time.from_msg(msg.header.stamp, clock_type=now.clock_type)).nanoseconds / 1e6
+        latency_ms = (now - Time.from_msg(msg.header.stamp, clock_type=now.clock_type)).nanoseconds / 1e6
+        out = classification_msg(msg, result, latency_ms)
         self._publisher.publish(out)
         if self._vision is not None:
             self._publish_vision(out)
         self.health.published()
+        self._record(result, out)
+
+    def _record(self, result: TailResult, out: Classification) -> None:
         stages = self.health.stages
         stages.add("decode_ms", result.decode_ms)
         stages.add("tail_ms", result.tail_ms)
@@ -126,9 +90,6 @@ class TailNode(Node):
                     return SetParametersResult(successful=False, reason="top_k must be >= 1")
                 self.pipeline.top_k = p.value
         return SetParametersResult(successful=True)
-
-    def _publish_diagnostics(self) -> None:
-        self._diagnostics.publish(self.health.to_array(self.get_clock().now().to_msg()))
 
 
 def main(args=None) -> int:

@@ -11,24 +11,17 @@ from __future__ import annotations
 
 import collections
 
-from diagnostic_msgs.msg import DiagnosticArray
-from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 
-from splitcomp_core.errors import ImageFormatError
 from splitcomp_core.stats import RateMeter
 from splitcomp_msgs.msg import Classification
-from splitcomp_ros.diagnostics import NodeHealth
 from splitcomp_ros.images import array_to_image, image_to_array
 from splitcomp_ros.messages import stamp_key
-from splitcomp_ros.node_support import declare, run_node
+from splitcomp_ros.node_support import SplitcompNode, declare, run_node
 from splitcomp_tools.nodes.annotate import annotate, drawable, result_lines
 
-THROTTLE_S = 5.0
-
-
-class Overlay(Node):
+class Overlay(SplitcompNode):
     def __init__(self) -> None:
         super().__init__("overlay")
         self._cache_size = declare(self, "cache_size", 30, "How many recent frames wait for their result.",
@@ -37,14 +30,11 @@ class Overlay(Node):
                               int_range=(1, 20))
         self._frames: collections.OrderedDict = collections.OrderedDict()
         self._result_rate = RateMeter()
-        self.health = NodeHealth(f"splitcomp: {self.get_fully_qualified_name()}")
         self.health.fields["cache_size"] = str(self._cache_size)
         self.health.counts.update(frames_in=0, frames_out=0, results_in=0, unmatched=0)
         self._publisher = self.create_publisher(Image, "splitcomp/overlay", qos_profile_sensor_data)
-        self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_subscription(Image, "image_raw", self._on_frame, qos_profile_sensor_data)
         self.create_subscription(Classification, "splitcomp/classification", self._on_result, 10)
-        self.create_timer(1.0, self._publish_diagnostics)
         self.get_logger().info(f"drawing splitcomp/classification on image_raw (last {self._cache_size} frames)")
 
     def _on_frame(self, msg: Image) -> None:
@@ -62,19 +52,14 @@ class Overlay(Node):
         if frame is None:
             self.health.counts["unmatched"] += 1
             return
-        try:
-            image, encoding = drawable(image_to_array(frame), frame.encoding)
-        except ImageFormatError as exc:
-            self.health.rejected("image_format")
-            self.get_logger().warning(f"cannot draw on frame: {exc}", throttle_duration_sec=THROTTLE_S)
+        drawn = self.rejects.run("frame to draw on", lambda: drawable(image_to_array(frame), frame.encoding))
+        if drawn is None:
             return
+        image, encoding = drawn
         scores = [(r.label or f"class {r.class_id}", r.score) for r in result.results]
         lines = result_lines(scores, result.latency_ms, result.feature_bytes, self._result_rate.rate(), self._top_n)
         self._publisher.publish(array_to_image(annotate(image, lines), encoding, frame.header))
         self.health.published()
-
-    def _publish_diagnostics(self) -> None:
-        self._diagnostics.publish(self.health.to_array(self.get_clock().now().to_msg()))
 
 
 def main(args=None) -> int:
