@@ -54,6 +54,15 @@ def test_nodes_name_installed_executables(path):
         assert executable in console_scripts(package), f"{path.name}: {package} installs no {executable}"
 
 
+def test_pipeline_includes_robot_and_edge_instead_of_repeating_them():
+    text = (ROOT / "launch" / "pipeline.launch.py").read_text()
+    assert len(list(calls(ast.parse(text), "IncludeLaunchDescription"))) == 1  # one helper includes both
+    assert '"robot.launch.py", image_source="true"' in text and '"edge.launch.py"' in text
+    pipeline_nodes = {keyword_strings(c)["executable"] for c in calls(ast.parse(text), "Node")}
+    assert pipeline_nodes == {"overlay", "rviz2"}
+    assert not declared_arguments(ROOT / "launch" / "pipeline.launch.py") & {"bundle", "head_config", "tail_config"}
+
+
 @pytest.mark.parametrize("path", LAUNCH_FILES, ids=lambda p: p.name)
 def test_named_config_files_exist(path):
     for name in re.findall(r'"([\w.]+\.(?:yaml|rviz))"', path.read_text()):

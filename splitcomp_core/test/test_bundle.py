@@ -25,16 +25,13 @@ from splitcomp_core.bundle import (
     write_bundle,
 )
 from splitcomp_core.errors import BundleError
+from tiny_models import onnx_model
 
 CLASSES = 3
-OPSET = [helper.make_opsetid("", 17)]
 
 
 def _model(nodes, inputs, outputs, initializers=()) -> bytes:
-    graph = helper.make_graph(nodes, "g", inputs, outputs, initializer=list(initializers))
-    model = helper.make_model(graph, opset_imports=OPSET, ir_version=8)
-    onnx.checker.check_model(model)
-    return model.SerializeToString()
+    return onnx_model(nodes, inputs, outputs, initializers).SerializeToString()
 
 
 def _head(out_name="feat", batch=1, image_type=TensorProto.FLOAT, size=(4, 4)) -> bytes:

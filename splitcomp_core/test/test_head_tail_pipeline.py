@@ -4,61 +4,22 @@ import dataclasses
 
 import numpy as np
 import pytest
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 from splitcomp_core.bundle import InputSpec, Manifest, OutputSpec, QuantizationSpec, TensorSpec, write_bundle
 from splitcomp_core.codec import CODEC_LZ4, decode
 from splitcomp_core.head import HeadPipeline
 from splitcomp_core.postprocess import softmax
 from splitcomp_core.quantization import EncoderConfig
 from splitcomp_core.tail import FeaturesRejected, TailPipeline
+from tiny_models import TINY_CONV_W, TINY_FC_W, TINY_LABELS, onnx_model
 
-LABELS = ["a", "b", "c", "d", "e"]
+LABELS = TINY_LABELS
 RNG = np.random.default_rng(5)
-CONV_W = RNG.normal(0, 0.5, (4, 3, 3, 3)).astype(np.float32)
-FC_W = RNG.normal(0, 1.0, (4, 5)).astype(np.float32)
-
-
-def model_bytes(nodes, inputs, outputs, initializers) -> bytes:
-    graph = helper.make_graph(nodes, "g", inputs, outputs, [numpy_helper.from_array(v, k) for k, v in initializers])
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8).SerializeToString()
-
-
-def head_model() -> bytes:
-    return model_bytes(
-        [helper.make_node("Conv", ["image", "w"], ["c"], pads=[1, 1, 1, 1]), helper.make_node("Relu", ["c"], ["feat"])],
-        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, 16, 16])],
-        [helper.make_tensor_value_info("feat", TensorProto.FLOAT, [1, 4, 16, 16])],
-        [("w", CONV_W)],
-    )
-
-
-def tail_model() -> bytes:
-    return model_bytes(
-        [
-            helper.make_node("GlobalAveragePool", ["feat"], ["p"]),
-            helper.make_node("Flatten", ["p"], ["f"]),
-            helper.make_node("MatMul", ["f", "fc"], ["logits"]),
-        ],
-        [helper.make_tensor_value_info("feat", TensorProto.FLOAT, [1, 4, 16, 16])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 5])],
-        [("fc", FC_W)],
-    )
 
 
 @pytest.fixture(scope="module")
-def bundle(tmp_path_factory):
-    manifest = Manifest(
-        format_version=1, model_id="", source="test",
-        cut=[TensorSpec("feat", [1, 4, 16, 16])],
-        input=InputSpec("image", [1, 3, 16, 16], 16, 16, "RGB", [0.5] * 3, [0.25] * 3),
-        output=OutputSpec("logits", [1, 5]),
-        quantization=QuantizationSpec(calibrated={"feat": {
-            "per_tensor": {"min": 0.0, "max": 6.0},
-            "per_channel": {"min": [0.0] * 4, "max": [6.0, 5.0, 4.0, 3.0]},
-            "method": "fixed", "bits": 8,
-        }}),
-    )
-    return write_bundle(tmp_path_factory.mktemp("b") / "bundle", head_model(), tail_model(), manifest, LABELS)
+def bundle(tiny_bundle):
+    return tiny_bundle
 
 
 @pytest.fixture(scope="module")
@@ -142,21 +103,21 @@ def test_tail_rejects_with_a_reason(bundle, frames, spoil, reason):
 
 def variant_bundle(tmp_path, head_nodes, head_out_type, tail_nodes, tail_in_type, logits_shape, batch="N"):
     """A bundle of the same conv head and linear tail with a dynamic batch and a chosen cut dtype."""
-    head = model_bytes(
+    head = onnx_model(
         [helper.make_node("Conv", ["image", "w"], ["c"], pads=[1, 1, 1, 1]), helper.make_node("Relu", ["c"], ["r"]),
          *head_nodes],
-        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [batch, 3, 16, 16])],
+        {"image": [batch, 3, 16, 16]},
         [helper.make_tensor_value_info("feat", head_out_type, [batch, 4, 16, 16])],
-        [("w", CONV_W)],
-    )
-    tail = model_bytes(
+        {"w": TINY_CONV_W}, check=False,
+    ).SerializeToString()
+    tail = onnx_model(
         [*tail_nodes, helper.make_node("GlobalAveragePool", ["f32"], ["p"]), helper.make_node("Flatten", ["p"], ["f"]),
          helper.make_node("MatMul", ["f", "fc"], ["m"]),
          helper.make_node("Reshape", ["m", "logits_shape"], ["logits"])],
         [helper.make_tensor_value_info("feat", tail_in_type, [batch, 4, 16, 16])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, logits_shape)],
-        [("fc", FC_W), ("logits_shape", np.array(logits_shape, np.int64))],
-    )
+        {"logits": logits_shape},
+        {"fc": TINY_FC_W, "logits_shape": np.array(logits_shape, np.int64)}, check=False,
+    ).SerializeToString()
     dtype = "float16" if head_out_type == TensorProto.FLOAT16 else "float32"
     manifest = Manifest(
         format_version=1, model_id="", source="test", cut=[TensorSpec("feat", [-1, 4, 16, 16], dtype)],

@@ -10,6 +10,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from splitcomp_core.errors import RuntimeSetupError
 from splitcomp_core.runtime import CPU, InferenceSession, provider_name, resolve_providers
+from tiny_models import onnx_model, save
 
 CUDA, TRT = "CUDAExecutionProvider", "TensorrtExecutionProvider"
 W = np.array([[1.0, -2.0], [0.5, 3.0], [-1.0, 0.25]], dtype=np.float32)
@@ -19,22 +20,15 @@ B = np.array([0.5, -1.0], dtype=np.float32)
 @pytest.fixture(scope="module")
 def dense_relu(tmp_path_factory):
     """y = relu(x @ W + b), x: [batch, 3] with a symbolic batch size."""
-    graph = helper.make_graph(
+    model = onnx_model(
         [
             helper.make_node("MatMul", ["x", "W"], ["xw"]),
             helper.make_node("Add", ["xw", "B"], ["pre"]),
             helper.make_node("Relu", ["pre"], ["y"]),
         ],
-        "dense",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 2]),
-         helper.make_tensor_value_info("pre", TensorProto.FLOAT, ["batch", 2])],
-        initializer=[numpy_helper.from_array(W, "W"), numpy_helper.from_array(B, "B")],
+        {"x": ["batch", 3]}, {"y": ["batch", 2], "pre": ["batch", 2]}, {"W": W, "B": B}, name="dense",
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
-    onnx.checker.check_model(model)
-    path = tmp_path_factory.mktemp("models") / "dense.onnx"
-    path.write_bytes(model.SerializeToString())
+    path = save(model, tmp_path_factory.mktemp("models") / "dense.onnx")
     return path
 
 
@@ -123,16 +117,9 @@ def test_bad_thread_count_is_refused(dense_relu):
 
 def test_warmup_failure_says_how_to_avoid_it(tmp_path):
     """A Reshape to a fixed size fails on the warm-up's batch of 1: the error says to use warmup_runs=0."""
-    graph = helper.make_graph(
-        [helper.make_node("Reshape", ["x", "shape"], ["y"])],
-        "reshape",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 4])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 4])],
-        initializer=[numpy_helper.from_array(np.array([2, 4], np.int64), "shape")],
-    )
-    path = tmp_path / "reshape.onnx"
-    path.write_bytes(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
-                     .SerializeToString())
+    model = onnx_model([helper.make_node("Reshape", ["x", "shape"], ["y"])], {"x": ["n", 4]}, {"y": [2, 4]},
+                       {"shape": np.array([2, 4], np.int64)}, name="reshape", check=False)
+    path = save(model, tmp_path / "reshape.onnx")
     with pytest.raises(RuntimeSetupError, match="warmup_runs=0"):
         InferenceSession(path, providers=("cpu",))
     session = InferenceSession(path, providers=("cpu",), warmup_runs=0)

@@ -16,6 +16,7 @@ import pytest
 from onnx import TensorProto, helper
 
 from splitcomp_tools.model import analyze, graph as gr
+from tiny_models import onnx_model
 
 
 def _intermediate_shapes(path: Path, names: list[str], feeds: dict[str, np.ndarray]) -> dict[str, tuple[int, ...]]:
@@ -106,10 +107,8 @@ def test_model_with_no_single_cut_suggests_more_tensors(tmp_path, capsys):
     """x feeds both a long branch and the final Add: nothing but the output separates them."""
     nodes = [helper.make_node("Relu", ["x"], ["a"]), helper.make_node("Neg", ["a"], ["b"]),
              helper.make_node("Add", ["x", "b"], ["y"])]
-    graph = helper.make_graph(nodes, "skip", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])])
     path = tmp_path / "skip.onnx"
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    onnx.save(onnx_model(nodes, {"x": [1, 2]}, {"y": [1, 2]}, name="skip", ir_version=None, check=False), str(path))
     assert analyze.main([str(path)]) == 0
     assert "--max-tensors" in capsys.readouterr().out
 

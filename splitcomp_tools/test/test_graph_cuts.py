@@ -11,6 +11,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from splitcomp_tools.model import graph as gr
+from tiny_models import onnx_model
 
 
 def _oracle_cuts(model: onnx.ModelProto, max_tensors: int) -> set[frozenset[str]]:
@@ -60,9 +61,7 @@ def test_find_cuts_matches_exhaustive_search(zoo, name, max_tensors):
 
 
 def _chain_model(nodes: list, outputs: list[str]) -> onnx.ModelProto:
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
-                              [helper.make_tensor_value_info(o, TensorProto.FLOAT, [1, 4]) for o in outputs])
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    return onnx_model(nodes, {"x": [1, 4]}, [helper.make_tensor_value_info(o, TensorProto.FLOAT, [1, 4]) for o in outputs], name="g", ir_version=None, check=False)
 
 
 def test_non_convex_cut_is_found():
@@ -137,9 +136,7 @@ def _shape_model() -> onnx.ModelProto:
         helper.make_node("Neg", ["f"], ["n"]),
         helper.make_node("Reshape", ["n", "s"], ["y"]),
     ]
-    graph = helper.make_graph(nodes, "shape", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 2, 3])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 2, 3])])
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    return onnx_model(nodes, {"x": ["batch", 2, 3]}, {"y": ["batch", 2, 3]}, name="shape", ir_version=None, check=False)
 
 
 def test_shape_of_an_input_dependent_tensor_is_input_dependent():
@@ -163,9 +160,7 @@ def test_subgraph_reads_from_the_outer_scope_count():
         helper.make_node("If", ["cond"], ["i"], then_branch=branch, else_branch=branch),
         helper.make_node("Mul", ["b", "i"], ["y"]),
     ]
-    graph = helper.make_graph(nodes, "if", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model = onnx_model(nodes, {"x": [1, 2]}, {"y": [1, 2]}, name="if", ir_version=None, check=False)
     g = gr.build_graph(model)
     assert gr.find_cuts(g, 1) == [("a",)]
     assert gr.cut_problem(g, ["b"]) is not None
@@ -178,9 +173,7 @@ def test_subgraph_reads_from_the_outer_scope_count():
 
 def test_topological_order_is_recovered_from_an_unsorted_file():
     nodes = [helper.make_node("Neg", ["a"], ["y"]), helper.make_node("Relu", ["x"], ["a"])]
-    graph = helper.make_graph(nodes, "unsorted", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
-    g = gr.build_graph(helper.make_model(graph))
+    g = gr.build_graph(onnx_model(nodes, {"x": [1]}, {"y": [1]}, name="unsorted", ir_version=None, check=False))
     assert [n.op_type for n in g.nodes] == ["Relu", "Neg"]
     assert gr.find_cuts(g) == [("a",)]
 
@@ -195,10 +188,8 @@ def test_topological_order_is_recovered_from_an_unsorted_file():
     ],
 )
 def test_broken_graphs_are_refused_clearly(nodes, message):
-    graph = helper.make_graph(nodes, "bad", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
     with pytest.raises(gr.ModelError, match=message):
-        gr.build_graph(helper.make_model(graph))
+        gr.build_graph(onnx_model(nodes, {"x": [1]}, {"y": [1]}, name="bad", ir_version=None, check=False))
 
 
 def test_cut_problem_names_what_is_wrong(legacy_model):

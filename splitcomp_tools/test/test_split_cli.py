@@ -15,6 +15,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from splitcomp_core.bundle import DYNAMIC, load_bundle
 from splitcomp_tools.model import analyze, graph as gr, split
+from tiny_models import onnx_model
 
 
 def _session(model: Path | bytes) -> ort.InferenceSession:
@@ -132,10 +133,8 @@ def test_output_choice_and_kind(two_output_model, tmp_path):
     assert load_bundle(out).manifest.output.name == "mask"
 
     nodes = [helper.make_node("Relu", ["x"], ["a"]), helper.make_node("Softmax", ["a"], ["p"], axis=1)]
-    graph = helper.make_graph(nodes, "soft", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 4])],
-                              [helper.make_tensor_value_info("p", TensorProto.FLOAT, [1, 3, 4, 4])])
     path = tmp_path / "soft.onnx"
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    onnx.save(onnx_model(nodes, {"x": [1, 3, 4, 4]}, {"p": [1, 3, 4, 4]}, name="soft", ir_version=None, check=False), str(path))
     assert split.main([str(path), "--at", "a", "--out", str(tmp_path / "soft"), "--samples", "1"]) == 0
     assert load_bundle(tmp_path / "soft").manifest.output.kind == "probabilities"
 
@@ -191,10 +190,8 @@ def test_cut_through_an_integer_tensor_is_refused(tmp_path, capsys):
         helper.make_node("Flatten", ["r"], ["f"]), helper.make_node("Neg", ["f"], ["n"]),
         helper.make_node("Reshape", ["n", "s"], ["y"]),
     ]
-    graph = helper.make_graph(nodes, "ints", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 4])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 4, 4])])
     path = tmp_path / "ints.onnx"
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    onnx.save(onnx_model(nodes, {"x": [1, 3, 4, 4]}, {"y": [1, 3, 4, 4]}, name="ints", ir_version=None, check=False), str(path))
     out = tmp_path / "bundle"
     assert split.main([str(path), "--at", "n,s", "--out", str(out)]) == 2
     _assert_refused(capsys, out, "'s' is int64")
@@ -235,11 +232,8 @@ def test_bad_model_file(tmp_path, capsys, content, message):
 
 def test_model_with_two_inputs_is_refused(tmp_path, capsys):
     nodes = [helper.make_node("Add", ["x", "z"], ["a"]), helper.make_node("Relu", ["a"], ["y"])]
-    graph = helper.make_graph(
-        nodes, "two", [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 3, 4, 4]) for n in ("x", "z")],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 4, 4])])
     path = tmp_path / "two.onnx"
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    onnx.save(onnx_model(nodes, [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 3, 4, 4]) for n in ("x", "z")], {"y": [1, 3, 4, 4]}, name="two", ir_version=None, check=False), str(path))
     out = tmp_path / "bundle"
     assert split.main([str(path), "--at", "a", "--out", str(out)]) == 2
     _assert_refused(capsys, out, "exactly one image input")
@@ -248,9 +242,7 @@ def test_model_with_two_inputs_is_refused(tmp_path, capsys):
 def _log_model(path: Path) -> Path:
     """x -> Neg -> h -> Log -> y: NaN wherever x > 0, which random normal inputs hit."""
     nodes = [helper.make_node("Neg", ["x"], ["h"]), helper.make_node("Log", ["h"], ["y"])]
-    graph = helper.make_graph(nodes, "log", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 4])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 4, 4])])
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    onnx.save(onnx_model(nodes, {"x": [1, 3, 4, 4]}, {"y": [1, 3, 4, 4]}, name="log", ir_version=None, check=False), str(path))
     return path
 
 
@@ -317,9 +309,7 @@ def _softmax_then(path: Path, ops: list[str]) -> Path:
         else:
             nodes.append(helper.make_node(op, [src], [dst]))
     nodes.append(helper.make_node("Identity", [f"p{len(ops)}"], ["y"]))
-    graph = helper.make_graph(nodes, "soft", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 4])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, shape)], initializer=weights)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model = onnx_model(nodes, {"x": [1, 3, 4, 4]}, [helper.make_tensor_value_info("y", TensorProto.FLOAT, shape)], weights, name="soft", ir_version=None, check=False)
     onnx.checker.check_model(model, full_check=True)
     onnx.save(model, str(path))
     return path
@@ -339,10 +329,7 @@ def test_output_kind_option_overrides_the_guess(tmp_path, capsys):
     assert split.main([str(soft), "--at", "a", "--out", str(tmp_path / "a"), "--output-kind", "logits"]) == 0
     assert load_bundle(tmp_path / "a").manifest.output.kind == "logits"
     relu = tmp_path / "relu.onnx"
-    graph = helper.make_graph([helper.make_node("Flatten", ["x"], ["a"]), helper.make_node("Relu", ["a"], ["y"])],
-                              "relu", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 4])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 48])])
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(relu))
+    onnx.save(onnx_model([helper.make_node("Flatten", ["x"], ["a"]), helper.make_node("Relu", ["a"], ["y"])], {"x": [1, 3, 4, 4]}, {"y": [1, 48]}, name="relu", ir_version=None, check=False), str(relu))
     assert split.main([str(relu), "--at", "a", "--out", str(tmp_path / "b")]) == 0
     assert load_bundle(tmp_path / "b").manifest.output.kind == "logits"
     assert split.main([str(relu), "--at", "a", "--out", str(tmp_path / "c"), "--output-kind", "probabilities"]) == 0

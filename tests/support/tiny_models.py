@@ -1,0 +1,75 @@
+"""Small hand-built ONNX models for the tests, and the tiny bundle that the root conftest.py shares.
+
+Every test file that needs a graph of a few nodes builds it with `onnx_model`, so the opset, IR
+version and checking are the same everywhere; pytest.ini puts this folder on the import path.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping, Sequence, Union
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+OPSET = 17
+IR_VERSION = 8  # what the oldest supported ONNX Runtime (system ROS pins) still loads
+
+Shape = Sequence[Union[int, str]]
+Values = Union[Mapping[str, Shape], Sequence[onnx.ValueInfoProto]]
+
+
+def values(spec: Values) -> list[onnx.ValueInfoProto]:
+    """Value infos from a {name: shape} mapping of float32 tensors, or passed through as they are."""
+    if isinstance(spec, Mapping):
+        return [helper.make_tensor_value_info(name, TensorProto.FLOAT, list(shape)) for name, shape in spec.items()]
+    return list(spec)
+
+
+def onnx_model(
+    nodes: Sequence[onnx.NodeProto],
+    inputs: Values,
+    outputs: Values,
+    initializers: Mapping[str, np.ndarray] | Sequence[onnx.TensorProto] = (),
+    *,
+    opset: int = OPSET,
+    ir_version: int | None = IR_VERSION,
+    name: str = "g",
+    check: bool = True,
+) -> onnx.ModelProto:
+    """A model of `nodes`; float32 inputs/outputs may be given as {name: shape}, initializers as {name: array}."""
+    inits = ([numpy_helper.from_array(np.asarray(v), k) for k, v in initializers.items()]
+             if isinstance(initializers, Mapping) else list(initializers))
+    graph = helper.make_graph(list(nodes), name, values(inputs), values(outputs), initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    if ir_version is not None:
+        model.ir_version = ir_version
+    if check:
+        onnx.checker.check_model(model)
+    return model
+
+
+def save(model: onnx.ModelProto, path: Path) -> Path:
+    """Write `model` to `path` and return the path."""
+    Path(path).write_bytes(model.SerializeToString())
+    return Path(path)
+
+
+TINY_LABELS = ["a", "b", "c", "d", "e"]
+_RNG = np.random.default_rng(5)
+TINY_CONV_W = _RNG.normal(0, 0.5, (4, 3, 3, 3)).astype(np.float32)
+TINY_FC_W = _RNG.normal(0, 1.0, (4, 5)).astype(np.float32)
+
+
+def tiny_head() -> bytes:
+    """image [1,3,16,16] -> 3x3 Conv (4 channels) -> Relu -> feat [1,4,16,16]."""
+    nodes = [helper.make_node("Conv", ["image", "w"], ["c"], pads=[1, 1, 1, 1]), helper.make_node("Relu", ["c"], ["feat"])]
+    return onnx_model(nodes, {"image": [1, 3, 16, 16]}, {"feat": [1, 4, 16, 16]}, {"w": TINY_CONV_W}).SerializeToString()
+
+
+def tiny_tail() -> bytes:
+    """feat [1,4,16,16] -> GlobalAveragePool -> Flatten -> MatMul -> logits [1,5]."""
+    nodes = [helper.make_node("GlobalAveragePool", ["feat"], ["p"]), helper.make_node("Flatten", ["p"], ["f"]),
+             helper.make_node("MatMul", ["f", "fc"], ["logits"])]
+    return onnx_model(nodes, {"feat": [1, 4, 16, 16]}, {"logits": [1, 5]}, {"fc": TINY_FC_W}).SerializeToString()
