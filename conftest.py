@@ -31,14 +31,21 @@ def tiny_bundle(tmp_path_factory):
     from splitcomp_core.bundle import InputSpec, Manifest, OutputSpec, QuantizationSpec, TensorSpec, write_bundle
 
     manifest = Manifest(
-        format_version=1, model_id="", source="test",
+        format_version=1,
+        model_id="",
+        source="test",
         cut=[TensorSpec("feat", [1, 4, 16, 16])],
         input=InputSpec("image", [1, 3, 16, 16], 16, 16, "RGB", [0.5] * 3, [0.25] * 3),
         output=OutputSpec("logits", [1, 5]),
-        quantization=QuantizationSpec(calibrated={"feat": {
-            "per_tensor": {"min": 0.0, "max": 6.0},
-            "per_channel": {"min": [0.0] * 4, "max": [6.0, 5.0, 4.0, 3.0]},
-            "method": "fixed", "bits": 8,
-        }}),
+        quantization=QuantizationSpec(
+            calibrated={
+                "feat": {
+                    "per_tensor": {"min": 0.0, "max": 6.0},
+                    "per_channel": {"min": [0.0] * 4, "max": [6.0, 5.0, 4.0, 3.0]},
+                    "method": "fixed",
+                    "bits": 8,
+                }
+            }
+        ),
     )
     return write_bundle(tmp_path_factory.mktemp("tiny") / "bundle", tiny_head(), tiny_tail(), manifest, TINY_LABELS)

@@ -1,41 +1,59 @@
 """Robot side: the head node, and optionally an image_source standing in for a camera.
 
-    ros2 launch splitcomp_tools robot.launch.py bundle:=/path/to/bundle [namespace:=robot1]
-        [head_config:=/path/to/head.yaml] [image_source:=true] [source:=generator]
+ros2 launch splitcomp_tools robot.launch.py bundle:=/path/to/bundle [namespace:=robot1]
+    [head_config:=/path/to/head.yaml] [image_source:=true] [source:=generator]
 """
 
 import os
 
 from ament_index_python.packages import get_package_share_directory
-from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, GroupAction
 from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node, PushRosNamespace
 
+from launch import LaunchDescription
+
 
 def generate_launch_description():
     config_dir = os.path.join(get_package_share_directory("splitcomp_tools"), "config")
     bundle = LaunchConfiguration("bundle")
-    return LaunchDescription([
-        DeclareLaunchArgument("bundle", description="Path of the split bundle directory"),
-        DeclareLaunchArgument("namespace", default_value="", description="Namespace of every node and topic"),
-        DeclareLaunchArgument("head_config", default_value=os.path.join(config_dir, "head.yaml"),
-                              description="Parameter file of head_node"),
-        DeclareLaunchArgument("image_source", default_value="false",
-                              description="Also start image_source as the camera"),
-        DeclareLaunchArgument("source", default_value="generator",
-                              description="image_source input: generator, a folder, a video file or a device"),
-        GroupAction([
-            PushRosNamespace(LaunchConfiguration("namespace")),
-            Node(
-                package="splitcomp_head_node", executable="head_node", name="head_node", output="screen",
-                parameters=[LaunchConfiguration("head_config"), {"bundle": bundle}],
+    return LaunchDescription(
+        [
+            DeclareLaunchArgument("bundle", description="Path of the split bundle directory"),
+            DeclareLaunchArgument("namespace", default_value="", description="Namespace of every node and topic"),
+            DeclareLaunchArgument(
+                "head_config",
+                default_value=os.path.join(config_dir, "head.yaml"),
+                description="Parameter file of head_node",
             ),
-            Node(
-                package="splitcomp_tools", executable="image_source", name="image_source", output="screen",
-                parameters=[{"source": LaunchConfiguration("source")}],
-                condition=IfCondition(LaunchConfiguration("image_source")),
+            DeclareLaunchArgument(
+                "image_source", default_value="false", description="Also start image_source as the camera"
             ),
-        ]),
-    ])
+            DeclareLaunchArgument(
+                "source",
+                default_value="generator",
+                description="image_source input: generator, a folder, a video file or a device",
+            ),
+            GroupAction(
+                [
+                    PushRosNamespace(LaunchConfiguration("namespace")),
+                    Node(
+                        package="splitcomp_head_node",
+                        executable="head_node",
+                        name="head_node",
+                        output="screen",
+                        parameters=[LaunchConfiguration("head_config"), {"bundle": bundle}],
+                    ),
+                    Node(
+                        package="splitcomp_tools",
+                        executable="image_source",
+                        name="image_source",
+                        output="screen",
+                        parameters=[{"source": LaunchConfiguration("source")}],
+                        condition=IfCondition(LaunchConfiguration("image_source")),
+                    ),
+                ]
+            ),
+        ]
+    )

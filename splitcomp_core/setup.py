@@ -17,7 +17,6 @@ setup(
     description="ROS-free core of splitcomp: the feature codec, split bundles, the ONNX Runtime wrapper, and image pre- and post-processing.",
     license="Apache-2.0",
     entry_points={
-        "console_scripts": [
-        ],
+        "console_scripts": [],
     },
 )

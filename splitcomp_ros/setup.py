@@ -17,7 +17,6 @@ setup(
     description="ROS adapters shared by the splitcomp nodes: message conversion, image conversion, diagnostics and QoS.",
     license="Apache-2.0",
     entry_points={
-        "console_scripts": [
-        ],
+        "console_scripts": [],
     },
 )

@@ -12,6 +12,7 @@ import time
 import numpy as np
 import rclpy
 from rclpy.qos import QoSProfile, ReliabilityPolicy
+
 from splitcomp_msgs.msg import EncodedTensor, SplitFeatures
 
 TOPIC = "splitcomp/features"
@@ -38,8 +39,14 @@ def reference_message() -> SplitFeatures:
         data=rng.integers(0, 256, 200_000, dtype=np.uint8).tobytes(),
     )
     small = EncodedTensor(
-        name="skip:0", shape=[1, 3, 2], bits=32, scale=[], offset=[],
-        codec=EncodedTensor.CODEC_ZSTD, packed_size=24, data=bytes(range(30)),
+        name="skip:0",
+        shape=[1, 3, 2],
+        bits=32,
+        scale=[],
+        offset=[],
+        codec=EncodedTensor.CODEC_ZSTD,
+        packed_size=24,
+        data=bytes(range(30)),
     )
     msg.tensors = [big, small]
     msg.preprocess_ms, msg.head_ms, msg.encode_ms = 1.25, 7.5, 0.375

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import pathlib
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import rclpy
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
+
 from splitcomp_tools.run import local_launch
 
 
@@ -21,7 +22,7 @@ class NodeProcess:
 
     def __init__(self, package: str, name: str, params: dict, log_dir: pathlib.Path, namespace: str = "") -> None:
         self.log_path = log_dir / f"{name}.log"
-        self._log = open(self.log_path, "w")
+        self._log = open(self.log_path, "w")  # noqa: SIM115 - open while the node runs
         remap = ["-r", f"__ns:={namespace}"] if namespace else []
         self._node = local_launch.NodeProcess(package, name, params, log=self._log, extra_args=remap)
         self.process = self._node.process

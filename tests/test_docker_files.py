@@ -92,7 +92,7 @@ def pip_install_arguments(name: str) -> list[str]:
     arguments = []
     for words in shell_commands(name):
         if "pip" in words and "install" in words:
-            arguments += words[words.index("install") + 1:]
+            arguments += words[words.index("install") + 1 :]
     return arguments
 
 
@@ -157,8 +157,9 @@ def calls(tree: ast.AST, name: str):
 def launch_arguments(path: pathlib.Path) -> dict[str, bool]:
     """name -> whether it has a default, for each DeclareLaunchArgument."""
     tree = ast.parse(path.read_text())
-    return {c.args[0].value: any(k.arg == "default_value" for k in c.keywords)
-            for c in calls(tree, "DeclareLaunchArgument")}
+    return {
+        c.args[0].value: any(k.arg == "default_value" for k in c.keywords) for c in calls(tree, "DeclareLaunchArgument")
+    }
 
 
 def check_launch_command(argv: list[str], where: str) -> None:
@@ -169,8 +170,9 @@ def check_launch_command(argv: list[str], where: str) -> None:
     launch_file = ROOT / "launch" / argv[3]
     assert launch_file.is_file(), f"{where}: launch/{argv[3]} does not exist"
     installs = [c.args[0].value for c in calls(ast.parse((ROOT / package / "setup.py").read_text()), "glob")]
-    assert any(pathlib.PurePath("../launch", argv[3]).match(g) for g in installs), \
+    assert any(pathlib.PurePath("../launch", argv[3]).match(g) for g in installs), (
         f"{where}: {package}/setup.py does not install launch/{argv[3]}"
+    )
     declared = launch_arguments(launch_file)
     assert all(":=" in a for a in argv[4:]), f"{where}: launch arguments are name:=value, got {argv[4:]}"
     given = dict(a.split(":=", 1) for a in argv[4:])
@@ -224,7 +226,7 @@ def test_copy_sources_exist_in_the_build_context(name):
 @pytest.mark.parametrize("name", DOCKERFILES)
 def test_every_ros_package_is_built(name):
     copied = {pathlib.PurePath(s).parts[0] for s in copy_sources(name)}
-    assert REPO_PACKAGES <= copied, f"{name} does not copy {sorted(REPO_PACKAGES - copied)}"
+    assert copied >= REPO_PACKAGES, f"{name} does not copy {sorted(REPO_PACKAGES - copied)}"
     assert {"launch", "config", "colcon.meta"} <= copied
 
 
@@ -243,9 +245,16 @@ def test_dockerignore_sends_every_copied_file(name):
 
 def test_dockerignore_leaves_out_local_state():
     ignore = Dockerignore(ROOT / ".dockerignore")
-    for path in (".git/HEAD", ".venv/bin/python", "build/splitcomp_msgs/Makefile", "install/setup.bash",
-                 "log/latest", "tests/test_docker_files.py", "splitcomp_core/test/test_codec.py",
-                 "splitcomp_core/splitcomp_core/__pycache__/codec.cpython-311.pyc"):
+    for path in (
+        ".git/HEAD",
+        ".venv/bin/python",
+        "build/splitcomp_msgs/Makefile",
+        "install/setup.bash",
+        "log/latest",
+        "tests/test_docker_files.py",
+        "splitcomp_core/test/test_codec.py",
+        "splitcomp_core/splitcomp_core/__pycache__/codec.cpython-311.pyc",
+    ):
         assert ignore.excludes(path), f".dockerignore sends {path}"
 
 
@@ -273,9 +282,16 @@ def test_pip_and_ros_packages_are_pinned(name):
             requirements.append(word)
     assert requirements
     for requirement in requirements:
-        assert re.fullmatch(r"[A-Za-z0-9_.\-]+==[0-9][\w.]*", requirement), f"{name}: pip install {requirement} unpinned"
-    ros_packages = [w for words in shell_commands(name) if words[:2] == ["apt-get", "install"]
-                    for w in words if w.startswith("ros-")]
+        assert re.fullmatch(r"[A-Za-z0-9_.\-]+==[0-9][\w.]*", requirement), (
+            f"{name}: pip install {requirement} unpinned"
+        )
+    ros_packages = [
+        w
+        for words in shell_commands(name)
+        if words[:2] == ["apt-get", "install"]
+        for w in words
+        if w.startswith("ros-")
+    ]
     assert ros_packages
     for package in ros_packages:
         assert re.fullmatch(r"ros-\w+-[\w-]+=\d+\.\d+\.\d+-\S+", package), f"{name}: apt {package} is not pinned"
@@ -298,8 +314,9 @@ def test_image_installs_every_pinned_python_requirement(name):
     assert "onnxruntime-gpu" in pinned_here
 
 
-@pytest.mark.parametrize("path", [ROOT / "requirements" / "system-ros.txt", ROOT / "requirements" / "ros-jazzy.txt"],
-                         ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path", [ROOT / "requirements" / "system-ros.txt", ROOT / "requirements" / "ros-jazzy.txt"], ids=lambda p: p.name
+)
 def test_requirement_files_the_images_read_pin_exact_versions(path):
     for line in path.read_text().splitlines():
         requirement = line.split("#")[0].strip()
@@ -322,8 +339,9 @@ def hadolint_executable() -> str:
 
 
 def test_hadolint_finds_nothing():
-    result = subprocess.run([hadolint_executable(), "--no-color", *map(str, DOCKERFILES.values())],
-                            capture_output=True, text=True, cwd=ROOT)
+    result = subprocess.run(
+        [hadolint_executable(), "--no-color", *map(str, DOCKERFILES.values())], capture_output=True, text=True, cwd=ROOT
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -7,6 +7,7 @@ import cv2
 import numpy as np
 from ros_harness import NodeProcess, Probe
 from sensor_msgs.msg import Image
+
 from splitcomp_ros.images import image_to_array
 from splitcomp_tools.run.local_launch import executable_path, ros_arguments
 
@@ -22,9 +23,19 @@ def test_folder_source_loops_in_order_and_stops_at_count(tmp_path):
     probe = Probe("source_probe")
     received = []
     probe.node.create_subscription(Image, "image_raw", received.append, 10)
-    node = NodeProcess("splitcomp_tools", "image_source",
-                       {"source": str(folder), "rate_hz": 20.0, "count": 5, "frame_id": "cam_test",
-                        "encoding": "bgr8", "wait_for_subscriber": True}, tmp_path)
+    node = NodeProcess(
+        "splitcomp_tools",
+        "image_source",
+        {
+            "source": str(folder),
+            "rate_hz": 20.0,
+            "count": 5,
+            "frame_id": "cam_test",
+            "encoding": "bgr8",
+            "wait_for_subscriber": True,
+        },
+        tmp_path,
+    )
     try:
         assert probe.spin_until(lambda: len(received) >= 5, 30.0), node.log()
         probe.spin_for(0.5)
@@ -40,7 +51,10 @@ def test_folder_source_loops_in_order_and_stops_at_count(tmp_path):
 
 
 def test_a_missing_source_is_refused_at_start_up(tmp_path):
-    cmd = [sys.executable, str(executable_path("splitcomp_tools", "image_source")),
-           *ros_arguments({"source": str(tmp_path / "missing")})]
+    cmd = [
+        sys.executable,
+        str(executable_path("splitcomp_tools", "image_source")),
+        *ros_arguments({"source": str(tmp_path / "missing")}),
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "no such file or folder" in result.stderr and "Traceback" not in result.stderr

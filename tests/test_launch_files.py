@@ -18,7 +18,11 @@ def console_scripts(package: str) -> set:
     tree = ast.parse((ROOT / package / "setup.py").read_text())
     scripts = set()
     for node in ast.walk(tree):
-        if isinstance(node, ast.Constant) and isinstance(node.value, str) and re.match(r"^\w+ = [\w.]+:\w+$", node.value):
+        if (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and re.match(r"^\w+ = [\w.]+:\w+$", node.value)
+        ):
             scripts.add(node.value.split(" = ")[0])
     return scripts
 

@@ -1,6 +1,6 @@
 """The generated messages carry exactly the fields, types and constants of shared/design.md."""
 
-from splitcomp_msgs.msg import ClassScore, Classification, EncodedTensor, SplitFeatures
+from splitcomp_msgs.msg import Classification, ClassScore, EncodedTensor, SplitFeatures
 
 DESIGN_FIELDS = {
     EncodedTensor: {

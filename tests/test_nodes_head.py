@@ -12,6 +12,7 @@ from rcl_interfaces.srv import SetParameters
 from rclpy.qos import qos_profile_sensor_data
 from ros_harness import NodeProcess, Probe, diagnostics_values
 from sensor_msgs.msg import CompressedImage, Image
+
 from splitcomp_core.bundle import load_bundle
 from splitcomp_core.codec import CODEC_NONE, CODEC_ZSTD, decode
 from splitcomp_msgs.msg import SplitFeatures
@@ -46,21 +47,34 @@ def bad_images():
 
 class HeadHarness:
     def __init__(self, bundle, tmp_path, namespace="", **params):
-        self.node = NodeProcess("splitcomp_head_node", "head_node",
-                                {"bundle": str(bundle), "providers": ["cpu"], **params}, tmp_path, namespace)
+        self.node = NodeProcess(
+            "splitcomp_head_node",
+            "head_node",
+            {"bundle": str(bundle), "providers": ["cpu"], **params},
+            tmp_path,
+            namespace,
+        )
         self.status_name = f"splitcomp: {namespace}/head_node"
         self.probe = Probe("head_probe")
         self.features, self.diagnostics = {}, []
-        self.probe.node.create_subscription(SplitFeatures, f"{namespace}/splitcomp/features",
-                                            lambda m: self.features.setdefault(m.header.frame_id, m), 10)
         self.probe.node.create_subscription(
-            DiagnosticArray, "/diagnostics",
-            lambda m: self.diagnostics.extend(s for s in m.status if s.name == self.status_name), 10)
+            SplitFeatures,
+            f"{namespace}/splitcomp/features",
+            lambda m: self.features.setdefault(m.header.frame_id, m),
+            10,
+        )
+        self.probe.node.create_subscription(
+            DiagnosticArray,
+            "/diagnostics",
+            lambda m: self.diagnostics.extend(s for s in m.status if s.name == self.status_name),
+            10,
+        )
         compressed = params.get("compressed_input", False)
         self.camera = self.probe.node.create_publisher(
             CompressedImage if compressed else Image,
             f"{namespace}/image_raw/compressed" if compressed else f"{namespace}/image_raw",
-            qos_profile_sensor_data)
+            qos_profile_sensor_data,
+        )
         self.params = self.probe.node.create_client(SetParameters, f"{namespace}/head_node/set_parameters")
         assert self.probe.wait_for_subscriber(self.camera), self.node.log()
         self.count = 0
@@ -77,12 +91,15 @@ class HeadHarness:
         return None
 
     def set(self, name, value):
-        kinds = {int: ("integer_value", ParameterType.PARAMETER_INTEGER),
-                 str: ("string_value", ParameterType.PARAMETER_STRING),
-                 float: ("double_value", ParameterType.PARAMETER_DOUBLE)}
+        kinds = {
+            int: ("integer_value", ParameterType.PARAMETER_INTEGER),
+            str: ("string_value", ParameterType.PARAMETER_STRING),
+            float: ("double_value", ParameterType.PARAMETER_DOUBLE),
+        }
         field, kind = kinds[type(value)]
         request = SetParameters.Request(
-            parameters=[Parameter(name=name, value=ParameterValue(type=kind, **{field: value}))])
+            parameters=[Parameter(name=name, value=ParameterValue(type=kind, **{field: value}))]
+        )
         assert self.params.wait_for_service(timeout_sec=10)
         future = self.params.call_async(request)
         assert self.probe.spin_until(future.done, 10.0)
@@ -150,7 +167,7 @@ def test_bits_and_codec_change_at_run_time(head):
 def test_compressed_input(demo_bundle, tmp_path):
     harness = HeadHarness(demo_bundle, tmp_path, namespace="/compressed", compressed_input=True)
     try:
-        ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(RGB, cv2.COLOR_RGB2BGR))
+        _ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(RGB, cv2.COLOR_RGB2BGR))
         msg = CompressedImage(format="jpeg")
         msg.data = jpeg.tobytes()
         out = harness.send(msg)

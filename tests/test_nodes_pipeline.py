@@ -10,6 +10,7 @@ from builtin_interfaces.msg import Time
 from rclpy.qos import qos_profile_sensor_data
 from ros_harness import NodeProcess, Probe
 from sensor_msgs.msg import Image
+
 from splitcomp_core.bundle import load_bundle
 from splitcomp_core.codec import packed_size_for
 from splitcomp_core.postprocess import softmax
@@ -17,8 +18,8 @@ from splitcomp_core.preprocess import Preprocessor
 from splitcomp_core.runtime import InferenceSession
 from splitcomp_msgs.msg import Classification
 from splitcomp_ros.images import array_to_image
-from splitcomp_tools.shapes.bundle import DEMO_MODEL
 from splitcomp_tools.frames.generator import GeneratorSource
+from splitcomp_tools.shapes.bundle import DEMO_MODEL
 
 FRAMES = 100
 
@@ -27,8 +28,9 @@ FRAMES = 100
 def results(demo_bundle, tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("e2e")
     common = {"bundle": str(demo_bundle), "providers": ["cpu"]}
-    head = NodeProcess("splitcomp_head_node", "head_node",
-                       {**common, "bits": 4, "quantization": "calibrated"}, tmp_path)
+    head = NodeProcess(
+        "splitcomp_head_node", "head_node", {**common, "bits": 4, "quantization": "calibrated"}, tmp_path
+    )
     tail = NodeProcess("splitcomp_tail_node", "tail_node", {**common, "top_k": 3}, tmp_path)
     probe = Probe("e2e_probe")
     received = {}
@@ -48,7 +50,7 @@ def results(demo_bundle, tmp_path_factory):
             msg.header.frame_id = f"cam{i}"
             for _ in range(3):  # best effort: resend the same frame if it was lost
                 camera.publish(msg)
-                if probe.spin_until(lambda: f"cam{i}" in received, 5.0):
+                if probe.spin_until(lambda i=i: f"cam{i}" in received, 5.0):
                     break
         yield frames, received
     finally:
@@ -58,7 +60,7 @@ def results(demo_bundle, tmp_path_factory):
 
 
 def test_every_frame_comes_back_with_its_stamp_and_sequence(results):
-    frames, received = results
+    _frames, received = results
     assert len(received) == FRAMES
     sequences = []
     for i in range(FRAMES):

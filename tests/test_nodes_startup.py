@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+
 from splitcomp_tools.run.local_launch import executable_path, ros_arguments
 
 NODES = [("splitcomp_head_node", "head_node"), ("splitcomp_tail_node", "tail_node")]
@@ -48,6 +49,9 @@ def test_out_of_range_parameter(demo_bundle):
 
 
 def test_cpu_fallback_can_be_refused(demo_bundle):
-    result = run("splitcomp_head_node", "head_node",
-                 {"bundle": str(demo_bundle), "providers": ["cuda"], "allow_cpu_fallback": False})
+    result = run(
+        "splitcomp_head_node",
+        "head_node",
+        {"bundle": str(demo_bundle), "providers": ["cuda"], "allow_cpu_fallback": False},
+    )
     assert result.returncode == 2 and "CUDA" in result.stderr

@@ -6,6 +6,7 @@ import numpy as np
 import zstandard
 from diagnostic_msgs.msg import DiagnosticArray
 from ros_harness import NodeProcess, Probe, diagnostics_values
+
 from splitcomp_core.bundle import load_bundle
 from splitcomp_core.codec import CODEC_LZ4, CODEC_NONE, CODEC_ZSTD
 from splitcomp_core.head import HeadPipeline
@@ -61,11 +62,15 @@ def test_tail_rejects_malformed_features_and_answers_the_next_valid_one(demo_bun
     tail = NodeProcess("splitcomp_tail_node", "tail_node", {"bundle": str(demo_bundle), "providers": ["cpu"]}, tmp_path)
     probe = Probe("reject_probe")
     answers, diagnostics = {}, []
-    probe.node.create_subscription(Classification, "splitcomp/classification",
-                                   lambda m: answers.setdefault(m.sequence, m), 10)
     probe.node.create_subscription(
-        DiagnosticArray, "/diagnostics",
-        lambda m: diagnostics.extend(s for s in m.status if s.name == "splitcomp: /tail_node"), 10)
+        Classification, "splitcomp/classification", lambda m: answers.setdefault(m.sequence, m), 10
+    )
+    probe.node.create_subscription(
+        DiagnosticArray,
+        "/diagnostics",
+        lambda m: diagnostics.extend(s for s in m.status if s.name == "splitcomp: /tail_node"),
+        10,
+    )
     publisher = probe.node.create_publisher(SplitFeatures, "splitcomp/features", features_qos())
     try:
         assert probe.wait_for_subscriber(publisher), tail.log()

@@ -9,18 +9,22 @@ from rcl_interfaces.srv import DescribeParameters
 from rclpy.qos import qos_profile_sensor_data
 from ros_harness import NodeProcess, Probe, diagnostics_values
 from sensor_msgs.msg import Image
-from splitcomp_msgs.msg import ClassScore, Classification
+
+from splitcomp_msgs.msg import Classification, ClassScore
 from splitcomp_ros.images import array_to_image, image_to_array
-from splitcomp_tools.nodes.annotate import annotate, band_rect, result_lines
 from splitcomp_tools.frames.generator import GeneratorSource
+from splitcomp_tools.nodes.annotate import annotate, band_rect, result_lines
 
 CACHE, TOP_N = 4, 2
 RGB = GeneratorSource(640, 480, seed=21).read()
 FRAMES = {
     "rgb8": (RGB, "rgb8", RGB),
     "bgr8": (cv2.cvtColor(RGB, cv2.COLOR_RGB2BGR), "bgr8", cv2.cvtColor(RGB, cv2.COLOR_RGB2BGR)),
-    "mono8": (cv2.cvtColor(RGB, cv2.COLOR_RGB2GRAY), "rgb8",
-              cv2.cvtColor(cv2.cvtColor(RGB, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)),
+    "mono8": (
+        cv2.cvtColor(RGB, cv2.COLOR_RGB2GRAY),
+        "rgb8",
+        cv2.cvtColor(cv2.cvtColor(RGB, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB),
+    ),
 }
 SCORES = [("star", 0.9714), ("ring", 0.0203), ("cross", 0.0049)]
 
@@ -52,11 +56,15 @@ class OverlayHarness:
         self.probe = Probe("overlay_probe")
         self.overlays, self.diagnostics = {}, []
         node = self.probe.node
-        node.create_subscription(Image, "splitcomp/overlay", lambda m: self.overlays.setdefault(key_of(m), m),
-                                 qos_profile_sensor_data)
         node.create_subscription(
-            DiagnosticArray, "/diagnostics",
-            lambda m: self.diagnostics.extend(s for s in m.status if s.name == "splitcomp: /overlay"), 10)
+            Image, "splitcomp/overlay", lambda m: self.overlays.setdefault(key_of(m), m), qos_profile_sensor_data
+        )
+        node.create_subscription(
+            DiagnosticArray,
+            "/diagnostics",
+            lambda m: self.diagnostics.extend(s for s in m.status if s.name == "splitcomp: /overlay"),
+            10,
+        )
         self.camera = node.create_publisher(Image, "image_raw", qos_profile_sensor_data)
         self.results = node.create_publisher(Classification, "splitcomp/classification", 10)
         assert self.probe.wait_for_subscriber(self.camera), self.node.log()
@@ -84,7 +92,8 @@ class OverlayHarness:
         """Diagnostics values published after this call, waiting up to `timeout` for ones that satisfy `until`."""
         seen = len(self.diagnostics)
         self.probe.spin_until(
-            lambda: len(self.diagnostics) > seen and until(diagnostics_values(self.diagnostics[-1])), timeout)
+            lambda: len(self.diagnostics) > seen and until(diagnostics_values(self.diagnostics[-1])), timeout
+        )
         assert len(self.diagnostics) > seen, "no diagnostics from overlay:\n" + self.node.log()
         return diagnostics_values(self.diagnostics[-1])
 
@@ -135,7 +144,7 @@ def test_unmatched_and_late_results_are_counted_not_drawn(overlay):
             overlay.camera.publish(frame_msg(small, "rgb8", sec))
             overlay.probe.spin_for(0.05)
         frames_in += len(stamps)
-        if int(overlay.counts(lambda v: int(v["frames_in"]) >= frames_in)["frames_in"]) == frames_in:
+        if int(overlay.counts(lambda v, n=frames_in: int(v["frames_in"]) >= n)["frames_in"]) == frames_in:
             break
     else:
         pytest.fail("image_raw frames kept getting lost:\n" + overlay.node.log())

@@ -44,7 +44,11 @@ def imported_top_level_modules(package_dir: pathlib.Path) -> set:
 
 def test_every_package_is_found():
     assert {p.name for p in PACKAGES} >= {
-        "splitcomp_msgs", "splitcomp_core", "splitcomp_head_node", "splitcomp_tail_node", "splitcomp_tools",
+        "splitcomp_msgs",
+        "splitcomp_core",
+        "splitcomp_head_node",
+        "splitcomp_tail_node",
+        "splitcomp_tools",
     }
 
 

@@ -17,8 +17,11 @@ def command_lines():
     lines = []
     for block in re.findall(r"```bash\n(.*?)```", README, re.S):
         joined = re.sub(r"\\\n\s*", " ", block)
-        lines += [line.split("  #")[0].strip() for line in joined.splitlines()
-                  if line.strip() and not line.strip().startswith("#")]
+        lines += [
+            line.split("  #")[0].strip()
+            for line in joined.splitlines()
+            if line.strip() and not line.strip().startswith("#")
+        ]
     return lines
 
 
@@ -42,8 +45,9 @@ def test_tool_answers_help(line):
 
 def test_analyze_example_runs_on_the_shipped_model():
     (line,) = [line for line in TOOL_LINES if ".analyze " in line]
-    result = subprocess.run([sys.executable, *shlex.split(line)[1:]], capture_output=True, text=True,
-                            timeout=120, cwd=ROOT)
+    result = subprocess.run(
+        [sys.executable, *shlex.split(line)[1:]], capture_output=True, text=True, timeout=120, cwd=ROOT
+    )
     assert result.returncode == 0, result.stderr
     assert "/stage2/block1/relu/Relu_output_0" in result.stdout
 
@@ -56,6 +60,13 @@ def test_make_targets_exist(line):
 
 
 def test_paths_named_in_commands_exist():
-    for path in ("scripts/setup.sh", "scripts/env.sh", "docker/compose.yaml", "docker/README.md",
-                 "docs/overlay.png", "docs/calibration.png", "config/splitcomp.rviz"):
+    for path in (
+        "scripts/setup.sh",
+        "scripts/env.sh",
+        "docker/compose.yaml",
+        "docker/README.md",
+        "docs/overlay.png",
+        "docs/calibration.png",
+        "config/splitcomp.rviz",
+    ):
         assert path in README and (ROOT / path).exists(), path

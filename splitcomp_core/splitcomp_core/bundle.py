@@ -17,20 +17,21 @@ import math
 import os
 import secrets
 import shutil
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any
 
 import jsonschema
 import numpy as np
-from jsonschema.exceptions import best_match
 import onnx
 from google.protobuf.message import DecodeError
+from jsonschema.exceptions import best_match
 from onnx.external_data_helper import uses_external_data
 
+from splitcomp_core.codec import CODEC_NAMES, RAW_BITS
 from splitcomp_core.errors import BundleError
 from splitcomp_core.files import atomic_write_text, fsync_dir, replace_dir, write_durably
-from splitcomp_core.codec import CODEC_NAMES, RAW_BITS
 from splitcomp_core.postprocess import KINDS, load_labels
 from splitcomp_core.quantization import CODE_BITS, MODES
 
@@ -55,8 +56,16 @@ MANIFEST_SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
     "required": [
-        "format_version", "model_id", "source", "cut", "input", "output",
-        "labels_file", "quantization", "verification", "created_by",
+        "format_version",
+        "model_id",
+        "source",
+        "cut",
+        "input",
+        "output",
+        "labels_file",
+        "quantization",
+        "verification",
+        "created_by",
     ],
     "properties": {
         "format_version": {"const": 1},
@@ -80,7 +89,15 @@ MANIFEST_SCHEMA: dict[str, Any] = {
             "type": "object",
             "additionalProperties": False,
             "required": [
-                "name", "shape", "height", "width", "color_order", "mean", "std", "resize", "resize_size",
+                "name",
+                "shape",
+                "height",
+                "width",
+                "color_order",
+                "mean",
+                "std",
+                "resize",
+                "resize_size",
             ],
             "properties": {
                 "name": _NAME,
@@ -416,6 +433,7 @@ def update_quantization(bundle_path: str | os.PathLike, quantization: Quantizati
     text = _manifest_text(dataclasses.replace(bundle.manifest, quantization=quantization), str(manifest_path))
     atomic_write_text(manifest_path, text)
 
+
 def _json_default(value: Any) -> Any:
     """Let numpy scalars and arrays (as calibrate produces) serialise as plain JSON numbers and lists."""
     if isinstance(value, (np.generic, np.ndarray)):
@@ -445,9 +463,7 @@ def _check_schema(data: Any, origin: str) -> None:
         )
     schema = SCHEMAS.get(version) if isinstance(version, int) and not isinstance(version, bool) else None
     if schema is None:
-        raise BundleError(
-            f"{origin}: format_version must be an integer from 1 to {FORMAT_VERSION}, got {version!r}"
-        )
+        raise BundleError(f"{origin}: format_version must be an integer from 1 to {FORMAT_VERSION}, got {version!r}")
     error = best_match(jsonschema.Draft7Validator(schema).iter_errors(data))
     if error is not None:
         raise BundleError(f"{origin}: {_where(error.absolute_path)}: {error.message}")

@@ -62,9 +62,7 @@ class QuantParams:
         else:
             span = _param_array(self.span, "span")
             if span.shape != scale.shape or np.any(span < 0):
-                raise CodecError(
-                    f"span must be {scale.size} non-negative value(s) like scale, got {span.tolist()}"
-                )
+                raise CodecError(f"span must be {scale.size} non-negative value(s) like scale, got {span.tolist()}")
         object.__setattr__(self, "scale", scale)
         object.__setattr__(self, "offset", offset)
         object.__setattr__(self, "span", span)
@@ -100,16 +98,13 @@ def range_params(bits: int, lo: float | np.ndarray, hi: float | np.ndarray) -> Q
     hi64 = np.atleast_1d(np.asarray(hi, dtype=np.float64))
     if lo64.ndim != 1 or hi64.ndim != 1 or lo64.shape != hi64.shape or lo64.size == 0:
         raise CodecError(
-            f"range lo and hi must be scalars or 1-D arrays of one length, got shapes "
-            f"{lo64.shape} and {hi64.shape}"
+            f"range lo and hi must be scalars or 1-D arrays of one length, got shapes {lo64.shape} and {hi64.shape}"
         )
     if not (np.all(np.isfinite(lo64)) and np.all(np.isfinite(hi64))):
         raise CodecError("range lo and hi must be finite numbers; recalibrate on valid frames")
     if np.any(hi64 < lo64):
         bad = int(np.flatnonzero(hi64 < lo64)[0])
-        raise CodecError(
-            f"range hi must be >= lo, but at index {bad} lo={lo64[bad]} and hi={hi64[bad]}"
-        )
+        raise CodecError(f"range hi must be >= lo, but at index {bad} lo={lo64[bad]} and hi={hi64[bad]}")
     span = hi64 - lo64
     return QuantParams(
         bits=bits,
@@ -187,7 +182,7 @@ def pack_bits(codes: np.ndarray, bits: int) -> bytes:
     words = groups[:, 0].astype(np.uint64) << shifts[0]
     for position in range(1, 8):
         words |= groups[:, position].astype(np.uint64) << shifts[position]
-    group_bytes = words.astype(">u8").view(np.uint8).reshape(-1, 8)[:, 8 - bits:]
+    group_bytes = words.astype(">u8").view(np.uint8).reshape(-1, 8)[:, 8 - bits :]
     return group_bytes.tobytes()[: packed_size_for(flat.size, bits)]
 
 
@@ -197,9 +192,7 @@ def unpack_bits(buf: bytes, bits: int, count: int) -> np.ndarray:
     expected = packed_size_for(count, bits)
     raw = np.frombuffer(buf, dtype=np.uint8)
     if raw.size != expected:
-        raise CodecError(
-            f"data holds {raw.size} packed bytes but {count} codes of {bits} bits need {expected}"
-        )
+        raise CodecError(f"data holds {raw.size} packed bytes but {count} codes of {bits} bits need {expected}")
     if bits == 8:
         return raw.copy()
     if bits == 1:
@@ -217,7 +210,7 @@ def unpack_bits(buf: bytes, bits: int, count: int) -> np.ndarray:
         return codes[:count]
     groups = -(-count // 8)
     padded = np.zeros((groups, 8), dtype=np.uint8)
-    padded[:, 8 - bits:] = _pad_to_multiple(raw, bits).reshape(groups, bits)
+    padded[:, 8 - bits :] = _pad_to_multiple(raw, bits).reshape(groups, bits)
     words = padded.view(">u8").ravel()
     shifts = _group_shifts(bits)
     mask = np.uint64((1 << bits) - 1)
@@ -295,9 +288,7 @@ def decode(t: EncodedTensor, max_elements: int = DEFAULT_MAX_ELEMENTS) -> np.nda
     shape = tuple(int(d) for d in t.shape)
     payload = decompress(t.data, int(t.codec), int(t.packed_size))
     if len(payload) != t.packed_size:
-        raise CodecError(
-            f"data decompressed to {len(payload)} bytes but packed_size says {t.packed_size}"
-        )
+        raise CodecError(f"data decompressed to {len(payload)} bytes but packed_size says {t.packed_size}")
     bits = int(t.bits)
     if bits in RAW_BITS:
         return np.frombuffer(payload, dtype=_RAW_DTYPES[bits]).astype(np.float32).reshape(shape)
@@ -322,8 +313,7 @@ def validate(t: EncodedTensor, max_elements: int = DEFAULT_MAX_ELEMENTS) -> None
     if bits in RAW_BITS:
         if scale.size or offset.size:
             raise CodecError(
-                f"scale and offset must be empty for raw {bits}-bit floats, got lengths "
-                f"{scale.size} and {offset.size}"
+                f"scale and offset must be empty for raw {bits}-bit floats, got lengths {scale.size} and {offset.size}"
             )
     else:
         _check_scale_offset(scale, offset)
@@ -340,20 +330,15 @@ def validate(t: EncodedTensor, max_elements: int = DEFAULT_MAX_ELEMENTS) -> None
                     f"{scale.size} values; send one scale/offset for a tensor of fewer than 2 dims"
                 )
             if scale.size != shape[1]:
-                raise CodecError(
-                    f"scale has {scale.size} values: it must have 1 or shape[1]={shape[1]}"
-                )
+                raise CodecError(f"scale has {scale.size} values: it must have 1 or shape[1]={shape[1]}")
     expected = packed_size_for(count, bits)
     if not _is_int(t.packed_size) or t.packed_size != expected:
         raise CodecError(
-            f"packed_size is {t.packed_size!r} but shape {list(shape)} at {bits} bits packs to "
-            f"{expected} bytes"
+            f"packed_size is {t.packed_size!r} but shape {list(shape)} at {bits} bits packs to {expected} bytes"
         )
     data_len = memoryview(t.data).nbytes
     if t.codec == CODEC_NONE and data_len != expected:
-        raise CodecError(
-            f"data holds {data_len} bytes but codec none with packed_size {expected} needs exactly that"
-        )
+        raise CodecError(f"data holds {data_len} bytes but codec none with packed_size {expected} needs exactly that")
     if t.codec != CODEC_NONE and data_len == 0:
         raise CodecError(f"data is empty but codec {_CODEC_NAMES[t.codec]} needs a frame")
 
@@ -374,8 +359,7 @@ def _check_code_bits(bits: object, field_name: str) -> None:
 def _check_codec(codec: object) -> int:
     if not _is_int(codec) or int(codec) not in _CODEC_NAMES:
         raise CodecError(
-            f"codec {codec!r} is unknown: use {CODEC_NONE} (none), {CODEC_ZSTD} (zstd) or "
-            f"{CODEC_LZ4} (lz4)"
+            f"codec {codec!r} is unknown: use {CODEC_NONE} (none), {CODEC_ZSTD} (zstd) or {CODEC_LZ4} (lz4)"
         )
     return int(codec)
 
@@ -410,9 +394,7 @@ def _check_scale_offset(scale: np.ndarray, offset: np.ndarray) -> None:
     if scale.ndim != 1 or scale.size == 0:
         raise CodecError(f"scale must hold 1 value or one per channel, got {scale.size}")
     if offset.shape != scale.shape:
-        raise CodecError(
-            f"offset has {offset.size} values but scale has {scale.size}; they must match"
-        )
+        raise CodecError(f"offset has {offset.size} values but scale has {scale.size}; they must match")
     if not np.all(np.isfinite(scale)):
         raise CodecError("scale holds a non-finite value (nan or inf); the sender's range is broken")
     if not np.all(np.isfinite(offset)):
@@ -462,12 +444,8 @@ def _zstd_decompress(buf: bytes, max_size: int) -> bytes:
     # so the claim is checked first; frames without a claim are bounded by max_output_size.
     claimed = zstandard.frame_content_size(buf)
     if claimed > max_size:
-        raise CodecError(
-            f"data is a zstd frame of {claimed} bytes, more than packed_size {max_size}"
-        )
-    return _zstd_decompressor().decompress(
-        buf, max_output_size=max_size, allow_extra_data=False
-    )
+        raise CodecError(f"data is a zstd frame of {claimed} bytes, more than packed_size {max_size}")
+    return _zstd_decompressor().decompress(buf, max_output_size=max_size, allow_extra_data=False)
 
 
 def _lz4_decompress(buf: bytes, max_size: int) -> bytes:
@@ -481,7 +459,5 @@ def _lz4_decompress(buf: bytes, max_size: int) -> bytes:
     if not decompressor.eof:
         raise CodecError("data is a truncated lz4 frame: it ends before the end mark")
     if decompressor.unused_data:
-        raise CodecError(
-            f"data has {len(decompressor.unused_data)} bytes after the lz4 frame; send one frame"
-        )
+        raise CodecError(f"data has {len(decompressor.unused_data)} bytes after the lz4 frame; send one frame")
     return out

@@ -10,8 +10,8 @@ import os
 import secrets
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 
 def write_durably(path: Path, data: bytes) -> None:

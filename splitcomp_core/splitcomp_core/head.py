@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -52,7 +52,10 @@ class HeadPipeline:
         self.preprocess = Preprocessor(bundle.manifest.input)
         spec = bundle.manifest.input
         self.session = InferenceSession(
-            bundle.head_path, providers, allow_cpu_fallback, intra_op_threads=intra_op_threads,
+            bundle.head_path,
+            providers,
+            allow_cpu_fallback,
+            intra_op_threads=intra_op_threads,
             warmup_shapes={spec.name: [1, 3, spec.height, spec.width]},
         )
         self._input_name = spec.name

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -38,7 +39,7 @@ def parse_labels(data: Any, origin: str = "labels") -> list[str]:
     if isinstance(data, dict):
         expected = [str(i) for i in range(len(data))]
         if sorted(data, key=lambda k: (len(k), k)) != expected:
-            raise BundleError(f"{origin}: a labels mapping needs the keys \"0\" to \"{len(data) - 1}\", each once")
+            raise BundleError(f'{origin}: a labels mapping needs the keys "0" to "{len(data) - 1}", each once')
         labels = [_label_of(data[key]) for key in expected]
         bad = [key for key, label in zip(expected, labels) if label is None]
         if not bad:

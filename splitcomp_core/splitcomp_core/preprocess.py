@@ -133,8 +133,8 @@ class Preprocessor:
         side = self.spec.resize_size
         h, w = image.shape[:2]
         new_h, new_w = (side, int(side * w / h)) if h <= w else (int(side * h / w), side)
-        top, left = int(round((new_h - height) / 2.0)), int(round((new_w - width) / 2.0))
-        return _resized(image, new_w, new_h)[top:top + height, left:left + width]
+        top, left = round((new_h - height) / 2.0), round((new_w - width) / 2.0)
+        return _resized(image, new_w, new_h)[top : top + height, left : left + width]
 
     def _planes(self, small: np.ndarray, order: str) -> np.ndarray:
         """CHW view of the small image in the model's colour order (alpha dropped, mono broadcast)."""

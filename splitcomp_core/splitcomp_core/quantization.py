@@ -7,7 +7,8 @@ resolve here to one QuantParams per tensor, once per configuration change, not p
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Mapping, Optional
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -31,7 +32,7 @@ class EncoderConfig:
     clip_max: float = 32.0
     codec: str = "none"
 
-    def validated(self) -> "EncoderConfig":
+    def validated(self) -> EncoderConfig:
         if self.bits not in CODE_BITS and self.bits not in RAW_BITS:
             raise CodecError(f"bits must be 1..8, 16 or 32, got {self.bits}")
         if self.mode not in MODES:
@@ -47,14 +48,14 @@ class EncoderConfig:
         return CODEC_BY_NAME[self.codec]
 
     @classmethod
-    def from_manifest(cls, spec: "QuantizationSpec") -> "EncoderConfig":
+    def from_manifest(cls, spec: QuantizationSpec) -> EncoderConfig:
         """The bundle's own defaults (calibrate sets them to the ranges it measured)."""
         return cls(spec.bits, spec.mode, spec.clip_min, spec.clip_max, spec.codec)
 
 
 def resolve_params(
     config: EncoderConfig, tensor_name: str, calibrated: Mapping[str, Mapping]
-) -> tuple[Optional[QuantParams], Optional[str]]:
+) -> tuple[QuantParams | None, str | None]:
     """QuantParams for one tensor (None = raw floats) and a warning when calibration is missing."""
     if config.bits in RAW_BITS:
         return None, None

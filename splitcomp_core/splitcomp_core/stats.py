@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import collections
 import time
-from typing import Deque, Dict, Iterable, Optional
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -18,7 +18,7 @@ class RollingStats:
 
     def __init__(self, window: int = 300) -> None:
         self._window = window
-        self._series: Dict[str, Deque[float]] = {}
+        self._series: dict[str, collections.deque[float]] = {}
 
     def add(self, name: str, value: float) -> None:
         series = self._series.get(name)
@@ -26,7 +26,7 @@ class RollingStats:
             series = self._series[name] = collections.deque(maxlen=self._window)
         series.append(float(value))
 
-    def percentiles(self, name: str, qs: Iterable[float] = (50, 95)) -> Optional[tuple]:
+    def percentiles(self, name: str, qs: Iterable[float] = (50, 95)) -> tuple | None:
         """The requested percentiles of a series, or None before its first sample."""
         series = self._series.get(name)
         if not series:
@@ -43,8 +43,8 @@ class RateMeter:
     def __init__(self, horizon_s: float = 5.0, clock=time.monotonic) -> None:
         self._horizon = horizon_s
         self._clock = clock
-        self._stamps: Deque[float] = collections.deque()
-        self._last: Optional[float] = None
+        self._stamps: collections.deque[float] = collections.deque()
+        self._last: float | None = None
 
     def tick(self) -> None:
         self._last = self._clock()
@@ -58,7 +58,7 @@ class RateMeter:
         span = self._stamps[-1] - self._stamps[0]
         return (len(self._stamps) - 1) / span if span > 0 else 0.0
 
-    def seconds_since_last(self) -> Optional[float]:
+    def seconds_since_last(self) -> float | None:
         return None if self._last is None else self._clock() - self._last
 
     def _trim(self) -> None:

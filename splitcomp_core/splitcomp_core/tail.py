@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -62,8 +62,12 @@ class TailPipeline:
         shapes = {t.name: [1 if i == 0 and d < 0 else d for i, d in enumerate(t.shape)] for t in self.cut}
         known = all(d > 0 for shape in shapes.values() for d in shape)
         self.session = InferenceSession(
-            bundle.tail_path, providers, allow_cpu_fallback, warmup_runs=2 if known else 0,
-            intra_op_threads=intra_op_threads, warmup_shapes=shapes,
+            bundle.tail_path,
+            providers,
+            allow_cpu_fallback,
+            warmup_runs=2 if known else 0,
+            intra_op_threads=intra_op_threads,
+            warmup_shapes=shapes,
         )
         self._dtypes = {t.name: np.dtype(t.dtype) for t in self.cut}
         self._output = bundle.manifest.output
@@ -72,7 +76,8 @@ class TailPipeline:
         """Raise FeaturesRejected unless the message matches this bundle's cut."""
         if model_id != self.model_id:
             raise FeaturesRejected(
-                "model_id", f"model_id {model_id!r} is not this bundle's {self.model_id!r}: head and tail bundles differ"
+                "model_id",
+                f"model_id {model_id!r} is not this bundle's {self.model_id!r}: head and tail bundles differ",
             )
         if len(tensors) != len(self.cut):
             raise FeaturesRejected("tensor_count", f"expected {len(self.cut)} tensor(s), got {len(tensors)}")
@@ -102,7 +107,9 @@ class TailPipeline:
         try:
             results = top_k_labelled(row, self.top_k, self.bundle.labels, self._output.kind)
         except ValueError as exc:
-            raise FeaturesRejected("postprocess", f"the tail's output {list(scores.shape)} is not class scores: {exc}")
+            raise FeaturesRejected(
+                "postprocess", f"the tail's output {list(scores.shape)} is not class scores: {exc}"
+            ) from exc
         t3 = time.perf_counter()
         return TailResult(
             results=results,

@@ -9,6 +9,7 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
+from tiny_models import onnx_model
 
 from splitcomp_core.bundle import (
     FORMAT_VERSION,
@@ -25,7 +26,6 @@ from splitcomp_core.bundle import (
     write_bundle,
 )
 from splitcomp_core.errors import BundleError
-from tiny_models import onnx_model
 
 CLASSES = 3
 
@@ -38,8 +38,10 @@ def _head(out_name="feat", batch=1, image_type=TensorProto.FLOAT, size=(4, 4)) -
     """image [batch,3,*size] (cast to float if `image_type` is not) -> Relu -> out_name [batch,3,4,4]."""
     nodes = [helper.make_node("Relu", ["image"], [out_name])]
     if image_type != TensorProto.FLOAT:
-        nodes = [helper.make_node("Cast", ["image"], ["image32"], to=TensorProto.FLOAT),
-                 helper.make_node("Relu", ["image32"], [out_name])]
+        nodes = [
+            helper.make_node("Cast", ["image"], ["image32"], to=TensorProto.FLOAT),
+            helper.make_node("Relu", ["image32"], [out_name]),
+        ]
     return _model(
         nodes,
         [helper.make_tensor_value_info("image", image_type, [batch, 3, *size])],
@@ -95,7 +97,7 @@ def _edit_manifest(bundle: Path, edit) -> None:
     path.write_text(json.dumps(data))
 
 
-def _replace_models(bundle: Path, head: bytes = None, tail: bytes = None) -> None:
+def _replace_models(bundle: Path, head: bytes | None = None, tail: bytes | None = None) -> None:
     """Swap model files and re-stamp model_id, so the check under test is the one that fires."""
     head = head if head is not None else (bundle / "head.onnx").read_bytes()
     tail = tail if tail is not None else (bundle / "tail.onnx").read_bytes()
@@ -260,8 +262,13 @@ def _break_unknown_elem_type(b):
 
 
 def _break_external_weights(b):
-    onnx.save_model(onnx.load_from_string(_tail()), str(b / "tail.onnx"), save_as_external_data=True,
-                    location="tail.weights", size_threshold=0)
+    onnx.save_model(
+        onnx.load_from_string(_tail()),
+        str(b / "tail.onnx"),
+        save_as_external_data=True,
+        location="tail.weights",
+        size_threshold=0,
+    )
     _replace_models(b, tail=(b / "tail.onnx").read_bytes())
     return b / "tail.onnx", "tensor 'W' keeps its data in an external file; a bundle must be self-contained"
 
@@ -284,7 +291,7 @@ def _break_output_name(b):
 
 
 def _break_label_count(b):
-    (b / "labels.json").write_text(json.dumps(LABELS + ["fish"]))
+    (b / "labels.json").write_text(json.dumps([*LABELS, "fish"]))
     return b / "labels.json", "4 labels, but the model outputs 3 classes"
 
 
@@ -299,17 +306,37 @@ def _break_labels_path_escape(b):
 
 
 FAILURES = [
-    _break_missing_manifest, _break_invalid_json, _break_schema, _break_missing_field, _break_newer_version,
-    _break_crop_without_size, _break_nan, _break_missing_head, _break_missing_tail, _break_tampered_tail,
+    _break_missing_manifest,
+    _break_invalid_json,
+    _break_schema,
+    _break_missing_field,
+    _break_newer_version,
+    _break_crop_without_size,
+    _break_nan,
+    _break_missing_head,
+    _break_missing_tail,
+    _break_tampered_tail,
     _break_corrupt_head,
-    _break_cut_not_in_head, _break_cut_not_in_tail, _break_tail_extra_input, _break_cut_shape, _break_output_name,
-    _break_label_count, _break_missing_labels, _break_labels_path_escape,
-    _break_head_input_size, _break_head_input_dtype, _break_tail_input_dtype, _break_tail_input_shape,
-    _break_unknown_elem_type, _break_external_weights, _break_huge_number, _break_huge_number_in_a_list,
+    _break_cut_not_in_head,
+    _break_cut_not_in_tail,
+    _break_tail_extra_input,
+    _break_cut_shape,
+    _break_output_name,
+    _break_label_count,
+    _break_missing_labels,
+    _break_labels_path_escape,
+    _break_head_input_size,
+    _break_head_input_dtype,
+    _break_tail_input_dtype,
+    _break_tail_input_shape,
+    _break_unknown_elem_type,
+    _break_external_weights,
+    _break_huge_number,
+    _break_huge_number_in_a_list,
 ]
 
 
-@pytest.mark.parametrize("breaker", FAILURES, ids=[f.__name__[len("_break_"):] for f in FAILURES])
+@pytest.mark.parametrize("breaker", FAILURES, ids=[f.__name__[len("_break_") :] for f in FAILURES])
 def test_bad_bundle_is_refused_naming_the_file(bundle_dir, breaker):
     load_bundle(bundle_dir)  # sound before breaking it
     bad_file, problem = breaker(bundle_dir)
@@ -412,14 +439,23 @@ def test_update_quantization_writes_calibrated_ranges_atomically(bundle_dir):
         (QuantizationSpec(mode="calibrated"), "per_tensor ranges are missing for ['feat']"),
         (QuantizationSpec(clip_min=1.0, clip_max=1.0), "clip_max (1.0) must be > clip_min (1.0)"),
         (
-            QuantizationSpec(calibrated={"feat": {"per_tensor": {"min": 0, "max": 1}, "method": "m",
-                                                  "per_channel": {"min": [0, 0], "max": [1, 1]}}}),
+            QuantizationSpec(
+                calibrated={
+                    "feat": {
+                        "per_tensor": {"min": 0, "max": 1},
+                        "method": "m",
+                        "per_channel": {"min": [0, 0], "max": [1, 1]},
+                    }
+                }
+            ),
             "one value per channel (3), got 2 and 2",
         ),
         (QuantizationSpec(calibrated={"x": {"per_tensor": {"min": 0, "max": 1}, "method": "m"}}), "'x' is not a cut"),
         (QuantizationSpec(bits=9), "quantization.bits"),
-        (QuantizationSpec(calibrated={"feat": {"per_tensor": {"min": 0, "max": np.float32("inf")}, "method": "m"}}),
-         "must be finite"),
+        (
+            QuantizationSpec(calibrated={"feat": {"per_tensor": {"min": 0, "max": np.float32("inf")}, "method": "m"}}),
+            "must be finite",
+        ),
     ],
 )
 def test_update_quantization_refuses_bad_ranges_and_keeps_the_manifest(bundle_dir, quantization, problem):
@@ -453,7 +489,7 @@ def test_writes_reach_the_disk_before_they_are_renamed_into_place(tmp_path, monk
         events.clear()
         write_bundle(out, _head(), _tail(), _manifest(), LABELS, overwrite=overwrite)
         published = events.index(("rename", out))
-        before, after = events[:published], events[published + 1:]
+        before, after = events[:published], events[published + 1 :]
         assert {("fsync", p.stat().st_ino) for p in (out, *out.iterdir())} <= set(before)
         assert ("fsync", tmp_path.stat().st_ino) in after
 
@@ -461,7 +497,7 @@ def test_writes_reach_the_disk_before_they_are_renamed_into_place(tmp_path, monk
     update_quantization(out, QuantizationSpec(bits=8))
     published = events.index(("rename", out / "manifest.json"))
     assert ("fsync", (out / "manifest.json").stat().st_ino) in events[:published]
-    assert ("fsync", out.stat().st_ino) in events[published + 1:]
+    assert ("fsync", out.stat().st_ino) in events[published + 1 :]
     assert load_bundle(out).manifest.quantization.bits == 8
 
 

@@ -46,7 +46,7 @@ def bit_string_reference(codes: np.ndarray, bits: int) -> bytes:
     """Slow, obviously-correct packer for cross-checking: '0'/'1' text cut into bytes."""
     text = "".join(format(int(c), f"0{bits}b") for c in codes)
     text += "0" * (-len(text) % 8)
-    return bytes(int(text[i:i + 8], 2) for i in range(0, len(text), 8))
+    return bytes(int(text[i : i + 8], 2) for i in range(0, len(text), 8))
 
 
 @st.composite
@@ -57,8 +57,7 @@ def quantized_cases(draw):
     bits = draw(st.integers(1, 8))
     channels = shape[1] if len(shape) >= 2 and draw(st.booleans()) else 1
     lo = np.array(draw(st.lists(st.floats(-20, 5), min_size=channels, max_size=channels)))
-    width = np.array(draw(st.lists(st.sampled_from([0.0, 0.25, 1.0, 7.5, 32.0]),
-                                   min_size=channels, max_size=channels)))
+    width = np.array(draw(st.lists(st.sampled_from([0.0, 0.25, 1.0, 7.5, 32.0]), min_size=channels, max_size=channels)))
     codec_number = draw(st.sampled_from(ALL_CODECS))
     if channels == 1:
         return x, range_params(bits, float(lo[0]), float(lo[0] + width[0])), codec_number
@@ -124,8 +123,14 @@ def test_pinned_byte_layout(bits, codes, expected):
     assert pack_bits(codes, bits) == expected
     assert np.array_equal(unpack_bits(expected, bits, codes.size), codes)
     message = EncodedTensor(
-        name="", shape=(codes.size,), bits=bits, scale=np.array([0.5], np.float32),
-        offset=np.array([-1.0], np.float32), codec=CODEC_NONE, packed_size=len(expected), data=expected,
+        name="",
+        shape=(codes.size,),
+        bits=bits,
+        scale=np.array([0.5], np.float32),
+        offset=np.array([-1.0], np.float32),
+        codec=CODEC_NONE,
+        packed_size=len(expected),
+        data=expected,
     )
     assert np.array_equal(decode(message), -1.0 + codes * np.float32(0.5))
 
@@ -137,11 +142,13 @@ def test_pinned_byte_layout(bits, codes, expected):
 def test_clip_codes_equal_the_seed_expression_bit_for_bit(clip_min, clip_max, bits):
     rng = np.random.default_rng(bits)
     boundaries = near_boundaries(clip_min, clip_max, bits)
-    x = np.concatenate([
-        boundaries,
-        rng.uniform(clip_min - 5, clip_max + 5, 20000).astype(np.float32),
-        np.array([clip_min, clip_max, -np.inf, np.inf, 1e30, -1e30], dtype=np.float32),
-    ])
+    x = np.concatenate(
+        [
+            boundaries,
+            rng.uniform(clip_min - 5, clip_max + 5, 20000).astype(np.float32),
+            np.array([clip_min, clip_max, -np.inf, np.inf, 1e30, -1e30], dtype=np.float32),
+        ]
+    )
     scaled = (np.clip(boundaries, clip_min, clip_max) - clip_min) / (clip_max - clip_min) * (2**bits - 1)
     assert np.any(scaled == np.floor(scaled) + 0.5), "the sample must contain exact .5 ties"
     expected = seed_codes(x, clip_min, clip_max, bits).astype(np.uint8)

@@ -196,7 +196,10 @@ def test_validate_accepts_message_like_containers():
 
     t = good(per_channel=True)
     ros_like = dataclasses.replace(
-        t, shape=array("I", t.shape), scale=array("f", t.scale), offset=array("f", t.offset),
+        t,
+        shape=array("I", t.shape),
+        scale=array("f", t.scale),
+        offset=array("f", t.offset),
         data=array("B", t.data),
     )
     validate(ros_like)

@@ -5,13 +5,14 @@ import dataclasses
 import numpy as np
 import pytest
 from onnx import TensorProto, helper
+from tiny_models import TINY_CONV_W, TINY_FC_W, TINY_LABELS, onnx_model
+
 from splitcomp_core.bundle import InputSpec, Manifest, OutputSpec, QuantizationSpec, TensorSpec, write_bundle
 from splitcomp_core.codec import CODEC_LZ4, decode
 from splitcomp_core.head import HeadPipeline
 from splitcomp_core.postprocess import softmax
 from splitcomp_core.quantization import EncoderConfig
 from splitcomp_core.tail import FeaturesRejected, TailPipeline
-from tiny_models import TINY_CONV_W, TINY_FC_W, TINY_LABELS, onnx_model
 
 LABELS = TINY_LABELS
 RNG = np.random.default_rng(5)
@@ -104,23 +105,35 @@ def test_tail_rejects_with_a_reason(bundle, frames, spoil, reason):
 def variant_bundle(tmp_path, head_nodes, head_out_type, tail_nodes, tail_in_type, logits_shape, batch="N"):
     """A bundle of the same conv head and linear tail with a dynamic batch and a chosen cut dtype."""
     head = onnx_model(
-        [helper.make_node("Conv", ["image", "w"], ["c"], pads=[1, 1, 1, 1]), helper.make_node("Relu", ["c"], ["r"]),
-         *head_nodes],
+        [
+            helper.make_node("Conv", ["image", "w"], ["c"], pads=[1, 1, 1, 1]),
+            helper.make_node("Relu", ["c"], ["r"]),
+            *head_nodes,
+        ],
         {"image": [batch, 3, 16, 16]},
         [helper.make_tensor_value_info("feat", head_out_type, [batch, 4, 16, 16])],
-        {"w": TINY_CONV_W}, check=False,
+        {"w": TINY_CONV_W},
+        check=False,
     ).SerializeToString()
     tail = onnx_model(
-        [*tail_nodes, helper.make_node("GlobalAveragePool", ["f32"], ["p"]), helper.make_node("Flatten", ["p"], ["f"]),
-         helper.make_node("MatMul", ["f", "fc"], ["m"]),
-         helper.make_node("Reshape", ["m", "logits_shape"], ["logits"])],
+        [
+            *tail_nodes,
+            helper.make_node("GlobalAveragePool", ["f32"], ["p"]),
+            helper.make_node("Flatten", ["p"], ["f"]),
+            helper.make_node("MatMul", ["f", "fc"], ["m"]),
+            helper.make_node("Reshape", ["m", "logits_shape"], ["logits"]),
+        ],
         [helper.make_tensor_value_info("feat", tail_in_type, [batch, 4, 16, 16])],
         {"logits": logits_shape},
-        {"fc": TINY_FC_W, "logits_shape": np.array(logits_shape, np.int64)}, check=False,
+        {"fc": TINY_FC_W, "logits_shape": np.array(logits_shape, np.int64)},
+        check=False,
     ).SerializeToString()
     dtype = "float16" if head_out_type == TensorProto.FLOAT16 else "float32"
     manifest = Manifest(
-        format_version=1, model_id="", source="test", cut=[TensorSpec("feat", [-1, 4, 16, 16], dtype)],
+        format_version=1,
+        model_id="",
+        source="test",
+        cut=[TensorSpec("feat", [-1, 4, 16, 16], dtype)],
         input=InputSpec("image", [-1, 3, 16, 16], 16, 16, "RGB", [0.5] * 3, [0.25] * 3),
         output=OutputSpec("logits", logits_shape),
     )
@@ -130,8 +143,10 @@ def variant_bundle(tmp_path, head_nodes, head_out_type, tail_nodes, tail_in_type
 def test_float16_cut_and_flat_output_classify(tmp_path, frames):
     bundle = variant_bundle(
         tmp_path,
-        [helper.make_node("Cast", ["r"], ["feat"], to=TensorProto.FLOAT16)], TensorProto.FLOAT16,
-        [helper.make_node("Cast", ["feat"], ["f32"], to=TensorProto.FLOAT)], TensorProto.FLOAT16,
+        [helper.make_node("Cast", ["r"], ["feat"], to=TensorProto.FLOAT16)],
+        TensorProto.FLOAT16,
+        [helper.make_node("Cast", ["feat"], ["f32"], to=TensorProto.FLOAT)],
+        TensorProto.FLOAT16,
         logits_shape=[5],
     )
     head = HeadPipeline(bundle, EncoderConfig(bits=32), providers=["cpu"])
@@ -144,8 +159,12 @@ def test_float16_cut_and_flat_output_classify(tmp_path, frames):
 
 def test_dynamic_batch_must_be_one(tmp_path, frames):
     bundle = variant_bundle(
-        tmp_path, [helper.make_node("Identity", ["r"], ["feat"])], TensorProto.FLOAT,
-        [helper.make_node("Identity", ["feat"], ["f32"])], TensorProto.FLOAT, logits_shape=[1, 5],
+        tmp_path,
+        [helper.make_node("Identity", ["r"], ["feat"])],
+        TensorProto.FLOAT,
+        [helper.make_node("Identity", ["feat"], ["f32"])],
+        TensorProto.FLOAT,
+        logits_shape=[1, 5],
     )
     head = HeadPipeline(bundle, EncoderConfig(bits=8, clip_max=6.0), providers=["cpu"])
     tail = TailPipeline(bundle, ["cpu"])

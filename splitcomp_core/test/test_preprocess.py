@@ -12,8 +12,9 @@ MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 
 
 def _spec(height=4, width=4, color_order="RGB", resize="stretch", resize_size=None, mean=MEAN, std=STD):
-    return InputSpec("image", [1, 3, height, width], height, width, color_order, list(mean), list(std),
-                     resize, resize_size)
+    return InputSpec(
+        "image", [1, 3, height, width], height, width, color_order, list(mean), list(std), resize, resize_size
+    )
 
 
 def _bt601(y, u, v):
@@ -92,8 +93,17 @@ def test_unsupported_encoding_message_lists_every_supported_one():
 
 
 def test_channels_of_gives_bytes_per_pixel():
-    expected = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1,
-                "yuv422": 2, "uyvy": 2, "yuv422_yuy2": 2, "yuyv": 2}
+    expected = {
+        "rgb8": 3,
+        "bgr8": 3,
+        "rgba8": 4,
+        "bgra8": 4,
+        "mono8": 1,
+        "yuv422": 2,
+        "uyvy": 2,
+        "yuv422_yuy2": 2,
+        "yuyv": 2,
+    }
     assert {encoding: channels_of(encoding) for encoding in SUPPORTED_ENCODINGS} == expected
 
 
@@ -118,9 +128,15 @@ def test_every_encoding_gives_the_same_input_as_its_rgb_conversion():
     rgb = RNG.integers(0, 256, (24, 32, 3), dtype=np.uint8)
     alpha = np.full((24, 32, 1), 9, np.uint8)
     frames = {
-        "rgb8": rgb, "bgr8": rgb[:, :, ::-1], "rgba8": np.concatenate([rgb, alpha], 2),
-        "bgra8": np.concatenate([rgb[:, :, ::-1], alpha], 2), "mono8": rgb[:, :, 1],
-        "yuyv": yuyv, "yuv422_yuy2": yuyv, "uyvy": uyvy, "yuv422": uyvy,
+        "rgb8": rgb,
+        "bgr8": rgb[:, :, ::-1],
+        "rgba8": np.concatenate([rgb, alpha], 2),
+        "bgra8": np.concatenate([rgb[:, :, ::-1], alpha], 2),
+        "mono8": rgb[:, :, 1],
+        "yuyv": yuyv,
+        "yuv422_yuy2": yuyv,
+        "uyvy": uyvy,
+        "yuv422": uyvy,
     }
     assert set(frames) == set(SUPPORTED_ENCODINGS)
     for spec in (_spec(8, 8), _spec(10, 12, color_order="BGR"), _spec(8, 8, resize="center_crop", resize_size=9)):

@@ -6,11 +6,11 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper
+from tiny_models import onnx_model, save
 
 from splitcomp_core.errors import RuntimeSetupError
 from splitcomp_core.runtime import CPU, InferenceSession, provider_name, resolve_providers
-from tiny_models import onnx_model, save
 
 CUDA, TRT = "CUDAExecutionProvider", "TensorrtExecutionProvider"
 W = np.array([[1.0, -2.0], [0.5, 3.0], [-1.0, 0.25]], dtype=np.float32)
@@ -26,7 +26,10 @@ def dense_relu(tmp_path_factory):
             helper.make_node("Add", ["xw", "B"], ["pre"]),
             helper.make_node("Relu", ["pre"], ["y"]),
         ],
-        {"x": ["batch", 3]}, {"y": ["batch", 2], "pre": ["batch", 2]}, {"W": W, "B": B}, name="dense",
+        {"x": ["batch", 3]},
+        {"y": ["batch", 2], "pre": ["batch", 2]},
+        {"W": W, "B": B},
+        name="dense",
     )
     path = save(model, tmp_path_factory.mktemp("models") / "dense.onnx")
     return path
@@ -91,7 +94,7 @@ def test_provider_resolution_keeps_requested_order():
 def test_provider_resolution_errors():
     with pytest.raises(RuntimeSetupError, match="none of the requested execution providers"):
         resolve_providers(["tensorrt", "cuda"], [CPU], allow_cpu_fallback=False)
-    with pytest.raises(RuntimeSetupError, match="unknown execution provider 'gpu'.*cuda"):
+    with pytest.raises(RuntimeSetupError, match=r"unknown execution provider 'gpu'.*cuda"):
         resolve_providers(["gpu"], [CPU])
     with pytest.raises(RuntimeSetupError, match="no execution provider requested"):
         resolve_providers([], [CPU])
@@ -117,14 +120,21 @@ def test_bad_thread_count_is_refused(dense_relu):
 
 def test_warmup_failure_says_how_to_avoid_it(tmp_path):
     """A Reshape to a fixed size fails on the warm-up's batch of 1: the error says to use warmup_runs=0."""
-    model = onnx_model([helper.make_node("Reshape", ["x", "shape"], ["y"])], {"x": ["n", 4]}, {"y": [2, 4]},
-                       {"shape": np.array([2, 4], np.int64)}, name="reshape", check=False)
+    model = onnx_model(
+        [helper.make_node("Reshape", ["x", "shape"], ["y"])],
+        {"x": ["n", 4]},
+        {"y": [2, 4]},
+        {"shape": np.array([2, 4], np.int64)},
+        name="reshape",
+        check=False,
+    )
     path = save(model, tmp_path / "reshape.onnx")
     with pytest.raises(RuntimeSetupError, match="warmup_runs=0"):
         InferenceSession(path, providers=("cpu",))
     session = InferenceSession(path, providers=("cpu",), warmup_runs=0)
-    np.testing.assert_array_equal(session.run({"x": np.arange(8, dtype=np.float32).reshape(2, 4)})["y"],
-                                  np.arange(8).reshape(2, 4))
+    np.testing.assert_array_equal(
+        session.run({"x": np.arange(8, dtype=np.float32).reshape(2, 4)})["y"], np.arange(8).reshape(2, 4)
+    )
 
 
 def test_run_errors_are_inference_errors(tmp_path):
@@ -133,12 +143,13 @@ def test_run_errors_are_inference_errors(tmp_path):
 
     path = tmp_path / "relu.onnx"
     graph = onnx.helper.make_graph(
-        [onnx.helper.make_node("Relu", ["x"], ["y"])], "g",
+        [onnx.helper.make_node("Relu", ["x"], ["y"])],
+        "g",
         [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 3])],
         [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 3])],
     )
     onnx.save(onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)], ir_version=8), path)
     session = InferenceSession(path, ["cpu"], warmup_runs=0)
-    with pytest.raises(InferenceError, match="relu.onnx") as info:
+    with pytest.raises(InferenceError, match=r"relu\.onnx") as info:
         session.run({"x": np.zeros((2, 5), np.float32)})
     assert isinstance(info.value, SplitcompError)

@@ -8,7 +8,6 @@ worker runs the head on whatever is newest when it is free, so a slow model drop
 from __future__ import annotations
 
 import time
-from typing import Union
 
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.time import Time
@@ -24,7 +23,7 @@ from splitcomp_ros.messages import features_msg
 from splitcomp_ros.node_support import SplitcompNode, StartupError, declare, declare_runtime, run_node
 from splitcomp_ros.qos import INPUT_QOS_CHOICES, features_qos, input_qos
 
-Frame = Union[Image, CompressedImage]
+Frame = Image | CompressedImage
 
 
 class HeadNode(SplitcompNode):
@@ -32,16 +31,36 @@ class HeadNode(SplitcompNode):
         super().__init__("head_node")
         runtime = declare_runtime(self)
         config = declare_encoder(self, runtime.bundle.manifest.quantization)
-        max_rate = declare(self, "max_rate_hz", 0.0, "Most frames per second to process; 0 = as fast as frames come.",
-                           float_range=(0.0, 1000.0))
-        qos_name = declare(self, "input_qos", "sensor_data", "QoS of the image subscription.", read_only=True,
-                           choices=INPUT_QOS_CHOICES)
-        compressed = declare(self, "compressed_input", False,
-                             "Subscribe to image_raw/compressed (CompressedImage) instead.", read_only=True)
+        max_rate = declare(
+            self,
+            "max_rate_hz",
+            0.0,
+            "Most frames per second to process; 0 = as fast as frames come.",
+            float_range=(0.0, 1000.0),
+        )
+        qos_name = declare(
+            self,
+            "input_qos",
+            "sensor_data",
+            "QoS of the image subscription.",
+            read_only=True,
+            choices=INPUT_QOS_CHOICES,
+        )
+        compressed = declare(
+            self,
+            "compressed_input",
+            False,
+            "Subscribe to image_raw/compressed (CompressedImage) instead.",
+            read_only=True,
+        )
         try:
-            self.pipeline = HeadPipeline(runtime.bundle, config, providers=runtime.providers,
-                                         allow_cpu_fallback=runtime.allow_cpu_fallback,
-                                         intra_op_threads=runtime.intra_op_threads)
+            self.pipeline = HeadPipeline(
+                runtime.bundle,
+                config,
+                providers=runtime.providers,
+                allow_cpu_fallback=runtime.allow_cpu_fallback,
+                intra_op_threads=runtime.intra_op_threads,
+            )
             qos = input_qos(qos_name)
         except SplitcompError as exc:
             raise StartupError(f"head_node: {exc}") from exc
@@ -50,8 +69,9 @@ class HeadNode(SplitcompNode):
         self.report_model(runtime.bundle, self.pipeline.session.provider)
         self._sequence = 0
         self._publisher = self.create_publisher(SplitFeatures, "splitcomp/features", features_qos())
-        self._worker: LatestFrameWorker[Frame] = LatestFrameWorker(self._process, self.health.dropped, max_rate,
-                                                                   name="head_inference")
+        self._worker: LatestFrameWorker[Frame] = LatestFrameWorker(
+            self._process, self.health.dropped, max_rate, name="head_inference"
+        )
         if compressed:
             self.create_subscription(CompressedImage, "image_raw/compressed", self._on_frame, qos)
         else:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import collections
 import socket
-from typing import Dict, Optional
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
@@ -24,13 +23,13 @@ class NodeHealth:
 
     def __init__(self, name: str, window: int = 300) -> None:
         self.name = name
-        self.counts: Dict[str, int] = collections.Counter()
-        self.rejects: Dict[str, int] = collections.Counter()
+        self.counts: dict[str, int] = collections.Counter()
+        self.rejects: dict[str, int] = collections.Counter()
         self.stages = RollingStats(window)
         self.input_rate = RateMeter()
         self.output_rate = RateMeter()
         self._recent_rejects = RateMeter()
-        self.fields: Dict[str, str] = {}
+        self.fields: dict[str, str] = {}
 
     def received(self) -> None:
         self.counts["frames_in"] += 1
@@ -62,7 +61,7 @@ class NodeHealth:
             return DiagnosticStatus.WARN, f"rejecting {100 * share:.0f}% of input"
         return DiagnosticStatus.OK, f"{self.output_rate.rate():.1f} fps"
 
-    def to_status(self, hardware_id: Optional[str] = None) -> DiagnosticStatus:
+    def to_status(self, hardware_id: str | None = None) -> DiagnosticStatus:
         level, message = self.level()
         values = dict(self.fields)
         values.update({k: str(v) for k, v in self.counts.items()})

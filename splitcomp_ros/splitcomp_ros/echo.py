@@ -33,7 +33,7 @@ def _lines(msg: Any, indent: str) -> list[str]:
             for item in value:
                 if hasattr(item, "get_fields_and_field_types"):
                     nested = _lines(item, indent + "  ")
-                    nested[0] = f"{indent}- " + nested[0][len(indent) + 2:]
+                    nested[0] = f"{indent}- " + nested[0][len(indent) + 2 :]
                     out.extend(nested)
                 else:
                     out.append(f"{indent}- {_scalar(item.item() if hasattr(item, 'item') else item)}")

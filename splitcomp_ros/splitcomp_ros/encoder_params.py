@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from rclpy.node import Node
 
@@ -26,5 +27,6 @@ def declare_encoder(node: Node, defaults: QuantizationSpec) -> EncoderConfig:
 
 def encoder_config(values: Mapping[str, Any]) -> EncoderConfig:
     """The EncoderConfig that parameter values by name describe (not yet validated)."""
-    return EncoderConfig(values["bits"], values["quantization"], values["clip_min"], values["clip_max"],
-                         values["codec"])
+    return EncoderConfig(
+        values["bits"], values["quantization"], values["clip_min"], values["clip_max"], values["codec"]
+    )

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Callable, Generic, Optional, TypeVar
+from collections.abc import Callable
+from typing import Generic, TypeVar
 
 Item = TypeVar("Item")
 
@@ -28,7 +29,7 @@ class LatestFrameWorker(Generic[Item]):
         self._on_drop = on_drop
         self._min_period = 0.0
         self.set_rate(max_rate_hz)
-        self._pending: Optional[Item] = None
+        self._pending: Item | None = None
         self._wake = threading.Condition()
         self._running = True
         self._thread = threading.Thread(target=self._work, name=name, daemon=True)

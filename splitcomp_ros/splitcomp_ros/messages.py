@@ -13,7 +13,7 @@ import numpy as np
 from std_msgs.msg import Header
 
 from splitcomp_core.codec import EncodedTensor
-from splitcomp_msgs.msg import ClassScore, Classification, SplitFeatures
+from splitcomp_msgs.msg import Classification, ClassScore, SplitFeatures
 from splitcomp_msgs.msg import EncodedTensor as EncodedTensorMsg
 
 if TYPE_CHECKING:  # the overlay and probes use this module without loading ONNX Runtime
@@ -53,7 +53,7 @@ def stamp_key(header) -> tuple[int, int]:
     return header.stamp.sec, header.stamp.nanosec
 
 
-def features_msg(header: Header, sequence: int, model_id: str, result: "HeadResult", convert_ms: float) -> SplitFeatures:
+def features_msg(header: Header, sequence: int, model_id: str, result: HeadResult, convert_ms: float) -> SplitFeatures:
     """What the head publishes for one frame; `convert_ms` (image message to pixels) counts as preprocessing."""
     out = SplitFeatures()
     out.header = header
@@ -66,7 +66,7 @@ def features_msg(header: Header, sequence: int, model_id: str, result: "HeadResu
     return out
 
 
-def classification_msg(features: SplitFeatures, result: "TailResult", latency_ms: float) -> Classification:
+def classification_msg(features: SplitFeatures, result: TailResult, latency_ms: float) -> Classification:
     """What the tail publishes for one SplitFeatures: its header and sequence, the top-k, bytes and timings."""
     out = Classification()
     out.header = features.header

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
@@ -60,9 +61,9 @@ def declare(
     default: Any,
     description: str,
     read_only: bool = False,
-    int_range: Optional[tuple] = None,
-    float_range: Optional[tuple] = None,
-    choices: Optional[tuple] = None,
+    int_range: tuple | None = None,
+    float_range: tuple | None = None,
+    choices: tuple | None = None,
 ) -> Any:
     """Declare one parameter with a descriptor (so `ros2 param describe` explains it); returns its value."""
     if choices:
@@ -87,18 +88,30 @@ class RuntimeParams:
     bundle: Bundle
     providers: list
     allow_cpu_fallback: bool
-    intra_op_threads: Optional[int]
+    intra_op_threads: int | None
 
 
 def declare_runtime(node: Node) -> RuntimeParams:
     """Declare bundle, providers, allow_cpu_fallback and intra_op_threads, then load the bundle."""
     path = declare(node, "bundle", "", "Path of the split bundle directory (from `split`).", read_only=True)
-    providers = declare(node, "providers", ["cuda", "cpu"],
-                        "ONNX Runtime execution providers in priority order (tensorrt, cuda, cpu...).", read_only=True)
-    allow_cpu = declare(node, "allow_cpu_fallback", True,
-                        "Run on CPU when no requested accelerator is available.", read_only=True)
-    threads = declare(node, "intra_op_threads", 0, "ONNX Runtime intra-op threads; 0 = its default.",
-                      read_only=True, int_range=(0, 256))
+    providers = declare(
+        node,
+        "providers",
+        ["cuda", "cpu"],
+        "ONNX Runtime execution providers in priority order (tensorrt, cuda, cpu...).",
+        read_only=True,
+    )
+    allow_cpu = declare(
+        node, "allow_cpu_fallback", True, "Run on CPU when no requested accelerator is available.", read_only=True
+    )
+    threads = declare(
+        node,
+        "intra_op_threads",
+        0,
+        "ONNX Runtime intra-op threads; 0 = its default.",
+        read_only=True,
+        int_range=(0, 256),
+    )
     return RuntimeParams(load_bundle_for(node, path), list(providers), allow_cpu, threads or None)
 
 
@@ -108,14 +121,16 @@ class StartupError(SplitcompError):
 
 def load_bundle_for(node: Node, path: str) -> Bundle:
     if not path:
-        raise StartupError(f"{node.get_name()}: parameter 'bundle' is empty; pass --ros-args -p bundle:=/path/to/bundle")
+        raise StartupError(
+            f"{node.get_name()}: parameter 'bundle' is empty; pass --ros-args -p bundle:=/path/to/bundle"
+        )
     try:
         return load_bundle(path)
     except SplitcompError as exc:
         raise StartupError(f"{node.get_name()}: refusing bundle: {exc}") from exc
 
 
-def run_node(factory: Callable[[], Node], args: Optional[list] = None) -> int:
+def run_node(factory: Callable[[], Node], args: list | None = None) -> int:
     """Init rclpy, build the node, spin until Ctrl-C; a StartupError is one clear line and exit 2."""
     rclpy.init(args=args)
     node = None

@@ -1,6 +1,6 @@
 """QoS profiles by name, so launch files and YAML can choose them."""
 
-from rclpy.qos import QoSProfile, ReliabilityPolicy, HistoryPolicy, qos_profile_sensor_data
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 
 from splitcomp_core.errors import SplitcompError
 

@@ -7,7 +7,8 @@ sender cut to MAX_ECHO_CHARS so a hostile message cannot flood the log.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from splitcomp_core.errors import ImageFormatError, SplitcompError
 from splitcomp_ros.diagnostics import NodeHealth
@@ -37,7 +38,7 @@ class Rejects:
         self._logger = logger
         self._throttle_s = throttle_s
 
-    def run(self, what: str, step: Callable[[], Result]) -> Optional[Result]:
+    def run(self, what: str, step: Callable[[], Result]) -> Result | None:
         try:
             return step()
         except ImageFormatError as exc:
@@ -47,13 +48,15 @@ class Rejects:
             reason = getattr(exc, "reason", None)
             if reason is not None:
                 self._health.rejected(reason)
-                self._logger.warning(f"rejected {what} ({reason}): {clip_text(exc)}",
-                                     throttle_duration_sec=self._throttle_s)
+                self._logger.warning(
+                    f"rejected {what} ({reason}): {clip_text(exc)}", throttle_duration_sec=self._throttle_s
+                )
             else:
                 self._health.rejected("inference")
                 self._logger.error(f"{what} failed: {clip_text(exc)}", throttle_duration_sec=self._throttle_s)
-        except Exception as exc:  # noqa: BLE001 - a bug on one input must not stop the robot or the edge server
+        except Exception as exc:
             self._health.rejected("internal_error")
-            self._logger.error(f"unexpected error on {what}: {clip_text(repr(exc))}",
-                               throttle_duration_sec=self._throttle_s)
+            self._logger.error(
+                f"unexpected error on {what}: {clip_text(repr(exc))}", throttle_duration_sec=self._throttle_s
+            )
         return None

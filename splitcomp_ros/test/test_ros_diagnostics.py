@@ -1,6 +1,7 @@
 """NodeHealth turns counters and timings into a DiagnosticStatus with the right level."""
 
 from diagnostic_msgs.msg import DiagnosticStatus
+
 from splitcomp_ros.diagnostics import NodeHealth
 
 

@@ -1,4 +1,4 @@
-from splitcomp_msgs.msg import ClassScore, Classification
+from splitcomp_msgs.msg import Classification, ClassScore
 from splitcomp_ros.echo import message_to_yaml
 
 

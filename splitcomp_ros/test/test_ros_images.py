@@ -4,12 +4,22 @@ import cv2
 import numpy as np
 import pytest
 from sensor_msgs.msg import CompressedImage, Image
+
 from splitcomp_core.errors import ImageFormatError
 from splitcomp_ros import images
 from splitcomp_ros.images import array_to_image, check_image, compressed_to_bgr, image_to_array
 
-CHANNELS = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1, "yuv422": 2, "yuv422_yuy2": 2,
-            "uyvy": 2, "yuyv": 2}
+CHANNELS = {
+    "rgb8": 3,
+    "bgr8": 3,
+    "rgba8": 4,
+    "bgra8": 4,
+    "mono8": 1,
+    "yuv422": 2,
+    "yuv422_yuy2": 2,
+    "uyvy": 2,
+    "yuyv": 2,
+}
 
 
 def padded_image(encoding: str, height=5, width=6, pad=3) -> tuple:
@@ -17,8 +27,7 @@ def padded_image(encoding: str, height=5, width=6, pad=3) -> tuple:
     rng = np.random.default_rng(0)
     channels = CHANNELS[encoding]
     pixels = rng.integers(0, 256, (height, width, channels), dtype=np.uint8)
-    rows = np.concatenate([pixels.reshape(height, width * channels),
-                           np.full((height, pad), 0xEE, np.uint8)], axis=1)
+    rows = np.concatenate([pixels.reshape(height, width * channels), np.full((height, pad), 0xEE, np.uint8)], axis=1)
     msg = Image(height=height, width=width, encoding=encoding, step=width * channels + pad)
     msg.data = rows.tobytes()
     return msg, pixels[:, :, 0] if channels == 1 else pixels
@@ -40,11 +49,11 @@ def test_cv_bridge_and_numpy_paths_agree(encoding):
 @pytest.mark.parametrize(
     "change, reason",
     [
-        (dict(encoding="mono16"), "unsupported"),
-        (dict(encoding="32FC1"), "unsupported"),
-        (dict(height=0), "empty"),
-        (dict(step=4), "step"),
-        (dict(height=6), "data has"),
+        ({"encoding": "mono16"}, "unsupported"),
+        ({"encoding": "32FC1"}, "unsupported"),
+        ({"height": 0}, "empty"),
+        ({"step": 4}, "step"),
+        ({"height": 6}, "data has"),
     ],
 )
 def test_bad_images_are_refused_with_a_reason(change, reason):
@@ -65,7 +74,7 @@ def test_array_to_image_roundtrip():
 
 def test_compressed_png_decodes_and_garbage_is_refused():
     pixels = np.random.default_rng(4).integers(0, 256, (8, 9, 3), dtype=np.uint8)
-    ok, png = cv2.imencode(".png", pixels)
+    _ok, png = cv2.imencode(".png", pixels)
     msg = CompressedImage(format="png")
     msg.data = png.tobytes()
     np.testing.assert_array_equal(compressed_to_bgr(msg), pixels)

@@ -1,9 +1,11 @@
 """LatestFrameWorker: the newest item wins, waiting ones are dropped and counted, and the rate is bounded."""
 
+import itertools
 import threading
 import time
 
 import pytest
+
 from splitcomp_ros.latest_frame import LatestFrameWorker
 
 
@@ -38,7 +40,7 @@ def test_max_rate_bounds_how_often_items_are_processed():
         time.sleep(0.002)
     elapsed = time.monotonic() - start
     worker.close()
-    gaps = [b - a for a, b in zip(done, done[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(done)]
     assert done and len(done) <= 1 + elapsed * 20.0 + 1
     assert min(gaps) >= 0.045  # 1/20 s apart, less scheduling slack
 

@@ -2,6 +2,7 @@
 
 import numpy as np
 from rclpy.serialization import deserialize_message, serialize_message
+
 from splitcomp_core.codec import CODEC_ZSTD, clip_params, decode, encode, range_params
 from splitcomp_msgs.msg import EncodedTensor as EncodedTensorMsg
 from splitcomp_ros.messages import tensor_from_msg, tensor_to_msg

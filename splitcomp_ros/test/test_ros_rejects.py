@@ -20,6 +20,7 @@ class Logger:
 def fail(exc):
     def step():
         raise exc
+
     return step
 
 

@@ -29,16 +29,32 @@ class TailNode(SplitcompNode):
         super().__init__("tail_node")
         runtime = declare_runtime(self)
         top_k = declare(self, "top_k", 5, "How many classes to publish, best first.", int_range=(1, 1000))
-        max_elements = declare(self, "max_elements", DEFAULT_MAX_ELEMENTS,
-                               "Largest tensor (elements) a message may ask the tail to allocate.", read_only=True,
-                               int_range=(1, 2**31 - 1))
-        vision = declare(self, "publish_vision_msgs", VisionClassification is not None,
-                         "Also publish vision_msgs/Classification on splitcomp/vision_classification.", read_only=True)
+        max_elements = declare(
+            self,
+            "max_elements",
+            DEFAULT_MAX_ELEMENTS,
+            "Largest tensor (elements) a message may ask the tail to allocate.",
+            read_only=True,
+            int_range=(1, 2**31 - 1),
+        )
+        vision = declare(
+            self,
+            "publish_vision_msgs",
+            VisionClassification is not None,
+            "Also publish vision_msgs/Classification on splitcomp/vision_classification.",
+            read_only=True,
+        )
         if vision and VisionClassification is None:
             raise StartupError("tail_node: publish_vision_msgs is true but vision_msgs is not installed")
         try:
-            self.pipeline = TailPipeline(runtime.bundle, runtime.providers, runtime.allow_cpu_fallback, top_k=top_k,
-                                         max_elements=max_elements, intra_op_threads=runtime.intra_op_threads)
+            self.pipeline = TailPipeline(
+                runtime.bundle,
+                runtime.providers,
+                runtime.allow_cpu_fallback,
+                top_k=top_k,
+                max_elements=max_elements,
+                intra_op_threads=runtime.intra_op_threads,
+            )
         except SplitcompError as exc:
             raise StartupError(f"tail_node: {exc}") from exc
         self.report_model(runtime.bundle, self.pipeline.session.provider)

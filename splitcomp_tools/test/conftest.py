@@ -74,8 +74,10 @@ class InvertedResidual(nn.Module):
         hidden = cin * expand
         self.residual = stride == 1 and cin == cout
         self.block = nn.Sequential(
-            conv_bn(cin, hidden, kernel=1), nn.ReLU6(),
-            conv_bn(hidden, hidden, stride, groups=hidden), nn.ReLU6(),
+            conv_bn(cin, hidden, kernel=1),
+            nn.ReLU6(),
+            conv_bn(hidden, hidden, stride, groups=hidden),
+            nn.ReLU6(),
             conv_bn(hidden, cout, kernel=1),
         )
 
@@ -87,7 +89,8 @@ class TinyMobileNetV2(nn.Module):
     def __init__(self, classes: int = 10) -> None:
         super().__init__()
         self.features = nn.Sequential(
-            conv_bn(3, 8, stride=2), nn.ReLU6(),
+            conv_bn(3, 8, stride=2),
+            nn.ReLU6(),
             InvertedResidual(8, 8, 1),
             InvertedResidual(8, 12, 2),
             InvertedResidual(12, 12, 1),
@@ -127,8 +130,13 @@ class ParallelBranches(nn.Module):
         return self.fc(torch.flatten(torch.cat([self.left(s), self.right(s)], 1), 1))
 
 
-def _export(tmp_path_factory: pytest.TempPathFactory, name: str, module: nn.Module, outputs: tuple[str, ...],
-            dynamic_batch: bool = False) -> ZooModel:
+def _export(
+    tmp_path_factory: pytest.TempPathFactory,
+    name: str,
+    module: nn.Module,
+    outputs: tuple[str, ...],
+    dynamic_batch: bool = False,
+) -> ZooModel:
     torch.manual_seed(0)
     for m in module.modules():  # non-trivial BatchNorm statistics, so folding them is really exercised
         if isinstance(m, nn.BatchNorm2d):
@@ -182,11 +190,13 @@ def legacy_graph() -> onnx.ModelProto:
     base = numpy_helper.from_array(rng.standard_normal((1, 4, 1, 1)).astype(np.float32), "scale/base")
     half = numpy_helper.from_array(np.array([0.5], np.float32), "half")
     nodes = [
-        helper.make_node("Conv", ["images:0", "conv/w:0", "conv/b:0"], ["block.1/conv:0"], "block.1/conv",
-                         pads=[1, 1, 1, 1]),
+        helper.make_node(
+            "Conv", ["images:0", "conv/w:0", "conv/b:0"], ["block.1/conv:0"], "block.1/conv", pads=[1, 1, 1, 1]
+        ),
         helper.make_node("Relu", ["block.1/conv:0"], ["block.1/relu:0"], "block.1/relu"),
-        helper.make_node("Dropout", ["block.1/relu:0"], ["block.1/drop:0", "block.1/drop_mask:0"], "block.1/drop",
-                         ratio=0.3),
+        helper.make_node(
+            "Dropout", ["block.1/relu:0"], ["block.1/drop:0", "block.1/drop_mask:0"], "block.1/drop", ratio=0.3
+        ),
         helper.make_node("Identity", ["block.1/drop:0"], ["block.1/id:0"], "block.1/id"),
         helper.make_node("Constant", [], ["scale/base:0"], "scale/const", value=base),
         helper.make_node("Shape", ["scale/base:0"], ["scale/shape:0"], "scale/shape"),
@@ -201,9 +211,13 @@ def legacy_graph() -> onnx.ModelProto:
     inputs = [helper.make_tensor_value_info("images:0", TensorProto.FLOAT, [1, 3, 8, 8])]
     inputs += [helper.make_tensor_value_info(n, TensorProto.FLOAT, list(w.shape)) for n, w in weights.items()]
     graph = helper.make_graph(
-        nodes, "legacy", inputs,
-        [helper.make_tensor_value_info("logits:0", TensorProto.FLOAT, [1, 3]),
-         helper.make_tensor_value_info("mask.out:0", TensorProto.FLOAT, [1, 4, 8, 8])],
+        nodes,
+        "legacy",
+        inputs,
+        [
+            helper.make_tensor_value_info("logits:0", TensorProto.FLOAT, [1, 3]),
+            helper.make_tensor_value_info("mask.out:0", TensorProto.FLOAT, [1, 4, 8, 8]),
+        ],
         initializer=[numpy_helper.from_array(w, n) for n, w in weights.items()],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 9)], ir_version=3)
@@ -219,7 +233,17 @@ def legacy_model(tmp_path_factory: pytest.TempPathFactory) -> ZooModel:
 
 
 @pytest.fixture(scope="session")
-def zoo(resnet_model: ZooModel, mobilenet_model: ZooModel, two_output_model: ZooModel, parallel_model: ZooModel,
-        legacy_model: ZooModel) -> dict[str, ZooModel]:
-    return {"resnet": resnet_model, "mobilenet": mobilenet_model, "two_output": two_output_model,
-            "parallel": parallel_model, "legacy": legacy_model}
+def zoo(
+    resnet_model: ZooModel,
+    mobilenet_model: ZooModel,
+    two_output_model: ZooModel,
+    parallel_model: ZooModel,
+    legacy_model: ZooModel,
+) -> dict[str, ZooModel]:
+    return {
+        "resnet": resnet_model,
+        "mobilenet": mobilenet_model,
+        "two_output": two_output_model,
+        "parallel": parallel_model,
+        "legacy": legacy_model,
+    }

@@ -13,10 +13,11 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from onnx import TensorProto, helper
-
-from splitcomp_tools.model import analyze, graph as gr
+from onnx import helper
 from tiny_models import onnx_model
+
+from splitcomp_tools.model import analyze
+from splitcomp_tools.model import graph as gr
 
 
 def _intermediate_shapes(path: Path, names: list[str], feeds: dict[str, np.ndarray]) -> dict[str, tuple[int, ...]]:
@@ -70,10 +71,14 @@ def test_conv_flops_match_the_textbook_formula(mobilenet_model):
 
 def test_node_flops_formulas():
     types = {
-        "x": gr.TensorType("float32", (1, 4, 8, 8)), "w": gr.TensorType("float32", (6, 2, 3, 3)),
-        "y": gr.TensorType("float32", (1, 6, 8, 8)), "a": gr.TensorType("float32", (2, 5, 7)),
-        "b": gr.TensorType("float32", (7, 3)), "ab": gr.TensorType("float32", (2, 5, 3)),
-        "g": gr.TensorType("float32", (7, 5)), "gw": gr.TensorType("float32", (7, 4)),
+        "x": gr.TensorType("float32", (1, 4, 8, 8)),
+        "w": gr.TensorType("float32", (6, 2, 3, 3)),
+        "y": gr.TensorType("float32", (1, 6, 8, 8)),
+        "a": gr.TensorType("float32", (2, 5, 7)),
+        "b": gr.TensorType("float32", (7, 3)),
+        "ab": gr.TensorType("float32", (2, 5, 3)),
+        "g": gr.TensorType("float32", (7, 5)),
+        "gw": gr.TensorType("float32", (7, 4)),
         "go": gr.TensorType("float32", (5, 4)),
     }
     conv = helper.make_node("Conv", ["x", "w"], ["y"], group=2)
@@ -105,8 +110,11 @@ def test_human_table_and_plot(parallel_model, tmp_path, capsys):
 
 def test_model_with_no_single_cut_suggests_more_tensors(tmp_path, capsys):
     """x feeds both a long branch and the final Add: nothing but the output separates them."""
-    nodes = [helper.make_node("Relu", ["x"], ["a"]), helper.make_node("Neg", ["a"], ["b"]),
-             helper.make_node("Add", ["x", "b"], ["y"])]
+    nodes = [
+        helper.make_node("Relu", ["x"], ["a"]),
+        helper.make_node("Neg", ["a"], ["b"]),
+        helper.make_node("Add", ["x", "b"], ["y"]),
+    ]
     path = tmp_path / "skip.onnx"
     onnx.save(onnx_model(nodes, {"x": [1, 2]}, {"y": [1, 2]}, name="skip", ir_version=None, check=False), str(path))
     assert analyze.main([str(path)]) == 0
@@ -123,8 +131,13 @@ def test_legacy_graph_with_dynamic_batch_and_input_shape(legacy_model, tmp_path,
     assert "dynamic dimension 2" in capsys.readouterr().err
     assert analyze.main([str(path), "--json", "--input-shape", "images:0=2,3,8,8"]) == 0
     cuts = json.loads(capsys.readouterr().out)
-    assert [c["tensors"] for c in cuts] == [["block.1/conv:0"], ["block.1/relu:0"], ["block.1/drop:0"],
-                                           ["block.1/id:0"], ["block.2/mul:0"]]
+    assert [c["tensors"] for c in cuts] == [
+        ["block.1/conv:0"],
+        ["block.1/relu:0"],
+        ["block.1/drop:0"],
+        ["block.1/id:0"],
+        ["block.2/mul:0"],
+    ]
     assert all(c["shapes"] == [[2, 4, 8, 8]] for c in cuts)
 
 
@@ -134,8 +147,14 @@ def external_data_model(resnet_model, tmp_path) -> Path:
     model = onnx.load(str(resnet_model.path))
     path = tmp_path / "big" / "model.onnx"
     path.parent.mkdir()
-    onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
-                    location="weights.bin", size_threshold=0)
+    onnx.save_model(
+        model,
+        str(path),
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location="weights.bin",
+        size_threshold=0,
+    )
     assert (path.parent / "weights.bin").stat().st_size > path.stat().st_size
     return path
 
@@ -202,7 +221,8 @@ def test_help_runs_as_a_module():
     here = Path(__file__).resolve()
     package_roots = [str(here.parents[1]), str(here.parents[2] / "splitcomp_core")]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([*package_roots, os.environ.get("PYTHONPATH", "")]))
-    result = subprocess.run([sys.executable, "-m", "splitcomp_tools.analyze", "--help"], capture_output=True,
-                            text=True, env=env, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "splitcomp_tools.analyze", "--help"], capture_output=True, text=True, env=env, timeout=60
+    )
     assert result.returncode == 0
     assert "--max-tensors" in result.stdout and "--json" in result.stdout

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from splitcomp_core.errors import ImageFormatError
-from splitcomp_tools.nodes.annotate import MAX_LABEL_CHARS, annotate, band_rect, drawable, main, result_lines
 from splitcomp_tools.frames.generator import GeneratorSource
+from splitcomp_tools.nodes.annotate import MAX_LABEL_CHARS, annotate, band_rect, drawable, main, result_lines
 
 SCORES = [("horizontal_stripes", 0.9714), ("circle", 0.0203), ("ring", 0.0049), ("cross", 0.0011)]
 LINES = result_lines(SCORES, latency_ms=23.43, feature_bytes=1568, fps=12.34)
@@ -70,12 +70,15 @@ def test_annotate_returns_a_copy_and_works_in_bgr():
     assert np.array_equal(annotate(rgb, []), rgb)
 
 
-@pytest.mark.parametrize("bad", [
-    np.zeros((48, 64), np.uint8),
-    np.zeros((48, 64, 4), np.uint8),
-    np.zeros((48, 64, 3), np.float32),
-    [[0, 0, 0]],
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        np.zeros((48, 64), np.uint8),
+        np.zeros((48, 64, 4), np.uint8),
+        np.zeros((48, 64, 3), np.float32),
+        [[0, 0, 0]],
+    ],
+)
 def test_annotate_refuses_what_it_cannot_draw_on(bad):
     with pytest.raises(ImageFormatError, match="HxWx3 uint8"):
         annotate(bad, LINES)
@@ -104,11 +107,14 @@ def test_result_lines():
         "latency 23.4 ms",
         "1568 B/frame  12.3 fps",
     ]
-    assert result_lines(SCORES[:1], 5.0, 10, 0.0, top_n=3) == ["1. horizontal_stripes 97.1%", "latency 5.0 ms",
-                                                                "10 B/frame  0.0 fps"]
+    assert result_lines(SCORES[:1], 5.0, 10, 0.0, top_n=3) == [
+        "1. horizontal_stripes 97.1%",
+        "latency 5.0 ms",
+        "10 B/frame  0.0 fps",
+    ]
     long_label = "great white shark, white shark, man-eater"
     first = result_lines([(long_label, 0.5)], 1.0, 1, 1.0)[0]
-    label = first[len("1. "):-len(" 50.0%")]
+    label = first[len("1. ") : -len(" 50.0%")]
     assert len(label) == MAX_LABEL_CHARS and label.endswith("...") and long_label.startswith(label[:-3])
 
 

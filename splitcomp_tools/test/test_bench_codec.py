@@ -79,8 +79,10 @@ def test_main_prints_one_json_line(capsys):
     assert report["bits"] == 5 and report["shape"] == [1, 3, 4, 4] and report["matches_seed"] is True
 
 
-@pytest.mark.parametrize("argv", [["--shape", "1,0,3"], ["--shape", "1,a"], ["--bits", "9"], ["--repeats", "0"],
-                                  ["--shape", "1,4096,4096,4096"]])
+@pytest.mark.parametrize(
+    "argv",
+    [["--shape", "1,0,3"], ["--shape", "1,a"], ["--bits", "9"], ["--repeats", "0"], ["--shape", "1,4096,4096,4096"]],
+)
 def test_bad_arguments_exit_2_with_a_message(argv, capsys):
     with pytest.raises(SystemExit) as info:
         main(argv)

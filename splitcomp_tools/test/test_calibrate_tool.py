@@ -19,16 +19,16 @@ import torch
 from torch import nn
 
 from splitcomp_core.bundle import InputSpec, load_bundle, update_quantization
+from splitcomp_core.codec import CODEC_NAMES as CODECS
 from splitcomp_core.codec import packed_size_for
 from splitcomp_core.head import HeadPipeline
 from splitcomp_core.preprocess import Preprocessor
 from splitcomp_core.quantization import EncoderConfig
 from splitcomp_core.tail import TailPipeline
-from splitcomp_core.codec import CODEC_NAMES as CODECS
 from splitcomp_tools.model.calibrate import BITS, JPEG_QUALITIES, QUANTIZED_METHODS, calibrate, main
 from splitcomp_tools.model.export import export_torch_module
-from splitcomp_tools.shapes.generator import CLASS_NAMES, ShapeGenerator
 from splitcomp_tools.model.split import split_model
+from splitcomp_tools.shapes.generator import CLASS_NAMES, ShapeGenerator
 
 FRAMES = 16
 CHANNELS = 8
@@ -49,9 +49,12 @@ def setup(tmp_path_factory):
         cv2.imwrite(str(images / f"{i:02d}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
     torch.manual_seed(0)
     model = nn.Sequential(
-        nn.Conv2d(3, CHANNELS, 3, stride=2, padding=1), nn.ReLU(),
-        nn.Conv2d(CHANNELS, 8, 3, stride=2, padding=1), nn.ReLU(),
-        nn.Flatten(), nn.Linear(8 * 8 * 8, len(CLASS_NAMES)),
+        nn.Conv2d(3, CHANNELS, 3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(CHANNELS, 8, 3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(8 * 8 * 8, len(CLASS_NAMES)),
     )
     preprocess = Preprocessor(InputSpec("image", [1, 3, 32, 32], 32, 32, "RGB", MEAN, STD))
     inputs = torch.from_numpy(np.concatenate([preprocess(f) for f in frames]))
@@ -63,8 +66,9 @@ def setup(tmp_path_factory):
         model[-1].weight.copy_(weight)
         model[-1].bias.copy_(-weight @ mean)
     onnx_path = root / "model.onnx"
-    export_torch_module(model, inputs[:1], onnx_path, input_names=("image",), output_names=("logits",),
-                        dynamic_batch=True)
+    export_torch_module(
+        model, inputs[:1], onnx_path, input_names=("image",), output_names=("logits",), dynamic_batch=True
+    )
     cut = next(n.output[0] for n in onnx.load(str(onnx_path)).graph.node if n.op_type == "Relu")
     split_model(onnx_path, [cut], root / "bundle")
     return root, images, onnx_path, cut, labels
@@ -106,7 +110,7 @@ def test_results_have_every_row(result):
 
 def test_bytes_are_the_packed_sizes_and_codecs_shrink_them(result):
     for method in (*QUANTIZED_METHODS, "raw"):
-        for bits in (BITS if method != "raw" else (16, 32)):
+        for bits in BITS if method != "raw" else (16, 32):
             rows = _rows(result, method, bits)
             assert rows["none"].bytes_per_frame == packed_size_for(CUT_ELEMENTS, bits)
             assert 0 < rows["zstd"].bytes_per_frame < rows["none"].bytes_per_frame + 64
@@ -152,8 +156,10 @@ def test_jpeg_baseline_bytes(setup, result):
     jpeg = {(r.method, r.quality): r for r in result.results if r.codec is None}
     sizes = [jpeg[("jpeg", q)].bytes_per_frame for q in JPEG_QUALITIES]
     assert sizes == sorted(sizes) and sizes[0] < sizes[-1]
-    full = [cv2.imencode(".jpg", cv2.cvtColor(f, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])[1].size
-            for f in _frames(setup[1])]
+    full = [
+        cv2.imencode(".jpg", cv2.cvtColor(f, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])[1].size
+        for f in _frames(setup[1])
+    ]
     assert jpeg[("jpeg_full", 95)].bytes_per_frame == pytest.approx(np.mean(full))
     assert all(0.0 <= r.agreement <= 1.0 for r in jpeg.values())
 
@@ -162,8 +168,20 @@ def test_cli_stores_ranges_and_writes_table_json_and_plot(setup, bundle, tmp_pat
     images = setup[1]
     before = json.loads((bundle / "manifest.json").read_text())
     out_json, out_png = tmp_path / "calibration.json", tmp_path / "calibration.png"
-    code = main([str(bundle), "--images", str(images), "--count", "12", "--json", str(out_json),
-                 "--plot", str(out_png), "--quiet"])
+    code = main(
+        [
+            str(bundle),
+            "--images",
+            str(images),
+            "--count",
+            "12",
+            "--json",
+            str(out_json),
+            "--plot",
+            str(out_png),
+            "--quiet",
+        ]
+    )
     assert code == 0
     table = capsys.readouterr().out
     assert "clip 0..32" in table and "per_channel_mse" in table and "jpeg of the full frame" in table
@@ -202,10 +220,19 @@ def test_dry_run_leaves_the_bundle_alone(setup, bundle, tmp_path, capsys):
     assert "3 frames from generator" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("case", [
-    "missing bundle", "missing images", "empty folder", "unreadable images", "json folder missing", "zero count",
-    "bad percentile", "not a bundle",
-])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "missing bundle",
+        "missing images",
+        "empty folder",
+        "unreadable images",
+        "json folder missing",
+        "zero count",
+        "bad percentile",
+        "not a bundle",
+    ],
+)
 def test_errors_exit_2_and_leave_the_manifest_untouched(case, setup, bundle, tmp_path, capsys):
     images = setup[1]
     args = [str(bundle), "--images", str(images), "--count", "4"]
@@ -239,7 +266,7 @@ def test_errors_exit_2_and_leave_the_manifest_untouched(case, setup, bundle, tmp
     elif case == "not a bundle":
         args[0] = str(images)
     before = _snapshot(bundle)
-    assert main(args + ["--json", str(tmp_path / "out.json")] if case != "json folder missing" else args) == 2
+    assert main([*args, "--json", str(tmp_path / "out.json")] if case != "json folder missing" else args) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and expected in err and "Traceback" not in err
     assert _snapshot(bundle) == before
@@ -247,7 +274,8 @@ def test_errors_exit_2_and_leave_the_manifest_untouched(case, setup, bundle, tmp
 
 
 def test_runs_as_a_module():
-    done = subprocess.run([sys.executable, "-m", "splitcomp_tools.calibrate", "--help"], capture_output=True,
-                          text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "splitcomp_tools.calibrate", "--help"], capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0
     assert "--images" in done.stdout and "--dry-run" in done.stdout

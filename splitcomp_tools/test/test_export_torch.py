@@ -14,7 +14,7 @@ from torch import nn
 
 from splitcomp_tools.model import export
 
-MODEL_SOURCE = '''
+MODEL_SOURCE = """
 import torch
 from torch import nn
 
@@ -37,7 +37,7 @@ def build():
 
 def not_a_module():
     return 42
-'''
+"""
 
 
 @pytest.fixture()
@@ -180,8 +180,15 @@ def test_cli_bad_input(model_package, tmp_path, capsys, monkeypatch, argv, messa
 def test_state_dict_that_does_not_fit(model_package, tmp_path, capsys):
     weights = tmp_path / "other.pt"
     torch.save(nn.Linear(2, 2).state_dict(), weights)
-    argv = [f"{model_package}:build", "--state-dict", str(weights), "--input-shape", "1,3,16,16",
-            "--out", str(tmp_path / "x.onnx")]
+    argv = [
+        f"{model_package}:build",
+        "--state-dict",
+        str(weights),
+        "--input-shape",
+        "1,3,16,16",
+        "--out",
+        str(tmp_path / "x.onnx"),
+    ]
     assert export.main(argv) == 2
     assert "does not fit the model" in capsys.readouterr().err
 

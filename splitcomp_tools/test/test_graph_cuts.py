@@ -9,9 +9,9 @@ import onnx
 import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
+from tiny_models import onnx_model
 
 from splitcomp_tools.model import graph as gr
-from tiny_models import onnx_model
 
 
 def _oracle_cuts(model: onnx.ModelProto, max_tensors: int) -> set[frozenset[str]]:
@@ -61,19 +61,29 @@ def test_find_cuts_matches_exhaustive_search(zoo, name, max_tensors):
 
 
 def _chain_model(nodes: list, outputs: list[str]) -> onnx.ModelProto:
-    return onnx_model(nodes, {"x": [1, 4]}, [helper.make_tensor_value_info(o, TensorProto.FLOAT, [1, 4]) for o in outputs], name="g", ir_version=None, check=False)
+    return onnx_model(
+        nodes,
+        {"x": [1, 4]},
+        [helper.make_tensor_value_info(o, TensorProto.FLOAT, [1, 4]) for o in outputs],
+        name="g",
+        ir_version=None,
+        check=False,
+    )
 
 
 def test_non_convex_cut_is_found():
     """{c1, c2} is a minimal cut although no topological order has exactly {c1, c2} live: t is
     computed from c1 on both sides of it."""
-    model = _chain_model([
-        helper.make_node("Relu", ["x"], ["c1"]),
-        helper.make_node("Neg", ["c1"], ["t"]),
-        helper.make_node("Sigmoid", ["x"], ["y"]),
-        helper.make_node("Add", ["t", "y"], ["c2"]),
-        helper.make_node("Mul", ["t", "c2"], ["out"]),
-    ], ["out"])
+    model = _chain_model(
+        [
+            helper.make_node("Relu", ["x"], ["c1"]),
+            helper.make_node("Neg", ["c1"], ["t"]),
+            helper.make_node("Sigmoid", ["x"], ["y"]),
+            helper.make_node("Add", ["t", "y"], ["c2"]),
+            helper.make_node("Mul", ["t", "c2"], ["out"]),
+        ],
+        ["out"],
+    )
     found = {frozenset(c) for c in gr.find_cuts(gr.build_graph(model), 2)}
     assert frozenset({"c1", "c2"}) in found
     assert found == _oracle_cuts(model, 2)
@@ -81,12 +91,15 @@ def test_non_convex_cut_is_found():
 
 def test_intermediate_output_is_the_last_cut():
     """`o` is a graph output the network also reads on: a cut, and every later cut would have to contain it."""
-    model = _chain_model([
-        helper.make_node("Relu", ["x"], ["o"]),
-        helper.make_node("Neg", ["o"], ["p"]),
-        helper.make_node("Tanh", ["p"], ["q"]),
-        helper.make_node("Sigmoid", ["q"], ["y"]),
-    ], ["o", "y"])
+    model = _chain_model(
+        [
+            helper.make_node("Relu", ["x"], ["o"]),
+            helper.make_node("Neg", ["o"], ["p"]),
+            helper.make_node("Tanh", ["p"], ["q"]),
+            helper.make_node("Sigmoid", ["q"], ["y"]),
+        ],
+        ["o", "y"],
+    )
     g = gr.build_graph(model)
     assert gr.find_cuts(g, 1) == [("o",)]
     assert gr.cut_problem(g, ["p"]) is not None and gr.cut_problem(g, ["o", "p"]) is not None
@@ -123,7 +136,12 @@ def test_weights_listed_as_inputs_are_not_real_inputs(legacy_model):
     assert g.real_inputs == ("images:0",)
     assert "scale/w:0" not in g.dependent  # computed by the Constant/Shape/ConstantOfShape subgraph
     assert [c[0] for c in gr.find_cuts(g, 1)] == [
-        "block.1/conv:0", "block.1/relu:0", "block.1/drop:0", "block.1/id:0", "block.2/mul:0"]
+        "block.1/conv:0",
+        "block.1/relu:0",
+        "block.1/drop:0",
+        "block.1/id:0",
+        "block.2/mul:0",
+    ]
 
 
 def _shape_model() -> onnx.ModelProto:
@@ -142,17 +160,20 @@ def _shape_model() -> onnx.ModelProto:
 def test_shape_of_an_input_dependent_tensor_is_input_dependent():
     g = gr.build_graph(_shape_model())
     assert "s" in g.dependent
-    assert [c for c in gr.find_cuts(g, 1)] == [("r",)]
-    assert {frozenset(c) for c in gr.find_cuts(g, 2) if len(c) == 2} == {
-        frozenset({"s", t}) for t in ("a", "f", "n")}
+    assert list(gr.find_cuts(g, 1)) == [("r",)]
+    assert {frozenset(c) for c in gr.find_cuts(g, 2) if len(c) == 2} == {frozenset({"s", t}) for t in ("a", "f", "n")}
     problem = gr.cut_problem(g, ["n"])
     assert problem is not None and "x -> r -> s ->" in problem
 
 
 def test_subgraph_reads_from_the_outer_scope_count():
     """An If branch that reads `a` from the enclosing graph keeps `a` live until the If runs."""
-    branch = helper.make_graph([helper.make_node("Identity", ["a"], ["o"])], "branch", [],
-                               [helper.make_tensor_value_info("o", TensorProto.FLOAT, [1, 2])])
+    branch = helper.make_graph(
+        [helper.make_node("Identity", ["a"], ["o"])],
+        "branch",
+        [],
+        [helper.make_tensor_value_info("o", TensorProto.FLOAT, [1, 2])],
+    )
     nodes = [
         helper.make_node("Relu", ["x"], ["a"]),
         helper.make_node("Neg", ["a"], ["b"]),
@@ -183,8 +204,14 @@ def test_topological_order_is_recovered_from_an_unsorted_file():
     [
         ([helper.make_node("Neg", ["ghost"], ["y"])], "reads 'ghost'"),
         ([helper.make_node("Neg", ["x"], ["y"]), helper.make_node("Relu", ["x"], ["y"])], "defined twice"),
-        ([helper.make_node("Add", ["x", "b"], ["a"]), helper.make_node("Neg", ["a"], ["b"]),
-          helper.make_node("Relu", ["a"], ["y"])], "cycle"),
+        (
+            [
+                helper.make_node("Add", ["x", "b"], ["a"]),
+                helper.make_node("Neg", ["a"], ["b"]),
+                helper.make_node("Relu", ["a"], ["y"]),
+            ],
+            "cycle",
+        ),
     ],
 )
 def test_broken_graphs_are_refused_clearly(nodes, message):

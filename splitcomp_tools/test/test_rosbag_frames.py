@@ -30,8 +30,15 @@ def _image(pixels: np.ndarray, encoding: str, padding: int = 0) -> object:
     """An Image message whose rows carry `padding` junk bytes after the pixels, as some drivers send."""
     rows = pixels.reshape(HEIGHT, -1)
     padded = np.concatenate([rows, np.full((HEIGHT, padding), 0xAB, dtype=np.uint8)], axis=1)
-    return Image(header=Header(stamp=Time(sec=1, nanosec=0), frame_id="camera"), height=HEIGHT, width=WIDTH,
-                 encoding=encoding, is_bigendian=0, step=padded.shape[1], data=padded.ravel())
+    return Image(
+        header=Header(stamp=Time(sec=1, nanosec=0), frame_id="camera"),
+        height=HEIGHT,
+        width=WIDTH,
+        encoding=encoding,
+        is_bigendian=0,
+        step=padded.shape[1],
+        data=padded.ravel(),
+    )
 
 
 def _frames_and_messages() -> tuple[list[np.ndarray], list[object]]:
@@ -58,8 +65,11 @@ def _write_bag(path: Path, storage: StoragePlugin, images: list[object], compres
             writer.write(camera, stamp, TYPES.serialize_cdr(msg, Image.__msgtype__))
             writer.write(chatter, stamp + 1, TYPES.serialize_cdr(String(data=f"frame {i}"), String.__msgtype__))
         for i, data in enumerate(compressed):
-            msg = CompressedImage(header=Header(stamp=Time(sec=2, nanosec=i), frame_id="camera"), format="png",
-                                  data=np.frombuffer(data, dtype=np.uint8))
+            msg = CompressedImage(
+                header=Header(stamp=Time(sec=2, nanosec=i), frame_id="camera"),
+                format="png",
+                data=np.frombuffer(data, dtype=np.uint8),
+            )
             writer.write(packed, 10_000_000 + i, TYPES.serialize_cdr(msg, CompressedImage.__msgtype__))
     return path
 
@@ -92,11 +102,14 @@ def test_reads_compressed_images_and_accepts_a_topic_without_leading_slash(tmp_p
     source.close()
 
 
-@pytest.mark.parametrize("topic, message", [
-    ("", "needs --topic"),
-    ("/camera/depth", "no topic '/camera/depth'"),
-    ("/chatter", "holds std_msgs/msg/String, not images"),
-])
+@pytest.mark.parametrize(
+    "topic, message",
+    [
+        ("", "needs --topic"),
+        ("/camera/depth", "no topic '/camera/depth'"),
+        ("/chatter", "holds std_msgs/msg/String, not images"),
+    ],
+)
 def test_a_missing_or_wrong_topic_lists_the_image_topics(tmp_path, topic, message):
     bag = _write_bag(tmp_path / "bag", StoragePlugin.SQLITE3, _frames_and_messages()[1][:1])
     with pytest.raises(SplitcompError) as caught:
@@ -108,8 +121,15 @@ def test_a_missing_or_wrong_topic_lists_the_image_topics(tmp_path, topic, messag
 
 
 def test_an_unsupported_encoding_names_the_message(tmp_path):
-    depth = Image(header=Header(stamp=Time(sec=1, nanosec=0), frame_id="camera"), height=HEIGHT, width=WIDTH,
-                  encoding="16UC1", is_bigendian=0, step=2 * WIDTH, data=np.zeros(2 * WIDTH * HEIGHT, np.uint8))
+    depth = Image(
+        header=Header(stamp=Time(sec=1, nanosec=0), frame_id="camera"),
+        height=HEIGHT,
+        width=WIDTH,
+        encoding="16UC1",
+        is_bigendian=0,
+        step=2 * WIDTH,
+        data=np.zeros(2 * WIDTH * HEIGHT, np.uint8),
+    )
     bag = _write_bag(tmp_path / "bag", StoragePlugin.SQLITE3, [_frames_and_messages()[1][0], depth])
     source = RosbagSource(bag, "/camera/image_raw")
     assert source.read() is not None

@@ -93,7 +93,7 @@ def test_bad_size_is_refused_with_a_clear_message(size):
 
 @pytest.mark.parametrize("label", [-1, len(CLASS_NAMES), 2.0, "circle"])
 def test_bad_label_is_refused_with_a_clear_message(label):
-    with pytest.raises(ValueError, match="label must be an int in 0..11"):
+    with pytest.raises(ValueError, match=r"label must be an int in 0\.\.11"):
         ShapeGenerator(0).sample(label)
 
 

@@ -98,10 +98,12 @@ def test_shipped_training_record_names_its_settings():
 def test_shipped_model_classifies_fresh_heldout_images(shipped_session):
     # A seed used neither for training nor for the recorded held-out check.
     images, labels = ShapeGenerator(seed=20240611).batch(240)
-    predictions = np.concatenate([
-        shipped_session.run([OUTPUT_NAME], {INPUT_NAME: normalize(images[i : i + 60])})[0].argmax(1)
-        for i in range(0, len(images), 60)
-    ])
+    predictions = np.concatenate(
+        [
+            shipped_session.run([OUTPUT_NAME], {INPUT_NAME: normalize(images[i : i + 60])})[0].argmax(1)
+            for i in range(0, len(images), 60)
+        ]
+    )
     accuracy = float((predictions == labels).mean())
     assert accuracy >= 0.90, f"held-out accuracy {accuracy:.3f}"
     # Every class is recognised, not just the easy ones.
@@ -115,9 +117,19 @@ def test_shipped_model_classifies_camera_sized_frames_through_the_project_prepro
     from splitcomp_core.bundle import InputSpec
     from splitcomp_core.preprocess import Preprocessor
 
-    preprocess = Preprocessor(InputSpec(name=INPUT_NAME, shape=[1, 3, 128, 128], height=128, width=128,
-                                        color_order="RGB", mean=list(MEAN), std=list(STD),
-                                        resize="center_crop", resize_size=128))
+    preprocess = Preprocessor(
+        InputSpec(
+            name=INPUT_NAME,
+            shape=[1, 3, 128, 128],
+            height=128,
+            width=128,
+            color_order="RGB",
+            mean=list(MEAN),
+            std=list(STD),
+            resize="center_crop",
+            resize_size=128,
+        )
+    )
     frames, labels = ShapeGenerator(seed=4242, size=(640, 480)).batch(96)
     inputs = np.concatenate([preprocess(frame) for frame in frames])
     predictions = shipped_session.run([OUTPUT_NAME], {INPUT_NAME: inputs})[0].argmax(1)

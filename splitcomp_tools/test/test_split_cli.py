@@ -12,10 +12,11 @@ import onnxruntime as ort
 import pytest
 import torch
 from onnx import TensorProto, helper, numpy_helper
+from tiny_models import onnx_model
 
 from splitcomp_core.bundle import DYNAMIC, load_bundle
-from splitcomp_tools.model import analyze, graph as gr, split
-from tiny_models import onnx_model
+from splitcomp_tools.model import analyze, split
+from splitcomp_tools.model import graph as gr
 
 
 def _session(model: Path | bytes) -> ort.InferenceSession:
@@ -92,9 +93,27 @@ def test_manifest_records_preprocessing_labels_images_and_dynamic_batch(resnet_m
     labels = tmp_path / "class_index.json"
     labels.write_text(json.dumps({str(i): [f"n{i:08d}", f"class {i}"] for i in range(10)}))
     out = tmp_path / "bundle"
-    argv = [str(resnet_model.path), "--at", "/layer1/Relu_1_output_0", "--out", str(out), "--bgr", "--crop",
-            "--size", "32", "--mean", "0.5,0.4,0.3", "--std", "0.2,0.25,0.3", "--labels", str(labels),
-            "--images", str(images), "--samples", "1"]
+    argv = [
+        str(resnet_model.path),
+        "--at",
+        "/layer1/Relu_1_output_0",
+        "--out",
+        str(out),
+        "--bgr",
+        "--crop",
+        "--size",
+        "32",
+        "--mean",
+        "0.5,0.4,0.3",
+        "--std",
+        "0.2,0.25,0.3",
+        "--labels",
+        str(labels),
+        "--images",
+        str(images),
+        "--samples",
+        "1",
+    ]
     assert split.main(argv) == 0
     assert "3 images" in capsys.readouterr().out
     bundle = load_bundle(out)
@@ -109,8 +128,9 @@ def test_manifest_records_preprocessing_labels_images_and_dynamic_batch(resnet_m
     (cut,) = bundle.manifest.cut
     assert cut.shape == [DYNAMIC, 8, 32, 32] and cut.dtype == "float32"
     x = np.random.default_rng(4).standard_normal((3, 3, 32, 32)).astype(np.float32)
-    np.testing.assert_allclose(_through_bundle(out, x)[0], _session(resnet_model.path).run(None, {"input": x})[0],
-                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        _through_bundle(out, x)[0], _session(resnet_model.path).run(None, {"input": x})[0], rtol=1e-5, atol=1e-5
+    )
 
 
 def test_model_with_external_data_splits_into_self_contained_parts(resnet_model, tmp_path):
@@ -122,19 +142,37 @@ def test_model_with_external_data_splits_into_self_contained_parts(resnet_model,
     assert split.main([str(source), "--at", "/layer2/Relu_1_output_0", "--out", str(out), "--samples", "1"]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["head.onnx", "manifest.json", "tail.onnx"]
     x = np.random.default_rng(6).standard_normal((1, 3, 32, 32)).astype(np.float32)
-    np.testing.assert_allclose(_through_bundle(out, x)[0], _session(resnet_model.path).run(None, {"input": x})[0],
-                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        _through_bundle(out, x)[0], _session(resnet_model.path).run(None, {"input": x})[0], rtol=1e-5, atol=1e-5
+    )
 
 
 def test_output_choice_and_kind(two_output_model, tmp_path):
     out = tmp_path / "mask"
-    assert split.main([str(two_output_model.path), "--at", "/trunk/trunk.3/Relu_output_0", "--out", str(out),
-                       "--output", "mask", "--samples", "1"]) == 0
+    assert (
+        split.main(
+            [
+                str(two_output_model.path),
+                "--at",
+                "/trunk/trunk.3/Relu_output_0",
+                "--out",
+                str(out),
+                "--output",
+                "mask",
+                "--samples",
+                "1",
+            ]
+        )
+        == 0
+    )
     assert load_bundle(out).manifest.output.name == "mask"
 
     nodes = [helper.make_node("Relu", ["x"], ["a"]), helper.make_node("Softmax", ["a"], ["p"], axis=1)]
     path = tmp_path / "soft.onnx"
-    onnx.save(onnx_model(nodes, {"x": [1, 3, 4, 4]}, {"p": [1, 3, 4, 4]}, name="soft", ir_version=None, check=False), str(path))
+    onnx.save(
+        onnx_model(nodes, {"x": [1, 3, 4, 4]}, {"p": [1, 3, 4, 4]}, name="soft", ir_version=None, check=False),
+        str(path),
+    )
     assert split.main([str(path), "--at", "a", "--out", str(tmp_path / "soft"), "--samples", "1"]) == 0
     assert load_bundle(tmp_path / "soft").manifest.output.kind == "probabilities"
 
@@ -186,12 +224,17 @@ def test_failed_verification_writes_nothing(resnet_model, tmp_path, capsys, monk
 
 def test_cut_through_an_integer_tensor_is_refused(tmp_path, capsys):
     nodes = [
-        helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Shape", ["r"], ["s"]),
-        helper.make_node("Flatten", ["r"], ["f"]), helper.make_node("Neg", ["f"], ["n"]),
+        helper.make_node("Relu", ["x"], ["r"]),
+        helper.make_node("Shape", ["r"], ["s"]),
+        helper.make_node("Flatten", ["r"], ["f"]),
+        helper.make_node("Neg", ["f"], ["n"]),
         helper.make_node("Reshape", ["n", "s"], ["y"]),
     ]
     path = tmp_path / "ints.onnx"
-    onnx.save(onnx_model(nodes, {"x": [1, 3, 4, 4]}, {"y": [1, 3, 4, 4]}, name="ints", ir_version=None, check=False), str(path))
+    onnx.save(
+        onnx_model(nodes, {"x": [1, 3, 4, 4]}, {"y": [1, 3, 4, 4]}, name="ints", ir_version=None, check=False),
+        str(path),
+    )
     out = tmp_path / "bundle"
     assert split.main([str(path), "--at", "n,s", "--out", str(out)]) == 2
     _assert_refused(capsys, out, "'s' is int64")
@@ -212,8 +255,10 @@ def test_cut_through_an_integer_tensor_is_refused(tmp_path, capsys):
 )
 def test_bad_options_write_nothing(mobilenet_model, tmp_path, capsys, extra, fragments):
     (tmp_path / "labels.json").write_text(json.dumps(["a", "b", "c"]))
-    extra = [str(tmp_path / "labels.json") if e == "LABELS" else str(tmp_path / "none") if e == "MISSING" else e
-             for e in extra]
+    extra = [
+        str(tmp_path / "labels.json") if e == "LABELS" else str(tmp_path / "none") if e == "MISSING" else e
+        for e in extra
+    ]
     out = tmp_path / "bundle"
     cut = "/features/features.2/Add_output_0"
     assert split.main([str(mobilenet_model.path), "--at", cut, "--out", str(out), *extra]) == 2
@@ -233,7 +278,17 @@ def test_bad_model_file(tmp_path, capsys, content, message):
 def test_model_with_two_inputs_is_refused(tmp_path, capsys):
     nodes = [helper.make_node("Add", ["x", "z"], ["a"]), helper.make_node("Relu", ["a"], ["y"])]
     path = tmp_path / "two.onnx"
-    onnx.save(onnx_model(nodes, [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 3, 4, 4]) for n in ("x", "z")], {"y": [1, 3, 4, 4]}, name="two", ir_version=None, check=False), str(path))
+    onnx.save(
+        onnx_model(
+            nodes,
+            [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 3, 4, 4]) for n in ("x", "z")],
+            {"y": [1, 3, 4, 4]},
+            name="two",
+            ir_version=None,
+            check=False,
+        ),
+        str(path),
+    )
     out = tmp_path / "bundle"
     assert split.main([str(path), "--at", "a", "--out", str(out)]) == 2
     _assert_refused(capsys, out, "exactly one image input")
@@ -242,7 +297,9 @@ def test_model_with_two_inputs_is_refused(tmp_path, capsys):
 def _log_model(path: Path) -> Path:
     """x -> Neg -> h -> Log -> y: NaN wherever x > 0, which random normal inputs hit."""
     nodes = [helper.make_node("Neg", ["x"], ["h"]), helper.make_node("Log", ["h"], ["y"])]
-    onnx.save(onnx_model(nodes, {"x": [1, 3, 4, 4]}, {"y": [1, 3, 4, 4]}, name="log", ir_version=None, check=False), str(path))
+    onnx.save(
+        onnx_model(nodes, {"x": [1, 3, 4, 4]}, {"y": [1, 3, 4, 4]}, name="log", ir_version=None, check=False), str(path)
+    )
     return path
 
 
@@ -261,8 +318,10 @@ def _abs_log(tail: onnx.ModelProto) -> None:
 
 @pytest.mark.parametrize(
     ("corrupt", "fragments"),
-    [(_shift_log, ("differ from the full model by 5",)),
-     (_abs_log, ("the full model or head + tail produce NaN where the other does not (output y)",))],
+    [
+        (_shift_log, ("differ from the full model by 5",)),
+        (_abs_log, ("the full model or head + tail produce NaN where the other does not (output y)",)),
+    ],
     ids=["shifted", "nan_in_one_only"],
 )
 def test_nan_never_hides_a_difference(tmp_path, capsys, monkeypatch, corrupt, fragments):
@@ -309,14 +368,23 @@ def _softmax_then(path: Path, ops: list[str]) -> Path:
         else:
             nodes.append(helper.make_node(op, [src], [dst]))
     nodes.append(helper.make_node("Identity", [f"p{len(ops)}"], ["y"]))
-    model = onnx_model(nodes, {"x": [1, 3, 4, 4]}, [helper.make_tensor_value_info("y", TensorProto.FLOAT, shape)], weights, name="soft", ir_version=None, check=False)
+    model = onnx_model(
+        nodes,
+        {"x": [1, 3, 4, 4]},
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, shape)],
+        weights,
+        name="soft",
+        ir_version=None,
+        check=False,
+    )
     onnx.checker.check_model(model, full_check=True)
     onnx.save(model, str(path))
     return path
 
 
 @pytest.mark.parametrize(
-    "ops", [["Reshape"], ["Flatten"], ["Unsqueeze", "Squeeze"], ["Cast", "Transpose", "Transpose"], []],
+    "ops",
+    [["Reshape"], ["Flatten"], ["Unsqueeze", "Squeeze"], ["Cast", "Transpose", "Transpose"], []],
 )
 def test_softmax_behind_shape_only_ops_is_probabilities(tmp_path, ops):
     path = _softmax_then(tmp_path / "soft.onnx", ops)
@@ -329,7 +397,17 @@ def test_output_kind_option_overrides_the_guess(tmp_path, capsys):
     assert split.main([str(soft), "--at", "a", "--out", str(tmp_path / "a"), "--output-kind", "logits"]) == 0
     assert load_bundle(tmp_path / "a").manifest.output.kind == "logits"
     relu = tmp_path / "relu.onnx"
-    onnx.save(onnx_model([helper.make_node("Flatten", ["x"], ["a"]), helper.make_node("Relu", ["a"], ["y"])], {"x": [1, 3, 4, 4]}, {"y": [1, 48]}, name="relu", ir_version=None, check=False), str(relu))
+    onnx.save(
+        onnx_model(
+            [helper.make_node("Flatten", ["x"], ["a"]), helper.make_node("Relu", ["a"], ["y"])],
+            {"x": [1, 3, 4, 4]},
+            {"y": [1, 48]},
+            name="relu",
+            ir_version=None,
+            check=False,
+        ),
+        str(relu),
+    )
     assert split.main([str(relu), "--at", "a", "--out", str(tmp_path / "b")]) == 0
     assert load_bundle(tmp_path / "b").manifest.output.kind == "logits"
     assert split.main([str(relu), "--at", "a", "--out", str(tmp_path / "c"), "--output-kind", "probabilities"]) == 0

@@ -6,8 +6,8 @@ version and checking are the same everywhere; pytest.ini puts this folder on the
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence, Union
 
 import numpy as np
 import onnx
@@ -16,8 +16,8 @@ from onnx import TensorProto, helper, numpy_helper
 OPSET = 17
 IR_VERSION = 8  # what the oldest supported ONNX Runtime (system ROS pins) still loads
 
-Shape = Sequence[Union[int, str]]
-Values = Union[Mapping[str, Shape], Sequence[onnx.ValueInfoProto]]
+Shape = Sequence[int | str]
+Values = Mapping[str, Shape] | Sequence[onnx.ValueInfoProto]
 
 
 def values(spec: Values) -> list[onnx.ValueInfoProto]:
@@ -39,8 +39,11 @@ def onnx_model(
     check: bool = True,
 ) -> onnx.ModelProto:
     """A model of `nodes`; float32 inputs/outputs may be given as {name: shape}, initializers as {name: array}."""
-    inits = ([numpy_helper.from_array(np.asarray(v), k) for k, v in initializers.items()]
-             if isinstance(initializers, Mapping) else list(initializers))
+    inits = (
+        [numpy_helper.from_array(np.asarray(v), k) for k, v in initializers.items()]
+        if isinstance(initializers, Mapping)
+        else list(initializers)
+    )
     graph = helper.make_graph(list(nodes), name, values(inputs), values(outputs), initializer=inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     if ir_version is not None:
@@ -64,12 +67,20 @@ TINY_FC_W = _RNG.normal(0, 1.0, (4, 5)).astype(np.float32)
 
 def tiny_head() -> bytes:
     """image [1,3,16,16] -> 3x3 Conv (4 channels) -> Relu -> feat [1,4,16,16]."""
-    nodes = [helper.make_node("Conv", ["image", "w"], ["c"], pads=[1, 1, 1, 1]), helper.make_node("Relu", ["c"], ["feat"])]
-    return onnx_model(nodes, {"image": [1, 3, 16, 16]}, {"feat": [1, 4, 16, 16]}, {"w": TINY_CONV_W}).SerializeToString()
+    nodes = [
+        helper.make_node("Conv", ["image", "w"], ["c"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c"], ["feat"]),
+    ]
+    return onnx_model(
+        nodes, {"image": [1, 3, 16, 16]}, {"feat": [1, 4, 16, 16]}, {"w": TINY_CONV_W}
+    ).SerializeToString()
 
 
 def tiny_tail() -> bytes:
     """feat [1,4,16,16] -> GlobalAveragePool -> Flatten -> MatMul -> logits [1,5]."""
-    nodes = [helper.make_node("GlobalAveragePool", ["feat"], ["p"]), helper.make_node("Flatten", ["p"], ["f"]),
-             helper.make_node("MatMul", ["f", "fc"], ["logits"])]
+    nodes = [
+        helper.make_node("GlobalAveragePool", ["feat"], ["p"]),
+        helper.make_node("Flatten", ["p"], ["f"]),
+        helper.make_node("MatMul", ["f", "fc"], ["logits"]),
+    ]
     return onnx_model(nodes, {"feat": [1, 4, 16, 16]}, {"logits": [1, 5]}, {"fc": TINY_FC_W}).SerializeToString()

@@ -6,7 +6,7 @@ frames of another one from memory.
 
 from __future__ import annotations
 
-from typing import Iterator, Optional
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -16,7 +16,7 @@ from splitcomp_core.errors import SplitcompError
 class FrameSource:
     """A finite or endless sequence of RGB frames that can start over."""
 
-    def read(self) -> Optional[np.ndarray]:
+    def read(self) -> np.ndarray | None:
         """The next frame, or None when the source is exhausted."""
         raise NotImplementedError
 
@@ -26,7 +26,7 @@ class FrameSource:
     def close(self) -> None:
         """Release files or devices; a no-op for in-memory sources."""
 
-    def frames(self, limit: Optional[int] = None) -> Iterator[np.ndarray]:
+    def frames(self, limit: int | None = None) -> Iterator[np.ndarray]:
         count = 0
         while limit is None or count < limit:
             frame = self.read()
@@ -49,7 +49,7 @@ class PreloadedSource(FrameSource):
             raise SplitcompError("the source gave no frames to preload")
         self._next = 0
 
-    def read(self) -> Optional[np.ndarray]:
+    def read(self) -> np.ndarray | None:
         if self._next >= len(self._frames):
             return None
         self._next += 1

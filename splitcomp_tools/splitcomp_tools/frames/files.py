@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import cv2
 import numpy as np
@@ -23,7 +22,7 @@ class FolderSource(FrameSource):
         self.skipped: list[Path] = []
         self._next = 0
 
-    def read(self) -> Optional[np.ndarray]:
+    def read(self) -> np.ndarray | None:
         while self._next < len(self.paths):
             path = self.paths[self._next]
             self._next += 1
@@ -47,7 +46,7 @@ class CaptureSource(FrameSource):
         if not self._capture.isOpened():
             raise SplitcompError(f"cannot open {what} {target!r} with OpenCV")
 
-    def read(self) -> Optional[np.ndarray]:
+    def read(self) -> np.ndarray | None:
         ok, frame = self._capture.read()
         return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB) if ok else None
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 
 from splitcomp_tools.frames.base import FrameSource
@@ -16,7 +14,7 @@ class GeneratorSource(FrameSource):
     def __init__(self, width: int = 640, height: int = 480, seed: int = 0) -> None:
         self._make = lambda: ShapeGenerator(seed, size=(width, height))
         self._generator = self._make()
-        self.last_label: Optional[int] = None
+        self.last_label: int | None = None
 
     def read(self) -> np.ndarray:
         image, label = self._generator.sample()

@@ -31,6 +31,4 @@ def open_source(spec: str, width: int = 640, height: int = 480, seed: int = 0, t
             f"{spec}: no such file or folder; use 'generator', a folder of images, a video file, "
             f"a camera device such as /dev/video0, or a rosbag2 folder with --topic"
         )
-    raise SplitcompError(
-        f"{spec}: not a folder, rosbag2 or video file ({', '.join(sorted(VIDEO_SUFFIXES))})"
-    )
+    raise SplitcompError(f"{spec}: not a folder, rosbag2 or video file ({', '.join(sorted(VIDEO_SUFFIXES))})")

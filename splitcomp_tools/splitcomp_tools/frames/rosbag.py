@@ -7,8 +7,9 @@ sourced workspace is needed; pixels go through the same `to_rgb` as the head nod
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any
 
 import cv2
 import numpy as np
@@ -45,7 +46,7 @@ class RosbagSource(FrameSource):
             self._reader.close()
             raise
         self._connections = [c for c in self._reader.connections if c.topic == self.topic]
-        self._messages: Optional[Iterator[tuple[Any, int, bytes]]] = None
+        self._messages: Iterator[tuple[Any, int, bytes]] | None = None
         self._index = 0
         self._open = True
 
@@ -64,7 +65,7 @@ class RosbagSource(FrameSource):
             raise SplitcompError(f"{self.path}: topic {name} holds {types[name]}, not images; {hint}")
         return name, types[name]
 
-    def read(self) -> Optional[np.ndarray]:
+    def read(self) -> np.ndarray | None:
         if self._messages is None:
             self._messages = self._reader.messages(connections=self._connections)
         try:
@@ -92,8 +93,9 @@ class RosbagSource(FrameSource):
 
 def image_to_rgb(msg: Any) -> np.ndarray:
     """RGB pixels of a deserialized sensor_msgs/Image, its row padding (step) dropped."""
-    pixels = raw_pixels(np.asarray(msg.data, dtype=np.uint8), msg.encoding, int(msg.width), int(msg.height),
-                        int(msg.step))
+    pixels = raw_pixels(
+        np.asarray(msg.data, dtype=np.uint8), msg.encoding, int(msg.width), int(msg.height), int(msg.step)
+    )
     return to_rgb(pixels, msg.encoding)
 
 

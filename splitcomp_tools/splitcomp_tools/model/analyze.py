@@ -16,18 +16,17 @@ import json
 import math
 import os
 import sys
-import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Optional, Sequence
 
 import onnx
 from matplotlib.figure import Figure
 
 from splitcomp_core.codec import packed_size_for
 from splitcomp_core.files import atomic_write
-from splitcomp_tools.model import graph as gr
 from splitcomp_tools.cli import run_cli
+from splitcomp_tools.model import graph as gr
 
 PACKED_BITS = (2, 4, 8)
 _MODULE_WALK_LIMIT = 32  # ancestors to try before giving up on finding a recorded PyTorch module
@@ -39,16 +38,16 @@ class CutReport:
 
     tensors: list[str]
     nodes: list[str]
-    modules: list[Optional[str]]
-    shapes: list[Optional[list[int]]]
-    dtypes: list[Optional[str]]
+    modules: list[str | None]
+    shapes: list[list[int] | None]
+    dtypes: list[str | None]
     position: int
     depth: float  # position among the relevant nodes: 0 at the input, 1 at the output
-    elements: Optional[int]
-    fp32_bytes: Optional[int]
-    bytes_2bit: Optional[int]
-    bytes_4bit: Optional[int]
-    bytes_8bit: Optional[int]
+    elements: int | None
+    fp32_bytes: int | None
+    bytes_2bit: int | None
+    bytes_4bit: int | None
+    bytes_8bit: int | None
     head_params_share: float
     head_flops_share: float
 
@@ -65,7 +64,7 @@ class Analysis:
 
 
 def analyze_model(
-    path: str | os.PathLike, max_tensors: int = 1, input_shapes: Optional[Mapping[str, Sequence[int]]] = None
+    path: str | os.PathLike, max_tensors: int = 1, input_shapes: Mapping[str, Sequence[int]] | None = None
 ) -> Analysis:
     """Find every cut of up to `max_tensors` tensors and measure it at the given (or declared) input sizes.
 
@@ -89,8 +88,13 @@ def analyze_model(
         head = gr.head_nodes(g, cut)
         head_params = set().union(*(params[i] for i in head)) if head else set()
         reports.append(
-            _report(g, cut, types, _share(sum(flops[i] for i in head), total_flops),
-                    _share(sum(sizes[p] for p in head_params), total_params))
+            _report(
+                g,
+                cut,
+                types,
+                _share(sum(flops[i] for i in head), total_flops),
+                _share(sum(sizes[p] for p in head_params), total_params),
+            )
         )
     return Analysis(
         model=str(path),
@@ -107,7 +111,8 @@ def node_flops(node: onnx.NodeProto, types: Mapping[str, gr.TensorType]) -> int:
     Convolutions and matrix products are counted exactly from their shapes; every other node
     counts one operation per output element.
     """
-    def shape(k: int) -> Optional[tuple[int, ...]]:
+
+    def shape(k: int) -> tuple[int, ...] | None:
         if k >= len(node.input) or not node.input[k] or node.input[k] not in types:
             return None
         return types[node.input[k]].shape
@@ -133,7 +138,7 @@ def node_flops(node: onnx.NodeProto, types: Mapping[str, gr.TensorType]) -> int:
     return out
 
 
-def module_name(node: onnx.NodeProto) -> Optional[str]:
+def module_name(node: onnx.NodeProto) -> str | None:
     """The PyTorch module a node was exported from, if the exporter recorded one.
 
     The dynamo exporter stores the scope list in metadata_props["pkg.torch.onnx.name_scopes"]
@@ -159,31 +164,40 @@ def module_name(node: onnx.NodeProto) -> Optional[str]:
 def format_table(analysis: Analysis) -> str:
     """Human-readable table, one row per cut tensor (multi-tensor cuts span several rows)."""
     if not analysis.cuts:
-        return (f"{analysis.model}: no valid cut found; models whose skip connections span the whole "
-                f"network may have cuts of several tensors (try --max-tensors 2 or 3)")
-    header = ("#", "tensor", "shape", "fp32 B", "8-bit B", "4-bit B", "2-bit B", "head params", "head FLOPs",
-              "module")
+        return (
+            f"{analysis.model}: no valid cut found; models whose skip connections span the whole "
+            f"network may have cuts of several tensors (try --max-tensors 2 or 3)"
+        )
+    header = ("#", "tensor", "shape", "fp32 B", "8-bit B", "4-bit B", "2-bit B", "head params", "head FLOPs", "module")
     rows = []
     for k, c in enumerate(analysis.cuts, 1):
         for j, tensor in enumerate(c.tensors):
             first = j == 0
             shape = "?" if c.shapes[j] is None else "x".join(map(str, c.shapes[j]))
-            rows.append((
-                str(k) if first else "",
-                tensor,
-                shape if c.dtypes[j] in ("float32", None) else f"{shape} {c.dtypes[j]}",
-                *(_count(v) if first else "" for v in (c.fp32_bytes, c.bytes_8bit, c.bytes_4bit, c.bytes_2bit)),
-                f"{100 * c.head_params_share:.1f}%" if first else "",
-                f"{100 * c.head_flops_share:.1f}%" if first else "",
-                c.modules[j] or "",
-            ))
+            rows.append(
+                (
+                    str(k) if first else "",
+                    tensor,
+                    shape if c.dtypes[j] in ("float32", None) else f"{shape} {c.dtypes[j]}",
+                    *(_count(v) if first else "" for v in (c.fp32_bytes, c.bytes_8bit, c.bytes_4bit, c.bytes_2bit)),
+                    f"{100 * c.head_params_share:.1f}%" if first else "",
+                    f"{100 * c.head_flops_share:.1f}%" if first else "",
+                    c.modules[j] or "",
+                )
+            )
     widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
     right = {0, 3, 4, 5, 6, 7, 8}
-    lines = ["  ".join(cell.rjust(w) if i in right else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths)))
-             .rstrip() for row in (header, *rows)]
+    lines = [
+        "  ".join(
+            cell.rjust(w) if i in right else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths))
+        ).rstrip()
+        for row in (header, *rows)
+    ]
     inputs = ", ".join(f"{n} {'x'.join(map(str, s))}" for n, s in analysis.input_shapes.items())
-    summary = (f"{analysis.model}: {len(analysis.cuts)} cuts at input {inputs}; "
-               f"{analysis.total_params:,} parameters, {analysis.total_flops:,} FLOPs")
+    summary = (
+        f"{analysis.model}: {len(analysis.cuts)} cuts at input {inputs}; "
+        f"{analysis.total_params:,} parameters, {analysis.total_flops:,} FLOPs"
+    )
     return "\n".join([summary, *lines])
 
 
@@ -196,8 +210,12 @@ def write_plot(analysis: Analysis, out: str | os.PathLike) -> None:
     ax = fig.add_subplot()
     cuts = [c for c in analysis.cuts if c.fp32_bytes is not None]
     depth = [c.depth for c in cuts]
-    for label, key, style in (("fp32", "fp32_bytes", "o-"), ("8-bit", "bytes_8bit", "s--"),
-                              ("4-bit", "bytes_4bit", "^--"), ("2-bit", "bytes_2bit", "v:")):
+    for label, key, style in (
+        ("fp32", "fp32_bytes", "o-"),
+        ("8-bit", "bytes_8bit", "s--"),
+        ("4-bit", "bytes_4bit", "^--"),
+        ("2-bit", "bytes_2bit", "v:"),
+    ):
         ax.plot(depth, [getattr(c, key) for c in cuts], style, label=label, markersize=4)
     multi = [c for c in cuts if len(c.tensors) > 1]
     if multi:
@@ -235,19 +253,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("model", help="the .onnx file (external data next to it is used in place)")
     parser.add_argument("--json", action="store_true", help="print one JSON document (a list of cuts) on stdout")
     parser.add_argument(
-        "--max-tensors", type=int, default=1, metavar="K",
+        "--max-tensors",
+        type=int,
+        default=1,
+        metavar="K",
         help=f"also list minimal cuts of up to K tensors (1-{gr.MAX_CUT_TENSORS}), for models whose skip "
         "connections leave no single-tensor cut in a region (default 1)",
     )
     parser.add_argument("--plot", metavar="FILE", help="write a PNG of bytes per cut against depth")
     parser.add_argument(
-        "--input-shape", action="append", default=[], metavar="[NAME=]DIMS",
+        "--input-shape",
+        action="append",
+        default=[],
+        metavar="[NAME=]DIMS",
         help="input size to measure at, e.g. 1,3,224,224 (default: the declared shape, dynamic batch as 1)",
     )
     return parser
 
 
-def _main(argv: Optional[Sequence[str]]) -> int:
+def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     analysis = analyze_model(args.model, args.max_tensors, parse_input_shapes(args.input_shape))
     if args.plot:
@@ -259,13 +283,14 @@ def _main(argv: Optional[Sequence[str]]) -> int:
     return 0
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `ros2 run splitcomp_tools analyze`."""
     return run_cli(_main, argv)
 
 
-def _report(g: gr.Graph, cut: gr.Cut, types: Mapping[str, gr.TensorType], flops_share: float,
-            params_share: float) -> CutReport:
+def _report(
+    g: gr.Graph, cut: gr.Cut, types: Mapping[str, gr.TensorType], flops_share: float, params_share: float
+) -> CutReport:
     known = [types.get(t) for t in cut]
     elements = None if None in known else sum(math.prod(t.shape) for t in known)
     return CutReport(
@@ -294,7 +319,7 @@ def _named(shapes: Mapping[str, Sequence[int]], inputs: Sequence[str]) -> dict[s
     return named
 
 
-def _nearest_module(g: gr.Graph, tensor: str) -> Optional[str]:
+def _nearest_module(g: gr.Graph, tensor: str) -> str | None:
     """Module of the tensor's producer, else of the closest ancestor along first dependent inputs."""
     for _ in range(_MODULE_WALK_LIMIT):
         if tensor not in g.producer:
@@ -331,15 +356,17 @@ def _parameters_by_node(model: onnx.ModelProto, g: gr.Graph) -> dict[int, frozen
             found = frozenset().union(*(origin.get(t, frozenset()) for t in reads))
             for t in g.writes[i]:
                 origin[t] = origin.get(t, frozenset()) | found
-    return {i: frozenset().union(*(origin.get(t, frozenset()) for t in g.reads[i] if t not in g.dependent))
-            for i in g.relevant}
+    return {
+        i: frozenset().union(*(origin.get(t, frozenset()) for t in g.reads[i] if t not in g.dependent))
+        for i in g.relevant
+    }
 
 
 def _share(part: float, whole: float) -> float:
     return part / whole if whole else 0.0
 
 
-def _count(value: Optional[int]) -> str:
+def _count(value: int | None) -> str:
     return "?" if value is None else f"{value:,}"
 
 

@@ -18,10 +18,10 @@ import dataclasses
 import json
 import os
 import sys
-import tempfile
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -54,7 +54,7 @@ BITS = (2, 3, 4, 6, 8)
 RAW_FLOAT_BITS = (16, 32)
 GRANULARITIES = ("per_tensor", "per_channel")
 RANGE_METHODS = ("mse", "percentile")
-QUANTIZED_METHODS = ("clip",) + tuple(f"{g}_{m}" for g in GRANULARITIES for m in ("percentile", "mse"))
+QUANTIZED_METHODS = ("clip", *tuple(f"{g}_{m}" for g in GRANULARITIES for m in ("percentile", "mse")))
 JPEG_QUALITIES = (50, 75, 95)
 FULL_SIZE_QUALITY = 95  # image_transport's default JPEG quality
 DEFAULT_COUNT = 200
@@ -99,9 +99,9 @@ class Result:
     """
 
     method: str
-    bits: Optional[int]
-    codec: Optional[str]
-    quality: Optional[int]
+    bits: int | None
+    codec: str | None
+    quality: int | None
     bytes_per_frame: float
     agreement: float
 
@@ -219,7 +219,7 @@ def calibrate_tensor(
     bits: Iterable[int],
     percentile: float = DEFAULT_PERCENTILE,
     max_samples: int = DEFAULT_MAX_SAMPLES,
-    rng: Optional[np.random.Generator] = None,
+    rng: np.random.Generator | None = None,
 ) -> TensorCalibration:
     """Percentile and least-error ranges, per tensor and per channel, of one cut tensor's values over frames."""
     rng = rng if rng is not None else np.random.default_rng(0)
@@ -263,7 +263,7 @@ class _Tail:
         for start in range(0, count, batch):
             stop = min(count, start + batch)
             feeds = {
-                name: a[start:stop].reshape((-1,) + a.shape[2:]) if batch > 1 else a[start]
+                name: a[start:stop].reshape((-1, *a.shape[2:])) if batch > 1 else a[start]
                 for name, a in features.items()
             }
             scores = np.asarray(self.session.run(feeds)[self.output])
@@ -318,8 +318,14 @@ class _JpegBaseline:
 
     def results(self, reference: np.ndarray) -> list[Result]:
         return [
-            Result(method, None, None, quality, float(np.mean(self.bytes[(method, quality)])),
-                   float(np.mean(np.asarray(self.top1[(method, quality)]) == reference)))
+            Result(
+                method,
+                None,
+                None,
+                quality,
+                float(np.mean(self.bytes[(method, quality)])),
+                float(np.mean(np.asarray(self.top1[(method, quality)]) == reference)),
+            )
             for method, quality in self.keys
         ]
 
@@ -352,7 +358,7 @@ def evaluate(
     features: Mapping[str, np.ndarray],
     tail: _Tail,
     reference: np.ndarray,
-    encodings: Mapping[tuple[str, int], Mapping[str, Optional[QuantParams]]],
+    encodings: Mapping[tuple[str, int], Mapping[str, QuantParams | None]],
     progress: bool = False,
 ) -> list[Result]:
     """Encode every frame's tensors each way (params None = raw floats of that many bits), decode them as the
@@ -376,9 +382,9 @@ def evaluate(
 
 def encodings_for(
     tensors: Mapping[str, TensorCalibration], bits: Sequence[int], clip: tuple[float, float]
-) -> dict[tuple[str, int], dict[str, Optional[QuantParams]]]:
+) -> dict[tuple[str, int], dict[str, QuantParams | None]]:
     """Every (method, bits) to compare, with each tensor's parameters: seed clip, four calibrated ways, raw floats."""
-    encodings: dict[tuple[str, int], dict[str, Optional[QuantParams]]] = {}
+    encodings: dict[tuple[str, int], dict[str, QuantParams | None]] = {}
     for b in bits:
         encodings[("clip", b)] = {name: clip_params(b, *clip) for name in tensors}
         for granularity in GRANULARITIES:
@@ -388,7 +394,7 @@ def encodings_for(
                     name: range_params(b, r.lo, r.hi) for name, r in ranges.items()
                 }
     for raw in RAW_FLOAT_BITS:
-        encodings[("raw", raw)] = {name: None for name in tensors}
+        encodings[("raw", raw)] = dict.fromkeys(tensors)
     return encodings
 
 
@@ -397,7 +403,7 @@ def calibrate(
     images: str,
     count: int = DEFAULT_COUNT,
     topic: str = "",
-    bits: Optional[int] = None,
+    bits: int | None = None,
     method: str = "mse",
     percentile: float = DEFAULT_PERCENTILE,
     seed: int = 0,
@@ -464,30 +470,44 @@ def _check_options(count: int, bits: int, method: str, percentile: float, max_sa
 
 def format_table(calibration: Calibration) -> str:
     """The comparison as text: split computing per method and bits (agreement, bytes per codec), then JPEG."""
-    by_key: dict[tuple[str, Optional[int]], dict[str, Result]] = {}
+    by_key: dict[tuple[str, int | None], dict[str, Result]] = {}
     for r in calibration.results:
         if r.codec is not None:
             by_key.setdefault((r.method, r.bits), {})[r.codec] = r
     low, high = calibration.clip
     header = ["method", "bits", "agreement", *(f"{c} B/frame" for c in CODEC_NAMES)]
     rows = [
-        [f"clip {low:g}..{high:g}" if method == "clip" else method, str(bits),
-         _percent(next(iter(codecs.values())).agreement), *(f"{codecs[c].bytes_per_frame:,.0f}" for c in CODEC_NAMES)]
+        [
+            f"clip {low:g}..{high:g}" if method == "clip" else method,
+            str(bits),
+            _percent(next(iter(codecs.values())).agreement),
+            *(f"{codecs[c].bytes_per_frame:,.0f}" for c in CODEC_NAMES),
+        ]
         for (method, bits), codecs in by_key.items()
     ]
     jpeg_rows = [
-        ["jpeg at model input size" if r.method == "jpeg" else "jpeg of the full frame", str(r.quality),
-         _percent(r.agreement), f"{r.bytes_per_frame:,.0f}"]
-        for r in calibration.results if r.codec is None
+        [
+            "jpeg at model input size" if r.method == "jpeg" else "jpeg of the full frame",
+            str(r.quality),
+            _percent(r.agreement),
+            f"{r.bytes_per_frame:,.0f}",
+        ]
+        for r in calibration.results
+        if r.codec is None
     ]
     title = (
         f"{calibration.bundle}: {calibration.frames} frames from {calibration.images}; agreement = top-1 equal to "
         f"the unsplit model; ranges for the manifest: {calibration.method} at {calibration.bits} bits"
     )
-    return "\n".join([
-        title, "", _columns(header, rows), "",
-        _columns(["what a robot would send instead", "quality", "agreement", "B/frame"], jpeg_rows),
-    ])
+    return "\n".join(
+        [
+            title,
+            "",
+            _columns(header, rows),
+            "",
+            _columns(["what a robot would send instead", "quality", "agreement", "B/frame"], jpeg_rows),
+        ]
+    )
 
 
 def _percent(fraction: float) -> str:
@@ -517,8 +537,9 @@ def write_plot(calibration: Calibration, out: str | os.PathLike, codec: str = "z
         ax.plot([p.bytes_per_frame for p in points], [100.0 * p.agreement for p in points], "o-", label=label)
         for p in points:
             note = f"q{p.quality}" if p.quality is not None else f"{p.bits}b"
-            ax.annotate(note, (p.bytes_per_frame, 100.0 * p.agreement), textcoords="offset points",
-                        xytext=(3, 3), fontsize=7)
+            ax.annotate(
+                note, (p.bytes_per_frame, 100.0 * p.agreement), textcoords="offset points", xytext=(3, 3), fontsize=7
+            )
     ax.set_xscale("log")
     ax.set_xlabel("bytes per frame")
     ax.set_ylabel("top-1 agreement with the unsplit model (%)")
@@ -546,7 +567,7 @@ def write_json(calibration: Calibration, out: str | os.PathLike, written: bool) 
     atomic_write_text(out, text)
 
 
-def _check_output(path: Optional[str], option: str) -> None:
+def _check_output(path: str | None, option: str) -> None:
     """Refuse an output path before the long run rather than after it."""
     if path is None:
         return
@@ -566,22 +587,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("bundle", help="bundle directory written by split")
     parser.add_argument(
-        "--images", required=True, metavar="PATH",
+        "--images",
+        required=True,
+        metavar="PATH",
         help="'generator' (synthetic camera frames), a folder of images, a video file, or a rosbag2 folder "
         "(with --topic)",
     )
     parser.add_argument("--topic", default="", help="image topic of a rosbag2 (sensor_msgs/Image or CompressedImage)")
     parser.add_argument("--count", type=int, default=DEFAULT_COUNT, help=f"frames to use (default {DEFAULT_COUNT})")
     parser.add_argument(
-        "--bits", type=int, default=None,
+        "--bits",
+        type=int,
+        default=None,
         help="bit width the stored ranges are searched for (default: the bundle's quantization.bits, 4 for raw floats)",
     )
     parser.add_argument(
-        "--method", choices=RANGE_METHODS, default="mse",
+        "--method",
+        choices=RANGE_METHODS,
+        default="mse",
         help="ranges to store: mse = least quantization error at --bits (default), percentile = --percentile clip",
     )
     parser.add_argument(
-        "--percentile", type=float, default=DEFAULT_PERCENTILE,
+        "--percentile",
+        type=float,
+        default=DEFAULT_PERCENTILE,
         help=f"percentile clip, also where the mse search starts (default {DEFAULT_PERCENTILE})",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the generator and of the value sampling")
@@ -592,13 +621,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _main(argv: Optional[Sequence[str]]) -> int:
+def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     _check_output(args.json, "--json")
     _check_output(args.plot, "--plot")
     progress = not args.quiet and sys.stderr.isatty()
     calibration = calibrate(
-        args.bundle, args.images, args.count, args.topic, args.bits, args.method, args.percentile, args.seed,
+        args.bundle,
+        args.images,
+        args.count,
+        args.topic,
+        args.bits,
+        args.method,
+        args.percentile,
+        args.seed,
         progress=progress,
     )
     if not args.dry_run:
@@ -611,7 +647,7 @@ def _main(argv: Optional[Sequence[str]]) -> int:
     return 0
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `ros2 run splitcomp_tools calibrate`."""
     return run_cli(_main, argv)
 

@@ -10,14 +10,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 from splitcomp_core.bundle import load_bundle
 from splitcomp_core.codec import CODEC_NAMES
 from splitcomp_core.errors import SplitcompError
-from splitcomp_core.images import read_image
 from splitcomp_core.head import HeadPipeline
+from splitcomp_core.images import read_image
 from splitcomp_core.quantization import MODES, EncoderConfig
 from splitcomp_core.tail import TailPipeline
 from splitcomp_tools.cli import run_cli
@@ -33,18 +33,22 @@ def classify(bundle_path: str, images: Sequence[str], config: EncoderConfig, top
     for path in images:
         sent = head(read_image(path), "rgb8")
         got = tail(bundle.manifest.model_id, sent.tensors)
-        rows.append({
-            "image": str(path),
-            "results": [{"class_id": c, "label": label, "score": score} for c, label, score in got.results],
-            "feature_bytes": got.feature_bytes,
-            "head_ms": sent.preprocess_ms + sent.head_ms + sent.encode_ms,
-            "tail_ms": got.total_ms,
-        })
+        rows.append(
+            {
+                "image": str(path),
+                "results": [{"class_id": c, "label": label, "score": score} for c, label, score in got.results],
+                "feature_bytes": got.feature_bytes,
+                "head_ms": sent.preprocess_ms + sent.head_ms + sent.encode_ms,
+                "tail_ms": got.total_ms,
+            }
+        )
     return rows
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="classify", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="classify", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("bundle", help="bundle directory (from split)")
     p.add_argument("images", nargs="+", help="image files (PNG, JPEG, ...)")
     p.add_argument("--bits", type=int, default=4, help="1..8 quantize, 16/32 raw floats (default: 4)")
@@ -55,24 +59,27 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _main(argv: Optional[Sequence[str]]) -> int:
+def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     missing = [p for p in args.images if not Path(p).is_file()]
     if missing:
         raise SplitcompError(f"no such image file: {', '.join(missing)}")
-    rows = classify(args.bundle, args.images, EncoderConfig(bits=args.bits, mode=args.quantization, codec=args.codec),
-                    args.top_k)
+    rows = classify(
+        args.bundle, args.images, EncoderConfig(bits=args.bits, mode=args.quantization, codec=args.codec), args.top_k
+    )
     if args.json:
         print(json.dumps(rows, indent=1))
         return 0
     for row in rows:
         best = ", ".join(f"{r['label']} {r['score']:.1%}" for r in row["results"])
-        print(f"{row['image']}: {best}  ({row['feature_bytes']} B, head {row['head_ms']:.1f} ms, "
-              f"tail {row['tail_ms']:.1f} ms)")
+        print(
+            f"{row['image']}: {best}  ({row['feature_bytes']} B, head {row['head_ms']:.1f} ms, "
+            f"tail {row['tail_ms']:.1f} ms)"
+        )
     return 0
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     return run_cli(_main, argv)
 
 

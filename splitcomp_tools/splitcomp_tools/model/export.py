@@ -14,8 +14,9 @@ import os
 import sys
 import tempfile
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any
 
 import numpy as np
 import onnx
@@ -76,8 +77,7 @@ def export_torch_module(
         except onnx.checker.ValidationError as exc:
             raise ExportError(f"the exported model is not valid ONNX: {exc}") from exc
         sidecar = out.name + ".data"
-        onnx.save_model(model, str(final), save_as_external_data=large, all_tensors_to_one_file=True,
-                        location=sidecar)
+        onnx.save_model(model, str(final), save_as_external_data=large, all_tensors_to_one_file=True, location=sidecar)
         del model
         diff = _compare(module, examples, final, dynamic_batch, check_inputs)
         if final.with_name(sidecar).exists():  # absent when every tensor is small enough to stay inline
@@ -86,7 +86,7 @@ def export_torch_module(
     return diff
 
 
-def load_module(source: str, state_dict: Optional[str] = None, trust_pickle: bool = False) -> torch.nn.Module:
+def load_module(source: str, state_dict: str | None = None, trust_pickle: bool = False) -> torch.nn.Module:
     """Build the module a CLI `source` names.
 
     * a TorchScript file;
@@ -132,16 +132,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--out", required=True, help="the .onnx file to write")
     parser.add_argument("--input-shape", required=True, metavar="DIMS", help="example input shape, e.g. 1,3,224,224")
-    parser.add_argument("--state-dict", metavar="FILE",
-                        help="weights for a factory-built model (torch.save'd state_dict)")
     parser.add_argument(
-        "--trust-pickle", action="store_true",
+        "--state-dict", metavar="FILE", help="weights for a factory-built model (torch.save'd state_dict)"
+    )
+    parser.add_argument(
+        "--trust-pickle",
+        action="store_true",
         help="allow loading a fully pickled model file; unpickling runs code, so only for files you trust",
     )
     parser.add_argument("--opset", type=int, default=17, help=f"ONNX opset, at least {MIN_OPSET} (default 17)")
     parser.add_argument("--dynamic-batch", action="store_true", help="make the batch dimension dynamic")
     parser.add_argument(
-        "--exporter", choices=("torchscript", "dynamo"), default="torchscript",
+        "--exporter",
+        choices=("torchscript", "dynamo"),
+        default="torchscript",
         help="torch.onnx exporter to use (default torchscript; dynamo needs onnxscript)",
     )
     parser.add_argument("--input-name", default="input", help="name of the ONNX input (default input)")
@@ -150,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _main(argv: Optional[Sequence[str]]) -> int:
+def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     try:
         shape = [int(d) for d in args.input_shape.split(",")]
@@ -163,15 +167,21 @@ def _main(argv: Optional[Sequence[str]]) -> int:
     module = load_module(args.source, args.state_dict, args.trust_pickle)
     example = torch.randn(*shape, generator=torch.Generator().manual_seed(0))
     diff = export_torch_module(
-        module, example, args.out, opset=args.opset, dynamic_batch=args.dynamic_batch,
-        input_names=(args.input_name,), output_names=(args.output_name,), check_inputs=args.check_inputs,
+        module,
+        example,
+        args.out,
+        opset=args.opset,
+        dynamic_batch=args.dynamic_batch,
+        input_names=(args.input_name,),
+        output_names=(args.output_name,),
+        check_inputs=args.check_inputs,
         dynamo=args.exporter == "dynamo",
     )
     print(f"wrote {args.out}; max abs difference to PyTorch over {args.check_inputs} random inputs: {diff:.3g}")
     return 0
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `ros2 run splitcomp_tools export`."""
     return run_cli(_main, argv)
 
@@ -197,8 +207,14 @@ def _torch_export(
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter warns it is legacy
             torch.onnx.export(
-                module, examples, str(path), opset_version=opset, input_names=list(input_names),
-                output_names=list(output_names), dynamo=dynamo, **batch,
+                module,
+                examples,
+                str(path),
+                opset_version=opset,
+                input_names=list(input_names),
+                output_names=list(output_names),
+                dynamo=dynamo,
+                **batch,
             )
     except ExportError:
         raise
@@ -293,8 +309,10 @@ def _optional_import(name: str, package: str) -> Any:
     try:
         return importlib.import_module(name)
     except Exception as exc:  # a broken install raises more than ImportError
-        raise ExportError(f"'{package}:' models need the {package} package, which does not import here ({exc}); "
-                          f"install it or use a package.module:factory spec") from exc
+        raise ExportError(
+            f"'{package}:' models need the {package} package, which does not import here ({exc}); "
+            f"install it or use a package.module:factory spec"
+        ) from exc
 
 
 def _load_state_dict(module: torch.nn.Module, path: Path) -> None:

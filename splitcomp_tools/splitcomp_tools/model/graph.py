@@ -36,9 +36,9 @@ import heapq
 import os
 import tempfile
 from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import onnx
@@ -188,8 +188,9 @@ def cut_problem(g: Graph, cut: Sequence[str]) -> str | None:
             return f"'{t}' is a constant (computed from weights alone), not a feature of the input"
     nodes, leak = _tail_walk(g, set(cut))
     if leak is not None:
-        return (f"{_names(cut)} does not separate the input from the outputs: "
-                f"the path {_bypass(g, cut, leak)} bypasses it")
+        return (
+            f"{_names(cut)} does not separate the input from the outputs: the path {_bypass(g, cut, leak)} bypasses it"
+        )
     if len(cut) > 1:
         for t in cut:
             rest = [u for u in cut if u != t]
@@ -262,8 +263,9 @@ def extract(
         [value_infos[t] for t in outputs],
         initializer=[t for t in model.graph.initializer if t.name in used and t.name not in stop],
         sparse_initializer=[s for s in model.graph.sparse_initializer if s.values.name in used],
-        value_info=[v for v in model.graph.value_info
-                    if v.name in used and v.name not in stop and v.name not in outputs],
+        value_info=[
+            v for v in model.graph.value_info if v.name in used and v.name not in stop and v.name not in outputs
+        ],
     )
     part = onnx.helper.make_model(
         graph,
@@ -562,9 +564,7 @@ def _local_functions(model: onnx.ModelProto, nodes: Sequence[onnx.NodeProto]) ->
 def _static_types(model: onnx.ModelProto) -> dict[str, TensorType]:
     """Fully known tensor types declared in the model (inputs, outputs, value_info, initializers)."""
     graph = model.graph
-    types = {
-        t.name: TensorType(_np_name(t.data_type), tuple(int(d) for d in t.dims)) for t in graph.initializer
-    }
+    types = {t.name: TensorType(_np_name(t.data_type), tuple(int(d) for d in t.dims)) for t in graph.initializer}
     for v in (*graph.value_info, *graph.input, *graph.output):
         tensor = v.type.tensor_type
         if not v.type.HasField("tensor_type") or not tensor.elem_type or not tensor.HasField("shape"):
@@ -597,8 +597,9 @@ def _measured_types(
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     options.add_session_config_entry("session.model_external_initializers_file_folder_path", str(model_dir))
     try:
-        session = ort.InferenceSession(probe.SerializeToString(), sess_options=options,
-                                       providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(
+            probe.SerializeToString(), sess_options=options, providers=["CPUExecutionProvider"]
+        )
         values = session.run(list(names), feeds)
     except Exception as exc:  # onnxruntime raises its own untyped errors for models it cannot run
         raise ModelError(

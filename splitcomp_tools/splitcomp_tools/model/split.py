@@ -14,9 +14,9 @@ import difflib
 import math
 import os
 import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Optional, Sequence
 
 import numpy as np
 import onnx
@@ -37,8 +37,8 @@ from splitcomp_core.errors import SplitcompError
 from splitcomp_core.images import list_images, read_image
 from splitcomp_core.postprocess import KINDS, load_labels
 from splitcomp_core.preprocess import Preprocessor
-from splitcomp_tools.model import graph as gr
 from splitcomp_tools.cli import run_cli
+from splitcomp_tools.model import graph as gr
 
 TOLERANCE = 1e-4  # allowed max abs difference of head+tail against the full model, relative to the output range
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -60,9 +60,9 @@ class Preprocessing:
 
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
-    size: Optional[tuple[int, int]] = None  # (height, width); None = the model's declared input size
+    size: tuple[int, int] | None = None  # (height, width); None = the model's declared input size
     bgr: bool = False
-    crop_resize: Optional[int] = None  # resize the shorter side to this, then center-crop; None = stretch
+    crop_resize: int | None = None  # resize the shorter side to this, then center-crop; None = stretch
 
 
 @dataclass(frozen=True)
@@ -93,10 +93,10 @@ def split_model(
     out_dir: str | os.PathLike,
     *,
     preprocessing: Preprocessing = Preprocessing(),
-    labels_path: Optional[str | os.PathLike] = None,
-    images_dir: Optional[str | os.PathLike] = None,
+    labels_path: str | os.PathLike | None = None,
+    images_dir: str | os.PathLike | None = None,
     random_samples: int = 4,
-    output_name: Optional[str] = None,
+    output_name: str | None = None,
     output_kind: str = "auto",
     overwrite: bool = False,
 ) -> tuple[Bundle, Verification]:
@@ -123,8 +123,10 @@ def split_model(
     for t in cut:
         if t not in types or types[t].dtype not in CUT_DTYPES:
             found = types[t].dtype if t in types else "not a plain tensor"
-            raise SplitError(f"cut tensor '{t}' is {found}; the feature codec sends {' or '.join(CUT_DTYPES)} "
-                             f"tensors only, so pick a cut through float features")
+            raise SplitError(
+                f"cut tensor '{t}' is {found}; the feature codec sends {' or '.join(CUT_DTYPES)} "
+                f"tensors only, so pick a cut through float features"
+            )
     value_infos = _value_infos(structure, g, cut, types)
     labels = load_labels(labels_path) if labels_path is not None else None
     samples = _random_inputs(fixed[input_spec.name], random_samples)
@@ -154,8 +156,11 @@ def split_model(
         source=str(model_path),
         cut=[TensorSpec(t, _dims(value_infos[t]), types[t].dtype) for t in cut],
         input=input_spec,
-        output=OutputSpec(output, _output_shape(structure, output, types),
-                          _output_kind(g, output) if output_kind == "auto" else output_kind),
+        output=OutputSpec(
+            output,
+            _output_shape(structure, output, types),
+            _output_kind(g, output) if output_kind == "auto" else output_kind,
+        ),
         quantization=QuantizationSpec(),
         verification=verification.to_manifest(),
         created_by="splitcomp_tools split",
@@ -237,28 +242,46 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("model", help="the .onnx file to split")
     parser.add_argument(
-        "--at", required=True, action="append", metavar="NAME[,NAME...]",
+        "--at",
+        required=True,
+        action="append",
+        metavar="NAME[,NAME...]",
         help="cut tensor name(s), comma-separated; may be repeated (see `analyze MODEL.onnx` for valid cuts)",
     )
     parser.add_argument("--out", required=True, metavar="DIR", help="bundle directory to write")
     parser.add_argument("--labels", metavar="FILE", help="class names: a JSON list or ImageNet class_index.json")
-    parser.add_argument("--images", metavar="DIR",
-                        help="also verify on the images in DIR (preprocessed as the bundle says)")
+    parser.add_argument(
+        "--images", metavar="DIR", help="also verify on the images in DIR (preprocessed as the bundle says)"
+    )
     parser.add_argument("--samples", type=int, default=4, help="random inputs to verify on (default 4)")
-    parser.add_argument("--mean", default=",".join(map(str, IMAGENET_MEAN)), metavar="R,G,B",
-                        help="per-channel mean in 0..1 units, in the model's colour order (default ImageNet)")
-    parser.add_argument("--std", default=",".join(map(str, IMAGENET_STD)), metavar="R,G,B",
-                        help="per-channel std in 0..1 units (default ImageNet)")
+    parser.add_argument(
+        "--mean",
+        default=",".join(map(str, IMAGENET_MEAN)),
+        metavar="R,G,B",
+        help="per-channel mean in 0..1 units, in the model's colour order (default ImageNet)",
+    )
+    parser.add_argument(
+        "--std",
+        default=",".join(map(str, IMAGENET_STD)),
+        metavar="R,G,B",
+        help="per-channel std in 0..1 units (default ImageNet)",
+    )
     parser.add_argument("--size", metavar="H[,W]", help="input height and width (default: the model's input shape)")
     parser.add_argument("--bgr", action="store_true", help="the model expects BGR channel order (default RGB)")
     parser.add_argument(
-        "--crop", nargs="?", type=int, const=0, metavar="RESIZE",
+        "--crop",
+        nargs="?",
+        type=int,
+        const=0,
+        metavar="RESIZE",
         help="resize the shorter side to RESIZE (default size/0.875, e.g. 256 for 224) and center-crop; "
         "without --crop frames are stretched to the input size",
     )
     parser.add_argument("--output", metavar="NAME", help="the class-score output (default: the first graph output)")
     parser.add_argument(
-        "--output-kind", choices=OUTPUT_KINDS, default="auto",
+        "--output-kind",
+        choices=OUTPUT_KINDS,
+        default="auto",
         help="whether the output is logits (the tail applies a softmax) or already probabilities; auto (default) "
         "says probabilities when a Softmax produces it, possibly through reshapes, transposes or casts",
     )
@@ -266,7 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _main(argv: Optional[Sequence[str]]) -> int:
+def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     cut = [name for value in args.at for name in value.split(",") if name]
     size = _ints(args.size, "--size", (1, 2)) if args.size else None
@@ -278,19 +301,30 @@ def _main(argv: Optional[Sequence[str]]) -> int:
         crop_resize=args.crop,
     )
     bundle, check = split_model(
-        args.model, cut, args.out, preprocessing=preprocessing, labels_path=args.labels, images_dir=args.images,
-        random_samples=args.samples, output_name=args.output, output_kind=args.output_kind,
+        args.model,
+        cut,
+        args.out,
+        preprocessing=preprocessing,
+        labels_path=args.labels,
+        images_dir=args.images,
+        random_samples=args.samples,
+        output_name=args.output,
+        output_kind=args.output_kind,
         overwrite=args.overwrite,
     )
     spec = bundle.manifest.input
-    print(f"wrote {bundle.path}: cut {', '.join(cut)}; input {spec.name} {spec.height}x{spec.width} "
-          f"{spec.color_order} ({spec.resize})")
-    print(f"verified on {check.random_samples} random inputs and {check.image_samples} images: max abs "
-          f"difference {check.max_abs_diff:.3g} ({check.relative_diff:.3g} of the output range)")
+    print(
+        f"wrote {bundle.path}: cut {', '.join(cut)}; input {spec.name} {spec.height}x{spec.width} "
+        f"{spec.color_order} ({spec.resize})"
+    )
+    print(
+        f"verified on {check.random_samples} random inputs and {check.image_samples} images: max abs "
+        f"difference {check.max_abs_diff:.3g} ({check.relative_diff:.3g} of the output range)"
+    )
     return 0
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `ros2 run splitcomp_tools split`."""
     return run_cli(_main, argv)
 
@@ -321,12 +355,15 @@ def _input_spec(model: onnx.ModelProto, g: gr.Graph, prep: Preprocessing) -> Inp
     name = g.real_inputs[0]
     tensor = next(v for v in model.graph.input if v.name == name).type.tensor_type
     if tensor.elem_type != onnx.TensorProto.FLOAT:
-        raise SplitError(f"input '{name}' is {onnx.TensorProto.DataType.Name(tensor.elem_type)}; a bundle needs a "
-                         f"float32 image input")
+        raise SplitError(
+            f"input '{name}' is {onnx.TensorProto.DataType.Name(tensor.elem_type)}; a bundle needs a "
+            f"float32 image input"
+        )
     dims = [d.dim_value if d.HasField("dim_value") else DYNAMIC for d in tensor.shape.dim]
     if len(dims) != 4 or dims[1] not in (3, DYNAMIC) or dims[0] not in (1, DYNAMIC):
-        raise SplitError(f"input '{name}' has shape {dims}; a bundle needs an image input of shape "
-                         f"[1 or dynamic, 3, H, W]")
+        raise SplitError(
+            f"input '{name}' has shape {dims}; a bundle needs an image input of shape [1 or dynamic, 3, H, W]"
+        )
     if prep.size is not None:
         for declared, wanted, what in ((dims[2], prep.size[0], "height"), (dims[3], prep.size[1], "width")):
             if declared not in (DYNAMIC, wanted):
@@ -361,7 +398,7 @@ def _input_spec(model: onnx.ModelProto, g: gr.Graph, prep: Preprocessing) -> Inp
     )
 
 
-def _output_name(g: gr.Graph, wanted: Optional[str]) -> str:
+def _output_name(g: gr.Graph, wanted: str | None) -> str:
     if wanted is None:
         return g.outputs[0]
     if wanted not in g.outputs:
@@ -370,7 +407,7 @@ def _output_name(g: gr.Graph, wanted: Optional[str]) -> str:
 
 
 def _output_kind(g: gr.Graph, name: str) -> str:
-    """"probabilities" when a Softmax makes the output, directly or through shape-only ops, else "logits"."""
+    """ "probabilities" when a Softmax makes the output, directly or through shape-only ops, else "logits"."""
     i = g.producer.get(name)
     while i is not None and g.nodes[i].op_type in SHAPE_ONLY_OPS and g.nodes[i].domain in ("", "ai.onnx"):
         i = g.producer.get(g.nodes[i].input[0])
@@ -410,8 +447,10 @@ def _dims(info: onnx.ValueInfoProto) -> list[int]:
 
 def _serialised(part: onnx.ModelProto, name: str) -> bytes:
     if part.ByteSize() >= onnx.checker.MAXIMUM_PROTOBUF:
-        raise SplitError(f"the {name} is {part.ByteSize() / 2**30:.1f} GiB; a bundle stores each half as one ONNX "
-                         f"file, which protobuf limits to 2 GiB (cut elsewhere)")
+        raise SplitError(
+            f"the {name} is {part.ByteSize() / 2**30:.1f} GiB; a bundle stores each half as one ONNX "
+            f"file, which protobuf limits to 2 GiB (cut elsewhere)"
+        )
     return part.SerializeToString()
 
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 import cv2
 import numpy as np
@@ -85,7 +85,7 @@ def result_lines(
 ) -> list[str]:
     """The overlay text: the best `top_n` (label, probability) pairs, then latency, then bytes and rate."""
     lines = [f"{rank}. {_label(label)} {100.0 * score:.1f}%" for rank, (label, score) in enumerate(scores[:top_n], 1)]
-    return lines + [f"latency {latency_ms:.1f} ms", f"{feature_bytes} B/frame  {fps:.1f} fps"]
+    return [*lines, f"latency {latency_ms:.1f} ms", f"{feature_bytes} B/frame  {fps:.1f} fps"]
 
 
 def write_example(path: Path) -> None:
@@ -110,10 +110,17 @@ def write_png(path: str | os.PathLike, bgr: np.ndarray) -> None:
     atomic_write_bytes(path, data.tobytes())
 
 
-def _main(argv: Optional[Sequence[str]]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m splitcomp_tools.nodes.annotate", description=__doc__.split("\n")[0])
-    parser.add_argument("--example", type=Path, required=True, metavar="PNG",
-                        help="write an example overlay of a generated 640x480 frame to this PNG file")
+def _main(argv: Sequence[str] | None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m splitcomp_tools.nodes.annotate", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument(
+        "--example",
+        type=Path,
+        required=True,
+        metavar="PNG",
+        help="write an example overlay of a generated 640x480 frame to this PNG file",
+    )
     args = parser.parse_args(argv)
     if args.example.suffix.lower() != ".png":
         raise SplitcompError(f"--example writes a PNG; give a path ending in .png, not {args.example}")
@@ -124,7 +131,7 @@ def _main(argv: Optional[Sequence[str]]) -> int:
     return 0
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     return run_cli(_main, argv)
 
 

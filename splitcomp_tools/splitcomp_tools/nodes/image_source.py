@@ -19,31 +19,52 @@ from splitcomp_tools.frames import open_source
 from splitcomp_tools.frames.base import PreloadedSource
 
 DISCOVERY_SETTLE_S = 0.5
-ENCODINGS = {"rgb8": None, "bgr8": cv2.COLOR_RGB2BGR, "mono8": cv2.COLOR_RGB2GRAY, "rgba8": cv2.COLOR_RGB2RGBA,
-             "bgra8": cv2.COLOR_RGB2BGRA}
+ENCODINGS = {
+    "rgb8": None,
+    "bgr8": cv2.COLOR_RGB2BGR,
+    "mono8": cv2.COLOR_RGB2GRAY,
+    "rgba8": cv2.COLOR_RGB2RGBA,
+    "bgra8": cv2.COLOR_RGB2BGRA,
+}
 
 
 class ImageSource(Node):
     def __init__(self) -> None:
         super().__init__("image_source")
-        source = declare(self, "source", "generator",
-                         "generator, a folder of images, a video file, or a camera device (/dev/video0 or 0).",
-                         read_only=True)
+        source = declare(
+            self,
+            "source",
+            "generator",
+            "generator, a folder of images, a video file, or a camera device (/dev/video0 or 0).",
+            read_only=True,
+        )
         rate_hz = declare(self, "rate_hz", 30.0, "Frames per second.", read_only=True, float_range=(0.1, 1000.0))
         self._frame_id = declare(self, "frame_id", "camera", "frame_id of the published images.")
-        self._count = declare(self, "count", 0, "Stop after this many frames; 0 = never.", read_only=True,
-                              int_range=(0, 2**31 - 1))
+        self._count = declare(
+            self, "count", 0, "Stop after this many frames; 0 = never.", read_only=True, int_range=(0, 2**31 - 1)
+        )
         self._loop = declare(self, "loop", True, "Start over at the end of a folder or video.", read_only=True)
-        self._encoding = declare(self, "encoding", "rgb8", "Encoding to publish.", read_only=True,
-                                 choices=tuple(ENCODINGS))
+        self._encoding = declare(
+            self, "encoding", "rgb8", "Encoding to publish.", read_only=True, choices=tuple(ENCODINGS)
+        )
         width = declare(self, "width", 640, "Frame width of the generator.", read_only=True, int_range=(32, 8192))
         height = declare(self, "height", 480, "Frame height of the generator.", read_only=True, int_range=(32, 8192))
         seed = declare(self, "seed", 0, "Seed of the generator.", read_only=True)
-        preload = declare(self, "preload", 0, "Read this many frames up front and replay them (benchmarks); 0 = off.",
-                          read_only=True, int_range=(0, 10000))
-        self._wait = declare(self, "wait_for_subscriber", False,
-                             "Hold frames until a subscriber has been matched for a moment (benchmarks: no frame is "
-                             "lost to discovery).", read_only=True)
+        preload = declare(
+            self,
+            "preload",
+            0,
+            "Read this many frames up front and replay them (benchmarks); 0 = off.",
+            read_only=True,
+            int_range=(0, 10000),
+        )
+        self._wait = declare(
+            self,
+            "wait_for_subscriber",
+            False,
+            "Hold frames until a subscriber has been matched for a moment (benchmarks: no frame is lost to discovery).",
+            read_only=True,
+        )
         self._matched_at = None
         if self._encoding not in ENCODINGS:
             raise StartupError(f"image_source: encoding must be one of {', '.join(ENCODINGS)}")

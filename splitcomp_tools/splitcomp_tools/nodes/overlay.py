@@ -21,13 +21,16 @@ from splitcomp_ros.messages import stamp_key
 from splitcomp_ros.node_support import SplitcompNode, declare, run_node
 from splitcomp_tools.nodes.annotate import annotate, drawable, result_lines
 
+
 class Overlay(SplitcompNode):
     def __init__(self) -> None:
         super().__init__("overlay")
-        self._cache_size = declare(self, "cache_size", 30, "How many recent frames wait for their result.",
-                                   read_only=True, int_range=(1, 1000))
-        self._top_n = declare(self, "top_n", 3, "How many classes to draw, best first.", read_only=True,
-                              int_range=(1, 20))
+        self._cache_size = declare(
+            self, "cache_size", 30, "How many recent frames wait for their result.", read_only=True, int_range=(1, 1000)
+        )
+        self._top_n = declare(
+            self, "top_n", 3, "How many classes to draw, best first.", read_only=True, int_range=(1, 20)
+        )
         self._frames: collections.OrderedDict = collections.OrderedDict()
         self._result_rate = RateMeter()
         self.health.fields["cache_size"] = str(self._cache_size)

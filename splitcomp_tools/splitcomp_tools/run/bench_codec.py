@@ -14,7 +14,7 @@ import math
 import statistics
 import sys
 import time
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -42,7 +42,7 @@ def seed_bitstring_encode(x: np.ndarray, bits: int = 4) -> str:
 
 def seed_bitstring_decode(text: str, bits: int, shape: Sequence[int]) -> np.ndarray:
     """The seed's decoder: parse the bit string back into codes, then `clip_min + code * step`."""
-    codes = np.array([int(text[i:i + bits], 2) for i in range(0, len(text), bits)], dtype=np.float32)
+    codes = np.array([int(text[i : i + bits], 2) for i in range(0, len(text), bits)], dtype=np.float32)
     step = np.float32((SEED_CLIP_MAX - SEED_CLIP_MIN) / (2**bits - 1))
     return (codes * step + np.float32(SEED_CLIP_MIN)).reshape(tuple(shape))
 
@@ -105,8 +105,8 @@ def run_codec_bench(
         encoded = encode("feature", x, params, number)
         matches_seed = matches_seed and bool(np.array_equal(decode(encoded), seed_values))
         result = {
-            "encode_ms": median_ms(lambda: encode("feature", x, params, number), repeats),
-            "decode_ms": median_ms(lambda: decode(encoded), repeats),
+            "encode_ms": median_ms(lambda number=number: encode("feature", x, params, number), repeats),
+            "decode_ms": median_ms(lambda encoded=encoded: decode(encoded), repeats),
             "bytes": len(encoded.data),
         }
         codecs[name] = result
@@ -160,14 +160,26 @@ def _build_parser() -> argparse.ArgumentParser:
         description="Time the feature codec (none, zstd, lz4) against the seed's bit-string and JSON "
         "encodings on a post-ReLU-like tensor; prints one JSON line.",
     )
-    parser.add_argument("--repeats", type=_positive_int, default=200,
-                        help="timed runs per codec for our codec (default 200; medians are reported)")
-    parser.add_argument("--seed-repeats", type=_positive_int, default=3,
-                        help="timed runs for the slow seed encoders (default 3)")
-    parser.add_argument("--bits", type=int, choices=range(1, 9), default=4, metavar="{1..8}",
-                        help="bits per code (default 4, the seed's)")
-    parser.add_argument("--shape", type=_shape, default=DEFAULT_SHAPE,
-                        help="tensor shape, e.g. 1,64,56,56 (the default)")
+    parser.add_argument(
+        "--repeats",
+        type=_positive_int,
+        default=200,
+        help="timed runs per codec for our codec (default 200; medians are reported)",
+    )
+    parser.add_argument(
+        "--seed-repeats", type=_positive_int, default=3, help="timed runs for the slow seed encoders (default 3)"
+    )
+    parser.add_argument(
+        "--bits",
+        type=int,
+        choices=range(1, 9),
+        default=4,
+        metavar="{1..8}",
+        help="bits per code (default 4, the seed's)",
+    )
+    parser.add_argument(
+        "--shape", type=_shape, default=DEFAULT_SHAPE, help="tensor shape, e.g. 1,64,56,56 (the default)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="random seed of the test tensor")
     return parser
 

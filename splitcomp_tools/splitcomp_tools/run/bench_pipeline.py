@@ -14,8 +14,8 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 import numpy as np
 
@@ -67,28 +67,42 @@ def measure(run: PipelineRun, frames: int, wall_s: float) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="bench pipeline", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="bench pipeline", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--bundle", help="bundle to run (default: the demo model, split and calibrated as `demo` does)")
     p.add_argument("--rate", type=float, default=30.0, help="camera frames per second (default: 30)")
     p.add_argument("--duration", type=float, default=20.0, help="seconds of camera frames (default: 20)")
-    p.add_argument("--bits", type=int, default=4, choices=(*CODE_BITS, *RAW_BITS), metavar="BITS",
-                   help="head bits: 1..8 quantize, 16/32 raw floats (default: 4)")
+    p.add_argument(
+        "--bits",
+        type=int,
+        default=4,
+        choices=(*CODE_BITS, *RAW_BITS),
+        metavar="BITS",
+        help="head bits: 1..8 quantize, 16/32 raw floats (default: 4)",
+    )
     p.add_argument("--codec", default="none", choices=CODEC_NAMES, help="head codec (default: none)")
     p.add_argument("--out", default="out/bench", help="bundle and logs folder (default: out/bench)")
     p.add_argument("--json", help="also write the result to this file")
     return p
 
 
-def _main(argv: Optional[Sequence[str]]) -> int:
+def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
-    frames = int(round(args.rate * args.duration))
+    frames = round(args.rate * args.duration)
     if frames < 2:
         raise SplitcompError("--rate x --duration must give at least 2 frames")
     out = Path(args.out)
     bundle = Path(args.bundle) if args.bundle else prepare_bundle(out / "bundle", quiet=True)
-    run = PipelineRun(bundle, out / "logs", args.rate, frame_count=frames, watch_frames=False, preload=30,
-                      head_params={"bits": args.bits, "codec": args.codec})
+    run = PipelineRun(
+        bundle,
+        out / "logs",
+        args.rate,
+        frame_count=frames,
+        watch_frames=False,
+        preload=30,
+        head_params={"bits": args.bits, "codec": args.codec},
+    )
     with run:
         start = time.monotonic()
         run.spin_until(lambda: len(run.seen.results) >= frames, args.duration + 5.0)
@@ -102,7 +116,7 @@ def _main(argv: Optional[Sequence[str]]) -> int:
     return 0
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     return run_cli(_main, argv)
 
 

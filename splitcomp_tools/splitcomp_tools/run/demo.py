@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 import cv2
 import numpy as np
@@ -46,7 +46,9 @@ class Reference:
 
     @staticmethod
     def jpeg_bytes(image: np.ndarray) -> int:
-        ok, data = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+        _ok, data = cv2.imencode(
+            ".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]
+        )
         return len(data)
 
 
@@ -82,8 +84,10 @@ def print_summary(s: dict) -> None:
     print("\n== summary")
     print(f"frames classified      {s['frames']} in {s['wall_s']:.1f} s ({s['fps']:.1f} fps)")
     print(f"end-to-end latency     p50 {s['latency_p50_ms']:.1f} ms, p95 {s['latency_p95_ms']:.1f} ms")
-    print(f"bytes per frame        {s['bytes_per_frame']:.0f} (features) vs {s['jpeg95_bytes_per_frame']:.0f} "
-          f"(JPEG q{JPEG_QUALITY} of the same frames): {ratio:.1f}x less")
+    print(
+        f"bytes per frame        {s['bytes_per_frame']:.0f} (features) vs {s['jpeg95_bytes_per_frame']:.0f} "
+        f"(JPEG q{JPEG_QUALITY} of the same frames): {ratio:.1f}x less"
+    )
     print(f"top-1 agreement        {s['agreement']:.1%} with the unsplit model ({s['compared']} frames)")
 
 
@@ -106,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _main(argv: Optional[Sequence[str]]) -> int:
+def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     if args.frames < 1:
         raise SplitcompError("--frames must be at least 1")
@@ -127,8 +131,10 @@ def _main(argv: Optional[Sequence[str]]) -> int:
         wall = time.monotonic() - start
         run.spin_until(lambda: run.seen.overlay is not None, 5.0)
     if not run.seen.results:
-        print(f"error: no classification arrived within {args.timeout:.0f} s; see the logs in {out / 'logs'}",
-              file=sys.stderr)
+        print(
+            f"error: no classification arrived within {args.timeout:.0f} s; see the logs in {out / 'logs'}",
+            file=sys.stderr,
+        )
         return 1
     print_summary(summarize(run, reference, wall))
     if run.seen.overlay is not None:
@@ -137,7 +143,7 @@ def _main(argv: Optional[Sequence[str]]) -> int:
     return 0
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     return run_cli(_main, argv)
 
 

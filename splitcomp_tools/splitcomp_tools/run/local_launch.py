@@ -10,8 +10,9 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import IO, Mapping, Optional, Sequence
+from typing import IO
 
 from ament_index_python.packages import PackageNotFoundError, get_package_prefix
 
@@ -22,13 +23,15 @@ def executable_path(package: str, executable: str) -> Path:
     try:
         path = Path(get_package_prefix(package)) / "lib" / package / executable
     except PackageNotFoundError as exc:
-        raise SplitcompError(f"package {package} is not installed; run `make build` and `source scripts/env.sh`") from exc
+        raise SplitcompError(
+            f"package {package} is not installed; run `make build` and `source scripts/env.sh`"
+        ) from exc
     if not path.is_file():
         raise SplitcompError(f"{path} is missing; run `make build`")
     return path
 
 
-def ros_arguments(params: Mapping[str, object], params_file: Optional[str] = None) -> list[str]:
+def ros_arguments(params: Mapping[str, object], params_file: str | None = None) -> list[str]:
     """`--ros-args -p name:=value ...` with lists and booleans in ROS syntax."""
     args = ["--ros-args"]
     if params_file:
@@ -50,15 +53,20 @@ class NodeProcess:
         package: str,
         executable: str,
         params: Mapping[str, object],
-        log: Optional[IO] = None,
-        params_file: Optional[str] = None,
+        log: IO | None = None,
+        params_file: str | None = None,
         extra_args: Sequence[str] = (),
     ) -> None:
         self.name = executable
-        cmd = [sys.executable, str(executable_path(package, executable)), *ros_arguments(params, params_file),
-               *extra_args]
-        self.process = subprocess.Popen(cmd, stdout=log or subprocess.DEVNULL, stderr=subprocess.STDOUT,
-                                        env=dict(os.environ))
+        cmd = [
+            sys.executable,
+            str(executable_path(package, executable)),
+            *ros_arguments(params, params_file),
+            *extra_args,
+        ]
+        self.process = subprocess.Popen(
+            cmd, stdout=log or subprocess.DEVNULL, stderr=subprocess.STDOUT, env=dict(os.environ)
+        )
 
     def running(self) -> bool:
         return self.process.poll() is None

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Callable, Mapping, Optional
 
 import rclpy
 from ament_index_python.packages import get_package_share_directory
@@ -31,7 +31,7 @@ class Seen:
     """What the probe received: camera frames by stamp, classifications, the latest diagnostics."""
 
     frames: dict = dataclasses.field(default_factory=dict)
-    overlay: Optional[Image] = None
+    overlay: Image | None = None
     results: list = dataclasses.field(default_factory=list)
     diagnostics: dict = dataclasses.field(default_factory=dict)
 
@@ -46,12 +46,12 @@ class PipelineRun:
         rate_hz: float,
         frame_count: int = 0,
         source: str = "generator",
-        head_params: Optional[Mapping[str, object]] = None,
-        tail_params: Optional[Mapping[str, object]] = None,
+        head_params: Mapping[str, object] | None = None,
+        tail_params: Mapping[str, object] | None = None,
         watch_frames: bool = True,
         preload: int = 0,
         overlay: bool = False,
-        on_result: Optional[Callable[[Classification], None]] = None,
+        on_result: Callable[[Classification], None] | None = None,
     ) -> None:
         self.bundle, self.log_dir = Path(bundle), Path(log_dir)
         self.rate_hz, self.frame_count, self.source = rate_hz, frame_count, source
@@ -64,7 +64,7 @@ class PipelineRun:
         self._nodes: list[NodeProcess] = []
         self._logs: list = []
 
-    def __enter__(self) -> "PipelineRun":
+    def __enter__(self) -> PipelineRun:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         config = Path(get_package_share_directory("splitcomp_tools")) / "config"
         self._context = Context()
@@ -79,27 +79,46 @@ class PipelineRun:
         if self.overlay:
             self.node.create_subscription(Image, "splitcomp/overlay", self._on_overlay, qos_profile_sensor_data)
         try:
-            self._start("splitcomp_tail_node", "tail_node", {"bundle": str(self.bundle), **self.tail_params},
-                        config / "tail.yaml")
-            self._start("splitcomp_head_node", "head_node", {"bundle": str(self.bundle), **self.head_params},
-                        config / "head.yaml")
+            self._start(
+                "splitcomp_tail_node",
+                "tail_node",
+                {"bundle": str(self.bundle), **self.tail_params},
+                config / "tail.yaml",
+            )
+            self._start(
+                "splitcomp_head_node",
+                "head_node",
+                {"bundle": str(self.bundle), **self.head_params},
+                config / "head.yaml",
+            )
             if self.overlay:
                 self._start("splitcomp_tools", "overlay", {})
-            self._wait_for_nodes(("head_node", "tail_node", "overlay") if self.overlay else ("head_node", "tail_node"),
-                                 timeout=60.0)
-            self._start("splitcomp_tools", "image_source",
-                        {"source": self.source, "rate_hz": float(self.rate_hz), "count": self.frame_count,
-                         "loop": True, "preload": self.preload, "wait_for_subscriber": True})
+            self._wait_for_nodes(
+                ("head_node", "tail_node", "overlay") if self.overlay else ("head_node", "tail_node"), timeout=60.0
+            )
+            self._start(
+                "splitcomp_tools",
+                "image_source",
+                {
+                    "source": self.source,
+                    "rate_hz": float(self.rate_hz),
+                    "count": self.frame_count,
+                    "loop": True,
+                    "preload": self.preload,
+                    "wait_for_subscriber": True,
+                },
+            )
         except BaseException:
             self.__exit__(None, None, None)
             raise
         return self
 
-    def _start(self, package: str, executable: str, params: dict, params_file: Optional[Path] = None) -> None:
-        log = open(self.log_dir / f"{executable}.log", "w")
+    def _start(self, package: str, executable: str, params: dict, params_file: Path | None = None) -> None:
+        log = open(self.log_dir / f"{executable}.log", "w")  # noqa: SIM115 - open while the node runs
         self._logs.append(log)
-        self._nodes.append(NodeProcess(package, executable, params, log=log,
-                                       params_file=str(params_file) if params_file else None))
+        self._nodes.append(
+            NodeProcess(package, executable, params, log=log, params_file=str(params_file) if params_file else None)
+        )
 
     def _wait_for_nodes(self, names, timeout: float) -> None:
         """Both nodes are serving once their diagnostics arrive (they publish after start-up)."""

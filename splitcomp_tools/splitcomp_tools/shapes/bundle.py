@@ -32,11 +32,13 @@ def choose_cut(analysis: Analysis, max_head_flops_share: float = MAX_HEAD_FLOPS_
     elementwise ops between them (a residual Add, then its ReLU) cost nothing, and a post-ReLU
     tensor has no negative tail to spend quantization levels on.
     """
-    fitting = [c for c in analysis.cuts if len(c.tensors) == 1 and c.bytes_4bit
-               and c.head_flops_share <= max_head_flops_share]
+    fitting = [
+        c for c in analysis.cuts if len(c.tensors) == 1 and c.bytes_4bit and c.head_flops_share <= max_head_flops_share
+    ]
     if not fitting:
-        raise SplitcompError(f"{analysis.model}: no single-tensor cut leaves the head at most "
-                             f"{max_head_flops_share:.0%} of the compute")
+        raise SplitcompError(
+            f"{analysis.model}: no single-tensor cut leaves the head at most {max_head_flops_share:.0%} of the compute"
+        )
     return min(fitting, key=lambda c: (c.bytes_4bit, -c.position))
 
 
@@ -44,12 +46,16 @@ def prepare_bundle(out: Path, calibration_frames: int = 200, quiet: bool = False
     """Split the demo model at `choose_cut` and store ranges calibrated on generated frames."""
     cut = choose_cut(analyze_model(DEMO_MODEL))
     if not quiet:
-        print(f"cut at {cut.tensors[0]} {cut.shapes[0]}: {cut.bytes_4bit} bytes at 4 bits, "
-              f"head {cut.head_flops_share:.0%} of the FLOPs")
+        print(
+            f"cut at {cut.tensors[0]} {cut.shapes[0]}: {cut.bytes_4bit} bytes at 4 bits, "
+            f"head {cut.head_flops_share:.0%} of the FLOPs"
+        )
     # The model was trained on square frames: crop 4:3 camera frames instead of squashing them.
     crop = Preprocessing(crop_resize=max(_input_size(DEMO_MODEL)))
     split_model(DEMO_MODEL, cut.tensors, out, preprocessing=crop, labels_path=DEMO_LABELS, overwrite=True)
-    calibration = calibrate(out, "generator", count=calibration_frames, bits=4, progress=not quiet and sys.stderr.isatty())
+    calibration = calibrate(
+        out, "generator", count=calibration_frames, bits=4, progress=not quiet and sys.stderr.isatty()
+    )
     update_quantization(out, calibration.quantization)
     if not quiet:
         print(format_table(calibration))

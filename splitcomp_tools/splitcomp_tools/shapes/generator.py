@@ -9,12 +9,12 @@ The class object always lies inside the frame's central square, so a frame of an
 (e.g. 640x480) still shows it after a centre crop to a square model input.
 """
 
-from typing import Optional, Sequence, Tuple, Union
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
 
-CLASS_NAMES: Tuple[str, ...] = (
+CLASS_NAMES: tuple[str, ...] = (
     "circle",
     "square",
     "triangle",
@@ -37,15 +37,17 @@ _STRIPE_NORMAL_DEG = {"horizontal_stripes": 90.0, "vertical_stripes": 0.0}
 _ORIENTATION_JITTER_DEG = 15.0  # stripe classes stay apart: 15 degrees between neighbouring ranges
 _INT8_UNIFORM_STD = float(np.sqrt((256**2 - 1) / 12.0))  # std of uniform int8 noise
 
-Size = Union[int, Tuple[int, int]]
+Size = int | tuple[int, int]
 
 
-def _parse_size(size: Size) -> Tuple[int, int]:
+def _parse_size(size: Size) -> tuple[int, int]:
     """Return (width, height) from an int (square) or a (width, height) pair."""
     if isinstance(size, (int, np.integer)) and not isinstance(size, bool):
         width = height = int(size)
-    elif isinstance(size, (tuple, list)) and len(size) == 2 and all(
-        isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in size
+    elif (
+        isinstance(size, (tuple, list))
+        and len(size) == 2
+        and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in size)
     ):
         width, height = int(size[0]), int(size[1])
     else:
@@ -72,10 +74,12 @@ def _crescent(shift: float, bite: float) -> np.ndarray:
     inner_start = np.arctan2(y, x - shift)
     outer = np.linspace(outer_start, 2.0 * np.pi - outer_start, 40)
     inner = np.linspace(2.0 * np.pi - inner_start, inner_start, 30)
-    return np.concatenate([
-        np.stack([np.cos(outer), np.sin(outer)], axis=1),
-        np.stack([shift + bite * np.cos(inner), bite * np.sin(inner)], axis=1),
-    ])
+    return np.concatenate(
+        [
+            np.stack([np.cos(outer), np.sin(outer)], axis=1),
+            np.stack([shift + bite * np.cos(inner), bite * np.sin(inner)], axis=1),
+        ]
+    )
 
 
 class ShapeGenerator:
@@ -90,16 +94,17 @@ class ShapeGenerator:
         self._ys = ys + 0.5
         self._centre = np.array([self.width / 2.0, self.height / 2.0])
 
-    def sample(self, label: Optional[int] = None) -> Tuple[np.ndarray, int]:
+    def sample(self, label: int | None = None) -> tuple[np.ndarray, int]:
         """One image and its label; a random class when `label` is None."""
         if label is None:
             label = int(self._rng.integers(len(CLASS_NAMES)))
         elif isinstance(label, bool) or not isinstance(label, (int, np.integer)) or not 0 <= label < len(CLASS_NAMES):
             raise ValueError(
-                f"label must be an int in 0..{len(CLASS_NAMES) - 1} (an index into CLASS_NAMES), got {label!r}")
+                f"label must be an int in 0..{len(CLASS_NAMES) - 1} (an index into CLASS_NAMES), got {label!r}"
+            )
         return self._render(int(label)), int(label)
 
-    def batch(self, n: int, labels: Optional[Sequence[int]] = None) -> Tuple[np.ndarray, np.ndarray]:
+    def batch(self, n: int, labels: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """n images (N x H x W x 3 uint8) and labels (int64).
 
         Without `labels` the classes are balanced (counts differ by at most one) and shuffled,
@@ -136,14 +141,14 @@ class ShapeGenerator:
         self._draw_lines(pixels)
         return self._camera(pixels)
 
-    def _colours(self) -> Tuple[Tuple[int, int, int], Tuple[int, int, int]]:
+    def _colours(self) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
         """Background and foreground: the most distinct of a few random candidates stays visible."""
         bg = self._rng.integers(0, 256, size=3)
         candidates = self._rng.integers(0, 256, size=(6, 3))
         fg = candidates[np.argmax(np.abs(candidates - bg).sum(axis=1))]
         return tuple(int(v) for v in bg), tuple(int(v) for v in fg)
 
-    def _random_colour(self) -> Tuple[int, int, int]:
+    def _random_colour(self) -> tuple[int, int, int]:
         return tuple(int(v) for v in self._rng.integers(0, 256, size=3))
 
     def _fixed(self, points: np.ndarray) -> np.ndarray:
@@ -165,16 +170,23 @@ class ShapeGenerator:
     def _draw_lines(self, canvas: np.ndarray) -> None:
         """A few thin straight lines across the scene, drawn over the object."""
         rng = self._rng
-        thickness_max = max(2, int(round(2 * self._side / 128)))
+        thickness_max = max(2, round(2 * self._side / 128))
         for _ in range(int(rng.integers(0, 4))):
             ends = rng.uniform([0.0, 0.0], [self.width, self.height], size=(2, 2))
             start, end = self._fixed(ends)
-            cv2.line(canvas, tuple(int(v) for v in start), tuple(int(v) for v in end), self._random_colour(),
-                     int(rng.integers(1, thickness_max + 1)), cv2.LINE_AA, _SHIFT)
+            cv2.line(
+                canvas,
+                tuple(int(v) for v in start),
+                tuple(int(v) for v in end),
+                self._random_colour(),
+                int(rng.integers(1, thickness_max + 1)),
+                cv2.LINE_AA,
+                _SHIFT,
+            )
 
     # -- class objects -----------------------------------------------------------------------
 
-    def _pose(self, scale_lo: float, scale_hi: float) -> Tuple[np.ndarray, float, float]:
+    def _pose(self, scale_lo: float, scale_hi: float) -> tuple[np.ndarray, float, float]:
         """Centre (inside the central square), radius in pixels, rotation in radians."""
         rng = self._rng
         radius = rng.uniform(scale_lo, scale_hi) * self._side / 2.0
@@ -182,15 +194,22 @@ class ShapeGenerator:
         centre = self._centre + rng.uniform(-slack, slack, size=2)
         return centre, radius, float(rng.uniform(0.0, 2.0 * np.pi))
 
-    def _draw_shape(self, canvas: np.ndarray, name: str, colour: Tuple[int, int, int]) -> None:
+    def _draw_shape(self, canvas: np.ndarray, name: str, colour: tuple[int, int, int]) -> None:
         """A filled class outline at a random pose, anti-aliased with sub-pixel vertices."""
         rng = self._rng
         centre, radius, angle = self._pose(0.4, 0.85)
         if name in ("circle", "ring"):
-            thickness = -1 if name == "circle" else max(2, int(round(radius * rng.uniform(0.25, 0.45))))
+            thickness = -1 if name == "circle" else max(2, round(radius * rng.uniform(0.25, 0.45)))
             outer = radius if name == "circle" else radius - thickness / 2.0
-            cv2.circle(canvas, tuple(int(v) for v in self._fixed(centre)), int(round(outer * _ONE)), colour,
-                       thickness, cv2.LINE_AA, _SHIFT)
+            cv2.circle(
+                canvas,
+                tuple(int(v) for v in self._fixed(centre)),
+                round(outer * _ONE),
+                colour,
+                thickness,
+                cv2.LINE_AA,
+                _SHIFT,
+            )
             return
         unit = self._unit_outline(name)
         cos, sin = np.cos(angle), np.sin(angle)
@@ -210,10 +229,22 @@ class ShapeGenerator:
             ratio = rng.uniform(0.38, 0.5)
             return _regular_polygon(10, -np.pi / 2) * np.tile([1.0, ratio], 5)[:, None]
         arm = rng.uniform(0.22, 0.34)  # half-width of the cross's arms
-        return np.array([
-            [arm, 1], [-arm, 1], [-arm, arm], [-1, arm], [-1, -arm], [-arm, -arm],
-            [-arm, -1], [arm, -1], [arm, -arm], [1, -arm], [1, arm], [arm, arm],
-        ]) / np.hypot(1.0, arm)
+        return np.array(
+            [
+                [arm, 1],
+                [-arm, 1],
+                [-arm, arm],
+                [-1, arm],
+                [-1, -arm],
+                [-arm, -arm],
+                [-arm, -1],
+                [arm, -1],
+                [arm, -arm],
+                [1, -arm],
+                [1, arm],
+                [arm, arm],
+            ]
+        ) / np.hypot(1.0, arm)
 
     def _texture_mask(self, name: str) -> np.ndarray:
         """Anti-aliased coverage (0..1, HxW float32) of a periodic pattern inside a random region."""
@@ -275,8 +306,9 @@ class ShapeGenerator:
         gain = (rng.uniform(0.55, 1.3) * rng.uniform(0.85, 1.15, size=3)).astype(np.float32)
         direction = rng.normal(size=2)
         direction *= rng.uniform(0.0, 70.0) / (np.linalg.norm(direction) * self._side)
-        light = ((self._xs - np.float32(self._centre[0])) * np.float32(direction[0])
-                 + (self._ys - np.float32(self._centre[1])) * np.float32(direction[1]))
+        light = (self._xs - np.float32(self._centre[0])) * np.float32(direction[0]) + (
+            self._ys - np.float32(self._centre[1])
+        ) * np.float32(direction[1])
         # Contrast about mid-grey plus a brightness shift, folded into one per-channel offset.
         offset = np.float32(128.0) * (1 - gain) + np.float32(rng.uniform(-50.0, 50.0))
         # Uniform int8 noise scaled to std `sigma`: ten times cheaper than Gaussian draws.

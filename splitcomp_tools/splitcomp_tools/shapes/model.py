@@ -8,7 +8,7 @@ read like `/stage2/block1/relu/Relu_output_0`.
 """
 
 from collections import OrderedDict
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -46,10 +46,12 @@ class BasicBlock(nn.Module):
         self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(out_channels)
         if stride != 1 or in_channels != out_channels:
-            self.shortcut: nn.Module = nn.Sequential(OrderedDict(
-                conv=nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False),
-                bn=nn.BatchNorm2d(out_channels),
-            ))
+            self.shortcut: nn.Module = nn.Sequential(
+                OrderedDict(
+                    conv=nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False),
+                    bn=nn.BatchNorm2d(out_channels),
+                )
+            )
         else:
             self.shortcut = nn.Identity()
         self.relu = nn.ReLU(inplace=True)
@@ -68,14 +70,17 @@ class ShapesResNet(nn.Module):
             raise ValueError(f"num_classes must be >= 2, got {num_classes}")
         if len(widths) < 4 or blocks_per_stage < 1:
             raise ValueError(
-                f"need at least 4 stage widths and 1 block per stage, got {list(widths)} x {blocks_per_stage}")
+                f"need at least 4 stage widths and 1 block per stage, got {list(widths)} x {blocks_per_stage}"
+            )
         # A stride-4 stem as in ResNet: the stages then work at 32, 16, 8 and 4 pixels for a 128 input.
-        self.stem = nn.Sequential(OrderedDict(
-            conv=nn.Conv2d(3, widths[0], 5, stride=2, padding=2, bias=False),
-            bn=nn.BatchNorm2d(widths[0]),
-            relu=nn.ReLU(inplace=True),
-            pool=nn.MaxPool2d(3, stride=2, padding=1),
-        ))
+        self.stem = nn.Sequential(
+            OrderedDict(
+                conv=nn.Conv2d(3, widths[0], 5, stride=2, padding=2, bias=False),
+                bn=nn.BatchNorm2d(widths[0]),
+                relu=nn.ReLU(inplace=True),
+                pool=nn.MaxPool2d(3, stride=2, padding=1),
+            )
+        )
         self.stage_names = tuple(f"stage{index + 1}" for index in range(len(widths)))
         in_channels = widths[0]
         for index, width in enumerate(widths):

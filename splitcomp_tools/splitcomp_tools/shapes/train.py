@@ -11,13 +11,12 @@ place, so a failed run leaves the previous model untouched.
 
 import argparse
 import json
-import os
 import platform
 import shutil
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import onnx
@@ -59,8 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--lr", type=float, default=4e-3, help="peak learning rate of the one-cycle schedule")
     parser.add_argument("--weight-decay", type=float, default=5e-4, help="AdamW weight decay")
     parser.add_argument("--threads", type=int, default=2, help="torch and ONNX Runtime threads")
-    parser.add_argument("--min-accuracy", type=float, default=0.95,
-                        help="refuse to write a model whose held-out accuracy (ONNX Runtime) is lower")
+    parser.add_argument(
+        "--min-accuracy",
+        type=float,
+        default=0.95,
+        help="refuse to write a model whose held-out accuracy (ONNX Runtime) is lower",
+    )
     return parser
 
 
@@ -70,13 +73,14 @@ def _positive(args: argparse.Namespace, names: Sequence[str]) -> None:
             raise TrainingError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
 
 
-def train(model: nn.Module, args: argparse.Namespace) -> List[Dict[str, float]]:
+def train(model: nn.Module, args: argparse.Namespace) -> list[dict[str, float]]:
     """AdamW + one-cycle on images generated on the fly; returns per-epoch loss and accuracy."""
     generator = ShapeGenerator(args.seed, INPUT_SIZE)
     heldout = ShapeGenerator(args.heldout_seed, INPUT_SIZE).batch(min(args.heldout_images, EPOCH_CHECK_IMAGES))
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=args.lr, total_steps=args.epochs * args.steps_per_epoch, pct_start=0.25)
+        optimizer, max_lr=args.lr, total_steps=args.epochs * args.steps_per_epoch, pct_start=0.25
+    )
     loss_fn = nn.CrossEntropyLoss(label_smoothing=LABEL_SMOOTHING)
     history = []
     for epoch in range(args.epochs):
@@ -92,10 +96,19 @@ def train(model: nn.Module, args: argparse.Namespace) -> List[Dict[str, float]]:
             schedule.step()
             losses.append(loss.item())
         accuracy = torch_accuracy(model, *heldout)
-        history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)), "heldout_accuracy": accuracy,
-                        "seconds": time.perf_counter() - start})
-        print(f"epoch {epoch + 1}/{args.epochs}: loss {history[-1]['loss']:.4f}, "
-              f"held-out accuracy {accuracy:.4f}, {history[-1]['seconds']:.1f} s", flush=True)
+        history.append(
+            {
+                "epoch": epoch + 1,
+                "loss": float(np.mean(losses)),
+                "heldout_accuracy": accuracy,
+                "seconds": time.perf_counter() - start,
+            }
+        )
+        print(
+            f"epoch {epoch + 1}/{args.epochs}: loss {history[-1]['loss']:.4f}, "
+            f"held-out accuracy {accuracy:.4f}, {history[-1]['seconds']:.1f} s",
+            flush=True,
+        )
     return history
 
 
@@ -117,7 +130,7 @@ def onnx_accuracy(session: ort.InferenceSession, images: np.ndarray, labels: np.
     return correct / len(images)
 
 
-def stage_outputs(model_path: Path) -> List[Dict[str, object]]:
+def stage_outputs(model_path: Path) -> list[dict[str, object]]:
     """Tensors leaving each residual stage (and the stem): the natural single-tensor cuts, with shapes."""
     inferred = onnx.shape_inference.infer_shapes(onnx.load(str(model_path)))
     shapes = {
@@ -133,20 +146,29 @@ def stage_outputs(model_path: Path) -> List[Dict[str, object]]:
     return cuts
 
 
-def _write_outputs(work: Path, model: nn.Module, args: argparse.Namespace) -> Dict[str, object]:
+def _write_outputs(work: Path, model: nn.Module, args: argparse.Namespace) -> dict[str, object]:
     """Export, verify in ONNX Runtime, write labels.json; returns the export and verification record."""
     model_path = work / "model.onnx"
     example = torch.from_numpy(normalize(ShapeGenerator(args.heldout_seed + 1, INPUT_SIZE).batch(2)[0]))
-    max_abs_diff = export_torch_module(model.eval(), example, model_path, opset=OPSET, dynamic_batch=True,
-                                       input_names=(INPUT_NAME,), output_names=(OUTPUT_NAME,))
+    max_abs_diff = export_torch_module(
+        model.eval(),
+        example,
+        model_path,
+        opset=OPSET,
+        dynamic_batch=True,
+        input_names=(INPUT_NAME,),
+        output_names=(OUTPUT_NAME,),
+    )
     options = ort.SessionOptions()
     options.intra_op_num_threads = args.threads
     session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
     images, labels = ShapeGenerator(args.heldout_seed, INPUT_SIZE).batch(args.heldout_images)
     accuracy = onnx_accuracy(session, images, labels)
     if accuracy < args.min_accuracy:
-        raise TrainingError(f"held-out accuracy of the exported model is {accuracy:.4f}, below --min-accuracy "
-                            f"{args.min_accuracy}; train longer (--epochs, --steps-per-epoch) or lower the bar")
+        raise TrainingError(
+            f"held-out accuracy of the exported model is {accuracy:.4f}, below --min-accuracy "
+            f"{args.min_accuracy}; train longer (--epochs, --steps-per-epoch) or lower the bar"
+        )
     (work / "labels.json").write_text(json.dumps(list(CLASS_NAMES), indent=1) + "\n")
     return {
         "export_max_abs_diff": max_abs_diff,
@@ -157,7 +179,7 @@ def _write_outputs(work: Path, model: nn.Module, args: argparse.Namespace) -> Di
     }
 
 
-def _main(argv: Optional[Sequence[str]]) -> int:
+def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     _positive(args, ("epochs", "steps_per_epoch", "batch_size", "lr", "threads", "heldout_images"))
     out = args.out.resolve()
@@ -181,8 +203,11 @@ def _main(argv: Optional[Sequence[str]]) -> int:
         summary = {
             "model": "ShapesResNet",
             "classes": list(CLASS_NAMES),
-            "input": {"name": INPUT_NAME, "shape": ["batch", 3, INPUT_SIZE, INPUT_SIZE],
-                      "normalization": "RGB / 255, ImageNet mean/std"},
+            "input": {
+                "name": INPUT_NAME,
+                "shape": ["batch", 3, INPUT_SIZE, INPUT_SIZE],
+                "normalization": "RGB / 255, ImageNet mean/std",
+            },
             "output": {"name": OUTPUT_NAME, "kind": "logits"},
             "seed": args.seed,
             "heldout_seed": args.heldout_seed,
@@ -191,27 +216,39 @@ def _main(argv: Optional[Sequence[str]]) -> int:
             "steps_per_epoch": args.steps_per_epoch,
             "batch_size": args.batch_size,
             "images_seen": args.epochs * args.steps_per_epoch * args.batch_size,
-            "optimizer": {"name": "AdamW", "lr": args.lr, "weight_decay": args.weight_decay,
-                          "schedule": "OneCycleLR", "label_smoothing": LABEL_SMOOTHING},
+            "optimizer": {
+                "name": "AdamW",
+                "lr": args.lr,
+                "weight_decay": args.weight_decay,
+                "schedule": "OneCycleLR",
+                "label_smoothing": LABEL_SMOOTHING,
+            },
             "threads": args.threads,
             "train_seconds": round(train_seconds, 1),
             "total_seconds": round(time.perf_counter() - start, 1),
             "opset": OPSET,
             **record,
             "history": history,
-            "versions": {"torch": torch.__version__, "onnx": onnx.__version__, "onnxruntime": ort.__version__,
-                         "numpy": np.__version__, "python": platform.python_version()},
+            "versions": {
+                "torch": torch.__version__,
+                "onnx": onnx.__version__,
+                "onnxruntime": ort.__version__,
+                "numpy": np.__version__,
+                "python": platform.python_version(),
+            },
         }
         (work / "training.json").write_text(json.dumps(summary, indent=1) + "\n")
         replace_dir(work, out)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print(f"held-out accuracy {record['heldout_accuracy_onnxruntime']:.4f} (ONNX Runtime), "
-          f"trained in {train_seconds:.0f} s; wrote {out}")
+    print(
+        f"held-out accuracy {record['heldout_accuracy_onnxruntime']:.4f} (ONNX Runtime), "
+        f"trained in {train_seconds:.0f} s; wrote {out}"
+    )
     return 0
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     return run_cli(_main, argv)
 
 
