@@ -20,7 +20,14 @@ if [[ -z ${ROS_DISTRO:-} ]]; then
   export CMAKE_PREFIX_PATH="$_splitcomp_venv${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}"
 fi
 # Camera frames exceed Fast DDS's default shared-memory segment; see config/fastdds.xml.
-export FASTRTPS_DEFAULT_PROFILES_FILE=${FASTRTPS_DEFAULT_PROFILES_FILE:-$_splitcomp_root/config/fastdds.xml}
+# Fast DDS 2 (Humble, Jazzy) reads FASTRTPS_DEFAULT_PROFILES_FILE; Fast DDS 3 (Kilted on) reads
+# FASTDDS_DEFAULT_PROFILES_FILE, and its rmw warns at every node start while the old one is set.
+case ${ROS_DISTRO:-${SPLITCOMP_PYPI_ROS:-jazzy}} in
+  humble | iron | jazzy)
+    export FASTRTPS_DEFAULT_PROFILES_FILE=${FASTRTPS_DEFAULT_PROFILES_FILE:-$_splitcomp_root/config/fastdds.xml} ;;
+  *)
+    export FASTDDS_DEFAULT_PROFILES_FILE=${FASTDDS_DEFAULT_PROFILES_FILE:-$_splitcomp_root/config/fastdds.xml} ;;
+esac
 # shellcheck disable=SC1091
 source "$_splitcomp_root/install$_splitcomp_suffix/setup.bash"
 unset _splitcomp_root _splitcomp_venv _splitcomp_suffix
