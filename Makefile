@@ -3,12 +3,19 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 ENV := source scripts/env.sh
 PYTEST_ARGS ?=
+# make test-ros ROS=kilted: the ROS-facing tests on ROS 2 Kilted from PyPI, in its own .venv-kilted
+# and install-kilted (default jazzy: the usual .venv and install). Not ROS_DISTRO: make exports it,
+# and setup.sh reads ROS_DISTRO as "a system ROS 2 is sourced".
+ROS ?= jazzy
+ROS_TESTS := tests splitcomp_ros/test
+ROS_ENV := $(if $(filter-out jazzy,$(ROS)),export SPLITCOMP_PYPI_ROS=$(ROS) &&)
 
-.PHONY: help setup build test demo bench clean
+.PHONY: help setup build test test-ros demo bench clean
 
 help:
 	@echo "make demo   - set up, build, and run the split pipeline end to end on the shipped demo model"
 	@echo "make test   - set up, build, and run every test"
+	@echo "make test-ros ROS=kilted - only the ROS-facing tests ($(ROS_TESTS)), on ROS 2 Kilted (default jazzy)"
 	@echo "make bench  - codec and pipeline benchmarks (figures in the README)"
 	@echo "make setup  - virtual environment with pinned dependencies, then colcon build"
 	@echo "make clean  - remove build outputs and the virtual environment"
@@ -19,6 +26,10 @@ setup build:
 test: setup
 	@$(ENV) && python -m pytest $(PYTEST_ARGS)
 
+test-ros:
+	@$(ROS_ENV) bash scripts/setup.sh
+	@$(ROS_ENV) $(ENV) && python -m pytest $(PYTEST_ARGS) $(ROS_TESTS)
+
 demo: setup
 	@$(ENV) && python -m splitcomp_tools.demo
 
@@ -26,4 +37,4 @@ bench: setup
 	@$(ENV) && python -m splitcomp_tools.bench codec && python -m splitcomp_tools.bench pipeline
 
 clean:
-	rm -rf build install log .venv .pytest_cache .hypothesis
+	rm -rf build install log .venv build-kilted install-kilted log-kilted .venv-kilted .pytest_cache .hypothesis

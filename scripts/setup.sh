@@ -6,10 +6,24 @@
 #
 # Environment: SPLITCOMP_VENV (default .venv), PYTHON (default python3), SPLITCOMP_SKIP_TOOLS=1
 # to leave out torch and the offline-tool packages (robot and edge images need only the nodes).
+# SPLITCOMP_PYPI_ROS=kilted installs ROS 2 Kilted from PyPI instead of Jazzy, into its own venv
+# (.venv-kilted) and colcon spaces (build-kilted, install-kilted, log-kilted); source env.sh with
+# the same variable set. (Not ROS_DISTRO: that one means a system ROS is sourced.)
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-venv=${SPLITCOMP_VENV:-$root/.venv}
+pypi_ros=${SPLITCOMP_PYPI_ROS:-jazzy}
+case $pypi_ros in
+  jazzy) suffix="" ;;
+  kilted) suffix="-$pypi_ros" ;;
+  *) printf '[setup] error: SPLITCOMP_PYPI_ROS=%s; expected jazzy or kilted\n' "$pypi_ros" >&2; exit 1 ;;
+esac
+if [[ -n ${ROS_DISTRO:-} && -n ${SPLITCOMP_PYPI_ROS:-} ]]; then
+  printf '[setup] error: SPLITCOMP_PYPI_ROS=%s, but ROS 2 %s is sourced; use one or the other (a fresh shell)\n' \
+    "$SPLITCOMP_PYPI_ROS" "$ROS_DISTRO" >&2
+  exit 1
+fi
+venv=${SPLITCOMP_VENV:-$root/.venv$suffix}
 python=${PYTHON:-python3}
 packages=(splitcomp_msgs splitcomp_core splitcomp_ros splitcomp_head_node splitcomp_tail_node splitcomp_tools)
 
@@ -46,7 +60,7 @@ requirement_files() {
   if [[ -n ${ROS_DISTRO:-} ]]; then
     files+=("$root/requirements/system-ros.txt")
   else
-    files+=("$root/requirements/python.txt" "$root/requirements/ros-jazzy.txt")
+    files+=("$root/requirements/python.txt" "$root/requirements/ros-$pypi_ros.txt")
   fi
   [[ ${SPLITCOMP_SKIP_TOOLS:-0} == 1 ]] || files+=("$root/requirements/tools.txt")
   printf '%s\n' "${files[@]}"
@@ -56,7 +70,7 @@ install_dependencies() {
   mapfile -t reqs < <(requirement_files)
   local stamp="$venv/.splitcomp-deps"
   local want
-  want=$(digest "${reqs[@]}" "$root/scripts/setup.sh" "$root/scripts/fix_ros_cmake_paths.py"; echo "${ROS_DISTRO:-pypi}")
+  want=$(digest "${reqs[@]}" "$root/scripts/setup.sh" "$root/scripts/fix_ros_cmake_paths.py"; echo "${ROS_DISTRO:-pypi$suffix}")
   if [[ -f $stamp && $(cat "$stamp") == "$want" ]]; then
     say "dependencies up to date in $venv"
     return
@@ -66,7 +80,7 @@ install_dependencies() {
     say "using the sourced ROS 2 $ROS_DISTRO; installing Python packages only"
     "$python" -m venv --system-site-packages "$venv"
   else
-    say "installing ROS 2 Jazzy from PyPI into $venv"
+    say "installing ROS 2 ${pypi_ros^} from PyPI into $venv"
     "$python" -m venv "$venv"
   fi
   touch "$venv/COLCON_IGNORE"
@@ -86,7 +100,7 @@ ros_prefix_env() {
 }
 
 build_workspace() {
-  local stamp="$root/install/.splitcomp-build"
+  local stamp="$root/install$suffix/.splitcomp-build"
   local want
   # Sources are symlinked into install/, so only the files that shape the build matter here.
   want=$(cd "$root" && digest $(find "${packages[@]}" launch config colcon.meta -type f \
@@ -102,7 +116,8 @@ build_workspace() {
   local colcon="$venv/bin/colcon"
   [[ -x $colcon ]] || colcon=$(command -v colcon) ||
     die "colcon not found; install it with: sudo apt-get install python3-colcon-common-extensions"
-  (cd "$root" && PATH="$venv/bin:$PATH" "$colcon" --log-base log build --symlink-install \
+  (cd "$root" && PATH="$venv/bin:$PATH" "$colcon" --log-base "log$suffix" build --symlink-install \
+    --build-base "build$suffix" --install-base "install$suffix" \
     --base-paths "${packages[@]}" --event-handlers console_direct- summary+ \
     --cmake-args -DPython3_EXECUTABLE="$venv/bin/python" -DBUILD_TESTING=OFF)
   echo "$want" >"$stamp"
@@ -111,4 +126,4 @@ build_workspace() {
 ensure_system_tools
 install_dependencies
 build_workspace
-say "ready: source $root/scripts/env.sh to use the workspace"
+say "ready: ${SPLITCOMP_PYPI_ROS:+SPLITCOMP_PYPI_ROS=$SPLITCOMP_PYPI_ROS }source $root/scripts/env.sh to use the workspace"
