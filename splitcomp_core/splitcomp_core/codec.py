@@ -11,13 +11,18 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import lz4.frame
 import numpy as np
 import zstandard
 
 from splitcomp_core.errors import CodecError
+
+if TYPE_CHECKING:
+    from typing_extensions import TypeIs
 
 CODEC_NONE = 0
 CODEC_ZSTD = 1
@@ -27,7 +32,7 @@ CODEC_NAMES = tuple(CODEC_BY_NAME)  # the names every option, parameter and sche
 _CODEC_NAMES = {number: name for name, number in CODEC_BY_NAME.items()}
 
 RAW_BITS = (16, 32)
-_RAW_DTYPES = {16: np.dtype("<f2"), 32: np.dtype("<f4")}
+_RAW_DTYPES: dict[int, np.dtype] = {16: np.dtype("<f2"), 32: np.dtype("<f4")}
 DEFAULT_MAX_ELEMENTS = 64 * 1024 * 1024
 
 # Level 1: on bit-packed post-ReLU codes it is both faster and smaller than levels 3 and 6
@@ -124,6 +129,7 @@ def quantize(x: np.ndarray, params: QuantParams) -> np.ndarray:
     x = np.asarray(x, dtype=np.float32)
     lo = _broadcastable(params.offset, x.shape, "quantize")
     span = params.span
+    assert span is not None  # QuantParams.__post_init__ always sets it
     divisor = _broadcastable(np.where(span > 0, span, np.float32(1)), x.shape, "quantize")
     levels = np.float32(_levels(params.bits))
     t = np.subtract(x, lo)
@@ -347,7 +353,7 @@ def _levels(bits: int) -> int:
     return (1 << bits) - 1
 
 
-def _is_int(value: object) -> bool:
+def _is_int(value: object) -> TypeIs[int | np.integer]:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
@@ -364,7 +370,7 @@ def _check_codec(codec: object) -> int:
     return int(codec)
 
 
-def _check_shape(shape: object, max_elements: int) -> tuple[int, ...]:
+def _check_shape(shape: Iterable[Any], max_elements: int) -> tuple[int, ...]:
     try:
         dims = tuple(int(d) for d in shape)
         integral = all(_is_int(d) for d in shape)

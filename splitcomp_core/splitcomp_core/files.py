@@ -31,7 +31,7 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(out: str | os.PathLike, write: Callable[[Path], None]) -> None:
+def atomic_write(out: str | os.PathLike, write: Callable[[Path], object]) -> None:
     """Have `write(tmp)` fill a temp file beside `out`, flush it, give it the usual mode, then rename it over `out`.
 
     The mode is what a plain `open` would give (0666 less the umask), not mkstemp's private 0600.

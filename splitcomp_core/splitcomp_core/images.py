@@ -18,7 +18,9 @@ from splitcomp_core.preprocess import channels_of
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
 
 
-def raw_pixels(data: bytes | bytearray | memoryview, encoding: str, width: int, height: int, step: int) -> np.ndarray:
+def raw_pixels(
+    data: bytes | bytearray | memoryview | np.ndarray, encoding: str, width: int, height: int, step: int
+) -> np.ndarray:
     """HxWxC (HxW for mono) uint8 view of a raw image buffer with its row padding dropped.
 
     `encoding` is a ROS image encoding (splitcomp_core.preprocess lists the supported ones).
@@ -29,7 +31,7 @@ def raw_pixels(data: bytes | bytearray | memoryview, encoding: str, width: int, 
     row_bytes = width * channels
     if step < row_bytes:
         raise ImageFormatError(f"step {step} is smaller than width*channels = {row_bytes} for {encoding}")
-    size = memoryview(data).nbytes
+    size = memoryview(data).nbytes  # type: ignore[arg-type]  # numpy stubs: __buffer__ only on 3.12+
     if size != step * height:
         raise ImageFormatError(f"data has {size} bytes but step*height = {step}*{height} = {step * height}")
     rows = np.frombuffer(data, dtype=np.uint8).reshape(height, step)[:, :row_bytes]

@@ -43,7 +43,7 @@ def parse_labels(data: Any, origin: str = "labels") -> list[str]:
         labels = [_label_of(data[key]) for key in expected]
         bad = [key for key, label in zip(expected, labels) if label is None]
         if not bad:
-            return labels
+            return [label for label in labels if label is not None]
         raise BundleError(f"{origin}: labels for keys {bad[:5]} are neither a string nor a list ending in a string")
     raise BundleError(
         f"{origin}: labels must be a JSON list of strings, or a mapping like ImageNet's class_index.json "

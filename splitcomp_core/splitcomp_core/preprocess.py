@@ -118,6 +118,7 @@ class Preprocessor:
         """1x3xHxW float32 C-contiguous input: ((pixel / 255) - mean) / std in the model's colour order."""
         image, layout = _checked(image, encoding)
         if layout.channels == 2:
+            assert layout.to_rgb is not None  # every packed YUV layout has a conversion
             image = cv2.cvtColor(image, layout.to_rgb)
         planes = self._planes(self._geometry(image), layout.order)
         out = np.empty((1, 3, self.spec.height, self.spec.width), dtype=np.float32)
@@ -131,6 +132,7 @@ class Preprocessor:
         if self.spec.resize == "stretch":
             return _resized(image, width, height)
         side = self.spec.resize_size
+        assert side is not None  # __init__ rejects center_crop without resize_size
         h, w = image.shape[:2]
         new_h, new_w = (side, int(side * w / h)) if h <= w else (int(side * h / w), side)
         top, left = round((new_h - height) / 2.0), round((new_w - width) / 2.0)

@@ -154,7 +154,7 @@ class InferenceSession:
         if runs <= 0:
             return
         rng = np.random.default_rng(0)
-        feeds = {}
+        feeds: dict[str, np.ndarray] = {}
         for arg in self._session.get_inputs():
             dtype = _WARMUP_DTYPES.get(arg.type)
             if dtype is None:

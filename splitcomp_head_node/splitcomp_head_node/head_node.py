@@ -8,6 +8,7 @@ worker runs the head on whatever is newest when it is free, so a slow model drop
 from __future__ import annotations
 
 import time
+from typing import TypeAlias
 
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.time import Time
@@ -23,7 +24,7 @@ from splitcomp_ros.messages import features_msg
 from splitcomp_ros.node_support import SplitcompNode, StartupError, declare, declare_runtime, run_node
 from splitcomp_ros.qos import INPUT_QOS_CHOICES, features_qos, input_qos
 
-Frame = Image | CompressedImage
+Frame: TypeAlias = Image | CompressedImage
 
 
 class HeadNode(SplitcompNode):

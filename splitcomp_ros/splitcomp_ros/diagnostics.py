@@ -70,7 +70,10 @@ class NodeHealth:
         values["input_fps"] = f"{self.input_rate.rate():.2f}"
         values["output_fps"] = f"{self.output_rate.rate():.2f}"
         for stage in self.stages.names():
-            p50, p95 = self.stages.percentiles(stage)
+            percentiles = self.stages.percentiles(stage)
+            if percentiles is None:  # never: a stage is named by its first sample
+                continue
+            p50, p95 = percentiles
             values[f"{stage}.p50"] = f"{p50:.3f}"
             values[f"{stage}.p95"] = f"{p95:.3f}"
         return DiagnosticStatus(

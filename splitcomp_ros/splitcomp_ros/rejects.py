@@ -19,7 +19,7 @@ MAX_ECHO_CHARS = 300
 Result = TypeVar("Result")
 
 
-def clip_text(text: str, limit: int = MAX_ECHO_CHARS) -> str:
+def clip_text(text: object, limit: int = MAX_ECHO_CHARS) -> str:
     """`text` cut to `limit` characters, saying how much was left out."""
     text = str(text)
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text) - limit} more characters)"

@@ -6,6 +6,8 @@ by reason in /diagnostics and logged (throttled), and the node goes on serving t
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.time import Time
 
@@ -22,6 +24,9 @@ try:
     from vision_msgs.msg import ObjectHypothesis
 except ImportError:
     VisionClassification = None
+
+if TYPE_CHECKING:
+    from rclpy.publisher import Publisher
 
 
 class TailNode(SplitcompNode):
@@ -80,7 +85,7 @@ class TailNode(SplitcompNode):
         out = classification_msg(msg, result, latency_ms)
         self._publisher.publish(out)
         if self._vision is not None:
-            self._publish_vision(out)
+            self._publish_vision(self._vision, out)
         self.health.published()
         self._record(result, out)
 
@@ -93,11 +98,11 @@ class TailNode(SplitcompNode):
         stages.add("latency_ms", out.latency_ms)
         stages.add("bytes_per_frame", result.feature_bytes)
 
-    def _publish_vision(self, out: Classification) -> None:
+    def _publish_vision(self, publisher: Publisher, out: Classification) -> None:
         vision = VisionClassification()
         vision.header = out.header
         vision.results = [ObjectHypothesis(class_id=r.label, score=float(r.score)) for r in out.results]
-        self._vision.publish(vision)
+        publisher.publish(vision)
 
     def _on_parameters(self, params) -> SetParametersResult:
         for p in params:

@@ -173,7 +173,8 @@ def format_table(analysis: Analysis) -> str:
     for k, c in enumerate(analysis.cuts, 1):
         for j, tensor in enumerate(c.tensors):
             first = j == 0
-            shape = "?" if c.shapes[j] is None else "x".join(map(str, c.shapes[j]))
+            dims = c.shapes[j]
+            shape = "?" if dims is None else "x".join(map(str, dims))
             rows.append(
                 (
                     str(k) if first else "",
@@ -219,7 +220,8 @@ def write_plot(analysis: Analysis, out: str | os.PathLike) -> None:
         ax.plot(depth, [getattr(c, key) for c in cuts], style, label=label, markersize=4)
     multi = [c for c in cuts if len(c.tensors) > 1]
     if multi:
-        ax.plot([c.depth for c in multi], [c.fp32_bytes for c in multi], "kx", label="multi-tensor cut")
+        multi_bytes = [c.fp32_bytes for c in multi if c.fp32_bytes is not None]  # all: `cuts` has no None
+        ax.plot([c.depth for c in multi], multi_bytes, "kx", label="multi-tensor cut")
     ax.set_yscale("log")
     ax.set_xlabel("cut depth (share of the graph's nodes in the head)")
     ax.set_ylabel("bytes sent per frame")
@@ -292,7 +294,8 @@ def _report(
     g: gr.Graph, cut: gr.Cut, types: Mapping[str, gr.TensorType], flops_share: float, params_share: float
 ) -> CutReport:
     known = [types.get(t) for t in cut]
-    elements = None if None in known else sum(math.prod(t.shape) for t in known)
+    complete = [t for t in known if t is not None]
+    elements = None if len(complete) < len(known) else sum(math.prod(t.shape) for t in complete)
     return CutReport(
         tensors=list(cut),
         nodes=[g.nodes[g.producer[t]].name for t in cut],

@@ -311,7 +311,9 @@ class _JpegBaseline:
         if not ok:
             raise CalibrationError(f"OpenCV could not JPEG-encode a {bgr.shape[1]}x{bgr.shape[0]} frame")
         self.bytes[key].append(int(data.size))
-        return cv2.imdecode(data, cv2.IMREAD_COLOR)
+        decoded = cv2.imdecode(data, cv2.IMREAD_COLOR)
+        assert decoded is not None  # OpenCV decodes the JPEG it just encoded
+        return decoded
 
     def _answer(self, key: tuple[str, int], features: Mapping[str, np.ndarray]) -> None:
         self.top1[key].append(int(self.tail.top1({n: a[np.newaxis] for n, a in features.items()})[0]))
@@ -363,7 +365,7 @@ def evaluate(
 ) -> list[Result]:
     """Encode every frame's tensors each way (params None = raw floats of that many bits), decode them as the
     tail would, and run the tail once per way; every codec's bytes come from the same packed payload."""
-    results = []
+    results: list[Result] = []
     for (method, bits), params in tqdm(encodings.items(), desc="encodings", disable=not progress, file=sys.stderr):
         sizes = dict.fromkeys(CODEC_NAMES, 0)
         decoded = {}
@@ -532,7 +534,7 @@ def write_plot(calibration: Calibration, out: str | os.PathLike, codec: str = "z
         if r.codec in (codec, None):
             series.setdefault(r.method, []).append(r)
     for method, points in series.items():
-        points.sort(key=lambda r: r.bits if r.bits is not None else r.quality)
+        points.sort(key=_plot_order)
         label = _plot_label(calibration, method, codec)
         ax.plot([p.bytes_per_frame for p in points], [100.0 * p.agreement for p in points], "o-", label=label)
         for p in points:
@@ -547,6 +549,13 @@ def write_plot(calibration: Calibration, out: str | os.PathLike, codec: str = "z
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     atomic_write(out, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+
+
+def _plot_order(r: Result) -> int:
+    """A point's place along its series: its bits, or for JPEG its quality."""
+    order = r.bits if r.bits is not None else r.quality
+    assert order is not None  # every Result has bits or a quality
+    return order
 
 
 def _plot_label(calibration: Calibration, method: str, codec: str) -> str:

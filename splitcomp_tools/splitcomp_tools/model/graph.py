@@ -125,8 +125,8 @@ def build_graph(model: onnx.ModelProto) -> Graph:
                 )
             producer[t] = i
     known = producer.keys() | initializers | set(real_inputs)
-    for i, reads in enumerate(raw_reads):
-        for t in reads:
+    for i, node_reads in enumerate(raw_reads):
+        for t in node_reads:
             if t not in known:
                 raise ModelError(f"node '{g.node[i].name}' ({g.node[i].op_type}) reads '{t}', which nothing defines")
     outputs = tuple(v.name for v in g.output)
@@ -444,7 +444,7 @@ def _lone_frontiers(
     kept.reverse()
     uses = Counter(t for i in kept for t in g.reads[i] if t in need)
     live = {s for s in sources if s in need}
-    found = []
+    found: list[str] = []
     for i in kept:
         for t in g.reads[i]:
             if t in need:
@@ -524,8 +524,10 @@ def _tail_walk(g: Graph, cut: set[str]) -> tuple[set[int], list[str] | None]:
         via[t] = toward
         if t in g.real_inputs:
             path = [t]
-            while via[path[-1]] is not None:
-                path.append(via[path[-1]])
+            step = via[t]
+            while step is not None:
+                path.append(step)
+                step = via[step]
             return nodes, path
         i = g.producer[t]
         nodes.add(i)

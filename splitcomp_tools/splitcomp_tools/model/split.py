@@ -196,7 +196,10 @@ def verify(
     full, head, tail = (_session(m) for m in (model_path, head_bytes, tail_bytes))
     cut = [o.name for o in head.get_outputs()]
     outputs = [o.name for o in full.get_outputs()]
-    worst, lo, hi, nan_mismatch = {}, {}, {}, []
+    worst: dict[str, float] = {}
+    lo: dict[str, float] = {}
+    hi: dict[str, float] = {}
+    nan_mismatch: list[str] = []
     for x in (*random_inputs, *image_inputs):
         expected = dict(zip(outputs, full.run(outputs, {input_name: x})))
         features = dict(zip(cut, head.run(cut, {input_name: x})))
@@ -294,8 +297,8 @@ def _main(argv: Sequence[str] | None) -> int:
     cut = [name for value in args.at for name in value.split(",") if name]
     size = _ints(args.size, "--size", (1, 2)) if args.size else None
     preprocessing = Preprocessing(
-        mean=tuple(_floats(args.mean, "--mean")),
-        std=tuple(_floats(args.std, "--std")),
+        mean=_floats(args.mean, "--mean"),
+        std=_floats(args.std, "--std"),
         size=None if size is None else (size[0], size[-1]),
         bgr=args.bgr,
         crop_resize=args.crop,
@@ -485,14 +488,15 @@ def _ints(text: str, option: str, counts: Sequence[int]) -> list[int]:
     return values
 
 
-def _floats(text: str, option: str) -> list[float]:
+def _floats(text: str, option: str) -> tuple[float, float, float]:
     try:
         values = [float(v) for v in text.split(",")]
     except ValueError:
         raise SplitError(f"{option} {text!r}: expected comma-separated numbers") from None
     if len(values) != 3 or not all(map(math.isfinite, values)):
         raise SplitError(f"{option} {text!r}: expected 3 finite numbers, one per channel")
-    return values
+    first, second, third = values
+    return first, second, third
 
 
 if __name__ == "__main__":

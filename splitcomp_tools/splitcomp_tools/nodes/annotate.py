@@ -96,6 +96,7 @@ def write_example(path: Path) -> None:
     source = GeneratorSource(640, 480, seed=0)
     frame = source.read()
     truth = source.last_label
+    assert truth is not None  # read() sets it
     runners_up = [CLASS_NAMES[(truth + k) % len(CLASS_NAMES)] for k in (1, 2)]
     scores = [(CLASS_NAMES[truth], 0.962), (runners_up[0], 0.021), (runners_up[1], 0.008)]
     image = annotate(frame, result_lines(scores, latency_ms=23.4, feature_bytes=1568, fps=29.8))

@@ -65,7 +65,7 @@ class ImageSource(Node):
             "Hold frames until a subscriber has been matched for a moment (benchmarks: no frame is lost to discovery).",
             read_only=True,
         )
-        self._matched_at = None
+        self._matched_at: float | None = None
         if self._encoding not in ENCODINGS:
             raise StartupError(f"image_source: encoding must be one of {', '.join(ENCODINGS)}")
         try:

@@ -9,6 +9,7 @@ our quantize + bit-pack (+ zstd/LZ4) path on the same post-ReLU-like tensor.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import statistics
@@ -105,8 +106,8 @@ def run_codec_bench(
         encoded = encode("feature", x, params, number)
         matches_seed = matches_seed and bool(np.array_equal(decode(encoded), seed_values))
         result = {
-            "encode_ms": median_ms(lambda number=number: encode("feature", x, params, number), repeats),
-            "decode_ms": median_ms(lambda encoded=encoded: decode(encoded), repeats),
+            "encode_ms": median_ms(functools.partial(encode, "feature", x, params, number), repeats),
+            "decode_ms": median_ms(functools.partial(decode, encoded), repeats),
             "bytes": len(encoded.data),
         }
         codecs[name] = result

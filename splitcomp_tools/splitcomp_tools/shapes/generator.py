@@ -82,6 +82,12 @@ def _crescent(shift: float, bite: float) -> np.ndarray:
     )
 
 
+def _rgb(values: np.ndarray) -> tuple[int, int, int]:
+    """The three values of a colour array as plain ints."""
+    r, g, b = (int(v) for v in values)
+    return r, g, b
+
+
 class ShapeGenerator:
     """Seeded source of labelled RGB images (uint8, HxWx3) of the classes in CLASS_NAMES."""
 
@@ -146,10 +152,10 @@ class ShapeGenerator:
         bg = self._rng.integers(0, 256, size=3)
         candidates = self._rng.integers(0, 256, size=(6, 3))
         fg = candidates[np.argmax(np.abs(candidates - bg).sum(axis=1))]
-        return tuple(int(v) for v in bg), tuple(int(v) for v in fg)
+        return _rgb(bg), _rgb(fg)
 
     def _random_colour(self) -> tuple[int, int, int]:
-        return tuple(int(v) for v in self._rng.integers(0, 256, size=3))
+        return _rgb(self._rng.integers(0, 256, size=3))
 
     def _fixed(self, points: np.ndarray) -> np.ndarray:
         return np.round(points * _ONE).astype(np.int32)

@@ -84,7 +84,7 @@ class ShapesResNet(nn.Module):
         self.stage_names = tuple(f"stage{index + 1}" for index in range(len(widths)))
         in_channels = widths[0]
         for index, width in enumerate(widths):
-            blocks = OrderedDict()
+            blocks: OrderedDict[str, nn.Module] = OrderedDict()
             for b in range(blocks_per_stage):
                 stride = 2 if index > 0 and b == 0 else 1
                 blocks[f"block{b + 1}"] = BasicBlock(in_channels, width, stride)

@@ -191,7 +191,7 @@ def _main(argv: Sequence[str] | None) -> int:
     torch.use_deterministic_algorithms(True)
     torch.set_num_threads(args.threads)
     # channels-last convolutions train faster on CPU; the exported graph is the same.
-    model = ShapesResNet(len(CLASS_NAMES)).to(memory_format=torch.channels_last)
+    model = ShapesResNet(len(CLASS_NAMES)).to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch stub omits memory_format keyword
     start = time.perf_counter()
     history = train(model, args)
     train_seconds = time.perf_counter() - start
