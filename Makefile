@@ -10,12 +10,13 @@ ROS ?= jazzy
 ROS_TESTS := tests splitcomp_ros/test
 ROS_ENV := $(if $(filter-out jazzy,$(ROS)),export SPLITCOMP_PYPI_ROS=$(ROS) &&)
 
-.PHONY: help setup build test test-ros demo bench clean
+.PHONY: help setup build test test-ros lint demo bench clean
 
 help:
 	@echo "make demo   - set up, build, and run the split pipeline end to end on the shipped demo model"
 	@echo "make test   - set up, build, and run every test"
 	@echo "make test-ros ROS=kilted - only the ROS-facing tests ($(ROS_TESTS)), on ROS 2 Kilted (default jazzy)"
+	@echo "make lint   - ruff (lint and format check) and mypy, as the tests run them"
 	@echo "make bench  - codec and pipeline benchmarks (figures in the README)"
 	@echo "make setup  - virtual environment with pinned dependencies, then colcon build"
 	@echo "make clean  - remove build outputs and the virtual environment"
@@ -29,6 +30,9 @@ test: setup
 test-ros:
 	@$(ROS_ENV) bash scripts/setup.sh
 	@$(ROS_ENV) $(ENV) && python -m pytest $(PYTEST_ARGS) $(ROS_TESTS)
+
+lint: setup
+	@$(ENV) && ruff check . && ruff format --check . && mypy
 
 demo: setup
 	@$(ENV) && python -m splitcomp_tools.demo

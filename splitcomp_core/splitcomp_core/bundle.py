@@ -29,17 +29,17 @@ from google.protobuf.message import DecodeError
 from jsonschema.exceptions import best_match
 from onnx.external_data_helper import uses_external_data
 
-from splitcomp_core.codec import CODEC_NAMES, RAW_BITS
+from splitcomp_core.codec import CODE_BITS, CODEC_NAMES, RAW_BITS
 from splitcomp_core.errors import BundleError
 from splitcomp_core.files import atomic_write_text, fsync_dir, replace_dir, write_durably
 from splitcomp_core.postprocess import KINDS, load_labels
-from splitcomp_core.quantization import CODE_BITS, MODES
 
 FORMAT_VERSION = 1
 MANIFEST_FILE = "manifest.json"
 HEAD_FILE = "head.onnx"
 TAIL_FILE = "tail.onnx"
 LABELS_FILE = "labels.json"
+MODES = ("clip", "calibrated", "per_channel")  # quantization.mode: where the head's ranges come from
 DYNAMIC = -1  # a dimension whose size is only known at run time (e.g. a symbolic batch size)
 
 _HASH_CHUNK = 1 << 20

@@ -13,16 +13,13 @@ import math
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, TypeGuard
 
 import lz4.frame
 import numpy as np
 import zstandard
 
 from splitcomp_core.errors import CodecError
-
-if TYPE_CHECKING:
-    from typing_extensions import TypeIs
 
 CODEC_NONE = 0
 CODEC_ZSTD = 1
@@ -31,7 +28,8 @@ CODEC_BY_NAME = {"none": CODEC_NONE, "zstd": CODEC_ZSTD, "lz4": CODEC_LZ4}
 CODEC_NAMES = tuple(CODEC_BY_NAME)  # the names every option, parameter and schema offers
 _CODEC_NAMES = {number: name for name, number in CODEC_BY_NAME.items()}
 
-RAW_BITS = (16, 32)
+CODE_BITS = tuple(range(1, 9))  # quantized widths
+RAW_BITS = (16, 32)  # raw float16/float32 pass-through
 _RAW_DTYPES: dict[int, np.dtype] = {16: np.dtype("<f2"), 32: np.dtype("<f4")}
 DEFAULT_MAX_ELEMENTS = 64 * 1024 * 1024
 
@@ -353,7 +351,7 @@ def _levels(bits: int) -> int:
     return (1 << bits) - 1
 
 
-def _is_int(value: object) -> TypeIs[int | np.integer]:
+def _is_int(value: object) -> TypeGuard[int | np.integer]:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 

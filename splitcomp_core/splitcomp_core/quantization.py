@@ -8,18 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from splitcomp_core.codec import CODEC_BY_NAME, CODEC_NAMES, RAW_BITS, QuantParams, clip_params, range_params
+from splitcomp_core.bundle import MODES, QuantizationSpec
+from splitcomp_core.codec import CODE_BITS, CODEC_BY_NAME, CODEC_NAMES, RAW_BITS, QuantParams, clip_params, range_params
 from splitcomp_core.errors import CodecError
-
-if TYPE_CHECKING:  # the manifest's schema takes MODES and CODE_BITS from here, so no import at run time
-    from splitcomp_core.bundle import QuantizationSpec
-
-MODES = ("clip", "calibrated", "per_channel")  # where the head's ranges come from
-CODE_BITS = tuple(range(1, 9))  # quantized widths; RAW_BITS (16, 32) send floats
 
 
 @dataclasses.dataclass(frozen=True)

@@ -7,9 +7,9 @@ from typing import Any
 
 from rclpy.node import Node
 
-from splitcomp_core.bundle import QuantizationSpec
+from splitcomp_core.bundle import MODES, QuantizationSpec
 from splitcomp_core.codec import CODEC_NAMES
-from splitcomp_core.quantization import MODES, EncoderConfig
+from splitcomp_core.quantization import EncoderConfig
 from splitcomp_ros.node_support import declare
 
 ENCODER_PARAMS = ("bits", "quantization", "clip_min", "clip_max", "codec")

@@ -13,12 +13,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from splitcomp_core.bundle import load_bundle
+from splitcomp_core.bundle import MODES, load_bundle
 from splitcomp_core.codec import CODEC_NAMES
 from splitcomp_core.errors import SplitcompError
 from splitcomp_core.head import HeadPipeline
 from splitcomp_core.images import read_image
-from splitcomp_core.quantization import MODES, EncoderConfig
+from splitcomp_core.quantization import EncoderConfig
 from splitcomp_core.tail import TailPipeline
 from splitcomp_tools.cli import run_cli
 

@@ -19,9 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from splitcomp_core.codec import CODEC_NAMES, RAW_BITS
+from splitcomp_core.codec import CODE_BITS, CODEC_NAMES, RAW_BITS
 from splitcomp_core.errors import SplitcompError
-from splitcomp_core.quantization import CODE_BITS
 from splitcomp_tools.cli import run_cli
 from splitcomp_tools.run.pipeline_run import PipelineRun
 from splitcomp_tools.shapes.bundle import prepare_bundle
