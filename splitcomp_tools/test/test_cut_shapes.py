@@ -121,6 +121,35 @@ def test_a_read_of_other_dims_is_explained_but_not_rewritten(tmp_path):
     assert "bypasses every tensor computed before it" in note and "--rebase-batch" not in note
 
 
+def test_a_shape_read_shared_by_the_batch_and_other_dims_is_left_alone(tmp_path):
+    """One Shape(x) (exporters merge identical ones) feeds both a scale from H and the flatten's batch."""
+    nodes = [
+        helper.make_node("Shape", ["x"], ["s"], "/Shape"),
+        helper.make_node("Gather", ["s", "two"], ["h"], axis=0),
+        helper.make_node("Cast", ["h"], ["hf"], to=onnx.TensorProto.FLOAT),
+        helper.make_node("Mul", ["x", "hf"], ["m"]),
+        helper.make_node("Relu", ["m"], ["r"]),
+        helper.make_node("GlobalAveragePool", ["r"], ["p"]),
+        helper.make_node("Gather", ["s", "zero"], ["b"], axis=0),
+        helper.make_node("Unsqueeze", ["b", "axes"], ["u"]),
+        helper.make_node("Concat", ["u", "minus_one"], ["c"], axis=0),
+        helper.make_node("Reshape", ["p", "c"], ["f"], "/Reshape"),
+        helper.make_node("MatMul", ["f", "w"], ["y"]),
+    ]
+    inits = {
+        "two": np.array(2, np.int64),
+        "zero": np.array(0, np.int64),
+        "axes": np.array([0], np.int64),
+        "minus_one": np.array([-1], np.int64),
+        "w": WEIGHT,
+    }
+    model = onnx_model(nodes, {"x": ["batch", 3, 4, 4]}, {"y": ["batch", 2]}, inits, name="shared")
+    path = save(model, tmp_path / "shared.onnx")
+    (read,) = gr.input_shape_reads(model, gr.build_graph(model))
+    assert read.meets == "'/Reshape' (Reshape)" and read.source is None  # p's dim 0 would be wrong for H
+    assert gr.rebase_batch_reads(path, model, {"x": (1, 3, 4, 4)}) == []
+
+
 def test_a_shape_read_that_only_meets_the_input_again_is_not_reported():
     """A stem's computed padding, Pad(x, f(Shape(x))), bypasses nothing."""
     nodes = [

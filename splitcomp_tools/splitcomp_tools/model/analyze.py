@@ -125,9 +125,9 @@ def shape_read_note(read: gr.InputShapeRead) -> str:
     )
     if read.source is not None:
         return (
-            f"{why}. The model takes its batch size from the input (as x.view(x.size(0), -1) does in a dynamic-batch "
-            f"export); pass --rebase-batch (here and to split) to read it from '{read.source}', which that node "
-            f"reshapes, export with `export --dynamic-batch` (which does that), or export with a static batch"
+            f"{why}. The model takes its batch size from the input (x.size(0) in a dynamic-batch export, as in "
+            f"x.view(x.size(0), -1)); pass --rebase-batch (here and to split) to read it from '{read.source}', which "
+            f"that node reads, export with `export --dynamic-batch` (which does that), or export with a static batch"
         )
     return f"{why}. Export the model with a static input size, or compute that size from a later tensor"
 

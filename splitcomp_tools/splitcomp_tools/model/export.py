@@ -239,6 +239,7 @@ def _torch_export(
                 input_names=list(input_names),
                 output_names=list(output_names),
                 dynamo=dynamo,
+                verbose=False,  # dynamo would print its progress on stdout, among the tool's own output
                 **batch,
             )
     except ExportError:

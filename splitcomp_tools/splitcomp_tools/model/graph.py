@@ -71,8 +71,9 @@ class InputShapeRead:
 
     The path input -> Shape -> ... -> `meets` bypasses every tensor computed before `meets`, so
     none of them is a cut. `source` is set when only the input's batch size is read and the value
-    ends in Reshapes of one tensor (`x.view(x.size(0), -1)`): that tensor's own dim 0 can give the
-    same size, if it is the batch (`rebase_batch_reads` measures that before it rewrites anything).
+    meets one feature tensor (the tensor `x.view(x.size(0), -1)` reshapes, or the tokens a cls token
+    expanded to `x.shape[0]` is concatenated with): that tensor's own dim 0 gives the same size if
+    it is the batch, which `rebase_batch_reads` measures before it rewrites anything.
     """
 
     position: int  # of the Shape node
@@ -404,42 +405,59 @@ def measure_types(
 def input_shape_reads(model: onnx.ModelProto, g: Graph) -> list[InputShapeRead]:
     """Shape nodes reading a real input whose value reaches the outputs around computed features.
 
-    A Shape whose value only meets the input itself again (a stem's computed padding) bypasses
-    nothing and is not listed.
+    The value is followed through shape arithmetic (nodes whose inputs are all computed from
+    input shapes and constants, such as the pads of TensorFlow "same" padding, which may combine
+    several Shape nodes) to the nodes where it meets a feature tensor. A Shape whose value only
+    meets the input itself again (a stem's computed padding) bypasses nothing and is not listed.
     """
+    derived: set[str] = set()  # computed from the shapes of real inputs and constants alone
+    for i in range(len(g.nodes)):
+        if _reads_input_shape(g, i) or (
+            not derived.isdisjoint(g.reads[i]) and all(t in derived for t in g.reads[i] if t in g.dependent)
+        ):
+            derived.update(g.writes[i])
     found = []
     for s in g.relevant:
+        if not _reads_input_shape(g, s):
+            continue
         node = g.nodes[s]
-        if node.op_type != "Shape" or node.domain not in ("", "ai.onnx") or node.input[0] not in g.real_inputs:
-            continue
         start, end = _int_attr(node, "start", 0), _int_attr(node, "end", None)
-        if start != 0:
-            continue
-        full = set() if end == 1 else set(g.writes[s])  # tensors holding the whole shape vector
-        chain, batch_only = set(g.writes[s]), True
+        # `vector`: the whole shape from dim 0, whose element 0 is the batch; `other`: values that
+        # depend on other dims. The rest of the chain holds nothing but the batch size.
+        vector = set(g.writes[s]) if start == 0 and end != 1 else set()
+        other = set(g.writes[s]) if start != 0 else set()
+        chain = set(g.writes[s])
         meets: list[int] = []
+        batch_only = True
         for i in range(s + 1, len(g.nodes)):
             read = [t for t in g.reads[i] if t in chain]
             if not read:
                 continue
-            if any(t in g.dependent and t not in chain for t in g.reads[i]):
+            mixed = any(t in vector or t in other for t in read)
+            if not all(t in derived for t in g.reads[i] if t in g.dependent):
                 meets.append(i)
-                batch_only = batch_only and full.isdisjoint(read)
+                batch_only = batch_only and not mixed
                 continue
-            if not full.isdisjoint(read) and not _takes_first(model, g, i):
-                batch_only = False
-                full.update(g.writes[i])
+            takes_batch = read == [g.nodes[i].input[0]] and read[0] in vector and _takes_first(model, g, i)
+            if mixed and not takes_batch:
+                other.update(g.writes[i])
             chain.update(g.writes[i])
-        relevant = [i for i in meets if i in g.relevant]
-        if not relevant or all(t in g.real_inputs or t in chain for t in g.reads[relevant[0]] if t in g.dependent):
+        batch_only = batch_only and (vector | other).isdisjoint(g.outputs)
+        bypassing = [  # meeting nodes that read a computed feature, not only the input again
+            i
+            for i in meets
+            if i in g.relevant
+            and any(t not in g.real_inputs and t not in derived for t in g.reads[i] if t in g.dependent)
+        ]
+        if not bypassing:
             continue
         found.append(
             InputShapeRead(
                 s,
                 _node_label(g, s),
                 node.input[0],
-                _node_label(g, relevant[0]),
-                _reshaped_source(g, meets, chain) if batch_only else None,
+                _node_label(g, bypassing[0]),
+                _batch_source(g, meets, derived) if batch_only else None,
             )
         )
     return found
@@ -448,7 +466,7 @@ def input_shape_reads(model: onnx.ModelProto, g: Graph) -> list[InputShapeRead]:
 def rebase_batch_reads(
     path: str | os.PathLike, model: onnx.ModelProto, input_shapes: Mapping[str, Sequence[int]]
 ) -> list[InputShapeRead]:
-    """Point every batch-only input Shape at the tensor its value reshapes, where that is the same size.
+    """Point every batch-only input Shape at the feature tensor its value meets, where that has the same dim 0.
 
     `x.view(x.size(0), -1)` in a dynamic-batch export reads the batch from the input, and that
     path bypasses every tensor before the view. Reading dim 0 of the reshaped tensor instead gives
@@ -744,6 +762,11 @@ def _with_inputs(
     return work
 
 
+def _reads_input_shape(g: Graph, i: int) -> bool:
+    node = g.nodes[i]
+    return node.op_type == "Shape" and node.domain in ("", "ai.onnx") and node.input[0] in g.real_inputs
+
+
 def _int_attr(node: onnx.NodeProto, name: str, default: int | None) -> int | None:
     return next((a.i for a in node.attribute if a.name == name), default)
 
@@ -781,14 +804,13 @@ def _takes_first(model: onnx.ModelProto, g: Graph, i: int) -> bool:
     return False
 
 
-def _reshaped_source(g: Graph, meets: Sequence[int], chain: set[str]) -> str | None:
-    """The one tensor every meeting node reshapes by the computed shape, if that is all they do."""
-    sources = set()
-    for i in meets:
-        node = g.nodes[i]
-        if node.op_type != "Reshape" or node.input[0] in chain or node.input[1] not in chain:
-            return None
-        sources.add(node.input[0])
+def _batch_source(g: Graph, meets: Sequence[int], derived: set[str]) -> str | None:
+    """The one feature tensor that all the nodes where the value meets the features read, if there is one.
+
+    Reading the batch from it instead cannot make a cycle: a path from the value to it would run
+    through a meeting node, which reads it.
+    """
+    sources = {t for i in meets for t in g.reads[i] if t in g.dependent and t not in derived}
     if len(sources) != 1:
         return None
     (source,) = sources
