@@ -304,9 +304,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--rebase-batch",
         action="store_true",
-        help="when the model reads its batch size from the input for a reshape (x.view(x.size(0), -1)), which "
-        "bypasses every tensor before it, read it from the reshaped tensor instead (checked at two batch sizes; "
-        "split --rebase-batch makes the same change)",
+        help="when the model reads its batch size from the input (x.view(x.size(0), -1)), which bypasses every "
+        "tensor before that view, read it from the tensor the view reshapes instead, once measured to have the same "
+        "dim 0 (split --rebase-batch makes the same change)",
     )
     return parser
 

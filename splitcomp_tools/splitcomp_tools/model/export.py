@@ -52,8 +52,8 @@ def export_torch_module(
     """Export `module` (in eval mode) to `out_path`, check it, and return the max abs difference to PyTorch.
 
     `opset` defaults to 17 for the TorchScript exporter and 18 for dynamo. With `dynamic_batch`, reads
-    of the input's batch size that only feed a reshape are moved to the reshaped tensor
-    (`graph.rebase_batch_reads`), so `x.view(x.size(0), -1)` does not bypass every cut. The
+    of the input's batch size are moved to the feature tensor they meet where that has the same
+    dim 0 (`graph.rebase_batch_reads`), so `x.view(x.size(0), -1)` does not bypass every cut. The
     comparison runs `check_inputs` random inputs shaped like `example_input` (with `dynamic_batch`,
     one of them has a larger batch) through PyTorch and ONNX Runtime. Raises ExportError, leaving
     nothing at `out_path`, when the export fails or differs by more than TOLERANCE relative to the

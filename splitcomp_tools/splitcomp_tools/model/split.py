@@ -109,7 +109,7 @@ def split_model(
     "probabilities"; "auto" looks for a Softmax that produces it. Cut and output shapes are
     measured in ONNX Runtime and recorded concretely (only a batch dim of a dynamic-batch model
     stays DYNAMIC); the head must compute exactly those during verification. `rebase_batch`
-    first lets reads of the input's batch size come from the tensor they reshape
+    first lets reads of the input's batch size come from the feature tensor they meet
     (`graph.rebase_batch_reads`), so cuts before an `x.view(x.size(0), -1)` exist.
     """
     out = Path(out_dir)
@@ -313,8 +313,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--rebase-batch",
         action="store_true",
-        help="when the model reads its batch size from the input for a reshape (x.view(x.size(0), -1)), which "
-        "bypasses every tensor before it, read it from the reshaped tensor instead (checked at two batch sizes)",
+        help="when the model reads its batch size from the input (x.view(x.size(0), -1)), which bypasses every "
+        "tensor before that view, read it from the tensor the view reshapes instead, once measured to have the same "
+        "dim 0 (analyze says when this applies)",
     )
     return parser
 
