@@ -565,7 +565,10 @@ def write_plot(calibration: Calibration, out: str | os.PathLike, codec: str = "z
     ax.set_xscale("log")
     ax.set_xlabel("bytes per frame")
     ax.set_ylabel("top-1 agreement with the unsplit model (%)")
-    ax.set_title(f"{calibration.bundle.name}: {calibration.frames} frames from {calibration.images}")
+    judged = (
+        f"; measured on {calibration.eval_frames} from {calibration.eval_images}" if calibration.eval_images else ""
+    )
+    ax.set_title(f"{calibration.bundle.name}: ranges from {calibration.frames} frames of {calibration.images}{judged}")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     atomic_write(out, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
