@@ -125,8 +125,8 @@ def test_classify_takes_real_photos_as_frames(lite0, capsys):
 
 def test_the_demo_runs_the_real_model_over_dds(lite0_cache, tmp_path):
     out = tmp_path / "demo"
-    argv = ["--cache", str(lite0_cache), "--out", str(out), "--frames", "8", "--show", "2"]
-    argv += ["--calibration-frames", "16", "--evaluation-frames", "16", "--rate", "8"]
+    argv = ["--cache", str(lite0_cache), "--out", str(out), "--frames", "24", "--show", "2"]
+    argv += ["--calibration-frames", "16", "--evaluation-frames", "16", "--rate", "12"]
     done = subprocess.run(
         [sys.executable, "-m", "splitcomp_tools.demo", *argv], capture_output=True, text=True, timeout=300
     )

@@ -100,6 +100,9 @@ def print_summary(s: dict, choice: Result | None) -> None:
             f"bytes per frame        {s['bytes_per_frame']:,.0f} (features) vs {full.bytes_per_frame:,.0f} "
             f"(JPEG q{FULL_SIZE_QUALITY} of the camera frame): {full.bytes_per_frame / s['bytes_per_frame']:.1f}x less"
         )
+    if not s["compared"]:
+        print("top-1 agreement        not measured: the probe received none of the classified frames (best effort)")
+        return
     print(f"top-1 agreement        {s['agreement']:.1%} with the unsplit model ({s['compared']} frames)")
     small = [j for (method, _), j in sorted(s["jpeg"].items()) if method == MODEL_SIZE]
     if small:
