@@ -13,7 +13,7 @@ ROS_ENV := $(if $(filter-out jazzy,$(ROS)),export SPLITCOMP_PYPI_ROS=$(ROS) &&)
 .PHONY: help setup build test test-ros lint demo bench clean
 
 help:
-	@echo "make demo   - set up, build, and run the split pipeline end to end on the shipped demo model"
+	@echo "make demo   - set up, build, and run the split pipeline end to end on EfficientNet-Lite0 and real photos"
 	@echo "make test   - set up, build, and run every test"
 	@echo "make test-ros ROS=kilted - only the ROS-facing tests ($(ROS_TESTS)), on ROS 2 Kilted (default jazzy)"
 	@echo "make lint   - ruff (lint and format check) and mypy, as the tests run them"

@@ -27,7 +27,16 @@ ROSDEP_KEY = {
     "google": "python3-protobuf",
 }
 # Imported only inside a guard, with a tested path when missing (see the README).
-OPTIONAL = {"cv_bridge", "vision_msgs", "torchvision", "timm", "launch", "launch_ros", "onnxscript"}
+OPTIONAL = {
+    "cv_bridge",
+    "vision_msgs",
+    "torchvision",
+    "timm",
+    "launch",
+    "launch_ros",
+    "onnxscript",
+    "efficientnet_lite_pytorch",  # pip only (requirements/tools.txt): `export efficientnet_lite0` says so when missing
+}
 
 
 def imported_top_level_modules(package_dir: pathlib.Path) -> set:

@@ -22,8 +22,9 @@ import numpy as np
 from splitcomp_core.codec import CODE_BITS, CODEC_NAMES, RAW_BITS
 from splitcomp_core.errors import SplitcompError
 from splitcomp_tools.cli import run_cli
+from splitcomp_tools.model.prepare import DEFAULT_CACHE, prepare_bundle
+from splitcomp_tools.run.demo_models import DEMO_MODELS
 from splitcomp_tools.run.pipeline_run import PipelineRun
-from splitcomp_tools.shapes.bundle import prepare_bundle
 
 
 def _p50(diagnostics: dict, node: str, key: str) -> float:
@@ -69,7 +70,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="bench pipeline", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--bundle", help="bundle to run (default: the demo model, split and calibrated as `demo` does)")
+    p.add_argument(
+        "--bundle", help="bundle to run (default: --model, split and calibrated (4-bit ranges) as `demo` prepares it)"
+    )
+    p.add_argument(
+        "--model",
+        choices=tuple(DEMO_MODELS),
+        default="shapes",
+        help="the demo model to prepare when no --bundle is given (default: shapes, the toy of the README's figures)",
+    )
+    p.add_argument(
+        "--source",
+        help="image_source's frames: photos:test, generator, a folder, a video (default: the model's held-out frames)",
+    )
+    p.add_argument(
+        "--cache", default=str(DEFAULT_CACHE), help=f"exported models are kept here (default: {DEFAULT_CACHE})"
+    )
     p.add_argument("--rate", type=float, default=30.0, help="camera frames per second (default: 30)")
     p.add_argument("--duration", type=float, default=20.0, help="seconds of camera frames (default: 20)")
     p.add_argument(
@@ -92,12 +108,18 @@ def _main(argv: Sequence[str] | None) -> int:
     if frames < 2:
         raise SplitcompError("--rate x --duration must give at least 2 frames")
     out = Path(args.out)
-    bundle = Path(args.bundle) if args.bundle else prepare_bundle(out / "bundle", quiet=True)
+    model = DEMO_MODELS[args.model]
+    bundle = (
+        Path(args.bundle)
+        if args.bundle
+        else prepare_bundle(model, out / "bundle", Path(args.cache), evaluation_frames=100, quiet=True).path
+    )
     run = PipelineRun(
         bundle,
         out / "logs",
         args.rate,
         frame_count=frames,
+        source=args.source or model.evaluation_images,
         watch_frames=False,
         preload=30,
         head_params={"bits": args.bits, "codec": args.codec},
