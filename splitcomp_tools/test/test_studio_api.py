@@ -8,6 +8,7 @@ downloaded archive by loading it as head_node and tail_node do.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import re
@@ -235,6 +236,38 @@ def test_test_images_are_checked_before_they_are_decoded(client):
     assert client.post(url, data={"sample": "generator", "bits": "9"}).status_code == 400
     assert client.post(url, data={"sample": "generator", "count": "999"}).status_code == 400
     assert client.post(url, data={"sample": "elsewhere"}).status_code == 400
+
+
+def test_shipped_models_are_data_and_need_their_source(tmp_path, monkeypatch):
+    from splitcomp_tools.studio import catalog
+
+    demo = catalog.SHIPPED[0]
+    present = dataclasses.replace(demo, id="demo_again", name="present", requires=("json",))
+    absent = dataclasses.replace(demo, id="absent", name="absent", requires=("splitcomp_no_such_module",))
+    monkeypatch.setattr(catalog, "SHIPPED", (*catalog.SHIPPED, present, absent))
+    with make_client(tmp_path / "studio") as client:
+        listed = [m["id"] for m in client.get("/api/models").json()["models"]]
+        assert "demo_again" in listed and "absent" not in listed
+        assert client.get("/api/models/demo_again").json()["name"] == "present"
+        assert client.get("/api/models/absent").status_code == 404
+
+
+def test_calibrate_on_an_uploaded_video(client, tmp_path):
+    video = tmp_path / "drive.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (160, 120))
+    for frame in GeneratorSource(160, 120, seed=2).frames(8):
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    writer.release()
+    bundle = client.post("/api/models/demo/split", json={"at": [CUT]}).json()["bundle_id"]
+    job = client.post(
+        f"/api/bundles/{bundle}/calibrate",
+        data={"source": "upload", "count": "6"},
+        files={"files": ("my drive.avi", video.read_bytes())},
+    )
+    assert job.status_code == 202, job.text
+    done = wait_for(client, job.json()["job_id"])
+    assert done["status"] == "done", done["error"]
+    assert done["result"]["frames"] == 6 and done["result"]["images"] == "upload"
 
 
 def test_calibration_jobs_are_bounded(tmp_path):

@@ -119,6 +119,7 @@ class Studio:
                 raise SplitcompError(f"--ros needs rclpy and splitcomp_msgs ({exc}); source scripts/env.sh") from exc
             self.live = LiveFeed(self.hub, settings.namespace)
         self._lock = threading.Lock()
+        self._closed = False
         self._classifiers: collections.OrderedDict[str, tuple[int, adapter.Classifier]] = collections.OrderedDict()
         self._export_locks: dict[str, threading.Lock] = collections.defaultdict(threading.Lock)
         self._sources: list[str] | None = None
@@ -127,9 +128,10 @@ class Studio:
         """Stop the jobs and the live feed (once; both the server and its lifespan call this)."""
         with self._lock:
             live, self.live = self.live, None
-            if self.hub.closed:
+            if self._closed:
                 return
-            self.hub.close()
+            self._closed = True
+        self.hub.close()
         self.jobs.close()
         if live is not None:
             live.close()

@@ -165,6 +165,8 @@ class Jobs:
             error = f"internal error: {type(exc).__name__}: {exc}"
         finally:
             process.join(timeout=10)
+            messages.close()
+            messages.cancel_join_thread()  # nothing more is sent; a terminated worker may have left data unread
             with self._lock:
                 self._processes.pop(job.id, None)
             self._end(job, result, error)

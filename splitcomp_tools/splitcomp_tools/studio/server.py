@@ -12,6 +12,7 @@ import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from types import FrameType
 
 import uvicorn
 
@@ -21,6 +22,18 @@ from splitcomp_tools.studio.app import Studio, create_app
 from splitcomp_tools.studio.config import DEFAULT_HOST, DEFAULT_MAX_UPLOAD_MB, DEFAULT_PORT, DEFAULT_WORKSPACE, Settings
 
 GRACEFUL_S = 3  # an open live stream must not keep Ctrl-C waiting
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, which also ends the live streams as soon as it is told to stop (they never end by themselves)."""
+
+    def __init__(self, config: uvicorn.Config, studio: Studio) -> None:
+        super().__init__(config)
+        self.studio = studio
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self.studio.hub.close()
+        super().handle_exit(sig, frame)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -97,7 +110,7 @@ def _main(argv: Sequence[str] | None) -> int:
                 f"warning: listening on {args.host}: anyone who reaches this port can upload and run models", flush=True
             )
         config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=GRACEFUL_S)
-        uvicorn.Server(config).run(sockets=[sock])
+        _Server(config, studio).run(sockets=[sock])
     finally:
         studio.close()
         sock.close()
