@@ -62,6 +62,26 @@ def png(rgb: np.ndarray) -> bytes:
     return data.tobytes()
 
 
+def onnx_reading(location: str) -> bytes:
+    """An ONNX model whose weights claim to be in the file `location` (external data)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    weights = numpy_helper.from_array(np.ones((4, 3, 3, 3), np.float32), "w")
+    weights.ClearField("raw_data")
+    weights.data_location = TensorProto.EXTERNAL
+    for key, value in (("location", location), ("offset", "0"), ("length", "432")):
+        entry = weights.external_data.add()
+        entry.key, entry.value = key, value
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["y"]), helper.make_node("GlobalAveragePool", ["y"], ["out"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 4, 1, 1])],
+        initializer=[weights],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+
+
 def png_claiming(width: int, height: int) -> bytes:
     """A valid PNG header for width x height pixels, with almost no pixel data: decoding it would allocate them all."""
 
@@ -156,6 +176,21 @@ def test_an_upload_gives_the_cuts_analyze_json_prints(client, tmp_path):
     assert files_under(workspace / "models") == {f"{model['id']}/model.onnx", f"{model['id']}/meta.json"}
 
 
+def test_an_onnx_model_of_dynamic_size_is_analysed_at_the_given_one(client, build_onnx):
+    from onnx import helper
+
+    conv = helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1])
+    nodes = [conv, helper.make_node("Relu", ["y"], ["r"]), helper.make_node("GlobalAveragePool", ["r"], ["out"])]
+    weights = {"w": np.ones((4, 3, 3, 3), np.float32)}
+    model = build_onnx(nodes, {"x": [1, 3, "h", "w"]}, {"out": [1, 4, 1, 1]}, weights).SerializeToString()
+    refused = upload(client, model, "dynamic.onnx")
+    assert refused.status_code == 400 and "dynamic" in refused.json()["detail"].lower(), refused.text
+    made = upload(client, model, "dynamic.onnx", input_shape="1,3,20,24")
+    assert made.status_code == 201, made.text
+    assert made.json()["inputs"] == {"x": [1, 3, 20, 24]} and made.json()["defaults"]["height"] == 20
+    assert upload(client, model, "dynamic.onnx", input_shape="1,3,-1,24").status_code == 400
+
+
 def test_a_torchscript_upload_is_exported_and_a_pickle_needs_trust(tmp_path):
     import torch
     from torch import nn
@@ -188,6 +223,8 @@ def test_refusals_are_json_4xx_and_the_server_keeps_serving(tmp_path):
             "notes.txt: not an ONNX model"
         )
         assert str(tmp_path) not in not_a_model.json()["detail"]
+        outside = upload(client, onnx_reading("../../../../etc/hostname"), "ext.onnx")
+        assert outside.status_code == 400 and "points outside" in outside.json()["detail"]
         too_big = upload(client, DEMO_MODEL.read_bytes())  # 2.6 MB against a 1 MB cap, Content-Length known
         assert too_big.status_code == 413 and "--max-upload-mb" in too_big.json()["detail"]
 

@@ -48,9 +48,12 @@ REFERENCE = EncoderConfig(bits=32)  # raw float32 features: head∘tail, which s
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
 
 
-def analyze(model: Path, max_tensors: int = 1) -> dict[str, Any]:
-    """The model's cuts with the fields `analyze --json` prints, plus the totals and input shapes they refer to."""
-    analysis = analyze_model(model, max_tensors)
+def analyze(model: Path, max_tensors: int = 1, input_shape: Sequence[int] | None = None) -> dict[str, Any]:
+    """The model's cuts with the fields `analyze --json` prints, plus the totals and input shapes they refer to.
+
+    `input_shape` is the only input's size (`analyze --input-shape`), for models declared with a dynamic one.
+    """
+    analysis = analyze_model(model, max_tensors, {"": input_shape} if input_shape else None)
     return {
         "inputs": analysis.input_shapes,
         "total_flops": analysis.total_flops,

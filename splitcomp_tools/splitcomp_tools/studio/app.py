@@ -51,8 +51,8 @@ from splitcomp_tools.studio.store import BundleEntry, ModelEntry, Workspace, dis
 from splitcomp_tools.studio.uploads import BodyLimit, Form, UploadedFile, image_suffix, read_form
 
 MAX_CLASSIFIERS = 4  # bundles whose ONNX Runtime sessions stay loaded for test images
-MAX_TORCH_DIMS = 8
-MAX_TORCH_ELEMENTS = 1 << 26
+MAX_INPUT_DIMS = 8
+MAX_INPUT_ELEMENTS = 1 << 26
 PAGE_FILES = {"studio.js": "text/javascript", "studio.css": "text/css"}  # besides index.html: all the page loads
 CALIBRATION_PHASES = {"frames": (0.0, 0.6), "encodings": (0.6, 1.0)}
 
@@ -170,7 +170,7 @@ class Studio:
     def analysis(self, entry: ModelEntry, max_tensors: int) -> dict[str, Any]:
         with entry.lock:
             if max_tensors not in entry.analyses:
-                entry.analyses[max_tensors] = adapter.analyze(entry.path, max_tensors)
+                entry.analyses[max_tensors] = adapter.analyze(entry.path, max_tensors, entry.input_shape)
             return entry.analyses[max_tensors]
 
     def model_json(self, entry: ModelEntry, max_tensors: int = 1) -> dict[str, Any]:
@@ -191,17 +191,19 @@ class Studio:
         key, folder = self.workspace.new_model_dir()
         onnx_path = folder / "model.onnx"
         try:
+            shape = _input_shape(input_shape) if input_shape else None
             if kind == "onnx":
                 os.replace(upload.path, onnx_path)
             elif kind == "torchscript":
-                shape = _torch_shape(input_shape)
+                if shape is None:
+                    raise Refused(400, "a TorchScript model needs input_shape, e.g. 1,3,224,224")
                 source = folder / "source.pt"
                 os.replace(upload.path, source)
                 adapter.export_torch(source, shape, onnx_path, self.settings.trust_pickle)
                 source.unlink()
             else:
                 raise Refused(400, f"format must be onnx or torchscript, got {kind!r}")
-            entry = ModelEntry(key, name, kind, onnx_path, time.time())
+            entry = ModelEntry(key, name, kind, onnx_path, time.time(), input_shape=shape)
             record = self.model_json(entry)
             self.workspace.add_model(entry)
             return record
@@ -343,9 +345,7 @@ class Studio:
         }
 
 
-def _torch_shape(text: str | None) -> list[int]:
-    if not text:
-        raise Refused(400, "a TorchScript model needs input_shape, e.g. 1,3,224,224")
+def _input_shape(text: str) -> list[int]:
     try:
         dims = [int(d) for d in text.split(",")]
     except ValueError:
@@ -353,10 +353,10 @@ def _torch_shape(text: str | None) -> list[int]:
     elements = 1
     for d in dims:
         elements *= max(d, 0)
-    if not 1 <= len(dims) <= MAX_TORCH_DIMS or min(dims) < 1 or elements > MAX_TORCH_ELEMENTS:
+    if not 1 <= len(dims) <= MAX_INPUT_DIMS or min(dims) < 1 or elements > MAX_INPUT_ELEMENTS:
         raise Refused(
             400,
-            f"input_shape {text!r}: 1 to {MAX_TORCH_DIMS} positive dimensions, at most {MAX_TORCH_ELEMENTS:,} elements",
+            f"input_shape {text!r}: 1 to {MAX_INPUT_DIMS} positive dimensions, at most {MAX_INPUT_ELEMENTS:,} elements",
         )
     return dims
 
@@ -465,7 +465,10 @@ def create_app(settings: Settings, studio: Studio | None = None) -> FastAPI:
         openapi_extra=_multipart(
             {
                 "format": {"type": "string", "enum": ["onnx", "torchscript"], "description": "default: from the file"},
-                "input_shape": {"type": "string", "description": "TorchScript only, e.g. 1,3,224,224"},
+                "input_shape": {
+                    "type": "string",
+                    "description": "e.g. 1,3,224,224: needed for TorchScript, and for ONNX declared with a dynamic size",
+                },
                 "name": {"type": "string"},
             },
             "file",

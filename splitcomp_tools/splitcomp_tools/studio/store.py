@@ -52,11 +52,18 @@ class ModelEntry:
     path: Path
     created: float
     shipped: str | None = None
+    input_shape: list[int] | None = None  # the size to analyse at, for a model whose declared size is dynamic
     analyses: dict[int, dict[str, Any]] = dataclasses.field(default_factory=dict)
     lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
 
     def meta(self) -> dict[str, Any]:
-        return {"id": self.id, "name": self.name, "format": self.format, "created": self.created}
+        return {
+            "id": self.id,
+            "name": self.name,
+            "format": self.format,
+            "created": self.created,
+            "input_shape": self.input_shape,
+        }
 
 
 @dataclasses.dataclass
@@ -110,8 +117,9 @@ class Workspace:
         self._models: dict[str, ModelEntry] = {}
         self._bundles: dict[str, BundleEntry] = {}
         for meta in _complete(self.models_dir):
+            path = self.models_dir / meta["id"] / "model.onnx"
             self._models[meta["id"]] = ModelEntry(
-                meta["id"], meta["name"], meta["format"], self.models_dir / meta["id"] / "model.onnx", meta["created"]
+                meta["id"], meta["name"], meta["format"], path, meta["created"], input_shape=meta.get("input_shape")
             )
         for meta in _complete(self.bundles_dir):
             self._bundles[meta["id"]] = BundleEntry(
