@@ -370,7 +370,7 @@ function drawChart(canvas, series) {
   const pad = { left: 44, right: 8, top: 8, bottom: 18 };
   ctx.clearRect(0, 0, width, height);
   const values = series.flatMap((s) => s.values);
-  const max = Math.max(1e-9, ...values) * 1.15;
+  const max = Math.max(1, ...values) * 1.15;  // counts and rates at zero still get an axis
   ctx.font = "11px sans-serif";
   ctx.fillStyle = "#5f6b7a";
   ctx.strokeStyle = "#d8dee6";
