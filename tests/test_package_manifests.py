@@ -25,6 +25,11 @@ ROSDEP_KEY = {
     "torch": "python3-torch",
     "rosbags": "python3-rosbags",
     "google": "python3-protobuf",
+    "fastapi": "python3-fastapi",
+    "uvicorn": "python3-uvicorn",
+    "python_multipart": "python3-multipart",
+    "PIL": "python3-pil",
+    "pydantic": "python3-pydantic",
 }
 # Imported only inside a guard, with a tested path when missing (see the README).
 OPTIONAL = {

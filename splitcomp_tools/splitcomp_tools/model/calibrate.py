@@ -21,7 +21,7 @@ import dataclasses
 import json
 import os
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,6 +67,9 @@ _CANDIDATE_ELEMENTS = 1 << 22  # floats quantized at once while scoring candidat
 
 # The head node's `quantization` mode that sends each table method's ranges.
 HEAD_MODES = {"clip": "clip", "per_tensor": "calibrated", "per_channel": "per_channel"}
+
+
+Progress = Callable[[str, int, int], None]  # (phase, done, total)
 
 
 class CalibrationError(SplitcompError, ValueError):
@@ -315,17 +318,20 @@ def collect(
     jpeg: JpegBaseline | None = None,
     progress: bool = False,
     what: str = "frames",
+    on_progress: Progress | None = None,
 ) -> dict[str, np.ndarray]:
     """One pass over the frames: each frame's float cut tensors, stacked per tensor (and its JPEG baselines)."""
     kept: dict[str, list[np.ndarray]] = {name: [] for name in head.cut_names}
     with tqdm(total=count, desc=what, unit="frame", disable=not progress, file=sys.stderr) as bar:
-        for frame in source.frames(count):
+        for done, frame in enumerate(source.frames(count), 1):
             features = head.features(frame, "rgb8")[0]
             for name in head.cut_names:
                 kept[name].append(features[name])
             if jpeg is not None:
                 jpeg.add(frame)
             bar.update()
+            if on_progress is not None:
+                on_progress("frames", done, count)
     if not kept[head.cut_names[0]]:
         raise CalibrationError(
             "the image source gave no frames that could be read; check --images, --eval-images (and --topic)"
@@ -345,11 +351,15 @@ def evaluate(
     reference: np.ndarray,
     encodings: Mapping[tuple[str, int], Mapping[str, QuantParams | None]],
     progress: bool = False,
+    on_progress: Progress | None = None,
 ) -> list[Result]:
     """Encode every frame's tensors each way (params None = raw floats of that many bits), decode them as the
     tail would, and run the tail once per way; every codec's bytes come from the same packed payload."""
     results: list[Result] = []
-    for (method, bits), params in tqdm(encodings.items(), desc="encodings", disable=not progress, file=sys.stderr):
+    ways = tqdm(encodings.items(), desc="encodings", disable=not progress, file=sys.stderr)
+    for done, ((method, bits), params) in enumerate(ways, 1):
+        if on_progress is not None:
+            on_progress("encodings", done - 1, len(encodings))
         sizes = dict.fromkeys(CODEC_NAMES, 0)
         decoded = {}
         for name, frames in features.items():
@@ -396,6 +406,7 @@ def calibrate(
     progress: bool = False,
     eval_images: str | None = None,
     eval_count: int | None = None,
+    on_progress: Progress | None = None,
 ) -> Calibration:
     """Measure a bundle's cut tensors on `count` frames from `images` and compare all ways to send them.
 
@@ -403,7 +414,8 @@ def calibrate(
     `bits` (default: the bundle's own quantization bits, or 4 for raw floats) is what the stored
     least-error ranges are searched for. With `eval_images`, the comparison runs on `eval_count`
     (default `count`) frames from there, a source opened with seed + 1 so that even the same source
-    gives other frames; without it, on the calibration frames themselves.
+    gives other frames; without it, on the calibration frames themselves. `progress` draws bars on
+    stderr; `on_progress(phase, done, total)` reports the phases "frames" and "encodings" to a caller.
     """
     bundle = load_bundle(bundle_path)
     quantization = bundle.manifest.quantization
@@ -418,8 +430,10 @@ def calibrate(
         head = HeadPipeline(bundle)
         tail = TailPipeline(bundle)
         jpeg = JpegBaseline(head, tail)
-        features = collect(head, sources[0], count, None if eval_images else jpeg, progress, what=images)
-        judged = collect(head, sources[1], eval_count, jpeg, progress, what=eval_images) if eval_images else features
+        features = collect(head, sources[0], count, None if eval_images else jpeg, progress, images, on_progress)
+        judged = (
+            collect(head, sources[1], eval_count, jpeg, progress, eval_images, on_progress) if eval_images else features
+        )
     finally:
         for source in sources:
             source.close()
@@ -432,7 +446,7 @@ def calibrate(
     }
     clip = (float(quantization.clip_min), float(quantization.clip_max))
     reference = tail.top1(judged)
-    results = evaluate(judged, tail, reference, encodings_for(tensors, compared, clip), progress)
+    results = evaluate(judged, tail, reference, encodings_for(tensors, compared, clip), progress, on_progress)
     results.extend(
         Result(r.method, None, None, r.quality, r.bytes_per_frame, r.agreement) for r in jpeg.results(reference)
     )
