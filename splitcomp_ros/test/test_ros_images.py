@@ -79,5 +79,8 @@ def test_compressed_png_decodes_and_garbage_is_refused():
     msg.data = png.tobytes()
     np.testing.assert_array_equal(compressed_to_bgr(msg), pixels)
     msg.data = b"not an image"
+    with pytest.raises(ImageFormatError, match="neither JPEG nor PNG"):
+        compressed_to_bgr(msg)
+    msg.data = png.tobytes()[:40]
     with pytest.raises(ImageFormatError, match="not a decodable image"):
         compressed_to_bgr(msg)
