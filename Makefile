@@ -17,7 +17,7 @@ help:
 	@echo "make test   - set up, build, and run every test"
 	@echo "make test-ros ROS=kilted - only the ROS-facing tests ($(ROS_TESTS)), on ROS 2 Kilted (default jazzy)"
 	@echo "make lint   - ruff (lint and format check) and mypy, as the tests run them"
-	@echo "make bench  - codec and pipeline benchmarks (figures in the README)"
+	@echo "make bench  - codec, pipeline and restart benchmarks, as tables (figures in the README)"
 	@echo "make setup  - virtual environment with pinned dependencies, then colcon build"
 	@echo "make clean  - remove build outputs and the virtual environment"
 
@@ -38,7 +38,8 @@ demo: setup
 	@$(ENV) && python -m splitcomp_tools.demo
 
 bench: setup
-	@$(ENV) && python -m splitcomp_tools.bench codec && python -m splitcomp_tools.bench pipeline
+	@$(ENV) && python -m splitcomp_tools.bench codec && python -m splitcomp_tools.bench pipeline && \
+		python -m splitcomp_tools.bench restarts
 
 clean:
 	rm -rf build install log .venv build-kilted install-kilted log-kilted .venv-kilted .pytest_cache .hypothesis

@@ -1,6 +1,8 @@
 """Nodes refuse a bad configuration at start-up with one clear line and a non-zero exit."""
 
 import json
+import os
+import pathlib
 import shutil
 import subprocess
 import sys
@@ -9,6 +11,7 @@ import pytest
 
 from splitcomp_tools.run.local_launch import executable_path, ros_arguments
 
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 NODES = [("splitcomp_head_node", "head_node"), ("splitcomp_tail_node", "tail_node")]
 
 
@@ -95,3 +98,13 @@ def test_a_typo_gets_a_suggestion_and_an_argument_outside_ros_args_is_refused():
     cmd = [sys.executable, str(executable_path("splitcomp_tools", "image_source")), "generator"]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "unexpected argument 'generator'" in result.stderr
+
+
+def test_the_fast_dds_profile_loads_without_parser_errors():
+    """config/fastdds.xml must load on this distribution's Fast DDS (2.x on Jazzy, 3.x on Kilted): one bad
+    element makes Fast DDS drop the whole file, and with it the shared-memory segment camera frames need."""
+    names = ("FASTRTPS_DEFAULT_PROFILES_FILE", "FASTDDS_DEFAULT_PROFILES_FILE")
+    used = [os.environ[n] for n in names if os.environ.get(n)]
+    assert used and all(pathlib.Path(p).samefile(ROOT / "config" / "fastdds.xml") for p in used), used
+    result = run("splitcomp_tools", "image_source", {"sorce": "generator"})  # starts a participant, then refuses
+    assert result.returncode == 2 and "XMLPARSER" not in result.stderr + result.stdout, result.stderr

@@ -48,6 +48,7 @@ READY = {
 }
 PROFILE_VARIABLES = ("FASTRTPS_DEFAULT_PROFILES_FILE", "FASTDDS_DEFAULT_PROFILES_FILE")
 GOAL_S = 1.0
+SETTLE_S = 6.0
 
 
 @dataclasses.dataclass
@@ -62,12 +63,13 @@ class Restart:
 class Pipeline:
     """The three nodes as processes, each restartable, and the probe that hears the classifications."""
 
-    def __init__(self, bundle: Path, log_dir: Path, rate_hz: float) -> None:
+    def __init__(self, bundle: Path, log_dir: Path, rate_hz: float, threads: int) -> None:
         config = Path(get_package_share_directory("splitcomp_tools")) / "config"
         self.log_dir = log_dir
+        model = {"bundle": str(bundle), "intra_op_threads": threads}
         self.commands: dict[str, tuple[dict[str, object], Path | None]] = {
-            "tail_node": ({"bundle": str(bundle)}, config / "tail.yaml"),
-            "head_node": ({"bundle": str(bundle)}, config / "head.yaml"),
+            "tail_node": (model, config / "tail.yaml"),
+            "head_node": (model, config / "head.yaml"),
             "image_source": ({"source": "generator", "rate_hz": float(rate_hz), "preload": 30}, None),
         }
         self.processes: dict[str, NodeProcess] = {}
@@ -216,14 +218,22 @@ def build_parser() -> ToolParser:
     p.add_argument(
         "--settle",
         type=float_in(0.0, 60.0),
-        default=3.0,
-        help="seconds of normal flow between restarts (default: 3)",
+        default=SETTLE_S,
+        help=f"seconds of normal flow between restarts (default: {SETTLE_S:g}, longer than config/fastdds.xml's 5 s "
+        "lease, so each restart meets only its own dead predecessor, as after a real crash)",
     )
     p.add_argument(
         "--timeout",
         type=float_in(0.0, 300.0, low_open=True),
         default=30.0,
         help="give up on one restart after this many seconds (default: 30)",
+    )
+    p.add_argument(
+        "--intra-op-threads",
+        type=int_in(0, 256),
+        default=1,
+        help="ONNX Runtime threads of head and tail (default: 1, so that on a small machine the running nodes leave "
+        "the restarted one a core; 0 = ONNX Runtime's default)",
     )
     p.add_argument(
         "--profile",
@@ -268,7 +278,7 @@ def _main(argv: Sequence[str] | None) -> int:
     log_dir = out / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     load_before = os.getloadavg()[0]
-    pipeline = Pipeline(bundle, log_dir, args.rate)
+    pipeline = Pipeline(bundle, log_dir, args.rate, args.intra_op_threads)
     restarts: list[Restart] = []
     try:
         for name in NODES:
