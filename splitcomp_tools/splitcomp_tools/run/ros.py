@@ -64,7 +64,7 @@ def set_parameter(node: Node, target: str, name: str, text: str, timeout: float)
         value = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise SplitcompError(f"value {text!r} is not YAML: {exc}") from None
-    client = node.create_client(SetParameters, f"{target.rstrip('/')}/set_parameters")
+    client: Any = node.create_client(SetParameters, f"{target.rstrip('/')}/set_parameters")  # rclpy types it by srv
     if not client.wait_for_service(timeout_sec=timeout):
         raise SplitcompError(f"no node {target} answers within {timeout:g} s (same ROS_DOMAIN_ID?)")
     try:
@@ -73,9 +73,10 @@ def set_parameter(node: Node, target: str, name: str, text: str, timeout: float)
         raise SplitcompError(f"value {text!r}: {exc}") from None
     future = client.call_async(SetParameters.Request(parameters=[parameter]))
     rclpy.spin_until_future_complete(node, future, timeout_sec=timeout)
-    if not future.done() or future.result() is None:
+    response = future.result() if future.done() else None
+    if response is None:
         raise SplitcompError(f"{target} did not answer within {timeout:g} s")
-    result = future.result().results[0]
+    result = response.results[0]
     if not result.successful:
         raise SplitcompError(f"setting {name} failed: {result.reason}")
     return "Set parameter successful"
