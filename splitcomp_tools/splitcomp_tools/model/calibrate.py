@@ -52,7 +52,7 @@ from splitcomp_core.codec import (
     range_params,
 )
 from splitcomp_core.errors import SplitcompError
-from splitcomp_core.files import atomic_write, atomic_write_all
+from splitcomp_core.files import atomic_write_all
 from splitcomp_core.head import HeadPipeline
 from splitcomp_core.tail import TailPipeline
 from splitcomp_tools.cli import ToolParser, check_outputs, int_in, run_cli
@@ -557,13 +557,9 @@ def _columns(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
-def write_plot(calibration: Calibration, out: str | os.PathLike, codec: str = "zstd") -> None:
-    """PNG of bytes per frame (log scale, split methods with `codec`) against agreement, one series per method."""
-    atomic_write(out, plot_writer(calibration, codec))
-
-
 def plot_writer(calibration: Calibration, codec: str = "zstd") -> Callable[[Path], None]:
-    """What write_plot writes, as a function of the file to write it to (for atomic_write_all)."""
+    """A PNG of bytes per frame (log scale, split methods with `codec`) against agreement, one series per
+    method, as a function that writes it to a given file (write_outputs writes it with the others)."""
     fig = Figure(figsize=(9, 5.5), layout="constrained")
     ax = fig.add_subplot()
     series: dict[str, list[Result]] = {}

@@ -437,13 +437,10 @@ def _failure(exc: BaseException) -> str:
 
 def _is_user_code(filename: str) -> bool:
     """Not splitcomp's, Python's (<frozen importlib...>) or an installed package's (torch) file."""
-    parts = Path(filename).parts
-    return not (
-        filename.startswith("<")
-        or filename.startswith(_OWN_CODE)
-        or "site-packages" in parts
-        or "dist-packages" in parts
-    )
+    if filename.startswith("<"):
+        return False
+    path = Path(filename).resolve()
+    return not (str(path).startswith(_OWN_CODE) or "site-packages" in path.parts or "dist-packages" in path.parts)
 
 
 def _optional_import(name: str, package: str) -> Any:
