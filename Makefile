@@ -20,7 +20,7 @@ help:
 	@echo "make test-ros ROS=kilted - only the ROS-facing tests ($(ROS_TESTS)), on ROS 2 Kilted (default jazzy)"
 	@echo "make lint   - ruff (lint and format check) and mypy, as the tests run them"
 	@echo "make studio - the web page (and JSON API) at http://127.0.0.1:8000/: upload, cut, split, calibrate, test, download"
-	@echo "make bench  - codec and pipeline benchmarks (figures in the README)"
+	@echo "make bench  - codec, pipeline and restart benchmarks, as tables (figures in the README)"
 	@echo "make setup  - virtual environment with pinned dependencies, then colcon build"
 	@echo "make clean  - remove build outputs and the virtual environment"
 
@@ -44,7 +44,8 @@ studio: setup
 	@$(ENV) && python -m splitcomp_tools.studio $(STUDIO_ARGS)
 
 bench: setup
-	@$(ENV) && python -m splitcomp_tools.bench codec && python -m splitcomp_tools.bench pipeline
+	@$(ENV) && python -m splitcomp_tools.bench codec && python -m splitcomp_tools.bench pipeline && \
+		python -m splitcomp_tools.bench restarts
 
 clean:
 	rm -rf build install log .venv build-kilted install-kilted log-kilted .venv-kilted .pytest_cache .hypothesis

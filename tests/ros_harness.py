@@ -28,7 +28,8 @@ class NodeProcess:
         self.process = self._node.process
 
     def log(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text()
 
     def stop(self, timeout: float = 10.0) -> int:

@@ -61,4 +61,4 @@ def test_classify_needs_images_or_frames_but_not_both(demo_bundle, tmp_path, cap
     assert classify.main([str(demo_bundle), str(tmp_path / "a.png"), "--frames", "generator"]) == 2
     assert "not both" in capsys.readouterr().err
     assert classify.main([str(demo_bundle), "--frames", "generator", "--count", "0"]) == 2
-    assert "--count must be" in capsys.readouterr().err
+    assert "--count: must be from 1" in capsys.readouterr().err

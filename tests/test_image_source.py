@@ -58,3 +58,19 @@ def test_a_missing_source_is_refused_at_start_up(tmp_path):
     ]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "no such file or folder" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_folder_where_nothing_decodes_is_refused_with_the_files_named(tmp_path):
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    for name in ("a.png", "b.jpg", "c.jpg", "d.png"):
+        (folder / name).write_bytes(b"not an image")
+    cmd = [
+        sys.executable,
+        str(executable_path("splitcomp_tools", "image_source")),
+        *ros_arguments({"source": str(folder)}),
+    ]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stderr
+    fatal = [line for line in result.stderr.splitlines() if line.startswith("[FATAL]")]
+    assert len(fatal) == 1 and "gave no frame" in fatal[0] and "4 image file(s)" in fatal[0] and "a.png" in fatal[0]

@@ -1,6 +1,8 @@
 """Nodes refuse a bad configuration at start-up with one clear line and a non-zero exit."""
 
 import json
+import os
+import pathlib
 import shutil
 import subprocess
 import sys
@@ -9,6 +11,7 @@ import pytest
 
 from splitcomp_tools.run.local_launch import executable_path, ros_arguments
 
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 NODES = [("splitcomp_head_node", "head_node"), ("splitcomp_tail_node", "tail_node")]
 
 
@@ -55,3 +58,53 @@ def test_cpu_fallback_can_be_refused(demo_bundle):
         {"bundle": str(demo_bundle), "providers": ["cuda"], "allow_cpu_fallback": False},
     )
     assert result.returncode == 2 and "CUDA" in result.stderr
+
+
+ALL_NODES = [*NODES, ("splitcomp_tools", "image_source"), ("splitcomp_tools", "overlay")]
+
+
+@pytest.mark.parametrize("package, name", ALL_NODES)
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+def test_help_lists_the_parameters_without_starting_a_node(package, name, flag):
+    from splitcomp_head_node.head_node import HELP as HEAD_HELP
+    from splitcomp_tail_node.tail_node import HELP as TAIL_HELP
+    from splitcomp_tools.nodes.image_source import HELP as SOURCE_HELP
+    from splitcomp_tools.nodes.overlay import HELP as OVERLAY_HELP
+
+    params = {h.executable: h.params for h in (HEAD_HELP, TAIL_HELP, SOURCE_HELP, OVERLAY_HELP)}[name]
+    result = subprocess.run(
+        [sys.executable, str(executable_path(package, name)), flag], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    assert result.stdout.startswith(f"usage: ros2 run {package} {name}")
+    for param in params:
+        assert f"\n  {param.name} (" in result.stdout, param.name
+    assert "[INFO]" not in result.stdout, "a node was started"
+
+
+@pytest.mark.parametrize("package, name", ALL_NODES)
+def test_an_unknown_parameter_is_refused_at_start_up(package, name, demo_bundle):
+    params = {"bundle": str(demo_bundle)} if package != "splitcomp_tools" else {}
+    result = run(package, name, {**params, "sorce": "generator"})
+    assert result.returncode == 2, result.stderr
+    fatal = [line for line in result.stderr.splitlines() if line.startswith("[FATAL]")]
+    assert len(fatal) == 1 and "'sorce'" in fatal[0] and "Traceback" not in result.stderr
+    assert "ready" not in result.stderr and "publishing" not in result.stderr
+
+
+def test_a_typo_gets_a_suggestion_and_an_argument_outside_ros_args_is_refused():
+    result = run("splitcomp_tools", "image_source", {"sorce": "generator"})
+    assert "did you mean 'source'?" in result.stderr
+    cmd = [sys.executable, str(executable_path("splitcomp_tools", "image_source")), "generator"]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "unexpected argument 'generator'" in result.stderr
+
+
+def test_the_fast_dds_profile_loads_without_parser_errors():
+    """config/fastdds.xml must load on this distribution's Fast DDS (2.x on Jazzy, 3.x on Kilted): one bad
+    element makes Fast DDS drop the whole file, and with it the shared-memory segment camera frames need."""
+    names = ("FASTRTPS_DEFAULT_PROFILES_FILE", "FASTDDS_DEFAULT_PROFILES_FILE")
+    used = [os.environ[n] for n in names if os.environ.get(n)]
+    assert used and all(pathlib.Path(p).samefile(ROOT / "config" / "fastdds.xml") for p in used), used
+    result = run("splitcomp_tools", "image_source", {"sorce": "generator"})  # starts a participant, then refuses
+    assert result.returncode == 2 and "XMLPARSER" not in result.stderr + result.stdout, result.stderr

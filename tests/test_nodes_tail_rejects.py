@@ -74,14 +74,19 @@ def test_tail_rejects_malformed_features_and_answers_the_next_valid_one(demo_bun
     publisher = probe.node.create_publisher(SplitFeatures, "splitcomp/features", features_qos())
     try:
         assert probe.wait_for_subscriber(publisher), tail.log()
-        for sequence, (_, spoil) in enumerate(cases, start=1):
-            tensors, model_id = spoil(list(valid), bundle.manifest.model_id)
-            publisher.publish(features_msg(tensors, model_id, sequence))
-            probe.spin_for(0.05)  # a reliable keep-last queue: do not overrun it
-        last = len(cases) + 1
-        publisher.publish(features_msg(valid, bundle.manifest.model_id, last))
-        assert probe.spin_until(lambda: last in answers, 20.0), tail.log()
-        assert list(answers) == [last], "a malformed message was answered"
+        # Paced by the subscription's depth (5): at most four malformed messages are in flight, then a valid
+        # one whose answer says the tail has taken all of them, so a busy machine cannot overflow the queue.
+        sequence, valid_sequences = 0, []
+        for start in range(0, len(cases), 4):
+            for _, spoil in cases[start : start + 4]:
+                sequence += 1
+                tensors, model_id = spoil(list(valid), bundle.manifest.model_id)
+                publisher.publish(features_msg(tensors, model_id, sequence))
+            sequence += 1
+            valid_sequences.append(sequence)
+            publisher.publish(features_msg(valid, bundle.manifest.model_id, sequence))
+            assert probe.spin_until(lambda sequence=sequence: sequence in answers, 20.0), tail.log()
+        assert sorted(answers) == valid_sequences, "a malformed message was answered"
         expected = {}
         for reason, _ in cases:
             expected[reason] = expected.get(reason, 0) + 1
@@ -90,12 +95,13 @@ def test_tail_rejects_malformed_features_and_answers_the_next_valid_one(demo_bun
             if not diagnostics:
                 return False
             values = diagnostics_values(diagnostics[-1])
-            return values.get("rejected") == str(len(cases)) and values.get("frames_out") == "1"
+            return values.get("rejected") == str(len(cases)) and values.get("frames_out") == str(len(valid_sequences))
 
         assert probe.spin_until(counted, 10.0), diagnostics_values(diagnostics[-1]) if diagnostics else tail.log()
         values = diagnostics_values(diagnostics[-1])
         for reason, count in expected.items():
             assert values[f"rejected.{reason}"] == str(count), reason
+        assert values["lost"] == "0"
         assert "rejected features" in tail.log()
     finally:
         probe.close()

@@ -1,6 +1,7 @@
 """The commands the README shows run here: each tool answers --help, analyze runs for real,
 make targets exist, and the scripts and files named exist."""
 
+import itertools
 import pathlib
 import re
 import shlex
@@ -71,3 +72,12 @@ def test_paths_named_in_commands_exist():
         "config/splitcomp.rviz",
     ):
         assert path in README and (ROOT / path).exists(), path
+
+
+def test_the_image_files_the_classify_example_names_exist():
+    """The example runs as written: the images it classifies ship with the repository."""
+    examples = [shlex.split(line) for line in TOOL_LINES if ".classify " in line and "--frames" not in line]
+    assert examples
+    for words in examples:
+        images = list(itertools.takewhile(lambda w: not w.startswith("-"), words[4:]))  # after the bundle
+        assert images and all((ROOT / image).is_file() for image in images), images

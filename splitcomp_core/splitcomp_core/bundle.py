@@ -36,6 +36,9 @@ from splitcomp_core.postprocess import KINDS, load_labels
 
 FORMAT_VERSION = 1
 MANIFEST_FILE = "manifest.json"
+# Largest model input side (height, width, resize_size): a frame is resized to it on the robot for
+# every frame, so a manifest cannot ask for more (split --crop 100000 would mean a 40 GB frame).
+MAX_IMAGE_SIDE = 8192
 HEAD_FILE = "head.onnx"
 TAIL_FILE = "tail.onnx"
 LABELS_FILE = "labels.json"
@@ -102,13 +105,13 @@ MANIFEST_SCHEMA: dict[str, Any] = {
             "properties": {
                 "name": _NAME,
                 "shape": {**_SHAPE, "minItems": 4, "maxItems": 4},
-                "height": {"type": "integer", "minimum": 1},
-                "width": {"type": "integer", "minimum": 1},
+                "height": {"type": "integer", "minimum": 1, "maximum": MAX_IMAGE_SIDE},
+                "width": {"type": "integer", "minimum": 1, "maximum": MAX_IMAGE_SIDE},
                 "color_order": {"enum": ["RGB", "BGR"]},
                 "mean": _RGB_TRIPLE,
                 "std": {**_RGB_TRIPLE, "items": {"type": "number", "exclusiveMinimum": 0}},
                 "resize": {"enum": ["stretch", "center_crop"]},
-                "resize_size": {"type": ["integer", "null"], "minimum": 1},
+                "resize_size": {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_IMAGE_SIDE},
             },
         },
         "output": {
@@ -407,7 +410,10 @@ def write_bundle(
         labels_file=LABELS_FILE if labels is not None else None,
     )
     tmp = out.parent / f".{out.name}.tmp-{secrets.token_hex(4)}"
-    tmp.mkdir()
+    try:
+        tmp.mkdir()
+    except OSError as exc:  # name what the user asked for, not the temp dir beside it
+        raise OSError(exc.errno, exc.strerror, str(out)) from exc
     try:
         write_durably(tmp / HEAD_FILE, head_bytes)
         write_durably(tmp / TAIL_FILE, tail_bytes)
@@ -428,10 +434,17 @@ def write_bundle(
 
 def update_quantization(bundle_path: str | os.PathLike, quantization: QuantizationSpec) -> None:
     """Replace the manifest's quantization section (atomically); the models and model_id stay as they are."""
+    atomic_write_text(*manifest_with_quantization(bundle_path, quantization))
+
+
+def manifest_with_quantization(bundle_path: str | os.PathLike, quantization: QuantizationSpec) -> tuple[Path, str]:
+    """The manifest's path and its validated text with `quantization` in it, for a caller that writes it
+    together with other files (calibrate: its --json and --plot first, the manifest last)."""
     bundle = load_bundle(bundle_path)
     manifest_path = bundle.path / MANIFEST_FILE
-    text = _manifest_text(dataclasses.replace(bundle.manifest, quantization=quantization), str(manifest_path))
-    atomic_write_text(manifest_path, text)
+    return manifest_path, _manifest_text(
+        dataclasses.replace(bundle.manifest, quantization=quantization), str(manifest_path)
+    )
 
 
 def _json_default(value: Any) -> Any:

@@ -10,7 +10,7 @@ import os
 import secrets
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 
@@ -36,8 +36,36 @@ def atomic_write(out: str | os.PathLike, write: Callable[[Path], object]) -> Non
 
     The mode is what a plain `open` would give (0666 less the umask), not mkstemp's private 0600.
     """
-    out = Path(out)
-    fd, name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    atomic_write_all({Path(out): write})
+
+
+def atomic_write_all(outputs: Mapping[Path, Callable[[Path], object]]) -> None:
+    """Write several files so that all of them change or none does (as far as a file system allows).
+
+    Every file is first written in full to a temp file beside its target and flushed; only when all
+    of them are, are they renamed over their targets, in the mapping's order (put the one that makes
+    the others count, a manifest, last). A failure while writing leaves every target as it was.
+    """
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for out, write in outputs.items():
+            staged.append((_staged(out, write), out))
+    except BaseException:
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
+        raise
+    for tmp, out in staged:
+        os.replace(tmp, out)
+    for parent in dict.fromkeys(out.parent for _, out in staged):
+        fsync_dir(parent)
+
+
+def _staged(out: Path, write: Callable[[Path], object]) -> Path:
+    """A flushed temp file beside `out` with `write`'s content and the usual mode; an OSError names `out`."""
+    try:
+        fd, name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, str(out)) from exc
     os.close(fd)
     tmp = Path(name)
     try:
@@ -45,11 +73,10 @@ def atomic_write(out: str | os.PathLike, write: Callable[[Path], object]) -> Non
         with tmp.open("rb+") as f:
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, out)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    fsync_dir(out.parent)
+    return tmp
 
 
 def atomic_write_bytes(out: str | os.PathLike, data: bytes) -> None:

@@ -132,6 +132,8 @@ class TailPipeline:
             feeds = {t.name: decode(t, self.max_elements).astype(self._dtypes[t.name], copy=False) for t in tensors}
         except CodecError as exc:
             raise FeaturesRejected("codec", str(exc)) from exc
+        for name, values in feeds.items():
+            _require_finite(values, f"tensor '{name}'")
         t1 = time.perf_counter()
         try:
             scores = self.session.run(feeds)[self._output.name]
@@ -139,6 +141,7 @@ class TailPipeline:
             raise FeaturesRejected("inference", str(exc)) from exc
         t2 = time.perf_counter()
         scores = np.asarray(scores)
+        _require_finite(scores, "the tail's output for these features")
         row = scores.reshape(-1) if scores.ndim <= 1 else scores.reshape(scores.shape[0], -1)[0]
         try:
             results = top_k_labelled(row, self.top_k, self.bundle.labels, self._output.kind)
@@ -154,6 +157,17 @@ class TailPipeline:
             tail_ms=(t2 - t1) * 1e3,
             post_ms=(t3 - t2) * 1e3,
         )
+
+
+def _require_finite(values: np.ndarray, what: str) -> None:
+    """Refuse NaN and infinities: the tail must never publish a NaN "probability".
+
+    Finite features can still overflow inside the tail (values of 3e38 sum to infinity), so the
+    output is checked as well as the decoded input.
+    """
+    if not np.isfinite(values).all():
+        bad = int(values.size - np.count_nonzero(np.isfinite(values)))
+        raise FeaturesRejected("non_finite", f"{what} holds {bad} NaN or infinite value(s) of {values.size}")
 
 
 def _check_shape(name: str, shape: Sequence[int], declared: Sequence[int]) -> None:

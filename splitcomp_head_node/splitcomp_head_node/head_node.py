@@ -2,7 +2,9 @@
 
 Frames are taken newest-first: the subscription callback only parks the latest frame, and one
 worker runs the head on whatever is newest when it is free, so a slow model drops stale frames
-(counted in diagnostics) instead of building a queue and adding latency.
+(counted in diagnostics) instead of building a queue and adding latency. A frame that claims more
+than max_image_pixels is refused before it is decoded or converted, and the status goes WARN when
+nobody has subscribed to splitcomp/features for a while.
 """
 
 from __future__ import annotations
@@ -16,44 +18,65 @@ from sensor_msgs.msg import CompressedImage, Image
 
 from splitcomp_core.errors import SplitcompError
 from splitcomp_core.head import HeadPipeline
+from splitcomp_core.images import DEFAULT_MAX_IMAGE_PIXELS
 from splitcomp_msgs.msg import SplitFeatures
-from splitcomp_ros.encoder_params import ENCODER_PARAMS, declare_encoder, encoder_config
+from splitcomp_ros.diagnostics import NO_INPUT_WARN_S
+from splitcomp_ros.encoder_params import ENCODER_PARAM_SPECS, ENCODER_PARAMS, declare_encoder, encoder_config
 from splitcomp_ros.images import compressed_to_bgr, image_to_array
 from splitcomp_ros.latest_frame import LatestFrameWorker
 from splitcomp_ros.messages import features_msg
-from splitcomp_ros.node_support import SplitcompNode, StartupError, declare, declare_runtime, run_node
+from splitcomp_ros.node_support import (
+    RUNTIME_PARAMS,
+    NodeHelp,
+    Param,
+    SplitcompNode,
+    StartupError,
+    declare_params,
+    declare_runtime,
+    run_node,
+)
 from splitcomp_ros.qos import INPUT_QOS_CHOICES, features_qos, input_qos
+from splitcomp_ros.rejects import THROTTLE_S, clip_text
 
 Frame: TypeAlias = Image | CompressedImage
+FEATURES_TOPIC = "splitcomp/features"
+NO_SUBSCRIBER_WARN_S = NO_INPUT_WARN_S
+HEAD_PARAMS = (
+    Param(
+        "max_rate_hz",
+        0.0,
+        "Most frames per second to process; 0 = as fast as frames come.",
+        float_range=(0.0, 1000.0),
+    ),
+    Param("input_qos", "sensor_data", "QoS of the image subscription.", read_only=True, choices=INPUT_QOS_CHOICES),
+    Param("compressed_input", False, "Subscribe to image_raw/compressed (CompressedImage) instead.", read_only=True),
+    Param(
+        "max_image_pixels",
+        DEFAULT_MAX_IMAGE_PIXELS,
+        "Largest frame (width x height) to accept; a bigger one is refused before it is decoded or converted.",
+        read_only=True,
+        int_range=(1, 2**31 - 1),
+    ),
+)
+
+
+HELP = NodeHelp(
+    "splitcomp_head_node",
+    "head_node",
+    "Camera frames (image_raw, or image_raw/compressed) in; the bundle's head, quantized and packed, out on\n"
+    "splitcomp/features; health on /diagnostics.",
+    (*RUNTIME_PARAMS, *ENCODER_PARAM_SPECS, *HEAD_PARAMS),
+)
 
 
 class HeadNode(SplitcompNode):
     def __init__(self) -> None:
-        super().__init__("head_node")
+        super().__init__("head_node", HELP.params)
         runtime = declare_runtime(self)
         config = declare_encoder(self, runtime.bundle.manifest.quantization)
-        max_rate = declare(
-            self,
-            "max_rate_hz",
-            0.0,
-            "Most frames per second to process; 0 = as fast as frames come.",
-            float_range=(0.0, 1000.0),
-        )
-        qos_name = declare(
-            self,
-            "input_qos",
-            "sensor_data",
-            "QoS of the image subscription.",
-            read_only=True,
-            choices=INPUT_QOS_CHOICES,
-        )
-        compressed = declare(
-            self,
-            "compressed_input",
-            False,
-            "Subscribe to image_raw/compressed (CompressedImage) instead.",
-            read_only=True,
-        )
+        params = declare_params(self, HEAD_PARAMS)
+        max_rate, qos_name, compressed = params["max_rate_hz"], params["input_qos"], params["compressed_input"]
+        self._max_pixels = params["max_image_pixels"]
         try:
             self.pipeline = HeadPipeline(
                 runtime.bundle,
@@ -69,7 +92,8 @@ class HeadNode(SplitcompNode):
             self.get_logger().warning(warning)
         self.report_model(runtime.bundle, self.pipeline.session.provider)
         self._sequence = 0
-        self._publisher = self.create_publisher(SplitFeatures, "splitcomp/features", features_qos())
+        self._publisher = self.create_publisher(SplitFeatures, FEATURES_TOPIC, features_qos())
+        self._unmatched_since: float | None = time.monotonic()
         self._worker: LatestFrameWorker[Frame] = LatestFrameWorker(
             self._process, self.health.dropped, max_rate, name="head_inference"
         )
@@ -107,9 +131,12 @@ class HeadNode(SplitcompNode):
     def _encode(self, msg: Frame):
         t0 = time.perf_counter()
         if isinstance(msg, CompressedImage):
-            image, encoding = compressed_to_bgr(msg), "bgr8"
+            printed: list[str] = []
+            image, encoding = compressed_to_bgr(msg, self._max_pixels, printed), "bgr8"
+            if printed:
+                self._decoder_warned(printed)
         else:
-            image, encoding = image_to_array(msg), msg.encoding
+            image, encoding = image_to_array(msg, max_pixels=self._max_pixels), msg.encoding
         convert_ms = (time.perf_counter() - t0) * 1e3
         head = self.pipeline(image, encoding)
         self._sequence += 1
@@ -129,21 +156,35 @@ class HeadNode(SplitcompNode):
         try:
             warnings = self.pipeline.configure(config)
         except (SplitcompError, TypeError) as exc:
-            return SetParametersResult(successful=False, reason=str(exc))
+            return SetParametersResult(successful=False, reason=clip_text(exc))
         for warning in warnings:
             self.get_logger().warning(warning)
         self.get_logger().info(f"encoder now {config}")
         return SetParametersResult(successful=True)
 
+    def _decoder_warned(self, printed: list[str]) -> None:
+        """A frame the decoder took although it found it corrupt: counted and logged here, not on stderr."""
+        self.health.counts["decoder_warnings"] += 1
+        self.get_logger().warning(f"frame decoded despite: {clip_text(printed[0])}", throttle_duration_sec=THROTTLE_S)
+
     def refresh_health(self) -> None:
         self.health.fields["encoder"] = str(self.pipeline.config)
+        if self._publisher.get_subscription_count() > 0:
+            self._unmatched_since = None
+            self.health.warnings.pop("subscribers", None)
+            return
+        now = time.monotonic()
+        if self._unmatched_since is None:
+            self._unmatched_since = now
+        if now - self._unmatched_since >= NO_SUBSCRIBER_WARN_S:
+            self.health.warnings["subscribers"] = f"no subscriber on {FEATURES_TOPIC}"
 
     def close(self) -> None:
         self._worker.close()
 
 
 def main(args=None) -> int:
-    return run_node(HeadNode, args)
+    return run_node(HeadNode, args, HELP)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,8 @@ class NodeHealth:
         self.output_rate = RateMeter()
         self._recent_rejects = RateMeter()
         self.fields: dict[str, str] = {}
+        # Conditions the node itself watches (e.g. nobody subscribes to its output): each makes the level WARN.
+        self.warnings: dict[str, str] = {}
 
     def received(self) -> None:
         self.counts["frames_in"] += 1
@@ -47,18 +49,22 @@ class NodeHealth:
         self._recent_rejects.tick()
 
     def level(self) -> tuple:
-        """(level, message): ERROR/WARN on sustained rejects or no input, else OK."""
+        """(level, message): ERROR on sustained rejects; WARN on no input, some rejects or a node's own warnings."""
         idle = self.input_rate.seconds_since_last()
         rejects, inputs = self._recent_rejects.rate(), self.input_rate.rate()
         share = rejects / inputs if inputs > 0 else (1.0 if rejects > 0 else 0.0)
         if share >= REJECT_SHARE_ERROR and rejects > 0:
             return DiagnosticStatus.ERROR, f"rejecting most input ({rejects:.1f}/s)"
+        problems = []
         if idle is None:
-            return DiagnosticStatus.WARN, "no input yet"
-        if idle > NO_INPUT_WARN_S:
-            return DiagnosticStatus.WARN, f"no input for {idle:.0f} s"
-        if share >= REJECT_SHARE_WARN:
-            return DiagnosticStatus.WARN, f"rejecting {100 * share:.0f}% of input"
+            problems.append("no input yet")
+        elif idle > NO_INPUT_WARN_S:
+            problems.append(f"no input for {idle:.0f} s")
+        elif share >= REJECT_SHARE_WARN:
+            problems.append(f"rejecting {100 * share:.0f}% of input")
+        problems.extend(self.warnings.values())
+        if problems:
+            return DiagnosticStatus.WARN, "; ".join(problems)
         return DiagnosticStatus.OK, f"{self.output_rate.rate():.1f} fps"
 
     def to_status(self, hardware_id: str | None = None) -> DiagnosticStatus:

@@ -10,19 +10,33 @@ from rclpy.node import Node
 from splitcomp_core.bundle import MODES, QuantizationSpec
 from splitcomp_core.codec import CODEC_NAMES
 from splitcomp_core.quantization import EncoderConfig
-from splitcomp_ros.node_support import declare
+from splitcomp_ros.node_support import Param, declare_params
 
-ENCODER_PARAMS = ("bits", "quantization", "clip_min", "clip_max", "codec")
+_BUNDLE = "the bundle's (quantization in manifest.json)"
+ENCODER_PARAM_SPECS = (
+    Param("bits", 4, "Bits per code: 1..8 quantize, 16/32 send raw floats.", default_text=_BUNDLE),
+    Param("quantization", "calibrated", "Ranges for quantization.", choices=MODES, default_text=_BUNDLE),
+    Param("clip_min", 0.0, "Lower end of the fixed clip range (quantization=clip).", default_text=_BUNDLE),
+    Param("clip_max", 32.0, "Upper end of the fixed clip range (quantization=clip).", default_text=_BUNDLE),
+    Param("codec", "none", "Entropy coder after bit packing.", choices=CODEC_NAMES, default_text=_BUNDLE),
+)
+ENCODER_PARAMS = tuple(p.name for p in ENCODER_PARAM_SPECS)
 
 
 def declare_encoder(node: Node, defaults: QuantizationSpec) -> EncoderConfig:
     """Declare the encoder parameters; unset ones take the bundle's defaults (calibrate records what it measured)."""
-    declare(node, "bits", defaults.bits, "Bits per code: 1..8 quantize, 16/32 send raw floats.")
-    declare(node, "quantization", defaults.mode, "Ranges for quantization.", choices=MODES)
-    declare(node, "clip_min", float(defaults.clip_min), "Lower end of the fixed clip range (quantization=clip).")
-    declare(node, "clip_max", float(defaults.clip_max), "Upper end of the fixed clip range (quantization=clip).")
-    declare(node, "codec", defaults.codec, "Entropy coder after bit packing.", choices=CODEC_NAMES)
-    return encoder_config({name: node.get_parameter(name).value for name in ENCODER_PARAMS})
+    values = declare_params(
+        node,
+        ENCODER_PARAM_SPECS,
+        {
+            "bits": defaults.bits,
+            "quantization": defaults.mode,
+            "clip_min": float(defaults.clip_min),
+            "clip_max": float(defaults.clip_max),
+            "codec": defaults.codec,
+        },
+    )
+    return encoder_config(values)
 
 
 def encoder_config(values: Mapping[str, Any]) -> EncoderConfig:

@@ -14,8 +14,9 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
 from splitcomp_core.errors import ImageFormatError
-from splitcomp_core.images import decode_compressed, raw_pixels
+from splitcomp_core.images import DEFAULT_MAX_IMAGE_PIXELS, check_pixels, decode_compressed, raw_pixels
 from splitcomp_core.preprocess import channels_of
+from splitcomp_ros.rejects import clip_text
 
 try:
     from cv_bridge import CvBridge, CvBridgeError
@@ -30,8 +31,13 @@ def check_image(msg: Image) -> int:
     return channels_of(msg.encoding)
 
 
-def image_to_array(msg: Image, use_cv_bridge: bool = True) -> np.ndarray:
-    """HxWxC (HxW for mono) uint8 view of the image's pixels, row padding removed."""
+def image_to_array(msg: Image, use_cv_bridge: bool = True, max_pixels: int | None = None) -> np.ndarray:
+    """HxWxC (HxW for mono) uint8 view of the image's pixels, row padding removed.
+
+    With `max_pixels`, an image claiming more pixels is refused before anything is converted.
+    """
+    if max_pixels is not None:
+        check_pixels(msg.width, msg.height, max_pixels, f"Image ({clip_text(msg.encoding, 40)})")
     pixels = raw_pixels(msg.data, msg.encoding, msg.width, msg.height, msg.step)
     if use_cv_bridge and _BRIDGE is not None:
         try:
@@ -41,9 +47,16 @@ def image_to_array(msg: Image, use_cv_bridge: bool = True) -> np.ndarray:
     return pixels
 
 
-def compressed_to_bgr(msg: CompressedImage) -> np.ndarray:
-    """Decode a CompressedImage (JPEG or PNG) to HxWx3 BGR, as image_transport's decoder would."""
-    return decode_compressed(msg.data, f"CompressedImage (format {msg.format!r})")
+def compressed_to_bgr(
+    msg: CompressedImage, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS, messages: list[str] | None = None
+) -> np.ndarray:
+    """Decode a CompressedImage (JPEG or PNG) to HxWx3 BGR, as image_transport's decoder would.
+
+    The header's size is checked against `max_pixels` before decoding; what the decoder prints goes
+    to `messages` (see splitcomp_core.images.decode_compressed).
+    """
+    what = f"CompressedImage (format {clip_text(msg.format, 40)!r})"
+    return decode_compressed(msg.data, what, max_pixels, messages)
 
 
 def array_to_image(image: np.ndarray, encoding: str, header: Header | None = None) -> Image:

@@ -1,14 +1,19 @@
 """What every splitcomp node does the same way: parameters with descriptors, /diagnostics, rejects, start-up.
 
 A node class derives from SplitcompNode and only wires its topics to splitcomp_core; the health
-report, its timer, the reject handling and the one-line start-up refusal live here.
+report, its timer, the reject handling and the one-line start-up refusal live here. Each node lists
+its parameters once, as `Param` records: the same list declares them (with descriptors) and prints
+`--help`, so the two cannot drift apart. `run_node` answers --help before any node exists and
+refuses, at start-up, an override of a parameter the node does not have (a typo would otherwise be
+ignored silently).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import rclpy
@@ -17,8 +22,10 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
+from rclpy.utilities import remove_ros_args
 
 from splitcomp_core.bundle import Bundle, load_bundle
+from splitcomp_core.console import EXIT_CLOSED_PIPE, ClosedPipe, closed_pipe_is_quiet
 from splitcomp_core.errors import SplitcompError
 from splitcomp_ros.diagnostics import NodeHealth
 from splitcomp_ros.rejects import Rejects
@@ -29,12 +36,14 @@ DIAGNOSTICS_PERIOD_S = 1.0
 class SplitcompNode(Node):
     """A Node whose NodeHealth goes out on /diagnostics once a second, with a Rejects handler for its hot path.
 
-    Subclasses may override `refresh_health` to update fields just before each report, and `close`
+    `params` is the node's whole Param list (what --help shows): an override of any other name is
+    refused before the subclass loads anything. Subclasses may override `refresh_health` to update fields just before each report, and `close`
     to stop their own threads; `run_node` calls `close` before the node is destroyed.
     """
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, params: Sequence[Param]) -> None:
         super().__init__(name)
+        refuse_unknown_overrides(self, params)
         self.health = NodeHealth(f"splitcomp: {self.get_fully_qualified_name()}")
         self.rejects = Rejects(self.health, self.get_logger())
         self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
@@ -55,30 +64,78 @@ class SplitcompNode(Node):
         self._diagnostics.publish(self.health.to_array(self.get_clock().now().to_msg()))
 
 
-def declare(
-    node: Node,
-    name: str,
-    default: Any,
-    description: str,
-    read_only: bool = False,
-    int_range: tuple | None = None,
-    float_range: tuple | None = None,
-    choices: tuple | None = None,
-) -> Any:
-    """Declare one parameter with a descriptor (so `ros2 param describe` explains it); returns its value."""
-    if choices:
-        description = f"{description} One of: {', '.join(map(str, choices))}."
-    descriptor = ParameterDescriptor(description=description, read_only=read_only)
-    if int_range:
-        descriptor.integer_range = [IntegerRange(from_value=int_range[0], to_value=int_range[1], step=1)]
-    if float_range:
-        descriptor.floating_point_range = [
-            FloatingPointRange(from_value=float(float_range[0]), to_value=float(float_range[1]), step=0.0)
-        ]
+@dataclasses.dataclass(frozen=True)
+class Param:
+    """One node parameter, as it is declared (with a descriptor) and as --help lists it.
+
+    `default_text` is what --help says when the default is only known at run time (the bundle's).
+    """
+
+    name: str
+    default: Any
+    description: str
+    read_only: bool = False
+    int_range: tuple[int, int] | None = None
+    float_range: tuple[float, float] | None = None
+    choices: tuple | None = None
+    default_text: str | None = None
+
+    def full_description(self) -> str:
+        if self.choices:
+            return f"{self.description} One of: {', '.join(map(str, self.choices))}."
+        return self.description
+
+    def descriptor(self) -> ParameterDescriptor:
+        descriptor = ParameterDescriptor(description=self.full_description(), read_only=self.read_only)
+        if self.int_range:
+            low, high = self.int_range
+            descriptor.integer_range = [IntegerRange(from_value=low, to_value=high, step=1)]
+        if self.float_range:
+            low_f, high_f = self.float_range
+            descriptor.floating_point_range = [
+                FloatingPointRange(from_value=float(low_f), to_value=float(high_f), step=0.0)
+            ]
+        return descriptor
+
+    def help_lines(self) -> list[str]:
+        kind = _TYPE_NAMES.get(type(self.default), "string array" if isinstance(self.default, list) else "value")
+        notes = [kind]
+        if self.read_only:
+            notes.append("read-only")
+        if self.int_range or self.float_range:
+            low, high = self.int_range or self.float_range or (0, 0)
+            notes.append(f"{low}..{high}")
+        default = self.default_text or _ros_value(self.default)
+        return [f"  {self.name} ({', '.join(notes)}), default {default}", f"      {self.full_description()}"]
+
+
+_TYPE_NAMES = {bool: "bool", int: "integer", float: "double", str: "string"}
+
+
+def _ros_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list):
+        return "[" + ", ".join(map(str, value)) + "]"
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def declare_param(node: Node, param: Param, default: Any = None) -> Any:
+    """Declare one parameter with its descriptor (so `ros2 param describe` explains it); returns its value.
+
+    `default` replaces `param.default` when given (defaults that come from the bundle).
+    """
+    value = param.default if default is None else default
     try:
-        return node.declare_parameter(name, default, descriptor).value
+        return node.declare_parameter(param.name, value, param.descriptor()).value
     except (InvalidParameterValueException, InvalidParameterTypeException) as exc:
-        raise StartupError(f"{node.get_name()}: parameter '{name}': {exc}") from exc
+        raise StartupError(f"{node.get_name()}: parameter '{param.name}': {exc}") from exc
+
+
+def declare_params(node: Node, params: Sequence[Param], defaults: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Declare every parameter of `params` in order; their values by name."""
+    defaults = defaults or {}
+    return {p.name: declare_param(node, p, defaults.get(p.name)) for p in params}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,28 +148,30 @@ class RuntimeParams:
     intra_op_threads: int | None
 
 
-def declare_runtime(node: Node) -> RuntimeParams:
-    """Declare bundle, providers, allow_cpu_fallback and intra_op_threads, then load the bundle."""
-    path = declare(node, "bundle", "", "Path of the split bundle directory (from `split`).", read_only=True)
-    providers = declare(
-        node,
+RUNTIME_PARAMS = (
+    Param(
+        "bundle", "", "Path of the split bundle directory (from `split`).", read_only=True, default_text="(required)"
+    ),
+    Param(
         "providers",
         ["cuda", "cpu"],
         "ONNX Runtime execution providers in priority order (tensorrt, cuda, cpu...).",
         read_only=True,
+    ),
+    Param("allow_cpu_fallback", True, "Run on CPU when no requested accelerator is available.", read_only=True),
+    Param("intra_op_threads", 0, "ONNX Runtime intra-op threads; 0 = its default.", read_only=True, int_range=(0, 256)),
+)
+
+
+def declare_runtime(node: Node) -> RuntimeParams:
+    """Declare RUNTIME_PARAMS (bundle, providers, allow_cpu_fallback, intra_op_threads), then load the bundle."""
+    values = declare_params(node, RUNTIME_PARAMS)
+    return RuntimeParams(
+        load_bundle_for(node, values["bundle"]),
+        list(values["providers"]),
+        values["allow_cpu_fallback"],
+        values["intra_op_threads"] or None,
     )
-    allow_cpu = declare(
-        node, "allow_cpu_fallback", True, "Run on CPU when no requested accelerator is available.", read_only=True
-    )
-    threads = declare(
-        node,
-        "intra_op_threads",
-        0,
-        "ONNX Runtime intra-op threads; 0 = its default.",
-        read_only=True,
-        int_range=(0, 256),
-    )
-    return RuntimeParams(load_bundle_for(node, path), list(providers), allow_cpu, threads or None)
 
 
 class StartupError(SplitcompError):
@@ -130,9 +189,52 @@ def load_bundle_for(node: Node, path: str) -> Bundle:
         raise StartupError(f"{node.get_name()}: refusing bundle: {exc}") from exc
 
 
-def run_node(factory: Callable[[], Node], args: list | None = None) -> int:
-    """Init rclpy, build the node, spin until Ctrl-C; a StartupError is one clear line and exit 2."""
-    rclpy.init(args=args)
+@dataclasses.dataclass(frozen=True)
+class NodeHelp:
+    """What `EXECUTABLE --help` prints: how to start the node, what it does, and every parameter."""
+
+    package: str
+    executable: str
+    summary: str
+    params: Sequence[Param]
+
+    def text(self) -> str:
+        lines = [
+            f"usage: ros2 run {self.package} {self.executable} [--ros-args -p NAME:=VALUE ... --params-file FILE]",
+            "",
+            self.summary.strip(),
+            "",
+            "parameters (-p NAME:=VALUE; a name the node does not have is refused at start-up):",
+        ]
+        for param in self.params:
+            lines.extend(param.help_lines())
+        return "\n".join(lines)
+
+
+def run_node(factory: Callable[[], Node], args: list | None = None, usage: NodeHelp | None = None) -> int:
+    """Init rclpy, build the node, spin until Ctrl-C; a StartupError is one clear line and exit 2.
+
+    `--help`/`-h` prints `usage` and exits 0 before anything of ROS starts; an argument outside
+    --ros-args is refused (an unknown parameter is refused by the node: refuse_unknown_overrides).
+    """
+    argv = list(sys.argv if args is None else args)
+    own = remove_ros_args(argv)[1:]
+    name = usage.executable if usage is not None else "node"
+    if usage is not None and any(a in ("-h", "--help") for a in own):
+        try:
+            with closed_pipe_is_quiet():
+                print(usage.text())
+        except ClosedPipe:
+            return EXIT_CLOSED_PIPE
+        return 0
+    if own:
+        print(
+            f"[FATAL] {name}: unexpected argument {own[0]!r}; set parameters with --ros-args -p NAME:=VALUE "
+            f"(see {name} --help)",
+            file=sys.stderr,
+        )
+        return 2
+    rclpy.init(args=argv)
     node = None
     try:
         node = factory()
@@ -150,3 +252,24 @@ def run_node(factory: Callable[[], Node], args: list | None = None) -> int:
         if rclpy.ok():
             rclpy.shutdown()
     return 0
+
+
+def refuse_unknown_overrides(node: Node, params: Sequence[Param]) -> None:
+    """Raise StartupError for a -p or params-file value of a parameter the node does not have.
+
+    rclpy keeps such overrides and ignores them (allow_undeclared_parameters stays false), so a typo
+    such as `-p sorce:=...` would run the node with its default. Called first thing in a node's
+    __init__ with its Param list, before anything is loaded. rclpy offers no public accessor for the
+    overrides it parsed; `_parameter_overrides` is the same attribute on Humble, Jazzy and Kilted.
+    """
+    known = [p.name for p in params]
+    overrides = getattr(node, "_parameter_overrides", {})
+    unknown = sorted(n for n in overrides if n not in known and not node.has_parameter(n))
+    if not unknown:
+        return
+    close = difflib.get_close_matches(unknown[0], known, n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    raise StartupError(
+        f"{node.get_name()}: no parameter named {', '.join(map(repr, unknown))}{hint}; "
+        f"its parameters are {', '.join(known)}"
+    )

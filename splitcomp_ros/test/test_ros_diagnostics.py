@@ -39,3 +39,16 @@ def test_sustained_rejects_are_an_error_and_counted_by_reason():
     v = values(status)
     assert status.level == DiagnosticStatus.ERROR
     assert (v["rejected"], v["rejected.codec"], v["rejected.model_id"]) == ("21", "20", "1")
+
+
+def test_a_nodes_own_warning_makes_the_level_warn_until_it_is_cleared():
+    health = NodeHealth("n")
+    for _ in range(20):
+        health.received()
+        health.published()
+    assert health.to_status().level == DiagnosticStatus.OK
+    health.warnings["subscribers"] = "no subscriber on splitcomp/features"
+    status = health.to_status()
+    assert status.level == DiagnosticStatus.WARN and status.message == "no subscriber on splitcomp/features"
+    health.warnings.clear()
+    assert health.to_status().level == DiagnosticStatus.OK

@@ -79,5 +79,20 @@ def test_compressed_png_decodes_and_garbage_is_refused():
     msg.data = png.tobytes()
     np.testing.assert_array_equal(compressed_to_bgr(msg), pixels)
     msg.data = b"not an image"
+    with pytest.raises(ImageFormatError, match="neither JPEG nor PNG"):
+        compressed_to_bgr(msg)
+    msg.data = png.tobytes()[:40]
     with pytest.raises(ImageFormatError, match="not a decodable image"):
         compressed_to_bgr(msg)
+
+
+def test_received_text_in_an_image_error_is_cut_short():
+    msg = CompressedImage(format="x" * 10_240)
+    msg.data = b"garbage"
+    with pytest.raises(ImageFormatError) as info:
+        compressed_to_bgr(msg)
+    assert len(str(info.value)) < 200 and "more characters" in str(info.value)
+    wide = Image(encoding="y" * 10_240, width=5000, height=5000, step=5000, data=b"")
+    with pytest.raises(ImageFormatError) as info:
+        image_to_array(wide, max_pixels=100)
+    assert len(str(info.value)) < 300

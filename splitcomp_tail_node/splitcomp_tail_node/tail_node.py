@@ -2,6 +2,8 @@
 
 Each message is checked against the bundle before it is decoded; a rejected message is counted
 by reason in /diagnostics and logged (throttled), and the node goes on serving the next one.
+Messages that never arrived (the subscription's queue overflowed, the network dropped them) are
+counted as `lost` from gaps in each sender's sequence numbers (see splitcomp_core.sequence).
 """
 
 from __future__ import annotations
@@ -13,11 +15,22 @@ from rclpy.time import Time
 
 from splitcomp_core.codec import DEFAULT_MAX_ELEMENTS
 from splitcomp_core.errors import SplitcompError
+from splitcomp_core.sequence import SequenceGaps
 from splitcomp_core.tail import TailPipeline, TailResult
 from splitcomp_msgs.msg import Classification, SplitFeatures
 from splitcomp_ros.messages import classification_msg, tensor_from_msg
-from splitcomp_ros.node_support import SplitcompNode, StartupError, declare, declare_runtime, run_node
+from splitcomp_ros.node_support import (
+    RUNTIME_PARAMS,
+    NodeHelp,
+    Param,
+    SplitcompNode,
+    StartupError,
+    declare_params,
+    declare_runtime,
+    run_node,
+)
 from splitcomp_ros.qos import features_qos
+from splitcomp_ros.rejects import THROTTLE_S, clip_text
 
 try:
     from vision_msgs.msg import Classification as VisionClassification
@@ -28,27 +41,40 @@ except ImportError:
 if TYPE_CHECKING:
     from rclpy.publisher import Publisher
 
+TAIL_PARAMS = (
+    Param("top_k", 5, "How many classes to publish, best first.", int_range=(1, 1000)),
+    Param(
+        "max_elements",
+        DEFAULT_MAX_ELEMENTS,
+        "Largest tensor (elements) a message may ask the tail to allocate.",
+        read_only=True,
+        int_range=(1, 2**31 - 1),
+    ),
+    Param(
+        "publish_vision_msgs",
+        VisionClassification is not None,
+        "Also publish vision_msgs/Classification on splitcomp/vision_classification.",
+        read_only=True,
+        default_text="true when vision_msgs imports",
+    ),
+)
+
+
+HELP = NodeHelp(
+    "splitcomp_tail_node",
+    "tail_node",
+    "Quantized cut tensors (splitcomp/features) in, checked against the bundle; the bundle's tail, top-k\n"
+    "classes out on splitcomp/classification; health (rejects by reason, lost messages) on /diagnostics.",
+    (*RUNTIME_PARAMS, *TAIL_PARAMS),
+)
+
 
 class TailNode(SplitcompNode):
     def __init__(self) -> None:
-        super().__init__("tail_node")
+        super().__init__("tail_node", HELP.params)
         runtime = declare_runtime(self)
-        top_k = declare(self, "top_k", 5, "How many classes to publish, best first.", int_range=(1, 1000))
-        max_elements = declare(
-            self,
-            "max_elements",
-            DEFAULT_MAX_ELEMENTS,
-            "Largest tensor (elements) a message may ask the tail to allocate.",
-            read_only=True,
-            int_range=(1, 2**31 - 1),
-        )
-        vision = declare(
-            self,
-            "publish_vision_msgs",
-            VisionClassification is not None,
-            "Also publish vision_msgs/Classification on splitcomp/vision_classification.",
-            read_only=True,
-        )
+        params = declare_params(self, TAIL_PARAMS)
+        top_k, max_elements, vision = params["top_k"], params["max_elements"], params["publish_vision_msgs"]
         if vision and VisionClassification is None:
             raise StartupError("tail_node: publish_vision_msgs is true but vision_msgs is not installed")
         try:
@@ -63,6 +89,8 @@ class TailNode(SplitcompNode):
         except SplitcompError as exc:
             raise StartupError(f"tail_node: {exc}") from exc
         self.report_model(runtime.bundle, self.pipeline.session.provider)
+        self._gaps = SequenceGaps()
+        self.health.counts["lost"] = 0
         self._publisher = self.create_publisher(Classification, "splitcomp/classification", 10)
         self._vision = (
             self.create_publisher(VisionClassification, "splitcomp/vision_classification", 10) if vision else None
@@ -75,6 +103,7 @@ class TailNode(SplitcompNode):
 
     def _on_features(self, msg: SplitFeatures) -> None:
         self.health.received()
+        self._count_lost(msg)
         result = self.rejects.run(
             f"features #{msg.sequence}", lambda: self.pipeline(msg.model_id, [tensor_from_msg(t) for t in msg.tensors])
         )
@@ -88,6 +117,26 @@ class TailNode(SplitcompNode):
             self._publish_vision(self._vision, out)
         self.health.published()
         self._record(result, out)
+
+    def _count_lost(self, msg: SplitFeatures) -> None:
+        seen = self._gaps.observe(msg.header.frame_id, msg.model_id, msg.sequence)
+        if seen.lost:
+            self.health.counts["lost"] += seen.lost
+            self.get_logger().warning(
+                f"lost {seen.lost} message(s) before #{msg.sequence} from {self._sender(msg)}",
+                throttle_duration_sec=THROTTLE_S,
+            )
+        elif seen.restarted:
+            self.health.counts["sequence_restarts"] += 1
+            self.get_logger().info(
+                f"{self._sender(msg)} starts a new sequence at #{msg.sequence} (was #{seen.previous}): "
+                f"a restarted head, not a loss",
+                throttle_duration_sec=THROTTLE_S,
+            )
+
+    @staticmethod
+    def _sender(msg: SplitFeatures) -> str:
+        return f"frame_id {clip_text(msg.header.frame_id, 60)!r}, model_id {clip_text(msg.model_id, 80)!r}"
 
     def _record(self, result: TailResult, out: Classification) -> None:
         stages = self.health.stages
@@ -114,7 +163,7 @@ class TailNode(SplitcompNode):
 
 
 def main(args=None) -> int:
-    return run_node(TailNode, args)
+    return run_node(TailNode, args, HELP)
 
 
 if __name__ == "__main__":

@@ -1,20 +1,132 @@
-"""The one place that turns a tool's expected failures into a clean message and exit code."""
+"""The one place that turns a tool's expected failures into one `error:` line and exit 2.
 
+Every tool builds its parser as a ToolParser (argparse's own errors are one line too, not a usage
+block) and runs its body through `run_cli`: a SplitcompError, any OSError (read-only file system,
+no space, a busy directory...) or a bad argument prints `error: ...` on stderr and exits 2; a
+reader closing the pipe (`analyze --json | head -1`) ends the tool quietly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import NoReturn
 
+from splitcomp_core.console import EXIT_CLOSED_PIPE, ClosedPipe, closed_pipe_is_quiet
 from splitcomp_core.errors import SplitcompError
 
 EXIT_USAGE = 2
+_WRITE_HINTS = {
+    errno.EROFS: "the file system is read-only; write the output somewhere else",
+    errno.ENOSPC: "the disk is full; free some space or write the output somewhere else",
+    errno.EDQUOT: "the disk quota is exceeded; free some space or write the output somewhere else",
+    errno.EACCES: "check the permissions, or write the output somewhere else",
+    errno.EPERM: "check the permissions, or write the output somewhere else",
+    errno.EBUSY: "it is in use (a mount point, or the current directory); choose another path",
+    errno.ENAMETOOLONG: "choose a shorter name",
+    errno.ENOTDIR: "a part of the path is a file, not a directory",
+}
+
+
+class UsageError(SplitcompError):
+    """A command-line argument the tool cannot take; the message says which and why."""
+
+
+class ToolParser(argparse.ArgumentParser):
+    """argparse with the tools' error style: one `error:` line that names the argument, then exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+def int_in(low: int, high: int) -> Callable[[str], int]:
+    """An argparse `type`: an integer from `low` to `high`, refused with the range otherwise."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer from {low} to {high}, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be from {low} to {high}, got {value}")
+        return value
+
+    return parse
+
+
+def float_in(low: float, high: float, low_open: bool = False) -> Callable[[str], float]:
+    """An argparse `type`: a finite number in [low, high] (or (low, high] with `low_open`)."""
+    interval = f"{'above' if low_open else 'at least'} {low:g} and at most {high:g}"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number {interval}, got {text!r}") from None
+        if not (low < value <= high if low_open else low <= value <= high):
+            raise argparse.ArgumentTypeError(f"must be {interval}, got {text}")
+        return value
+
+    return parse
 
 
 def run_cli(fn: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:
-    """Run a tool's body; a SplitcompError or a missing file becomes `error: ...` and exit 2."""
+    """Run a tool's body; an expected failure becomes `error: ...` and exit 2, a closed pipe a quiet exit."""
     try:
-        return fn(argv)
-    except (SplitcompError, FileNotFoundError, IsADirectoryError, PermissionError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        with closed_pipe_is_quiet():
+            return fn(argv)
+    except ClosedPipe:
+        return EXIT_CLOSED_PIPE
+    except SplitcompError as exc:
+        return _fail(str(exc))
+    except OSError as exc:
+        return _fail(describe_os_error(exc))
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def describe_os_error(exc: OSError) -> str:
+    """An OSError as one line: the path, what the system said, and what to do about it (by errno)."""
+    where = f"{exc.filename}" + (f" -> {exc.filename2}" if exc.filename2 else "") if exc.filename else ""
+    said = exc.strerror or str(exc)
+    hint = _WRITE_HINTS.get(exc.errno or 0)
+    text = f"{where}: {said}" if where else said
+    return f"{text} ({hint})" if hint else text
+
+
+def check_outputs(outputs: Iterable[tuple[str, str | os.PathLike | None]], inputs: Iterable[Path]) -> None:
+    """Refuse, before any work, an output path that is one of the command's inputs or another output.
+
+    `outputs` are (option, path) pairs, a None path being an option not given; `inputs` are the files
+    the command reads (a bundle's manifest and models, the model to analyze).
+    """
+    protected = {_identity(p): p for p in inputs if p.exists()}
+    seen: dict[tuple[int, int] | str, str] = {}
+    for option, path in outputs:
+        if path is None:
+            continue
+        key = _identity(Path(path))
+        if key in protected:
+            raise UsageError(f"{option} {path}: is {protected[key]}, an input of this command; give another file name")
+        if key in seen:
+            raise UsageError(f"{option} {path}: is also the file of {seen[key]}; give each output its own file")
+        seen[key] = option
+
+
+def _identity(path: Path) -> tuple[int, int] | str:
+    """The same key for every name of one file (links included), or its resolved path if it does not exist yet."""
+    try:
+        stat = path.stat()
+        return stat.st_dev, stat.st_ino
+    except OSError:
+        return str(path.resolve())
+
+
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return EXIT_USAGE

@@ -210,7 +210,7 @@ def test_bad_model_files(tmp_path, capsys, content, message):
 
 def test_bad_options(legacy_model, capsys):
     assert analyze.main([str(legacy_model.path), "--max-tensors", "4"]) == 2
-    assert "max_tensors must be 1 to 3" in capsys.readouterr().err
+    assert "--max-tensors: must be from 1 to 3" in capsys.readouterr().err
     assert analyze.main([str(legacy_model.path), "--input-shape", "1,3,x"]) == 2
     assert "comma-separated integers" in capsys.readouterr().err
     assert analyze.main([str(legacy_model.path), "--input-shape", "other=1,3,8,8"]) == 2

@@ -71,11 +71,21 @@ def test_feature_is_post_relu_like():
     assert np.mean(x <= 32) > 0.999
 
 
-def test_main_prints_one_json_line(capsys):
-    assert main(["--repeats", "1", "--seed-repeats", "1", "--bits", "5", "--shape", "1,3,4,4"]) == 0
+def test_main_prints_the_table_and_writes_json_on_request(capsys, tmp_path):
+    out = tmp_path / "codec.json"
+    argv = ["--repeats", "1", "--seed-repeats", "1", "--bits", "5", "--shape", "1,3,4,4", "--json", str(out)]
+    assert main(argv) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 1
-    report = json.loads(lines[0])
+    assert lines[0] == "| encoding | encode ms | decode ms | bytes |"
+    assert [line.split(" | ")[0] for line in lines[2:7]] == [
+        "| splitcomp, 5-bit packed",
+        "| splitcomp, 5-bit packed + zstd",
+        "| splitcomp, 5-bit packed + LZ4",
+        "| seed: one `'0'`/`'1'` character per bit",
+        "| seed: the feature as a JSON list of floats",
+    ]
+    assert lines[2].endswith(f"| {-(-48 * 5 // 8)} |") and "the codes are the seed's: yes" in lines[-1]
+    report = json.loads(out.read_text())
     assert report["bits"] == 5 and report["shape"] == [1, 3, 4, 4] and report["matches_seed"] is True
 
 
@@ -84,8 +94,6 @@ def test_main_prints_one_json_line(capsys):
     [["--shape", "1,0,3"], ["--shape", "1,a"], ["--bits", "9"], ["--repeats", "0"], ["--shape", "1,4096,4096,4096"]],
 )
 def test_bad_arguments_exit_2_with_a_message(argv, capsys):
-    with pytest.raises(SystemExit) as info:
-        main(argv)
-    assert info.value.code == 2
+    assert main(argv) == 2
     captured = capsys.readouterr()
-    assert captured.out == "" and "error:" in captured.err
+    assert captured.out == "" and captured.err.startswith("error:") and len(captured.err.splitlines()) == 1

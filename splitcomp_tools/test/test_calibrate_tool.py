@@ -243,7 +243,7 @@ def test_errors_exit_2_and_leave_the_manifest_untouched(case, setup, bundle, tmp
         "empty folder": "no images",
         "unreadable images": "no frames",
         "json folder missing": "does not exist",
-        "zero count": "--count must be at least 1",
+        "zero count": "--count: must be from 1 to",
         "bad percentile": "--percentile must be above 50",
         "not a bundle": "missing manifest",
     }[case]

@@ -216,7 +216,7 @@ def test_cli_pickled_model_needs_trust(model_package, tmp_path, capsys):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["{pkg}:build", "--input-shape", "1,3,16,16", "--opset", "16"], "opset 16 is too old"),
+        (["{pkg}:build", "--input-shape", "1,3,16,16", "--opset", "16"], "--opset: must be from 17 to"),
         (["{pkg}:build", "--input-shape", "1,3,x"], "comma-separated integers"),
         (["{pkg}:build", "--input-shape", "1,0,16,16"], "must be positive"),
         (["{pkg}:missing", "--input-shape", "1,3,16,16"], "no callable 'missing'"),

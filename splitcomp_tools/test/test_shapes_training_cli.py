@@ -22,7 +22,7 @@ def test_existing_output_is_kept_without_overwrite(tmp_path, capsys):
 @pytest.mark.parametrize("option", ["--epochs", "--steps-per-epoch", "--batch-size", "--threads", "--lr"])
 def test_non_positive_settings_are_refused(tmp_path, capsys, option):
     assert main(["--out", str(tmp_path / "shapes"), option, "0"]) == 2
-    assert f"{option} must be positive" in capsys.readouterr().err
+    assert f"{option}: must be" in capsys.readouterr().err
     assert not (tmp_path / "shapes").exists()
 
 

@@ -12,6 +12,7 @@ from splitcomp_core.images import list_images, read_image
 from splitcomp_tools.frames.base import FrameSource
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".webm", ".mjpeg", ".mjpg", ".m4v"}
+LISTED_SKIPPED = 3  # file names a message names before "..."
 
 
 class FolderSource(FrameSource):
@@ -35,6 +36,15 @@ class FolderSource(FrameSource):
 
     def rewind(self) -> None:
         self._next = 0
+
+
+def describe_skipped(source: FrameSource) -> str:
+    """How many image files of a folder did not decode, and the first few names; "" when none failed."""
+    skipped = getattr(source, "skipped", [])
+    if not skipped:
+        return ""
+    names = ", ".join(p.name for p in skipped[:LISTED_SKIPPED]) + (", ..." if len(skipped) > LISTED_SKIPPED else "")
+    return f"{len(skipped)} image file(s) in {skipped[0].parent} did not decode: {names}"
 
 
 class CaptureSource(FrameSource):

@@ -8,7 +8,6 @@ on the robot, so each cut is listed with its tensors, shapes, bytes at fp32 and 
 
 from __future__ import annotations
 
-import argparse
 import ast
 import bisect
 import dataclasses
@@ -26,7 +25,7 @@ from matplotlib.figure import Figure
 
 from splitcomp_core.codec import packed_size_for
 from splitcomp_core.files import atomic_write
-from splitcomp_tools.cli import run_cli
+from splitcomp_tools.cli import ToolParser, check_outputs, int_in, run_cli
 from splitcomp_tools.model import graph as gr
 
 PACKED_BITS = (2, 4, 8)
@@ -282,8 +281,8 @@ def parse_input_shapes(values: Sequence[str]) -> dict[str, list[int]]:
     return shapes
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def build_parser() -> ToolParser:
+    parser = ToolParser(
         prog="analyze",
         description="List every valid cut of an ONNX model: the tensors through which every path from the "
         "input to the outputs passes. For each: shape, bytes at fp32 and bit-packed at 2/4/8 bits, and the "
@@ -293,7 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true", help="print one JSON document (a list of cuts) on stdout")
     parser.add_argument(
         "--max-tensors",
-        type=int,
+        type=int_in(1, gr.MAX_CUT_TENSORS),
         default=1,
         metavar="K",
         help=f"also list minimal cuts of up to K tensors (1-{gr.MAX_CUT_TENSORS}), for models whose skip "
@@ -319,6 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
+    check_outputs([("--plot", args.plot)], [Path(args.model)])
     analysis = analyze_model(args.model, args.max_tensors, parse_input_shapes(args.input_shape), args.rebase_batch)
     if args.plot:
         write_plot(analysis, args.plot)

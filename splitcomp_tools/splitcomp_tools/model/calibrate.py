@@ -16,7 +16,6 @@ Everything runs through HeadPipeline and TailPipeline, as the nodes do.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import os
@@ -30,7 +29,15 @@ import numpy as np
 from matplotlib.figure import Figure
 from tqdm import tqdm
 
-from splitcomp_core.bundle import QuantizationSpec, load_bundle, update_quantization
+from splitcomp_core.bundle import (
+    HEAD_FILE,
+    LABELS_FILE,
+    MANIFEST_FILE,
+    TAIL_FILE,
+    QuantizationSpec,
+    load_bundle,
+    manifest_with_quantization,
+)
 from splitcomp_core.codec import (
     CODEC_BY_NAME,
     CODEC_NAMES,
@@ -45,11 +52,12 @@ from splitcomp_core.codec import (
     range_params,
 )
 from splitcomp_core.errors import SplitcompError
-from splitcomp_core.files import atomic_write, atomic_write_text
+from splitcomp_core.files import atomic_write_all
 from splitcomp_core.head import HeadPipeline
 from splitcomp_core.tail import TailPipeline
-from splitcomp_tools.cli import run_cli
+from splitcomp_tools.cli import ToolParser, check_outputs, int_in, run_cli
 from splitcomp_tools.frames import FrameSource, open_source
+from splitcomp_tools.frames.files import describe_skipped
 from splitcomp_tools.model.baseline import FULL_FRAME, MODEL_SIZE, JpegBaseline
 
 BITS = (2, 3, 4, 6, 8)
@@ -58,6 +66,7 @@ GRANULARITIES = ("per_tensor", "per_channel")
 RANGE_METHODS = ("mse", "percentile")
 QUANTIZED_METHODS = ("clip", *tuple(f"{g}_{m}" for g in GRANULARITIES for m in ("percentile", "mse")))
 DEFAULT_COUNT = 200
+MAX_COUNT = 10_000  # every frame's float cut tensors are kept in memory
 DEFAULT_PERCENTILE = 99.99
 DEFAULT_MAX_SAMPLES = 1 << 18  # values per tensor that the range searches look at
 SEARCH_STEPS = 48
@@ -146,6 +155,7 @@ class Calibration:
     eval_images: str | None = None
     eval_frames: int = 0
     default: Result | None = None  # the table row made the head's default by with_default()
+    notes: list[str] = dataclasses.field(default_factory=list)  # e.g. image files that did not decode
 
     def to_json(self, written: bool) -> dict[str, Any]:
         return {
@@ -437,6 +447,7 @@ def calibrate(
     finally:
         for source in sources:
             source.close()
+    notes = [f"{describe_skipped(s)}; measured on the others" for s in sources if describe_skipped(s)]
     frames = len(next(iter(features.values())))
     compared = sorted(set(BITS) | {bits})
     rng = np.random.default_rng(seed)
@@ -465,16 +476,17 @@ def calibrate(
         clip=clip,
         eval_images=eval_images,
         eval_frames=len(reference),
+        notes=notes,
     )
 
 
 def _check_options(
     count: int, bits: int, method: str, percentile: float, max_samples: int, eval_count: int | None = None
 ) -> None:
-    if count < 1:
-        raise CalibrationError(f"--count must be at least 1, got {count}")
-    if eval_count is not None and eval_count < 1:
-        raise CalibrationError(f"--eval-count must be at least 1, got {eval_count}")
+    if not 1 <= count <= MAX_COUNT:
+        raise CalibrationError(f"--count must be from 1 to {MAX_COUNT}, got {count}")
+    if eval_count is not None and not 1 <= eval_count <= MAX_COUNT:
+        raise CalibrationError(f"--eval-count must be from 1 to {MAX_COUNT}, got {eval_count}")
     if not 1 <= bits <= 8:
         raise CalibrationError(f"--bits must be 1..8 (the quantized widths the head can send), got {bits}")
     if method not in RANGE_METHODS:
@@ -559,8 +571,9 @@ def _columns(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
-def write_plot(calibration: Calibration, out: str | os.PathLike, codec: str = "zstd") -> None:
-    """PNG of bytes per frame (log scale, split methods with `codec`) against agreement, one series per method."""
+def plot_writer(calibration: Calibration, codec: str = "zstd") -> Callable[[Path], None]:
+    """A PNG of bytes per frame (log scale, split methods with `codec`) against agreement, one series per
+    method, as a function that writes it to a given file (write_outputs writes it with the others)."""
     fig = Figure(figsize=(9, 5.5), layout="constrained")
     ax = fig.add_subplot()
     series: dict[str, list[Result]] = {}
@@ -585,7 +598,7 @@ def write_plot(calibration: Calibration, out: str | os.PathLike, codec: str = "z
     ax.set_title(f"{calibration.bundle.name}: ranges from {calibration.frames} frames of {calibration.images}{judged}")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
-    atomic_write(out, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+    return lambda tmp: fig.savefig(tmp, format="png", dpi=110)
 
 
 def _plot_order(r: Result) -> int:
@@ -608,9 +621,27 @@ def _plot_label(calibration: Calibration, method: str, codec: str) -> str:
     return f"{method.replace('_', ' ')} ({codec})"
 
 
-def write_json(calibration: Calibration, out: str | os.PathLike, written: bool) -> None:
-    text = json.dumps(calibration.to_json(written), indent=2) + "\n"
-    atomic_write_text(out, text)
+def json_text(calibration: Calibration, written: bool) -> str:
+    """What --json writes: the results and the stored ranges."""
+    return json.dumps(calibration.to_json(written), indent=2) + "\n"
+
+
+def write_outputs(calibration: Calibration, json_path: str | None, plot_path: str | None, dry_run: bool) -> None:
+    """The manifest (unless `dry_run`), --json and --plot: all of them change, or none does.
+
+    Everything is rendered and written to temp files first; the side files replace theirs before the
+    manifest does, so a read-only or full --plot target leaves the bundle as it was.
+    """
+    writes: dict[Path, Callable[[Path], object]] = {}
+    if plot_path:
+        writes[Path(plot_path)] = plot_writer(calibration)
+    if json_path:
+        text = json_text(calibration, written=not dry_run)
+        writes[Path(json_path)] = lambda tmp: tmp.write_text(text)
+    if not dry_run:
+        manifest, manifest_text = manifest_with_quantization(calibration.bundle, calibration.quantization)
+        writes[manifest] = lambda tmp: tmp.write_text(manifest_text)
+    atomic_write_all(writes)
 
 
 def _check_output(path: str | None, option: str) -> None:
@@ -624,8 +655,13 @@ def _check_output(path: str | None, option: str) -> None:
         raise CalibrationError(f"{option} {path}: directory {out.parent} does not exist")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def _bundle_files(bundle: str) -> list[Path]:
+    root = Path(bundle)
+    return [root / name for name in (MANIFEST_FILE, HEAD_FILE, TAIL_FILE, LABELS_FILE)]
+
+
+def build_parser() -> ToolParser:
+    parser = ToolParser(
         prog="calibrate",
         description="Measure a bundle's cut tensors on real frames, store clip ranges (per tensor and per channel) "
         "in its manifest, and print a table of bits x range method x codec against top-1 agreement with the "
@@ -646,8 +682,12 @@ def build_parser() -> argparse.ArgumentParser:
         "default: the calibration frames themselves",
     )
     parser.add_argument("--topic", default="", help="image topic of a rosbag2 (sensor_msgs/Image or CompressedImage)")
-    parser.add_argument("--count", type=int, default=DEFAULT_COUNT, help=f"frames to use (default {DEFAULT_COUNT})")
-    parser.add_argument("--eval-count", type=int, help="frames of --eval-images to use (default: --count)")
+    parser.add_argument(
+        "--count", type=int_in(1, MAX_COUNT), default=DEFAULT_COUNT, help=f"frames to use (default {DEFAULT_COUNT})"
+    )
+    parser.add_argument(
+        "--eval-count", type=int_in(1, MAX_COUNT), help="frames of --eval-images to use (default: --count)"
+    )
     parser.add_argument(
         "--bits",
         type=int,
@@ -687,6 +727,7 @@ def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     _check_output(args.json, "--json")
     _check_output(args.plot, "--plot")
+    check_outputs([("--json", args.json), ("--plot", args.plot)], _bundle_files(args.bundle))
     if args.target_agreement is not None and not 0.0 < args.target_agreement <= 1.0:
         raise CalibrationError(
             f"--target-agreement must be above 0 and at most 1, e.g. 0.99; got {args.target_agreement}"
@@ -708,12 +749,9 @@ def _main(argv: Sequence[str] | None) -> int:
     if args.target_agreement is not None:
         choice = calibration.cheapest(args.target_agreement)
         calibration = calibration.with_default(choice or calibration.best())
-    if not args.dry_run:
-        update_quantization(calibration.bundle, calibration.quantization)
-    if args.json:
-        write_json(calibration, args.json, written=not args.dry_run)
-    if args.plot:
-        write_plot(calibration, args.plot)
+    write_outputs(calibration, args.json, args.plot, args.dry_run)
+    for note in calibration.notes:
+        print(f"warning: {note}", file=sys.stderr)
     print(format_table(calibration))
     if args.target_agreement is not None:
         print(describe_choice(calibration, args.target_agreement))

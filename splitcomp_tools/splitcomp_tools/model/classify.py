@@ -23,8 +23,9 @@ from splitcomp_core.head import HeadPipeline
 from splitcomp_core.images import read_image
 from splitcomp_core.quantization import EncoderConfig
 from splitcomp_core.tail import TailPipeline
-from splitcomp_tools.cli import run_cli
+from splitcomp_tools.cli import ToolParser, int_in, run_cli
 from splitcomp_tools.frames import open_source
+from splitcomp_tools.frames.files import describe_skipped
 
 MAX_COUNT = 100_000
 
@@ -59,10 +60,8 @@ def classify_frames(
     return rows
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="classify", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+def build_parser() -> ToolParser:
+    p = ToolParser(prog="classify", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("bundle", help="bundle directory (from split)")
     p.add_argument("images", nargs="*", help="image files (PNG, JPEG, ...)")
     p.add_argument(
@@ -71,13 +70,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="instead of files, frames of a source: photos:test (real photos), generator, a folder, a video, "
         "or a rosbag2 (with --topic)",
     )
-    p.add_argument("--count", type=int, default=5, help="frames to take from --frames (default: 5)")
+    p.add_argument("--count", type=int_in(1, MAX_COUNT), default=5, help="frames to take from --frames (default: 5)")
     p.add_argument("--seed", type=int, default=0, help="seed of the --frames source (default: 0)")
     p.add_argument("--topic", default="", help="image topic of a rosbag2 given to --frames")
     p.add_argument("--bits", type=int, default=4, help="1..8 quantize, 16/32 raw floats (default: 4)")
     p.add_argument("--quantization", default="calibrated", choices=MODES, help="ranges (default: calibrated)")
     p.add_argument("--codec", default="none", choices=CODEC_NAMES, help="entropy coder (default: none)")
-    p.add_argument("--top-k", type=int, default=3, help="classes to show (default: 3)")
+    p.add_argument("--top-k", type=int_in(1, 1000), default=3, help="classes to show (default: 3)")
     p.add_argument("--json", action="store_true", help="print one JSON document instead of a table")
     return p
 
@@ -95,14 +94,14 @@ def _main(argv: Sequence[str] | None) -> int:
     else:
         if args.images:
             raise SplitcompError("give either image files or --frames, not both")
-        if not 1 <= args.count <= MAX_COUNT:
-            raise SplitcompError(f"--count must be 1..{MAX_COUNT}, got {args.count}")
         source = open_source(args.frames, seed=args.seed, topic=args.topic)
         try:
             named = ((f"{args.frames}#{i}", frame) for i, frame in enumerate(source.frames(args.count)))
             rows = classify_frames(args.bundle, named, config, args.top_k)
         finally:
             source.close()
+        if describe_skipped(source):
+            print(f"warning: {describe_skipped(source)}; classified the others", file=sys.stderr)
     if args.json:
         print(json.dumps(rows, indent=1))
         return 0

@@ -10,11 +10,11 @@ preprocessing are recorded in the file's metadata_props for `split`.
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import os
 import sys
 import tempfile
+import traceback
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -26,7 +26,7 @@ import onnxruntime as ort
 import torch
 
 from splitcomp_core.errors import SplitcompError
-from splitcomp_tools.cli import run_cli
+from splitcomp_tools.cli import ToolParser, check_outputs, int_in, run_cli
 from splitcomp_tools.model import graph as gr
 from splitcomp_tools.model import zoo
 from splitcomp_tools.model.metadata import set_metadata
@@ -35,6 +35,8 @@ MIN_OPSET = 17
 DYNAMO_MIN_OPSET = 18  # torch.onnx's dynamo exporter writes opset 18 ops (Split num_outputs, ...) at any lower opset
 TOLERANCE = 1e-4  # max abs difference allowed, relative to max(1, largest |PyTorch output|)
 EXTERNAL_DATA_THRESHOLD_BYTES = onnx.checker.MAXIMUM_PROTOBUF  # protobuf cannot hold a larger single file
+MAX_CHECK_INPUTS = 100
+_OWN_CODE = str(Path(__file__).resolve().parents[1])  # splitcomp_tools: not the user's code
 
 
 class ExportError(SplitcompError):
@@ -82,7 +84,11 @@ def export_torch_module(
     if not out.parent.is_dir():
         raise ExportError(f"{out}: directory {out.parent} does not exist")
     module.eval()
-    with tempfile.TemporaryDirectory(prefix=".export-", dir=out.parent) as tmp:
+    try:
+        workdir = tempfile.TemporaryDirectory(prefix=".export-", dir=out.parent)
+    except OSError as exc:  # name what the user asked for, not the temp dir beside it
+        raise OSError(exc.errno, exc.strerror, str(out)) from exc
+    with workdir as tmp:
         exported, final = Path(tmp) / "torch" / out.name, Path(tmp) / "final" / out.name
         exported.parent.mkdir()
         final.parent.mkdir()
@@ -151,7 +157,11 @@ def load_module(source: str, state_dict: str | None = None, trust_pickle: bool =
     elif prefix == "timm":
         module = _optional_import("timm", "timm").create_model(name, pretrained=False)
     else:
-        module = _factory(prefix, name)()
+        factory = _factory(prefix, name)
+        try:
+            module = factory()
+        except Exception as exc:  # the user's code may raise anything
+            raise ExportError(f"calling {source} failed: {_failure(exc)}") from exc
     if not isinstance(module, torch.nn.Module):
         raise ExportError(f"{source} returned {type(module).__name__}, not a torch.nn.Module")
     if state_dict:
@@ -159,8 +169,8 @@ def load_module(source: str, state_dict: str | None = None, trust_pickle: bool =
     return module
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def build_parser() -> ToolParser:
+    parser = ToolParser(
         prog="export",
         description="Export a PyTorch model to ONNX and check it against PyTorch on random inputs in ONNX "
         "Runtime (prints the max abs difference; refuses the export when they disagree).",
@@ -188,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--opset",
-        type=int,
+        type=int_in(MIN_OPSET, onnx.defs.onnx_opset_version()),
         default=None,
         help=f"ONNX opset, at least {MIN_OPSET} (default {MIN_OPSET}; with --exporter dynamo at least and by default "
         f"{DYNAMO_MIN_OPSET})",
@@ -207,12 +217,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--input-name", default="input", help="name of the ONNX input (default input)")
     parser.add_argument("--output-name", default="output", help="name of the ONNX output (default output)")
-    parser.add_argument("--check-inputs", type=int, default=3, help="random inputs to compare on (default 3)")
+    parser.add_argument(
+        "--check-inputs",
+        type=int_in(1, MAX_CHECK_INPUTS),
+        default=3,
+        help="random inputs to compare on (default 3)",
+    )
     return parser
 
 
 def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
+    if not args.out.strip():
+        raise ExportError("--out is empty; name the .onnx file to write")
+    if not Path(args.out).parent.is_dir():
+        raise ExportError(f"--out {args.out}: directory {Path(args.out).parent} does not exist; create it first")
+    check_outputs([("--out", args.out)], [Path(p) for p in (args.source, args.state_dict) if p])
     pretrained = None if Path(args.source).is_file() else zoo.lookup(args.source)
     if args.input_shape is None and pretrained is None:
         raise ExportError("--input-shape is required (e.g. 1,3,224,224) unless the source is a named pretrained model")
@@ -245,6 +265,10 @@ def _shape(text: str) -> list[int]:
         raise ExportError(f"--input-shape {text!r}: expected comma-separated integers like 1,3,224,224") from None
     if not shape or any(d < 1 for d in shape):
         raise ExportError(f"--input-shape {text!r}: dimensions must be positive")
+    try:
+        gr.check_input_size(shape, "--input-shape")
+    except gr.ModelError as exc:
+        raise ExportError(str(exc)) from None
     return shape
 
 
@@ -389,12 +413,34 @@ def _load_file(path: Path, trust_pickle: bool) -> torch.nn.Module:
 def _factory(module_name: str, attr: str) -> Any:
     try:
         owner = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ExportError(f"cannot import {module_name!r} ({exc}); is it installed or on PYTHONPATH?") from exc
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and module_name.startswith(exc.name):
+            raise ExportError(f"cannot import {module_name!r} ({exc}); is it installed or on PYTHONPATH?") from exc
+        raise ExportError(f"importing {module_name} failed: {_failure(exc)}") from exc
+    except Exception as exc:  # the module's own code ran and raised (or does not even parse)
+        raise ExportError(f"importing {module_name} failed: {_failure(exc)}") from exc
     factory = getattr(owner, attr, None)
     if not callable(factory):
         raise ExportError(f"{module_name!r} has no callable {attr!r}")
     return factory
+
+
+def _failure(exc: BaseException) -> str:
+    """The error as one line, `RuntimeError: boom (at mod.py:12 in make)`, naming the user's code that raised."""
+    if isinstance(exc, SyntaxError):
+        return f"SyntaxError: {exc.msg} (at {exc.filename}:{exc.lineno})"
+    frames = traceback.extract_tb(exc.__traceback__)
+    own = [f for f in frames if _is_user_code(f.filename)]
+    where = f" (at {own[-1].filename}:{own[-1].lineno} in {own[-1].name})" if own else ""
+    return f"{type(exc).__name__}: {exc}{where}"
+
+
+def _is_user_code(filename: str) -> bool:
+    """Not splitcomp's, Python's (<frozen importlib...>) or an installed package's (torch) file."""
+    if filename.startswith("<"):
+        return False
+    path = Path(filename).resolve()
+    return not (str(path).startswith(_OWN_CODE) or "site-packages" in path.parts or "dist-packages" in path.parts)
 
 
 def _optional_import(name: str, package: str) -> Any:

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import functools
 import heapq
+import math
 import os
 import tempfile
 from collections import Counter
@@ -50,6 +51,9 @@ from splitcomp_core.bundle import DYNAMIC
 from splitcomp_core.errors import SplitcompError
 
 MAX_CUT_TENSORS = 3
+# Largest model input measured or exported (elements; 256 MB of float32, e.g. 1x3x4096x4096 fits):
+# shapes come from the command line or the file, so they are bounded before anything is allocated.
+MAX_INPUT_ELEMENTS = 1 << 26
 Cut = tuple[str, ...]
 
 
@@ -126,6 +130,10 @@ def load_model(path: str | os.PathLike) -> onnx.ModelProto:
         onnx.checker.check_model(str(path))
     except onnx.checker.ValidationError as exc:
         raise ModelError(f"{path}: not a valid ONNX model: {str(exc).strip().splitlines()[0]}") from exc
+    if not model.graph.output:
+        raise ModelError(
+            f"{path}: the model has no outputs, so no part of it can be a tail; export it with its outputs"
+        )
     return model
 
 
@@ -334,7 +342,18 @@ def fixed_input_shapes(
                     f"give its size with --input-shape {name}=..."
                 )
         shapes[name] = tuple(dims)
+    for name, shape in shapes.items():
+        check_input_size(shape, f"input '{name}'")
     return shapes
+
+
+def check_input_size(shape: Sequence[int], what: str) -> None:
+    """Refuse an input shape of more than MAX_INPUT_ELEMENTS elements before anything of that size exists."""
+    if math.prod(shape) > MAX_INPUT_ELEMENTS:
+        raise ModelError(
+            f"{what} of shape {list(shape)} has {math.prod(shape):,} elements, more than the {MAX_INPUT_ELEMENTS:,} "
+            f"this tool allocates; measure at a smaller size (e.g. batch 1)"
+        )
 
 
 def infer_tensor_types(

@@ -9,7 +9,6 @@ that fails any step leaves no files behind.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import difflib
 import math
@@ -27,6 +26,7 @@ import onnxruntime as ort
 from splitcomp_core.bundle import (
     DYNAMIC,
     FORMAT_VERSION,
+    MAX_IMAGE_SIDE,
     Bundle,
     InputSpec,
     Manifest,
@@ -39,13 +39,14 @@ from splitcomp_core.errors import SplitcompError
 from splitcomp_core.images import list_images, read_image
 from splitcomp_core.postprocess import KINDS, load_labels
 from splitcomp_core.preprocess import Preprocessor
-from splitcomp_tools.cli import run_cli
+from splitcomp_tools.cli import ToolParser, int_in, run_cli
 from splitcomp_tools.model import graph as gr
 from splitcomp_tools.model.metadata import recorded_labels, recorded_preprocessing
 
 TOLERANCE = 1e-4  # allowed max abs difference of head+tail against the full model, relative to the output range
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+MAX_SAMPLES = 256  # random inputs to verify on, each one model input
 CROP_FRACTION = 0.875  # the usual ImageNet evaluation crop: 224 out of 256
 CUT_DTYPES = ("float32", "float16")  # what the feature codec and the manifest carry
 OUTPUT_KINDS = ("auto", *KINDS)  # auto: "probabilities" if a Softmax makes the output
@@ -117,6 +118,10 @@ def split_model(
     or `preprocessing` says otherwise; a mapping for `preprocessing` holds only the fields to change.
     """
     out = Path(out_dir)
+    if out.resolve() == Path.cwd().resolve():
+        raise SplitError(f"{out}: is the current directory; name a directory for the bundle, e.g. --out bundle")
+    if Path(model_path).resolve().is_relative_to(out.resolve()):
+        raise SplitError(f"{out}: holds the model {model_path}, which writing the bundle there would delete")
     if out.exists() and not overwrite:
         raise SplitError(f"{out}: already exists; choose another --out or pass --overwrite")
     if output_kind not in OUTPUT_KINDS:
@@ -145,6 +150,10 @@ def split_model(
     value_infos = _value_infos(structure, g, cut, types)
     expected = {t: [1 if d == DYNAMIC else d for d in types[t].shape] for t in cut}
     labels = load_labels(labels_path) if labels_path is not None else recorded_labels(structure)
+    output_shape = _output_shape(structure, output, types)
+    if labels is not None and output_shape[-1] != DYNAMIC and len(labels) != output_shape[-1]:
+        given = labels_path if labels_path is not None else f"the class names recorded in {model_path}"
+        raise SplitError(f"{given}: {len(labels)} labels, but the model outputs {output_shape[-1]} classes")
     samples = _random_inputs(fixed[input_spec.name], random_samples)
     images = _image_inputs(Path(images_dir), input_spec) if images_dir is not None else []
     if not samples and not images:
@@ -180,7 +189,7 @@ def split_model(
         input=input_spec,
         output=OutputSpec(
             output,
-            _output_shape(structure, output, types),
+            output_shape,
             _output_kind(g, output) if output_kind == "auto" else output_kind,
         ),
         quantization=QuantizationSpec(),
@@ -263,8 +272,8 @@ def _abs_diff(ref: np.ndarray, got: np.ndarray) -> np.ndarray:
     return diff
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def build_parser() -> ToolParser:
+    parser = ToolParser(
         prog="split",
         description="Split an ONNX model at the named cut tensors into a bundle directory (manifest.json, "
         "head.onnx, tail.onnx, labels.json). The split is verified against the full model in ONNX Runtime "
@@ -287,7 +296,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--images", metavar="DIR", help="also verify on the images in DIR (preprocessed as the bundle says)"
     )
-    parser.add_argument("--samples", type=int, default=4, help="random inputs to verify on (default 4)")
+    parser.add_argument(
+        "--samples", type=int_in(0, MAX_SAMPLES), default=4, help="random inputs to verify on (default 4)"
+    )
     parser.add_argument(
         "--mean",
         metavar="R,G,B",
@@ -308,7 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--crop",
         nargs="?",
-        type=int,
+        type=int_in(0, MAX_IMAGE_SIDE),
         const=0,
         metavar="RESIZE",
         help="resize the shorter side to RESIZE (default size/0.875, e.g. 256 for 224) and center-crop; "
@@ -335,8 +346,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
+    if not args.out.strip():
+        raise SplitError("--out is empty; name the bundle directory to write, e.g. --out out/bundle")
     cut = [name for value in args.at for name in value.split(",") if name]
     size = _ints(args.size, "--size", (1, 2)) if args.size else None
+    if size is not None and not all(1 <= d <= MAX_IMAGE_SIDE for d in size):
+        raise SplitError(f"--size {args.size!r}: height and width must be from 1 to {MAX_IMAGE_SIDE}")
     given = {
         "mean": None if args.mean is None else _floats(args.mean, "--mean"),
         "std": None if args.std is None else _floats(args.std, "--std"),
@@ -419,8 +434,8 @@ def _input_spec(model: onnx.ModelProto, g: gr.Graph, prep: Preprocessing) -> Inp
         raise SplitError(f"input '{name}' has a dynamic size {dims}; give --size H,W")
     else:
         height, width = dims[2], dims[3]
-    if min(height, width) < 1:
-        raise SplitError(f"input size must be positive, got {height}x{width}")
+    if min(height, width) < 1 or max(height, width) > MAX_IMAGE_SIDE:
+        raise SplitError(f"input size must be from 1 to {MAX_IMAGE_SIDE} a side, got {height}x{width}")
     for what, values in (("mean", prep.mean), ("std", prep.std)):
         if len(values) != 3:
             raise SplitError(f"--{what} needs 3 values (one per channel), got {list(values)}")
@@ -431,6 +446,10 @@ def _input_spec(model: onnx.ModelProto, g: gr.Graph, prep: Preprocessing) -> Inp
         resize_size = prep.crop_resize or round(max(height, width) / CROP_FRACTION)
         if resize_size < max(height, width):
             raise SplitError(f"--crop {resize_size} is smaller than the input size {height}x{width}")
+        if resize_size > MAX_IMAGE_SIDE:
+            raise SplitError(
+                f"--crop {resize_size} is more than {MAX_IMAGE_SIDE}, the largest side a frame is resized to"
+            )
     return InputSpec(
         name=name,
         shape=[dims[0], 3, height, width],

@@ -11,7 +11,6 @@ band's own view, so OpenCV clips it there).
 
 from __future__ import annotations
 
-import argparse
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,7 +21,7 @@ import numpy as np
 from splitcomp_core.errors import ImageFormatError, SplitcompError
 from splitcomp_core.files import atomic_write_bytes
 from splitcomp_core.preprocess import to_rgb
-from splitcomp_tools.cli import run_cli
+from splitcomp_tools.cli import ToolParser, run_cli
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 DRAWABLE_ENCODINGS = ("rgb8", "bgr8")
@@ -112,9 +111,7 @@ def write_png(path: str | os.PathLike, bgr: np.ndarray) -> None:
 
 
 def _main(argv: Sequence[str] | None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m splitcomp_tools.nodes.annotate", description=__doc__.split("\n")[0]
-    )
+    parser = ToolParser(prog="python -m splitcomp_tools.nodes.annotate", description=__doc__.split("\n")[0])
     parser.add_argument(
         "--example",
         type=Path,

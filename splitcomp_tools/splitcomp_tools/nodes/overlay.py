@@ -18,19 +18,29 @@ from splitcomp_core.stats import RateMeter
 from splitcomp_msgs.msg import Classification
 from splitcomp_ros.images import array_to_image, image_to_array
 from splitcomp_ros.messages import stamp_key
-from splitcomp_ros.node_support import SplitcompNode, declare, run_node
+from splitcomp_ros.node_support import NodeHelp, Param, SplitcompNode, declare_params, run_node
 from splitcomp_tools.nodes.annotate import annotate, drawable, result_lines
+
+PARAMS = (
+    Param("cache_size", 30, "How many recent frames wait for their result.", read_only=True, int_range=(1, 1000)),
+    Param("top_n", 3, "How many classes to draw, best first.", read_only=True, int_range=(1, 20)),
+)
+
+
+HELP = NodeHelp(
+    "splitcomp_tools",
+    "overlay",
+    "Draws each classification (splitcomp/classification) on the camera frame it answers (image_raw, matched\n"
+    "by stamp) and publishes it on splitcomp/overlay for rviz.",
+    PARAMS,
+)
 
 
 class Overlay(SplitcompNode):
     def __init__(self) -> None:
-        super().__init__("overlay")
-        self._cache_size = declare(
-            self, "cache_size", 30, "How many recent frames wait for their result.", read_only=True, int_range=(1, 1000)
-        )
-        self._top_n = declare(
-            self, "top_n", 3, "How many classes to draw, best first.", read_only=True, int_range=(1, 20)
-        )
+        super().__init__("overlay", HELP.params)
+        params = declare_params(self, PARAMS)
+        self._cache_size, self._top_n = params["cache_size"], params["top_n"]
         self._frames: collections.OrderedDict = collections.OrderedDict()
         self._result_rate = RateMeter()
         self.health.fields["cache_size"] = str(self._cache_size)
@@ -66,7 +76,7 @@ class Overlay(SplitcompNode):
 
 
 def main(args=None) -> int:
-    return run_node(Overlay, args)
+    return run_node(Overlay, args, HELP)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from splitcomp_core.codec import CODEC_BY_NAME, DEFAULT_MAX_ELEMENTS, clip_params, decode, encode
-from splitcomp_tools.cli import run_cli
+from splitcomp_core.files import atomic_write_text
+from splitcomp_tools.cli import ToolParser, check_outputs, int_in, run_cli
 
 SEED_CLIP_MIN = 0.0
 SEED_CLIP_MAX = 32.0
@@ -134,11 +135,30 @@ def run_codec_bench(
     }
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+CODEC_ROWS = {"none": "", "zstd": " + zstd", "lz4": " + LZ4"}
+
+
+def format_report(report: dict) -> str:
+    """The README's table: our codec and the seed's two formats side by side, then the ratios."""
+    bits = report["bits"]
+    rows = [(f"splitcomp, {bits}-bit packed{suffix}", report["codecs"][name]) for name, suffix in CODEC_ROWS.items()]
+    rows += [
+        ("seed: one `'0'`/`'1'` character per bit", report["seed_bitstring"]),
+        ("seed: the feature as a JSON list of floats", report["seed_json"]),
+    ]
+    lines = ["| encoding | encode ms | decode ms | bytes |", "|---|---|---|---|"]
+    lines += [f"| {name} | {r['encode_ms']:.2f} | {r['decode_ms']:.2f} | {r['bytes']:,} |" for name, r in rows]
+    ratios = report["ratios"]["none"]
+    shape = "x".join(map(str, report["shape"]))
+    lines += [
+        "",
+        f"{shape} post-ReLU-like features at {bits} bits, medians of {report['repeats']} runs (seed: "
+        f"{report['seed_repeats']}). Encoding is {ratios['encode_speedup_vs_seed_bitstring']:.0f}x faster and "
+        f"decoding {ratios['decode_speedup_vs_seed_bitstring']:.0f}x faster than the seed's bit string, at "
+        f"{ratios['bytes_ratio_vs_seed_bitstring']:.3f} of its bytes; the codes are the seed's: "
+        f"{'yes' if report['matches_seed'] else 'NO'}.",
+    ]
+    return "\n".join(lines)
 
 
 def _shape(text: str) -> tuple[int, ...]:
@@ -155,20 +175,20 @@ def _shape(text: str) -> tuple[int, ...]:
     return dims
 
 
-def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def _build_parser() -> ToolParser:
+    parser = ToolParser(
         prog="bench codec",
         description="Time the feature codec (none, zstd, lz4) against the seed's bit-string and JSON "
-        "encodings on a post-ReLU-like tensor; prints one JSON line.",
+        "encodings on a post-ReLU-like tensor; prints a table (--json FILE: the measurements as JSON).",
     )
     parser.add_argument(
         "--repeats",
-        type=_positive_int,
+        type=int_in(1, 100_000),
         default=200,
         help="timed runs per codec for our codec (default 200; medians are reported)",
     )
     parser.add_argument(
-        "--seed-repeats", type=_positive_int, default=3, help="timed runs for the slow seed encoders (default 3)"
+        "--seed-repeats", type=int_in(1, 1000), default=3, help="timed runs for the slow seed encoders (default 3)"
     )
     parser.add_argument(
         "--bits",
@@ -182,18 +202,22 @@ def _build_parser() -> argparse.ArgumentParser:
         "--shape", type=_shape, default=DEFAULT_SHAPE, help="tensor shape, e.g. 1,64,56,56 (the default)"
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed of the test tensor")
+    parser.add_argument("--json", metavar="FILE", help="also write the measurements to this file as JSON")
     return parser
 
 
 def _main(argv: Sequence[str] | None) -> int:
     args = _build_parser().parse_args(argv)
+    check_outputs([("--json", args.json)], [])
     result = run_codec_bench(args.repeats, args.shape, args.bits, args.seed, args.seed_repeats)
-    print(json.dumps(result))
+    if args.json:
+        atomic_write_text(args.json, json.dumps(result, indent=2) + "\n")
+    print(format_report(result))
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point: one JSON line on stdout; bad arguments are reported by argparse (exit 2)."""
+    """Entry point: the table on stdout; bad arguments are one `error:` line (exit 2)."""
     return run_cli(_main, argv)
 
 

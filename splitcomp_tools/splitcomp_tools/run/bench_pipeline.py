@@ -21,8 +21,10 @@ import numpy as np
 
 from splitcomp_core.codec import CODE_BITS, CODEC_NAMES, RAW_BITS
 from splitcomp_core.errors import SplitcompError
-from splitcomp_tools.cli import run_cli
+from splitcomp_core.files import atomic_write_text
+from splitcomp_tools.cli import ToolParser, check_outputs, float_in, run_cli
 from splitcomp_tools.model.prepare import DEFAULT_CACHE, prepare_bundle
+from splitcomp_tools.nodes.image_source import RATE_RANGE
 from splitcomp_tools.run.demo_models import DEMO_MODELS
 from splitcomp_tools.run.pipeline_run import PipelineRun
 
@@ -48,6 +50,7 @@ def measure(run: PipelineRun, frames: int, wall_s: float) -> dict:
         "frames_classified": len(results),
         "dropped_by_head": int(head_counts.get("dropped", 0)),
         "lost": frames - len(results),
+        "lost_before_tail": int(diag.get("splitcomp: /tail_node", {}).get("lost", 0)),  # sequence gaps the tail saw
         "fps": (len(stamps) - 1) / (stamps[-1] - stamps[0]) if stamps[-1] > stamps[0] else 0.0,
         "wall_s": wall_s,
         "median_ms": {
@@ -66,10 +69,38 @@ def measure(run: PipelineRun, frames: int, wall_s: float) -> dict:
     }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="bench pipeline", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+STAGE_ROWS = (
+    ("camera_transport", "camera transport (image_source → head)"),
+    ("preprocess", "head: image conversion and preprocessing"),
+    ("head_onnx", "head: ONNX Runtime"),
+    ("encode", "head: quantize + pack"),
+    ("decode", "tail: validate + decode"),
+    ("tail_onnx", "tail: ONNX Runtime"),
+    ("postprocess", "tail: softmax + top-k"),
+)
+
+
+def format_result(result: dict) -> str:
+    """The README's table for one run: median milliseconds per stage, latency, overhead, frames."""
+    ms = result["median_ms"]
+    lines = ["| median ms | this run |", "|---|---|"]
+    lines += [f"| {label} | {ms[key]:.2f} |" for key, label in STAGE_ROWS]
+    lines += [
+        f"| **end-to-end latency** | **{ms['end_to_end_latency']:.2f}** (p95 {result['latency_p95_ms']:.1f}) |",
+        "| **framework overhead** (latency − both ONNX runs − camera transport) | "
+        f"**{ms['framework_overhead']:.2f}** |",
+        f"| frames classified / published, at fps | {result['frames_classified']} / {result['frames_published']} "
+        f"at {result['fps']:.1f} |",
+        "",
+        f"dropped by the head {result['dropped_by_head']}, not classified {result['lost']} (sequence gaps at the "
+        f"tail {result['lost_before_tail']}), "
+        f"{result['bytes_per_frame']:,.0f} bytes per frame, {result['wall_s']:.1f} s",
+    ]
+    return "\n".join(lines)
+
+
+def build_parser() -> ToolParser:
+    p = ToolParser(prog="bench pipeline", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument(
         "--bundle", help="bundle to run (default: --model, split and calibrated (4-bit ranges) as `demo` prepares it)"
     )
@@ -86,8 +117,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--cache", default=str(DEFAULT_CACHE), help=f"exported models are kept here (default: {DEFAULT_CACHE})"
     )
-    p.add_argument("--rate", type=float, default=30.0, help="camera frames per second (default: 30)")
-    p.add_argument("--duration", type=float, default=20.0, help="seconds of camera frames (default: 20)")
+    p.add_argument("--rate", type=float_in(*RATE_RANGE), default=30.0, help="camera frames per second (default: 30)")
+    p.add_argument(
+        "--duration",
+        type=float_in(0.0, 3600.0, low_open=True),
+        default=20.0,
+        help="seconds of camera frames (default: 20)",
+    )
     p.add_argument(
         "--bits",
         type=int,
@@ -98,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--codec", default="none", choices=CODEC_NAMES, help="head codec (default: none)")
     p.add_argument("--out", default="out/bench", help="bundle and logs folder (default: out/bench)")
-    p.add_argument("--json", help="also write the result to this file")
+    p.add_argument("--json", metavar="FILE", help="also write the result to this file as JSON")
     return p
 
 
@@ -107,6 +143,7 @@ def _main(argv: Sequence[str] | None) -> int:
     frames = round(args.rate * args.duration)
     if frames < 2:
         raise SplitcompError("--rate x --duration must give at least 2 frames")
+    check_outputs([("--json", args.json)], [])
     out = Path(args.out)
     model = DEMO_MODELS[args.model]
     bundle = (
@@ -130,10 +167,9 @@ def _main(argv: Sequence[str] | None) -> int:
         wall = time.monotonic() - start
         run.spin_until(lambda: False, 1.2)  # one more round of diagnostics with every frame in it
     result = measure(run, frames, wall)
-    line = json.dumps(result)
-    print(line)
     if args.json:
-        Path(args.json).write_text(line + "\n")
+        atomic_write_text(args.json, json.dumps(result, indent=2) + "\n")
+    print(format_result(result))
     return 0
 
 

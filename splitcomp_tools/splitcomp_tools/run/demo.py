@@ -21,17 +21,17 @@ import cv2
 import numpy as np
 
 from splitcomp_core.bundle import load_bundle
-from splitcomp_core.errors import SplitcompError
 from splitcomp_core.head import HeadPipeline
 from splitcomp_core.tail import TailPipeline
 from splitcomp_ros.echo import message_to_yaml
 from splitcomp_ros.images import image_to_array
 from splitcomp_ros.messages import stamp_key
-from splitcomp_tools.cli import run_cli
+from splitcomp_tools.cli import ToolParser, float_in, int_in, run_cli
 from splitcomp_tools.model.baseline import FULL_FRAME, FULL_SIZE_QUALITY, MODEL_SIZE, JpegBaseline
-from splitcomp_tools.model.calibrate import Result, head_mode
+from splitcomp_tools.model.calibrate import MAX_COUNT, Result, head_mode
 from splitcomp_tools.model.prepare import DEFAULT_CACHE, prepare_bundle
 from splitcomp_tools.nodes.annotate import write_png
+from splitcomp_tools.nodes.image_source import RATE_RANGE
 from splitcomp_tools.run.demo_models import DEFAULT_MODEL, DEMO_MODELS
 from splitcomp_tools.run.pipeline_run import PipelineRun
 
@@ -120,8 +120,8 @@ def save_overlay(msg, path: Path) -> None:
     write_png(path, image)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser() -> ToolParser:
+    p = ToolParser(prog="demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument(
         "--model",
         choices=tuple(DEMO_MODELS),
@@ -132,29 +132,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--cache", default=str(DEFAULT_CACHE), help=f"exported models are kept here (default: {DEFAULT_CACHE})"
     )
-    p.add_argument("--frames", type=int, default=60, help="classifications to collect (default: 60)")
-    p.add_argument("--rate", type=float, default=10.0, help="camera frames per second (default: 10)")
-    p.add_argument("--show", type=int, default=3, help="results to print as `ros2 topic echo` would (default: 3)")
-    p.add_argument("--calibration-frames", type=int, default=200, help="frames to calibrate on (default: 200)")
+    p.add_argument("--frames", type=int_in(1, 100_000), default=60, help="classifications to collect (default: 60)")
+    p.add_argument("--rate", type=float_in(*RATE_RANGE), default=10.0, help="camera frames per second (default: 10)")
     p.add_argument(
-        "--evaluation-frames", type=int, default=200, help="held-out frames the table is measured on (default: 200)"
+        "--show", type=int_in(0, 1000), default=3, help="results to print as `ros2 topic echo` would (default: 3)"
+    )
+    p.add_argument(
+        "--calibration-frames", type=int_in(1, MAX_COUNT), default=200, help="frames to calibrate on (default: 200)"
+    )
+    p.add_argument(
+        "--evaluation-frames",
+        type=int_in(1, MAX_COUNT),
+        default=200,
+        help="held-out frames the table is measured on (default: 200)",
     )
     p.add_argument(
         "--target-agreement",
-        type=float,
+        type=float_in(0.0, 1.0, low_open=True),
         default=TARGET_AGREEMENT,
         help=f"run the cheapest encoding that agrees this often on held-out frames (default: {TARGET_AGREEMENT})",
     )
-    p.add_argument("--timeout", type=float, default=120.0, help="give up after this many seconds (default: 120)")
+    p.add_argument(
+        "--timeout",
+        type=float_in(0.0, 3600.0, low_open=True),
+        default=120.0,
+        help="give up after this many seconds (default: 120)",
+    )
     return p
 
 
 def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
-    if args.frames < 1:
-        raise SplitcompError("--frames must be at least 1")
-    if not 0.0 < args.target_agreement <= 1.0:
-        raise SplitcompError(f"--target-agreement must be above 0 and at most 1, got {args.target_agreement}")
     model = DEMO_MODELS[args.model]
     out = Path(args.out)
     print(f"== preparing the {model.name} bundle in {out / 'bundle'}")

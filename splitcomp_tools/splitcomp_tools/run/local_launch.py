@@ -71,6 +71,12 @@ class NodeProcess:
     def running(self) -> bool:
         return self.process.poll() is None
 
+    def kill(self) -> int:
+        """SIGKILL, as a crash or `kill -9` would end it: no clean-up, no goodbye to its DDS peers."""
+        if self.process.poll() is None:
+            self.process.kill()
+        return self.process.wait()
+
     def stop(self, timeout: float = 10.0) -> int:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGINT)

@@ -26,7 +26,7 @@ from torch import nn
 
 from splitcomp_core.errors import SplitcompError
 from splitcomp_core.files import replace_dir
-from splitcomp_tools.cli import run_cli
+from splitcomp_tools.cli import ToolParser, float_in, int_in, run_cli
 from splitcomp_tools.model.export import export_torch_module
 from splitcomp_tools.shapes.generator import CLASS_NAMES, ShapeGenerator
 from splitcomp_tools.shapes.model import INPUT_NAME, INPUT_SIZE, OUTPUT_NAME, ShapesResNet, normalize
@@ -41,8 +41,8 @@ class TrainingError(SplitcompError):
     """Training could not produce a model that may be shipped (accuracy too low, output exists)."""
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def build_parser() -> ToolParser:
+    parser = ToolParser(
         prog="train_shapes",
         description="Train the demo ShapesResNet on generated shapes; write model.onnx, labels.json, training.json.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -51,26 +51,27 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
     parser.add_argument("--seed", type=int, default=0, help="seed of the weights and the training images")
     parser.add_argument("--heldout-seed", type=int, default=1_000_003, help="seed of the held-out images")
-    parser.add_argument("--heldout-images", type=int, default=1200, help="held-out images for the accuracy check")
-    parser.add_argument("--epochs", type=int, default=12, help="epochs; each sees freshly generated images")
-    parser.add_argument("--steps-per-epoch", type=int, default=90, help="optimizer steps per epoch")
-    parser.add_argument("--batch-size", type=int, default=64, help="images per step")
-    parser.add_argument("--lr", type=float, default=4e-3, help="peak learning rate of the one-cycle schedule")
-    parser.add_argument("--weight-decay", type=float, default=5e-4, help="AdamW weight decay")
-    parser.add_argument("--threads", type=int, default=2, help="torch and ONNX Runtime threads")
+    parser.add_argument(
+        "--heldout-images", type=int_in(1, 100_000), default=1200, help="held-out images for the accuracy check"
+    )
+    parser.add_argument("--epochs", type=int_in(1, 1000), default=12, help="epochs; each sees freshly generated images")
+    parser.add_argument("--steps-per-epoch", type=int_in(1, 100_000), default=90, help="optimizer steps per epoch")
+    parser.add_argument("--batch-size", type=int_in(1, 4096), default=64, help="images per step")
+    parser.add_argument(
+        "--lr",
+        type=float_in(0.0, 10.0, low_open=True),
+        default=4e-3,
+        help="peak learning rate of the one-cycle schedule",
+    )
+    parser.add_argument("--weight-decay", type=float_in(0.0, 1.0), default=5e-4, help="AdamW weight decay")
+    parser.add_argument("--threads", type=int_in(1, 256), default=2, help="torch and ONNX Runtime threads")
     parser.add_argument(
         "--min-accuracy",
-        type=float,
+        type=float_in(0.0, 1.0),
         default=0.95,
         help="refuse to write a model whose held-out accuracy (ONNX Runtime) is lower",
     )
     return parser
-
-
-def _positive(args: argparse.Namespace, names: Sequence[str]) -> None:
-    for name in names:
-        if getattr(args, name) <= 0:
-            raise TrainingError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
 
 
 def train(model: nn.Module, args: argparse.Namespace) -> list[dict[str, float]]:
@@ -181,7 +182,6 @@ def _write_outputs(work: Path, model: nn.Module, args: argparse.Namespace) -> di
 
 def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
-    _positive(args, ("epochs", "steps_per_epoch", "batch_size", "lr", "threads", "heldout_images"))
     out = args.out.resolve()
     if out.exists() and not args.overwrite:
         raise TrainingError(f"{out} exists; pass --overwrite to replace it")

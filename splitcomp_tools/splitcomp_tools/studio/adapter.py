@@ -18,7 +18,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from splitcomp_core.bundle import load_bundle, update_quantization
+from splitcomp_core.bundle import load_bundle
 from splitcomp_core.errors import ImageFormatError, SplitcompError
 from splitcomp_core.head import HeadPipeline
 from splitcomp_core.images import read_image
@@ -30,7 +30,7 @@ from splitcomp_tools.model import calibrate as calibration
 from splitcomp_tools.model import graph
 from splitcomp_tools.model import split as splitting
 from splitcomp_tools.model.analyze import analyze_model, cut_records
-from splitcomp_tools.model.calibrate import calibrate, format_table, write_plot
+from splitcomp_tools.model.calibrate import calibrate, format_table, write_outputs
 from splitcomp_tools.model.split import Preprocessing, split_model
 from splitcomp_tools.nodes.annotate import annotate, result_lines, write_png
 
@@ -115,8 +115,7 @@ def calibrate_bundle(
     Runs in a worker process; `calibrate` reports each phase's progress through `progress`.
     """
     calibration = calibrate(bundle_dir, images, count, bits=bits, method=method, seed=seed, on_progress=progress)
-    update_quantization(calibration.bundle, calibration.quantization)
-    write_plot(calibration, plot)
+    write_outputs(calibration, json_path=None, plot_path=str(plot), dry_run=False)
     result = calibration.to_json(written=True)
     result["table"] = format_table(calibration)
     return result

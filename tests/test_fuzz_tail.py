@@ -1,0 +1,333 @@
+"""Fuzzing the tail at scale over DDS: ten thousand malformed SplitFeatures of every class, between valid ones.
+
+The tail must stay up, answer every valid message exactly as TailPipeline does in this process, answer
+no malformed one (never a non-finite score), count every malformed one under its reason and lose
+none. Sends are paced by the subscription's depth (features_qos keeps 5): at most four malformed
+messages and one valid one are in flight, and the next round starts once the valid one is answered,
+so a busy machine slows the test down instead of overflowing the tail's queue.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections import Counter
+from collections.abc import Callable
+
+import lz4.frame
+import numpy as np
+import pytest
+import zstandard
+from diagnostic_msgs.msg import DiagnosticArray
+from ros_harness import NodeProcess, Probe, diagnostics_values
+
+from splitcomp_core.codec import CODEC_LZ4, CODEC_NONE, CODEC_ZSTD, EncodedTensor
+from splitcomp_core.head import HeadPipeline
+from splitcomp_core.quantization import EncoderConfig
+from splitcomp_core.tail import FeaturesRejected, TailPipeline
+from splitcomp_msgs.msg import Classification, SplitFeatures
+from splitcomp_ros.messages import tensor_to_msg
+from splitcomp_ros.qos import features_qos
+
+MALFORMED = 10_000
+PER_ROUND = 4  # + 1 valid message = features_qos().depth: nothing can be overwritten while in flight
+LONG_TEXT = "x" * 10_240
+SENDER = "fuzz_camera"
+replace = dataclasses.replace
+
+Spoiler = Callable[[np.random.Generator], tuple[list[EncodedTensor], str, str]]
+
+
+def zstd_with_content_size(payload: bytes, claimed: int) -> bytes:
+    """A zstd frame of `payload` whose header claims `claimed` bytes (a lie when they differ).
+
+    The frame header descriptor says where the content size field is and how wide (RFC 8878, 3.1.1.1).
+    """
+    frame = bytearray(zstandard.ZstdCompressor(level=1, write_content_size=True).compress(payload))
+    descriptor = frame[4]
+    single_segment = descriptor >> 5 & 1
+    start = 5 + (0 if single_segment else 1) + (0, 1, 2, 4)[descriptor & 3]
+    width = {0: single_segment, 1: 2, 2: 4, 3: 8}[descriptor >> 6]
+    assert width >= 2, "payload too small for a patchable content size field"
+    frame[start : start + width] = (claimed - 256 if width == 2 else claimed).to_bytes(width, "little")
+    return bytes(frame)
+
+
+def valid_messages(bundle) -> list[list[EncodedTensor]]:
+    """Every encoding the head can send (bits 1-8 in each range mode, raw 16/32, each codec) of a few frames."""
+    head = HeadPipeline(bundle, providers=["cpu"])
+    rng = np.random.default_rng(1)
+    frames = [rng.integers(0, 256, (24, 32, 3), dtype=np.uint8) for _ in range(2)]
+    configs = [
+        EncoderConfig(bits=b, mode=m, clip_max=6.0) for b in range(1, 9) for m in ("clip", "calibrated", "per_channel")
+    ]
+    configs += [EncoderConfig(bits=b) for b in (16, 32)]
+    messages = []
+    for config in configs:
+        for codec in ("none", "zstd", "lz4"):
+            head.configure(dataclasses.replace(config, codec=codec))
+            messages += [head(frame).tensors for frame in frames]
+    return messages
+
+
+def spoilers(base: EncodedTensor, model_id: str) -> dict[str, tuple[str, Spoiler]]:
+    """Each malformed class: (the reason the tail must count it under, a random variant of it)."""
+    packed = base.packed_size
+    elements = math.prod(base.shape)
+
+    def one(t: EncodedTensor) -> tuple[list[EncodedTensor], str]:
+        return [t], model_id
+
+    def wrong_model_id(rng):
+        choice = rng.integers(3)
+        bad = ["sha256:" + rng.bytes(32).hex(), LONG_TEXT, ""][choice]
+        return [base], bad, "model_id"
+
+    def tensor_count(rng):
+        return [base] * int(rng.choice([0, 2, 3])), model_id, "tensor_count"
+
+    def tensor_name(rng):
+        name = [LONG_TEXT, "", "conv1/Relu:0", rng.bytes(8).hex()][rng.integers(4)]
+        return [replace(base, name=name)], model_id, "tensor_name"
+
+    def shape(rng):
+        variants = [
+            (1, 2, 3),
+            tuple(int(d) + 1 for d in base.shape),
+            (1, 4, 16, 0),
+            (2**31, 4, 16, 16),
+            tuple(int(d) for d in rng.integers(1, 64, rng.integers(1, 7))),
+        ]
+        dims = variants[rng.integers(len(variants))]
+        return [replace(base, shape=dims if dims != base.shape else (3,))], model_id, "shape"
+
+    def bits(rng):
+        value = int(rng.choice([0, *range(9, 16), *range(17, 32), *range(33, 256)]))
+        return [replace(base, bits=value)], model_id, "codec"
+
+    def scale_offset(rng):
+        variants = [
+            (np.ones(3, np.float32), np.zeros(3, np.float32)),
+            (np.ones(4, np.float32), np.zeros(1, np.float32)),
+            (np.array([np.nan], np.float32), np.zeros(1, np.float32)),
+            (np.array([np.inf], np.float32), np.zeros(1, np.float32)),
+            (np.ones(1, np.float32), np.array([-np.inf], np.float32)),
+            (np.array([1e37], np.float32), np.array([3e38], np.float32)),  # reaches beyond float32
+            (np.empty(0, np.float32), np.empty(0, np.float32)),
+        ]
+        scale, offset = variants[rng.integers(len(variants))]
+        return [replace(base, scale=scale, offset=offset)], model_id, "codec"
+
+    def codec(rng):
+        return [replace(base, codec=int(rng.integers(3, 256)))], model_id, "codec"
+
+    def packed_size(rng):
+        value = int(rng.choice([0, packed - 1, packed + 1, packed * 2, 2**32 - 1]))
+        return [replace(base, packed_size=value)], model_id, "codec"
+
+    def data_length(rng):
+        cut = int(rng.integers(1, packed))
+        data = [base.data[:-cut], base.data + rng.bytes(cut), b""][rng.integers(3)]
+        return [replace(base, data=data)], model_id, "codec"
+
+    def bomb(rng):
+        zeros = bytes(packed * int(rng.integers(2, 256)))
+        variants = [
+            (CODEC_ZSTD, zstandard.ZstdCompressor(level=1).compress(zeros)),  # claims more than packed_size
+            (CODEC_ZSTD, zstd_with_content_size(zeros, packed)),  # claims packed_size, holds more
+            (CODEC_ZSTD, zstandard.ZstdCompressor(level=1, write_content_size=False).compress(zeros)),
+            (CODEC_LZ4, lz4.frame.compress(zeros)),
+            (CODEC_LZ4, lz4.frame.compress(zeros, store_size=False)),
+            (CODEC_ZSTD, zstandard.ZstdCompressor(level=1).compress(base.data)[:-3]),  # truncated frame
+            (CODEC_LZ4, lz4.frame.compress(base.data)[:-5]),
+        ]
+        number, data = variants[rng.integers(len(variants))]
+        return [replace(base, codec=number, data=data)], model_id, "codec"
+
+    def random_bytes(rng):
+        number = int(rng.choice([CODEC_ZSTD, CODEC_LZ4]))
+        magic = {CODEC_ZSTD: b"\x28\xb5\x2f\xfd", CODEC_LZ4: b"\x04\x22\x4d\x18"}[number]
+        data = (magic if rng.integers(2) else b"") + rng.bytes(int(rng.integers(1, 2 * packed)))
+        return [replace(base, codec=number, data=data)], model_id, "codec"
+
+    def non_finite(rng):
+        kind = rng.integers(4)
+        if kind == 3:  # 4-bit codes whose offset is finite but whose values overflow the tail
+            big = np.array([3e38], np.float32)
+            return [replace(base, scale=np.zeros(1, np.float32), offset=big)], model_id, "non_finite"
+        raw_bits = int(rng.choice([16, 32]))
+        if kind == 2:  # every value a finite 3e38: the tail's sums overflow
+            values = np.full(elements, 3e38, np.float32)
+        else:
+            values = rng.standard_normal(elements).astype(np.float32)
+            values[rng.integers(elements, size=int(rng.integers(1, 8)))] = [np.nan, np.inf][kind]
+        with np.errstate(over="ignore"):
+            data = values.astype("<f2" if raw_bits == 16 else "<f4").tobytes()
+        empty = np.empty(0, np.float32)
+        tensor = EncodedTensor(base.name, base.shape, raw_bits, empty, empty, CODEC_NONE, len(data), data)
+        return [tensor], model_id, "non_finite"
+
+    spoil = [
+        wrong_model_id,
+        tensor_count,
+        tensor_name,
+        shape,
+        bits,
+        scale_offset,
+        codec,
+        packed_size,
+        data_length,
+        bomb,
+        random_bytes,
+        non_finite,
+    ]
+    return {f.__name__: f for f in spoil}
+
+
+def message(tensors, model_id: str, sequence: int) -> SplitFeatures:
+    msg = SplitFeatures()
+    msg.header.frame_id = SENDER
+    msg.header.stamp.sec = sequence
+    msg.sequence = sequence
+    msg.model_id = model_id
+    msg.tensors = [tensor_to_msg(t) for t in tensors]
+    return msg
+
+
+class Tail:
+    """tail_node with a probe that publishes features and collects classifications and diagnostics."""
+
+    def __init__(self, bundle, tmp_path) -> None:
+        self.node = NodeProcess(
+            "splitcomp_tail_node", "tail_node", {"bundle": str(bundle.path), "providers": ["cpu"]}, tmp_path
+        )
+        self.probe = Probe("fuzz_probe")
+        self.answers: dict[int, Classification] = {}
+        self.duplicates = 0
+        self.status: dict = {}
+        self.probe.node.create_subscription(Classification, "splitcomp/classification", self._on_answer, 50)
+        self.probe.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
+        self.publisher = self.probe.node.create_publisher(SplitFeatures, "splitcomp/features", features_qos())
+        assert self.probe.wait_for_subscriber(self.publisher), self.node.log()
+        self.sequences: Counter = Counter()
+
+    def _on_answer(self, msg: Classification) -> None:
+        self.duplicates += msg.sequence in self.answers
+        self.answers[msg.sequence] = msg
+
+    def _on_diagnostics(self, msg: DiagnosticArray) -> None:
+        for status in msg.status:
+            if status.name == "splitcomp: /tail_node":
+                self.status = diagnostics_values(status)
+
+    def send(self, tensors, model_id: str) -> int:
+        """Publish one message with the next sequence number of its sender (frame_id, model_id)."""
+        self.sequences[model_id] += 1
+        sequence = self.sequences[model_id]
+        self.publisher.publish(message(tensors, model_id, sequence))
+        return sequence
+
+    def close(self) -> int:
+        self.probe.close()
+        return self.node.stop()
+
+
+def test_ten_thousand_malformed_features_between_valid_ones(tiny_bundle, tmp_path):
+    bundle = tiny_bundle
+    model_id = bundle.manifest.model_id
+    valid = valid_messages(bundle)
+    reference = TailPipeline(bundle, ["cpu"], top_k=5)
+    expected = [reference(model_id, tensors).results for tensors in valid]
+    base = next(t[0] for t in valid if t[0].bits == 4 and t[0].codec == CODEC_NONE and t[0].scale.size == 1)
+    classes = spoilers(base, model_id)
+    rng = np.random.default_rng(2024)
+    tail = Tail(bundle, tmp_path)
+    sent: Counter = Counter()
+    sent_classes: Counter = Counter()
+    valid_sent: dict[int, int] = {}  # sequence -> index into valid
+    start = time.monotonic()
+    try:
+        names = list(classes)
+        malformed = 0
+        round_number = 0
+        while malformed < MALFORMED:
+            for _ in range(min(PER_ROUND, MALFORMED - malformed)):
+                name = names[int(rng.integers(len(names)))]
+                tensors, bad_id, reason = classes[name](rng)
+                tail.send(tensors, bad_id)
+                sent[reason] += 1
+                sent_classes[name] += 1
+                malformed += 1
+            index = round_number % len(valid)
+            sequence = tail.send(valid[index], model_id)
+            valid_sent[sequence] = index
+            round_number += 1
+            assert tail.probe.spin_until(lambda sequence=sequence: sequence in tail.answers, 20.0), (
+                f"no answer to valid #{sequence} after {malformed} malformed:\n{tail.node.log()[-3000:]}"
+            )
+            assert tail.node.process.poll() is None, tail.node.log()[-3000:]
+        elapsed = time.monotonic() - start
+
+        def counted() -> bool:
+            return tail.status.get("rejected") == str(MALFORMED) and tail.status.get("frames_out") == str(
+                len(valid_sent)
+            )
+
+        assert tail.probe.spin_until(counted, 15.0), tail.status
+        status = tail.status
+        print(
+            f"\n{MALFORMED} malformed + {len(valid_sent)} valid over DDS in {elapsed:.1f} s; classes {dict(sent_classes)}"
+        )
+    finally:
+        code = tail.close()
+    assert code == 0, tail.node.log()[-3000:]
+    assert set(tail.answers) == set(valid_sent), "a malformed message was answered (or a valid one was not)"
+    assert tail.duplicates == 0
+    for sequence, answer in tail.answers.items():
+        want = expected[valid_sent[sequence]]
+        assert [r.class_id for r in answer.results] == [c for c, _, _ in want], sequence
+        np.testing.assert_allclose([r.score for r in answer.results], [p for _, _, p in want], rtol=1e-6)
+        assert all(np.isfinite(r.score) for r in answer.results)
+    assert set(sent_classes) == set(classes), "every class was sent"
+    for reason, count in sent.items():
+        assert status.get(f"rejected.{reason}") == str(count), (reason, status)
+    assert status["lost"] == "0", status
+    log = tail.node.log()
+    assert "rejected features" in log and max(map(len, log.splitlines())) < 1000, (
+        "an echo of received text is unbounded"
+    )
+
+
+def test_sequence_gaps_are_lost_messages_and_a_restarted_head_is_not(tiny_bundle, tmp_path):
+    bundle = tiny_bundle
+    valid = valid_messages(bundle)[0]
+    tail = Tail(bundle, tmp_path)
+    answered = []
+    try:
+        for sequence in (1, 2, 3, 7, 8, 1, 2, 3):  # 4-6 never sent; then the head restarts at 1
+            tail.publisher.publish(message(valid, bundle.manifest.model_id, sequence))
+            count = len(answered) + 1
+            assert tail.probe.spin_until(lambda n=count: len(tail.answers) + tail.duplicates >= n, 20.0), (
+                tail.node.log()
+            )
+            answered.append(sequence)
+        assert tail.probe.spin_until(lambda: tail.status.get("frames_out") == "8", 15.0), tail.status
+        assert (tail.status["lost"], tail.status["sequence_restarts"]) == ("3", "1"), tail.status
+        assert "lost 3 message(s) before #7" in tail.node.log()
+    finally:
+        assert tail.close() == 0, tail.node.log()
+
+
+def test_every_spoiler_is_malformed_as_its_reason_says(tiny_bundle):
+    """Each class's variants are malformed in the way its reason says, checked in this process."""
+    valid = valid_messages(tiny_bundle)
+    base = next(t[0] for t in valid if t[0].bits == 4 and t[0].codec == CODEC_NONE and t[0].scale.size == 1)
+    reference = TailPipeline(tiny_bundle, ["cpu"], top_k=5)
+    rng = np.random.default_rng(7)
+    for name, spoil in spoilers(base, tiny_bundle.manifest.model_id).items():
+        for _ in range(50):
+            tensors, model_id, reason = spoil(rng)
+            with pytest.raises(FeaturesRejected) as info:
+                reference(model_id, tensors)
+            assert info.value.reason == reason, (name, str(info.value))
