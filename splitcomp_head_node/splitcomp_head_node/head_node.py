@@ -3,6 +3,10 @@
 Frames are taken newest-first: the subscription callback only parks the latest frame, and one
 worker runs the head on whatever is newest when it is free, so a slow model drops stale frames
 (counted in diagnostics) instead of building a queue and adding latency.
+
+With a multi-cut bundle every cut's head is loaded at start-up and `bandwidth_mbps` picks the cut:
+a number selects the cut whose range holds it from the next frame on; `auto` follows the link rate
+that the round trips of the head's own frames show (it listens to splitcomp/classification).
 """
 
 from __future__ import annotations
@@ -14,10 +18,12 @@ from rcl_interfaces.msg import SetParametersResult
 from rclpy.time import Time
 from sensor_msgs.msg import CompressedImage, Image
 
+from splitcomp_core.cuts import HeadCuts, switcher_for
 from splitcomp_core.errors import SplitcompError
 from splitcomp_core.head import HeadPipeline
-from splitcomp_msgs.msg import SplitFeatures
-from splitcomp_ros.encoder_params import ENCODER_PARAMS, declare_encoder, encoder_config
+from splitcomp_core.link import parse_bandwidth
+from splitcomp_msgs.msg import Classification, SplitFeatures
+from splitcomp_ros.encoder_params import ENCODER_PARAMS, declare_encoder, encoder_changes
 from splitcomp_ros.images import compressed_to_bgr, image_to_array
 from splitcomp_ros.latest_frame import LatestFrameWorker
 from splitcomp_ros.messages import features_msg
@@ -31,7 +37,15 @@ class HeadNode(SplitcompNode):
     def __init__(self) -> None:
         super().__init__("head_node")
         runtime = declare_runtime(self)
-        config = declare_encoder(self, runtime.bundle.manifest.quantization)
+        overrides = declare_encoder(self, runtime.bundle.manifest.quantization)
+        bandwidth = declare(
+            self,
+            "bandwidth_mbps",
+            "auto",
+            "Link rate in Mbit/s that picks the cut of a multi-cut bundle, or auto: estimated from the frames' "
+            "round trips.",
+            dynamic_typing=True,
+        )
         max_rate = declare(
             self,
             "max_rate_hz",
@@ -55,17 +69,19 @@ class HeadNode(SplitcompNode):
             read_only=True,
         )
         try:
-            self.pipeline = HeadPipeline(
+            self.heads = HeadCuts(
                 runtime.bundle,
-                config,
+                overrides,
                 providers=runtime.providers,
                 allow_cpu_fallback=runtime.allow_cpu_fallback,
                 intra_op_threads=runtime.intra_op_threads,
             )
             qos = input_qos(qos_name)
-        except SplitcompError as exc:
+            self.switcher = switcher_for(runtime.bundle)
+            self.switcher.set_bandwidth(parse_bandwidth(bandwidth))
+        except (SplitcompError, ValueError) as exc:
             raise StartupError(f"head_node: {exc}") from exc
-        for warning in self.pipeline.warnings:
+        for warning in self.heads.warnings:
             self.get_logger().warning(warning)
         self.report_model(runtime.bundle, self.pipeline.session.provider)
         self._sequence = 0
@@ -77,11 +93,19 @@ class HeadNode(SplitcompNode):
             self.create_subscription(CompressedImage, "image_raw/compressed", self._on_frame, qos)
         else:
             self.create_subscription(Image, "image_raw", self._on_frame, qos)
+        if runtime.bundle.cuts:
+            self.create_subscription(Classification, "splitcomp/classification", self._on_classification, 10)
         self.add_on_set_parameters_callback(self._on_parameters)
         self.get_logger().info(
             f"head ready: model {runtime.bundle.manifest.model_id[:19]}, cut {self.pipeline.cut_names}, "
             f"provider {self.pipeline.session.provider}, {self.pipeline.config}"
+            + (f", cuts {list(self.heads.pipelines)}, bandwidth_mbps {bandwidth}" if runtime.bundle.cuts else "")
         )
+
+    @property
+    def pipeline(self) -> HeadPipeline:
+        """The head pipeline of the cut in use now."""
+        return self.heads.pipelines[self.switcher.current]
 
     def _on_frame(self, msg: Frame) -> None:
         self.health.received()
@@ -95,6 +119,8 @@ class HeadNode(SplitcompNode):
         if result is None:
             return
         out, head = result
+        nbytes = sum(len(t.data) for t in head.tensors)
+        self.switcher.sent(out.sequence, time.monotonic(), nbytes, out.cut_id)
         self._publisher.publish(out)
         self.health.published()
         stages = self.health.stages
@@ -102,7 +128,7 @@ class HeadNode(SplitcompNode):
         stages.add("head_ms", head.head_ms)
         stages.add("encode_ms", head.encode_ms)
         stages.add("frame_ms", (time.perf_counter() - t0) * 1e3)
-        stages.add("bytes_per_frame", sum(len(t.data) for t in head.tensors))
+        stages.add("bytes_per_frame", nbytes)
 
     def _encode(self, msg: Frame):
         t0 = time.perf_counter()
@@ -111,9 +137,16 @@ class HeadNode(SplitcompNode):
         else:
             image, encoding = image_to_array(msg), msg.encoding
         convert_ms = (time.perf_counter() - t0) * 1e3
-        head = self.pipeline(image, encoding)
+        cut_id = self.switcher.next_cut(time.monotonic())  # one cut for the whole frame: switches fall between frames
+        pipeline = self.heads.pipelines[cut_id]
+        head = pipeline(image, encoding)
         self._sequence += 1
-        return features_msg(msg.header, self._sequence, self.pipeline.bundle.manifest.model_id, head, convert_ms), head
+        model_id = pipeline.bundle.manifest.model_id
+        return features_msg(msg.header, self._sequence, model_id, head, convert_ms, cut_id), head
+
+    def _on_classification(self, msg: Classification) -> None:
+        """The answer to one of our frames: its round trip tells the switcher how fast the link is."""
+        self.switcher.answered(msg.sequence, time.monotonic(), msg.tail_ms)
 
     def _on_parameters(self, params) -> SetParametersResult:
         changed = {p.name: p.value for p in params}
@@ -121,22 +154,33 @@ class HeadNode(SplitcompNode):
             if changed["max_rate_hz"] < 0:
                 return SetParametersResult(successful=False, reason="max_rate_hz must be >= 0")
             self._worker.set_rate(changed["max_rate_hz"])
-        if not changed.keys() & set(ENCODER_PARAMS):
-            return SetParametersResult(successful=True)
-        values = {name: self.get_parameter(name).value for name in ENCODER_PARAMS}
-        values.update({k: v for k, v in changed.items() if k in ENCODER_PARAMS})
-        config = encoder_config(values)
         try:
-            warnings = self.pipeline.configure(config)
-        except (SplitcompError, TypeError) as exc:
+            bandwidth = parse_bandwidth(changed["bandwidth_mbps"]) if "bandwidth_mbps" in changed else None
+        except ValueError as exc:
             return SetParametersResult(successful=False, reason=str(exc))
-        for warning in warnings:
-            self.get_logger().warning(warning)
-        self.get_logger().info(f"encoder now {config}")
+        if changed.keys() & set(ENCODER_PARAMS):
+            try:
+                warnings = self.heads.configure(encoder_changes(changed))
+            except (SplitcompError, TypeError) as exc:
+                return SetParametersResult(successful=False, reason=str(exc))
+            for warning in warnings:
+                self.get_logger().warning(warning)
+            self.get_logger().info(f"encoder now {self.pipeline.config}")
+        if "bandwidth_mbps" in changed:
+            cut_id = self.switcher.set_bandwidth(bandwidth)
+            self.get_logger().info(f"bandwidth_mbps {changed['bandwidth_mbps']}: cut {cut_id!r} from the next frame")
         return SetParametersResult(successful=True)
 
     def refresh_health(self) -> None:
-        self.health.fields["encoder"] = str(self.pipeline.config)
+        fields = self.health.fields
+        fields["encoder"] = str(self.pipeline.config)
+        fields["cut_id"] = self.switcher.current
+        if self.heads.bundle.cuts:
+            fields["model_id"] = self.pipeline.bundle.manifest.model_id
+            fields["bandwidth_mbps"] = str(self.get_parameter("bandwidth_mbps").value)
+            fields["cut_switches"] = str(self.switcher.switches)
+            estimate = self.switcher.last_estimate
+            fields["link_estimate_mbps"] = f"{estimate:.2f}" if estimate is not None else "none yet"
 
     def close(self) -> None:
         self._worker.close()

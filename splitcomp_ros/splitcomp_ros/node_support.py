@@ -64,11 +64,15 @@ def declare(
     int_range: tuple | None = None,
     float_range: tuple | None = None,
     choices: tuple | None = None,
+    dynamic_typing: bool = False,
 ) -> Any:
-    """Declare one parameter with a descriptor (so `ros2 param describe` explains it); returns its value."""
+    """Declare one parameter with a descriptor (so `ros2 param describe` explains it); returns its value.
+
+    `dynamic_typing` lets a value of another type replace the default's (a number or the string "auto").
+    """
     if choices:
         description = f"{description} One of: {', '.join(map(str, choices))}."
-    descriptor = ParameterDescriptor(description=description, read_only=read_only)
+    descriptor = ParameterDescriptor(description=description, read_only=read_only, dynamic_typing=dynamic_typing)
     if int_range:
         descriptor.integer_range = [IntegerRange(from_value=int_range[0], to_value=int_range[1], step=1)]
     if float_range:
