@@ -28,6 +28,7 @@ setup(
             "split = splitcomp_tools.model.split:main",
             "calibrate = splitcomp_tools.model.calibrate:main",
             "bench = splitcomp_tools.run.bench:main",
+            "testbed = splitcomp_tools.run.testbed:main",
             "classify = splitcomp_tools.model.classify:main",
             "demo = splitcomp_tools.run.demo:main",
             "image_source = splitcomp_tools.nodes.image_source:main",
