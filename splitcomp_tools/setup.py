@@ -27,6 +27,7 @@ setup(
             "analyze = splitcomp_tools.model.analyze:main",
             "split = splitcomp_tools.model.split:main",
             "calibrate = splitcomp_tools.model.calibrate:main",
+            "plan = splitcomp_tools.model.plan:main",
             "bench = splitcomp_tools.run.bench:main",
             "testbed = splitcomp_tools.run.testbed:main",
             "classify = splitcomp_tools.model.classify:main",

@@ -252,11 +252,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="cut tensor name(s), comma-separated; may be repeated (see `analyze MODEL.onnx` for valid cuts)",
     )
     parser.add_argument("--out", required=True, metavar="DIR", help="bundle directory to write")
-    parser.add_argument("--labels", metavar="FILE", help="class names: a JSON list or ImageNet class_index.json")
     parser.add_argument(
         "--images", metavar="DIR", help="also verify on the images in DIR (preprocessed as the bundle says)"
     )
     parser.add_argument("--samples", type=int, default=4, help="random inputs to verify on (default 4)")
+    add_model_arguments(parser)
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing bundle at --out")
+    return parser
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """What a bundle needs to know about the model besides its graph: labels, preprocessing, the output (split, plan)."""
+    parser.add_argument("--labels", metavar="FILE", help="class names: a JSON list or ImageNet class_index.json")
     parser.add_argument(
         "--mean",
         default=",".join(map(str, IMAGENET_MEAN)),
@@ -288,26 +295,28 @@ def build_parser() -> argparse.ArgumentParser:
         help="whether the output is logits (the tail applies a softmax) or already probabilities; auto (default) "
         "says probabilities when a Softmax produces it, possibly through reshapes, transposes or casts",
     )
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing bundle at --out")
-    return parser
 
 
-def _main(argv: Sequence[str] | None) -> int:
-    args = build_parser().parse_args(argv)
-    cut = [name for value in args.at for name in value.split(",") if name]
+def preprocessing_from(args: argparse.Namespace) -> Preprocessing:
+    """The Preprocessing that the options of `add_model_arguments` describe."""
     size = _ints(args.size, "--size", (1, 2)) if args.size else None
-    preprocessing = Preprocessing(
+    return Preprocessing(
         mean=_floats(args.mean, "--mean"),
         std=_floats(args.std, "--std"),
         size=None if size is None else (size[0], size[-1]),
         bgr=args.bgr,
         crop_resize=args.crop,
     )
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    args = build_parser().parse_args(argv)
+    cut = [name for value in args.at for name in value.split(",") if name]
     bundle, check = split_model(
         args.model,
         cut,
         args.out,
-        preprocessing=preprocessing,
+        preprocessing=preprocessing_from(args),
         labels_path=args.labels,
         images_dir=args.images,
         random_samples=args.samples,
