@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from splitcomp_tools.model import export
+from splitcomp_tools.model import graph as gr
 
 MODEL_SOURCE = """
 import torch
@@ -86,6 +87,65 @@ def test_dynamic_batch_with_both_exporters(model_package, tmp_path, dynamo):
     export.export_torch_module(module, torch.randn(1, 3, 16, 16), out, dynamic_batch=True, dynamo=dynamo)
     x = np.random.default_rng(1).standard_normal((3, 3, 16, 16)).astype(np.float32)
     np.testing.assert_allclose(_onnx_run(out, x), _torch_run(module, x), rtol=1e-4, atol=1e-5)
+
+
+class _ViewsBatch(nn.Module):
+    """Flattens with the batch size read from the input, as EfficientNet-Lite does (`x.view(bs, -1)`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.fc = nn.Linear(8 * 4 * 4, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = nn.functional.adaptive_avg_pool2d(torch.relu(self.conv(x)), 4)
+        return self.fc(features.view(x.size(0), -1))
+
+
+@pytest.mark.parametrize("dynamo", [False, True])
+def test_dynamic_batch_export_reads_the_batch_from_the_reshaped_tensor(tmp_path, dynamo):
+    torch.manual_seed(0)
+    module = _ViewsBatch()
+    out = tmp_path / "view.onnx"
+    export.export_torch_module(module, torch.randn(1, 3, 16, 16), out, dynamic_batch=True, dynamo=dynamo)
+    model = onnx.load(str(out))
+    g = gr.build_graph(model)
+    assert gr.input_shape_reads(model, g) == []
+    assert not any(n.op_type == "Shape" and n.input[0] == "input" for n in model.graph.node)
+    cuts = [c[0] for c in gr.find_cuts(g)]
+    conv = next(n.output[0] for n in g.nodes if n.op_type == "Conv")
+    assert conv in cuts and len(cuts) >= 4
+    x = np.random.default_rng(1).standard_normal((3, 3, 16, 16)).astype(np.float32)
+    np.testing.assert_allclose(_onnx_run(out, x), _torch_run(module, x), rtol=1e-4, atol=1e-5)
+
+
+def test_dynamo_defaults_to_opset_18_and_refuses_older_ones(model_package, tmp_path, capsys):
+    module = _small(model_package)
+    out = tmp_path / "dynamo.onnx"
+    export.export_torch_module(module, torch.randn(1, 3, 16, 16), out, dynamo=True)
+    assert onnx.load(str(out)).opset_import[0].version == 18
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dynamo.onnx", "h4_export_models.py"]  # weights inline
+    refused = tmp_path / "old.onnx"
+    argv = [f"{model_package}:build", "--input-shape", "1,3,16,16", "--exporter", "dynamo", "--opset", "17"]
+    assert export.main([*argv, "--out", str(refused)]) == 2
+    err = capsys.readouterr().err
+    expected = (
+        "error: the dynamo exporter writes opset 18 or newer; use --opset 18, or --exporter torchscript for opset 17"
+    )
+    assert err.strip() == expected and not refused.exists()
+
+
+def test_a_file_at_another_opset_than_asked_is_refused(model_package, tmp_path, monkeypatch):
+    real_export = torch.onnx.export
+
+    def export_at_18(*args, **kwargs):
+        return real_export(*args, **{**kwargs, "opset_version": 18})
+
+    monkeypatch.setattr(torch.onnx, "export", export_at_18)
+    out = tmp_path / "wrong.onnx"
+    with pytest.raises(export.ExportError, match="wrote opset 18 although opset 19 was asked for"):
+        export.export_torch_module(_small(model_package), torch.randn(1, 3, 16, 16), out, opset=19)
+    assert not out.exists()
 
 
 def test_large_models_keep_weights_in_one_sidecar(model_package, tmp_path, monkeypatch):

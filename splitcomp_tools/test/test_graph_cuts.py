@@ -185,7 +185,8 @@ def test_subgraph_reads_from_the_outer_scope_count():
     g = gr.build_graph(model)
     assert gr.find_cuts(g, 1) == [("a",)]
     assert gr.cut_problem(g, ["b"]) is not None
-    infos = gr.declared_types(model)
+    inferred = onnx.shape_inference.infer_shapes(model).graph
+    infos = {v.name: v for v in (*inferred.value_info, *inferred.input, *inferred.output)}
     tail = gr.extract(model, g, ["a"], ["y"], infos)
     session = ort.InferenceSession(tail.SerializeToString(), providers=["CPUExecutionProvider"])
     a = np.array([[1.0, 2.0]], np.float32)

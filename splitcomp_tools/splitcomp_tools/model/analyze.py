@@ -61,19 +61,30 @@ class Analysis:
     total_flops: int
     total_params: int
     cuts: list[CutReport]
+    notes: list[str] = dataclasses.field(default_factory=list)  # why cuts are missing, what was rewritten
 
 
 def analyze_model(
-    path: str | os.PathLike, max_tensors: int = 1, input_shapes: Mapping[str, Sequence[int]] | None = None
+    path: str | os.PathLike,
+    max_tensors: int = 1,
+    input_shapes: Mapping[str, Sequence[int]] | None = None,
+    rebase_batch: bool = False,
 ) -> Analysis:
     """Find every cut of up to `max_tensors` tensors and measure it at the given (or declared) input sizes.
 
     `input_shapes` maps input names to dims; the name "" stands for the model's only input.
+    `rebase_batch` first applies `graph.rebase_batch_reads` (what `split --rebase-batch` does).
     """
     model = gr.load_model(path)
     g = gr.build_graph(model)
-    cuts = gr.find_cuts(g, max_tensors)
     shapes = gr.fixed_input_shapes(model, g, _named(input_shapes or {}, g.real_inputs))
+    notes = []
+    if rebase_batch:
+        for read in gr.rebase_batch_reads(path, model, shapes):
+            notes.append(f"--rebase-batch: node {read.shape_node} now reads the batch size from '{read.source}'")
+        g = gr.build_graph(model)
+    notes.extend(shape_read_note(read) for read in gr.input_shape_reads(model, g))
+    cuts = gr.find_cuts(g, max_tensors)
     wanted = {t for i in g.relevant for t in (*g.nodes[i].input, *g.nodes[i].output) if t}
     wanted.update(t for cut in cuts for t in cut)
     types = gr.infer_tensor_types(path, model, sorted(wanted), shapes)
@@ -102,7 +113,23 @@ def analyze_model(
         total_flops=total_flops,
         total_params=total_params,
         cuts=reports,
+        notes=notes,
     )
+
+
+def shape_read_note(read: gr.InputShapeRead) -> str:
+    """Why no tensor before `read.meets` is a cut, and what to do about it."""
+    why = (
+        f"node {read.shape_node} reads the shape of input '{read.input}', and its value meets the features only at "
+        f"node {read.meets}: that path bypasses every tensor computed before it, so none of them is a cut"
+    )
+    if read.source is not None:
+        return (
+            f"{why}. The model takes its batch size from the input (x.size(0) in a dynamic-batch export, as in "
+            f"x.view(x.size(0), -1)); pass --rebase-batch (here and to split) to read it from '{read.source}', which "
+            f"that node reads, export with `export --dynamic-batch` (which does that), or export with a static batch"
+        )
+    return f"{why}. Export the model with a static input size, or compute that size from a later tensor"
 
 
 def node_flops(node: onnx.NodeProto, types: Mapping[str, gr.TensorType]) -> int:
@@ -163,11 +190,15 @@ def module_name(node: onnx.NodeProto) -> str | None:
 
 def format_table(analysis: Analysis) -> str:
     """Human-readable table, one row per cut tensor (multi-tensor cuts span several rows)."""
+    notes = [f"note: {n}" for n in analysis.notes]
     if not analysis.cuts:
-        return (
-            f"{analysis.model}: no valid cut found; models whose skip connections span the whole "
-            f"network may have cuts of several tensors (try --max-tensors 2 or 3)"
+        reason = (
+            "; models whose skip connections span the whole network may have cuts of several tensors "
+            "(try --max-tensors 2 or 3)"
+            if not analysis.notes
+            else ""
         )
+        return "\n".join([f"{analysis.model}: no valid cut found{reason}", *notes])
     header = ("#", "tensor", "shape", "fp32 B", "8-bit B", "4-bit B", "2-bit B", "head params", "head FLOPs", "module")
     rows = []
     for k, c in enumerate(analysis.cuts, 1):
@@ -199,7 +230,7 @@ def format_table(analysis: Analysis) -> str:
         f"{analysis.model}: {len(analysis.cuts)} cuts at input {inputs}; "
         f"{analysis.total_params:,} parameters, {analysis.total_flops:,} FLOPs"
     )
-    return "\n".join([summary, *lines])
+    return "\n".join([summary, *lines, *notes])
 
 
 def write_plot(analysis: Analysis, out: str | os.PathLike) -> None:
@@ -270,16 +301,25 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="[NAME=]DIMS",
         help="input size to measure at, e.g. 1,3,224,224 (default: the declared shape, dynamic batch as 1)",
     )
+    parser.add_argument(
+        "--rebase-batch",
+        action="store_true",
+        help="when the model reads its batch size from the input (x.view(x.size(0), -1)), which bypasses every "
+        "tensor before that view, read it from the tensor the view reshapes instead, once measured to have the same "
+        "dim 0 (split --rebase-batch makes the same change)",
+    )
     return parser
 
 
 def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
-    analysis = analyze_model(args.model, args.max_tensors, parse_input_shapes(args.input_shape))
+    analysis = analyze_model(args.model, args.max_tensors, parse_input_shapes(args.input_shape), args.rebase_batch)
     if args.plot:
         write_plot(analysis, args.plot)
     if args.json:
         print(json.dumps([dataclasses.asdict(c) for c in analysis.cuts], indent=2))
+        for note in analysis.notes:
+            print(f"note: {note}", file=sys.stderr)
     else:
         print(format_table(analysis))
     return 0

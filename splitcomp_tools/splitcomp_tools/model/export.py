@@ -25,8 +25,10 @@ import torch
 
 from splitcomp_core.errors import SplitcompError
 from splitcomp_tools.cli import run_cli
+from splitcomp_tools.model import graph as gr
 
 MIN_OPSET = 17
+DYNAMO_MIN_OPSET = 18  # torch.onnx's dynamo exporter writes opset 18 ops (Split num_outputs, ...) at any lower opset
 TOLERANCE = 1e-4  # max abs difference allowed, relative to max(1, largest |PyTorch output|)
 EXTERNAL_DATA_THRESHOLD_BYTES = onnx.checker.MAXIMUM_PROTOBUF  # protobuf cannot hold a larger single file
 
@@ -40,7 +42,7 @@ def export_torch_module(
     example_input: torch.Tensor | tuple[torch.Tensor, ...],
     out_path: str | os.PathLike,
     *,
-    opset: int = 17,
+    opset: int | None = None,
     dynamic_batch: bool = False,
     input_names: Sequence[str] = ("input",),
     output_names: Sequence[str] = ("output",),
@@ -49,13 +51,23 @@ def export_torch_module(
 ) -> float:
     """Export `module` (in eval mode) to `out_path`, check it, and return the max abs difference to PyTorch.
 
-    The comparison runs `check_inputs` random inputs shaped like `example_input` (with
-    `dynamic_batch`, one of them has a larger batch) through PyTorch and ONNX Runtime. Raises
-    ExportError, leaving nothing at `out_path`, when the export fails or differs by more than
-    TOLERANCE relative to the output magnitude.
+    `opset` defaults to 17 for the TorchScript exporter and 18 for dynamo. With `dynamic_batch`, reads
+    of the input's batch size are moved to the feature tensor they meet where that has the same
+    dim 0 (`graph.rebase_batch_reads`), so `x.view(x.size(0), -1)` does not bypass every cut. The
+    comparison runs `check_inputs` random inputs shaped like `example_input` (with `dynamic_batch`,
+    one of them has a larger batch) through PyTorch and ONNX Runtime. Raises ExportError, leaving
+    nothing at `out_path`, when the export fails or differs by more than TOLERANCE relative to the
+    output magnitude.
     """
+    if opset is None:
+        opset = DYNAMO_MIN_OPSET if dynamo else MIN_OPSET
     if opset < MIN_OPSET:
         raise ExportError(f"opset {opset} is too old; use {MIN_OPSET} or newer")
+    if dynamo and opset < DYNAMO_MIN_OPSET:
+        raise ExportError(
+            f"the dynamo exporter writes opset {DYNAMO_MIN_OPSET} or newer; use --opset {DYNAMO_MIN_OPSET}, "
+            f"or --exporter torchscript for opset {opset}"
+        )
     if check_inputs < 1:
         raise ExportError(f"check_inputs must be at least 1, got {check_inputs}")
     examples = example_input if isinstance(example_input, tuple) else (example_input,)
@@ -70,7 +82,9 @@ def export_torch_module(
         exported.parent.mkdir()
         final.parent.mkdir()
         _torch_export(module, examples, exported, opset, dynamic_batch, input_names, output_names, dynamo)
-        model = onnx.load(str(exported))
+        if dynamic_batch:
+            _rebase_batch_reads(exported, input_names, examples)
+        model = onnx.load(str(exported))  # weights the exporter wrote to a side file come inline
         large = model.ByteSize() >= EXTERNAL_DATA_THRESHOLD_BYTES
         try:
             onnx.checker.check_model(str(exported) if large else model)
@@ -140,8 +154,19 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="allow loading a fully pickled model file; unpickling runs code, so only for files you trust",
     )
-    parser.add_argument("--opset", type=int, default=17, help=f"ONNX opset, at least {MIN_OPSET} (default 17)")
-    parser.add_argument("--dynamic-batch", action="store_true", help="make the batch dimension dynamic")
+    parser.add_argument(
+        "--opset",
+        type=int,
+        default=None,
+        help=f"ONNX opset, at least {MIN_OPSET} (default {MIN_OPSET}; with --exporter dynamo at least and by default "
+        f"{DYNAMO_MIN_OPSET})",
+    )
+    parser.add_argument(
+        "--dynamic-batch",
+        action="store_true",
+        help="make the batch dimension dynamic (a batch size the model reads from its input for a reshape is "
+        "read from the reshaped tensor instead, so the model can still be cut before the reshape)",
+    )
     parser.add_argument(
         "--exporter",
         choices=("torchscript", "dynamo"),
@@ -214,6 +239,7 @@ def _torch_export(
                 input_names=list(input_names),
                 output_names=list(output_names),
                 dynamo=dynamo,
+                verbose=False,  # dynamo would print its progress on stdout, among the tool's own output
                 **batch,
             )
     except ExportError:
@@ -222,6 +248,30 @@ def _torch_export(
         raise ExportError(f"torch.onnx.export failed: {type(exc).__name__}: {exc}") from exc
     if not path.is_file():
         raise ExportError("torch.onnx.export wrote no file")
+    written = next(
+        (o.version for o in onnx.load(str(path), load_external_data=False).opset_import if o.domain in ("", "ai.onnx")),
+        None,
+    )
+    if written != opset:
+        raise ExportError(
+            f"torch.onnx.export wrote opset {written} although opset {opset} was asked for; "
+            f"use --opset {written}" + (" or --exporter torchscript" if dynamo else "")
+        )
+
+
+def _rebase_batch_reads(path: Path, input_names: Sequence[str], examples: tuple[torch.Tensor, ...]) -> None:
+    """Let the batch size that a reshape reads come from the reshaped tensor, rewriting the file in place.
+
+    The exporter's side file of weights (if any) stays where it is: only the structure is rewritten.
+    """
+    structure = onnx.load(str(path), load_external_data=False)
+    shapes = {name: tuple(x.shape) for name, x in zip(input_names, examples)}
+    try:
+        changed = gr.rebase_batch_reads(path, structure, shapes)
+    except gr.ModelError as exc:
+        raise ExportError(f"the exported model cannot be analysed: {exc}") from exc
+    if changed:
+        onnx.save(structure, str(path))
 
 
 def _compare(

@@ -44,7 +44,9 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 from google.protobuf.message import DecodeError
+from onnx import numpy_helper
 
+from splitcomp_core.bundle import DYNAMIC
 from splitcomp_core.errors import SplitcompError
 
 MAX_CUT_TENSORS = 3
@@ -57,10 +59,28 @@ class ModelError(SplitcompError, ValueError):
 
 @dataclass(frozen=True)
 class TensorType:
-    """dtype (numpy name) and concrete shape of a tensor for one run at fixed input sizes."""
+    """dtype (numpy name) and shape of a tensor at fixed input sizes; DYNAMIC (-1) only for a measured batch dim."""
 
     dtype: str
     shape: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class InputShapeRead:
+    """A Shape node that reads a real input, and the node where the value it computes meets the features.
+
+    The path input -> Shape -> ... -> `meets` bypasses every tensor computed before `meets`, so
+    none of them is a cut. `source` is set when only the input's batch size is read and the value
+    meets one feature tensor (the tensor `x.view(x.size(0), -1)` reshapes, or the tokens a cls token
+    expanded to `x.shape[0]` is concatenated with): that tensor's own dim 0 gives the same size if
+    it is the batch, which `rebase_batch_reads` measures before it rewrites anything.
+    """
+
+    position: int  # of the Shape node
+    shape_node: str
+    input: str
+    meets: str
+    source: str | None
 
 
 @dataclass(frozen=True)
@@ -278,16 +298,6 @@ def extract(
     return part
 
 
-def declared_types(model: onnx.ModelProto) -> dict[str, onnx.ValueInfoProto]:
-    """Types ONNX shape inference declares for the graph's tensors, keeping symbolic dims (e.g. batch)."""
-    try:
-        inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
-    except (onnx.shape_inference.InferenceError, ValueError):
-        inferred = model
-    graph = inferred.graph
-    return {v.name: v for v in (*graph.value_info, *graph.input, *graph.output) if v.type.HasField("tensor_type")}
-
-
 def fixed_input_shapes(
     model: onnx.ModelProto, g: Graph, given: Mapping[str, Sequence[int]] | None = None
 ) -> dict[str, tuple[int, ...]]:
@@ -341,14 +351,7 @@ def infer_tensor_types(
     tensors (sequences, maps) are left out of the result.
     """
     wanted = list(dict.fromkeys(names))
-    work = onnx.ModelProto()
-    work.CopyFrom(model)
-    for v in work.graph.input:
-        if v.name in input_shapes:
-            shape = v.type.tensor_type.shape
-            del shape.dim[:]
-            for d in input_shapes[v.name]:
-                shape.dim.add().dim_value = int(d)
+    work = _with_inputs(model, input_shapes, symbolic_batch=False)
     with tempfile.TemporaryDirectory(prefix="splitcomp-shapes-") as tmp:
         staged, inferred = Path(tmp) / "model.onnx", Path(tmp) / "inferred.onnx"  # weights stay where they are
         onnx.save(work, str(staged))
@@ -362,6 +365,137 @@ def infer_tensor_types(
     if missing:
         types.update(_measured_types(work, Path(path).resolve().parent, missing, input_shapes))
     return {t: types[t] for t in wanted if t in types}
+
+
+def measure_types(
+    path: str | os.PathLike,
+    model: onnx.ModelProto,
+    names: Iterable[str],
+    input_shapes: Mapping[str, Sequence[int]],
+    dynamic_batch: bool = False,
+) -> dict[str, TensorType]:
+    """dtype and shape of each tensor in `names` as ONNX Runtime computes them at `input_shapes`.
+
+    Shape inference is not trusted for what goes into a bundle: exporters leave sizes symbolic
+    after computed pads and shape arithmetic. With `dynamic_batch` the model runs a second time
+    with every real input's dim 0 one larger; a tensor's dim 0 that equals the inputs' batch in
+    both runs is the batch and becomes DYNAMIC. Every other dim keeps its measured size, also one
+    that grows with the batch without being it (`[batch * tokens, dim]`): the head sends batch 1.
+    A model that cannot run at the larger batch gets no dynamic dim.
+    """
+    wanted = list(dict.fromkeys(names))
+    model_dir = Path(path).resolve().parent
+    first = _measured_types(_with_inputs(model, input_shapes, dynamic_batch), model_dir, wanted, input_shapes)
+    batches = {tuple(s[:1]) for s in input_shapes.values()}
+    if not dynamic_batch or len(batches) != 1 or batches == {()}:
+        return first
+    ((batch,),) = batches
+    grown = {n: (batch + 1, *s[1:]) for n, s in input_shapes.items()}
+    try:
+        second = _measured_types(_with_inputs(model, grown, True), model_dir, wanted, grown)
+    except ModelError:
+        return first
+    types = {}
+    for name, t in first.items():
+        follows = name in second and t.shape[:1] == (batch,) and second[name].shape[:1] == (batch + 1,)
+        types[name] = TensorType(t.dtype, (DYNAMIC, *t.shape[1:])) if follows else t
+    return types
+
+
+def input_shape_reads(model: onnx.ModelProto, g: Graph) -> list[InputShapeRead]:
+    """Shape nodes reading a real input whose value reaches the outputs around computed features.
+
+    The value is followed through shape arithmetic (nodes whose inputs are all computed from
+    input shapes and constants, such as the pads of TensorFlow "same" padding, which may combine
+    several Shape nodes) to the nodes where it meets a feature tensor. A Shape whose value only
+    meets the input itself again (a stem's computed padding) bypasses nothing and is not listed.
+    """
+    derived: set[str] = set()  # computed from the shapes of real inputs and constants alone
+    for i in range(len(g.nodes)):
+        if _reads_input_shape(g, i) or (
+            not derived.isdisjoint(g.reads[i]) and all(t in derived for t in g.reads[i] if t in g.dependent)
+        ):
+            derived.update(g.writes[i])
+    found = []
+    for s in g.relevant:
+        if not _reads_input_shape(g, s):
+            continue
+        node = g.nodes[s]
+        start, end = _int_attr(node, "start", 0), _int_attr(node, "end", None)
+        # `vector`: the whole shape from dim 0, whose element 0 is the batch; `other`: values that
+        # depend on other dims. The rest of the chain holds nothing but the batch size.
+        vector = set(g.writes[s]) if start == 0 and end != 1 else set()
+        other = set(g.writes[s]) if start != 0 else set()
+        chain = set(g.writes[s])
+        meets: list[int] = []
+        batch_only = True
+        for i in range(s + 1, len(g.nodes)):
+            read = [t for t in g.reads[i] if t in chain]
+            if not read:
+                continue
+            mixed = any(t in vector or t in other for t in read)
+            if not all(t in derived for t in g.reads[i] if t in g.dependent):
+                meets.append(i)
+                batch_only = batch_only and not mixed
+                continue
+            takes_batch = read == [g.nodes[i].input[0]] and read[0] in vector and _takes_first(model, g, i)
+            if mixed and not takes_batch:
+                other.update(g.writes[i])
+            chain.update(g.writes[i])
+        batch_only = batch_only and (vector | other).isdisjoint(g.outputs)
+        bypassing = [  # meeting nodes that read a computed feature, not only the input again
+            i
+            for i in meets
+            if i in g.relevant
+            and any(t not in g.real_inputs and t not in derived for t in g.reads[i] if t in g.dependent)
+        ]
+        if not bypassing:
+            continue
+        found.append(
+            InputShapeRead(
+                s,
+                _node_label(g, s),
+                node.input[0],
+                _node_label(g, bypassing[0]),
+                _batch_source(g, meets, derived) if batch_only else None,
+            )
+        )
+    return found
+
+
+def rebase_batch_reads(
+    path: str | os.PathLike, model: onnx.ModelProto, input_shapes: Mapping[str, Sequence[int]]
+) -> list[InputShapeRead]:
+    """Point every batch-only input Shape at the feature tensor its value meets, where that has the same dim 0.
+
+    `x.view(x.size(0), -1)` in a dynamic-batch export reads the batch from the input, and that
+    path bypasses every tensor before the view. Reading dim 0 of the reshaped tensor instead gives
+    the same value exactly when that dim is the batch, which is measured first (in ONNX Runtime at
+    two batch sizes, or at the one fixed batch). `model` is changed in place and re-sorted; the
+    rewritten reads are returned.
+    """
+    g = build_graph(model)
+    candidates = [r for r in input_shape_reads(model, g) if r.source is not None]
+    if not candidates:
+        return []
+    declared = {v.name: v.type.tensor_type.shape.dim for v in model.graph.input}
+    dynamic = any(not declared[n][0].HasField("dim_value") for n in g.real_inputs if declared[n])
+    sources = sorted({r.source for r in candidates if r.source is not None})
+    types = measure_types(path, model, sources, input_shapes, dynamic_batch=dynamic)
+    done = []
+    for r in candidates:
+        assert r.source is not None
+        dims = types[r.source].shape if r.source in types else ()
+        if dims[:1] == ((DYNAMIC,) if dynamic else tuple(input_shapes[r.input][:1])):
+            g.nodes[r.position].input[0] = r.source
+            done.append(r)
+    if done:
+        ordered = [onnx.NodeProto() for _ in g.nodes]
+        for copy, node in zip(ordered, build_graph(model).nodes):
+            copy.CopyFrom(node)
+        del model.graph.node[:]
+        model.graph.node.extend(ordered)
+    return done
 
 
 def _node_reads(node: onnx.NodeProto) -> tuple[str, ...]:
@@ -578,19 +712,19 @@ def _static_types(model: onnx.ModelProto) -> dict[str, TensorType]:
 
 
 def _measured_types(
-    work: onnx.ModelProto, model_dir: Path, names: Sequence[str], input_shapes: Mapping[str, Sequence[int]]
+    probe: onnx.ModelProto, model_dir: Path, names: Sequence[str], input_shapes: Mapping[str, Sequence[int]]
 ) -> dict[str, TensorType]:
     """Run the model once in ONNX Runtime with `names` exposed as outputs and read their types.
 
-    The probe (structure only) is passed as bytes and ONNX Runtime reads the external weights from
-    the model's own directory, as it refuses external data reached through links.
+    `probe` (structure only, a copy this changes) is passed as bytes and ONNX Runtime reads the
+    external weights from the model's own directory, as it refuses external data reached through
+    links. The exporter's own value_info is dropped, so a wrong or batch-1 annotation cannot stop the run.
     """
-    probe = onnx.ModelProto()
-    probe.CopyFrom(work)
+    del probe.graph.value_info[:]
     present = {v.name for v in probe.graph.output}
     probe.graph.output.extend(onnx.ValueInfoProto(name=t) for t in names if t not in present)
     rng = np.random.default_rng(0)
-    declared = {v.name: v.type.tensor_type.elem_type for v in work.graph.input}
+    declared = {v.name: v.type.tensor_type.elem_type for v in probe.graph.input}
     feeds = {}
     for name, shape in input_shapes.items():
         dtype = np.dtype(_np_name(declared[name]))
@@ -608,6 +742,84 @@ def _measured_types(
             f"ONNX Runtime could not run the model on inputs {dict(input_shapes)} to measure tensor shapes: {exc}"
         ) from exc
     return {t: TensorType(v.dtype.name, tuple(v.shape)) for t, v in zip(names, values) if isinstance(v, np.ndarray)}
+
+
+def _with_inputs(
+    model: onnx.ModelProto, input_shapes: Mapping[str, Sequence[int]], symbolic_batch: bool
+) -> onnx.ModelProto:
+    """A structural copy whose real inputs declare `input_shapes` (dim 0 symbolic with `symbolic_batch`)."""
+    work = onnx.ModelProto()
+    work.CopyFrom(model)
+    for v in work.graph.input:
+        if v.name in input_shapes:
+            shape = v.type.tensor_type.shape
+            del shape.dim[:]
+            for k, d in enumerate(input_shapes[v.name]):
+                if k == 0 and symbolic_batch:
+                    shape.dim.add().dim_param = "batch"
+                else:
+                    shape.dim.add().dim_value = int(d)
+    return work
+
+
+def _reads_input_shape(g: Graph, i: int) -> bool:
+    node = g.nodes[i]
+    return node.op_type == "Shape" and node.domain in ("", "ai.onnx") and node.input[0] in g.real_inputs
+
+
+def _int_attr(node: onnx.NodeProto, name: str, default: int | None) -> int | None:
+    return next((a.i for a in node.attribute if a.name == name), default)
+
+
+def _constant_ints(g: Graph, model: onnx.ModelProto, name: str) -> list[int] | None:
+    """The integer values of a Constant node's output or an inline initializer, else None."""
+    if not name:
+        return None
+    if name in g.producer:
+        node = g.nodes[g.producer[name]]
+        if node.op_type != "Constant":
+            return None
+        for attr in node.attribute:
+            if attr.name == "value":
+                return [int(v) for v in numpy_helper.to_array(attr.t).reshape(-1)]
+            if attr.name in ("value_int", "value_ints"):
+                return [attr.i] if attr.name == "value_int" else list(attr.ints)
+        return None
+    tensor = next((t for t in model.graph.initializer if t.name == name), None)
+    if tensor is None or tensor.data_location == onnx.TensorProto.EXTERNAL:
+        return None
+    return [int(v) for v in numpy_helper.to_array(tensor).reshape(-1)]
+
+
+def _takes_first(model: onnx.ModelProto, g: Graph, i: int) -> bool:
+    """Whether node `i` keeps only element 0 of the shape vector it reads (Gather 0 or Slice 0:1)."""
+    node = g.nodes[i]
+    if node.op_type == "Gather" and _int_attr(node, "axis", 0) == 0:
+        return _constant_ints(g, model, node.input[1]) == [0]
+    if node.op_type == "Slice" and len(node.input) >= 3:  # opset >= 10: starts, ends, axes, steps as inputs
+        given = [_constant_ints(g, model, t) if t else None for t in node.input[1:5]]
+        given += [None] * (4 - len(given))
+        starts, ends, axes, steps = given
+        return starts == [0] and ends == [1] and axes in (None, [0]) and steps in (None, [1])
+    return False
+
+
+def _batch_source(g: Graph, meets: Sequence[int], derived: set[str]) -> str | None:
+    """The one feature tensor that all the nodes where the value meets the features read, if there is one.
+
+    Reading the batch from it instead cannot make a cycle: a path from the value to it would run
+    through a meeting node, which reads it.
+    """
+    sources = {t for i in meets for t in g.reads[i] if t in g.dependent and t not in derived}
+    if len(sources) != 1:
+        return None
+    (source,) = sources
+    return None if source in g.real_inputs else source
+
+
+def _node_label(g: Graph, i: int) -> str:
+    node = g.nodes[i]
+    return f"'{node.name}' ({node.op_type})" if node.name else f"{node.op_type} node #{i}"
 
 
 def _np_name(elem_type: int) -> str:

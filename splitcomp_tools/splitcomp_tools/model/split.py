@@ -10,6 +10,7 @@ that fails any step leaves no files behind.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import difflib
 import math
 import os
@@ -74,6 +75,7 @@ class Verification:
     random_samples: int
     image_samples: int
     nan_mismatch: tuple[str, ...] = ()  # outputs where one side gives NaN and the other does not
+    cut_shapes: Mapping[str, list[int]] = dataclasses.field(default_factory=dict)  # what the head computed
 
     def to_manifest(self) -> dict[str, object]:
         return {
@@ -99,11 +101,16 @@ def split_model(
     output_name: str | None = None,
     output_kind: str = "auto",
     overwrite: bool = False,
+    rebase_batch: bool = False,
 ) -> tuple[Bundle, Verification]:
     """Split the model at `cut`, verify head∘tail against it, and write the bundle to `out_dir`.
 
     `output_kind` says whether the output is "logits" (the tail applies a softmax) or already
-    "probabilities"; "auto" looks for a Softmax that produces it.
+    "probabilities"; "auto" looks for a Softmax that produces it. Cut and output shapes are
+    measured in ONNX Runtime and recorded concretely (only a batch dim of a dynamic-batch model
+    stays DYNAMIC); the head must compute exactly those during verification. `rebase_batch`
+    first lets reads of the input's batch size come from the feature tensor they meet
+    (`graph.rebase_batch_reads`), so cuts before an `x.view(x.size(0), -1)` exist.
     """
     out = Path(out_dir)
     if out.exists() and not overwrite:
@@ -114,12 +121,14 @@ def split_model(
         raise SplitError(f"random samples must be >= 0, got {random_samples}")
     structure = gr.load_model(model_path)
     g = gr.build_graph(structure)
-    _check_cut(g, cut)
     input_spec = _input_spec(structure, g, preprocessing)
+    dynamic = input_spec.shape[0] == DYNAMIC
+    fixed = {input_spec.name: (1, 3, input_spec.height, input_spec.width)}
+    if rebase_batch and gr.rebase_batch_reads(model_path, structure, fixed):
+        g = gr.build_graph(structure)
+    _check_cut(g, cut)
     output = _output_name(g, output_name)
-    batch = 1 if input_spec.shape[0] == DYNAMIC else input_spec.shape[0]
-    fixed = {input_spec.name: (batch, 3, input_spec.height, input_spec.width)}
-    types = gr.infer_tensor_types(model_path, structure, [*cut, *g.outputs], fixed)
+    types = gr.measure_types(model_path, structure, [*cut, *g.outputs], fixed, dynamic_batch=dynamic)
     for t in cut:
         if t not in types or types[t].dtype not in CUT_DTYPES:
             found = types[t].dtype if t in types else "not a plain tensor"
@@ -128,6 +137,7 @@ def split_model(
                 f"tensors only, so pick a cut through float features"
             )
     value_infos = _value_infos(structure, g, cut, types)
+    expected = {t: [1 if d == DYNAMIC else d for d in types[t].shape] for t in cut}
     labels = load_labels(labels_path) if labels_path is not None else None
     samples = _random_inputs(fixed[input_spec.name], random_samples)
     images = _image_inputs(Path(images_dir), input_spec) if images_dir is not None else []
@@ -138,6 +148,12 @@ def split_model(
     del full
     head_bytes, tail_bytes = _serialised(head, "head"), _serialised(tail, "tail")
     verification = verify(str(model_path), head_bytes, tail_bytes, input_spec.name, samples, images)
+    for name, shape in verification.cut_shapes.items():
+        if shape != expected[name]:
+            raise SplitError(
+                f"the head computes cut tensor '{name}' as {shape}, but its measured shape is {expected[name]}; "
+                f"refusing to write {out}"
+            )
     if verification.nan_mismatch:
         raise SplitError(
             f"the full model or head + tail produce NaN where the other does not (output "
@@ -154,7 +170,7 @@ def split_model(
         format_version=FORMAT_VERSION,
         model_id="",
         source=str(model_path),
-        cut=[TensorSpec(t, _dims(value_infos[t]), types[t].dtype) for t in cut],
+        cut=[TensorSpec(t, list(types[t].shape), types[t].dtype) for t in cut],
         input=input_spec,
         output=OutputSpec(
             output,
@@ -200,9 +216,13 @@ def verify(
     lo: dict[str, float] = {}
     hi: dict[str, float] = {}
     nan_mismatch: list[str] = []
+    cut_shapes: dict[str, list[int]] = {}
     for x in (*random_inputs, *image_inputs):
         expected = dict(zip(outputs, full.run(outputs, {input_name: x})))
         features = dict(zip(cut, head.run(cut, {input_name: x})))
+        for name, value in features.items():
+            if cut_shapes.setdefault(name, list(value.shape)) != list(value.shape):
+                raise SplitError(f"the head gives cut tensor '{name}' different shapes for inputs of one size")
         got = dict(zip(outputs, tail.run(outputs, features)))
         for name in outputs:
             ref, actual = (np.asarray(v[name], dtype=np.float64) for v in (expected, got))
@@ -220,6 +240,7 @@ def verify(
         random_samples=len(random_inputs),
         image_samples=len(image_inputs),
         nan_mismatch=tuple(nan_mismatch),
+        cut_shapes=cut_shapes,
     )
 
 
@@ -295,6 +316,13 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         help="whether the output is logits (the tail applies a softmax) or already probabilities; auto (default) "
         "says probabilities when a Softmax produces it, possibly through reshapes, transposes or casts",
     )
+    parser.add_argument(
+        "--rebase-batch",
+        action="store_true",
+        help="when the model reads its batch size from the input (x.view(x.size(0), -1)), which bypasses every "
+        "tensor before that view, read it from the tensor the view reshapes instead, once measured to have the same "
+        "dim 0 (analyze says when this applies)",
+    )
 
 
 def preprocessing_from(args: argparse.Namespace) -> Preprocessing:
@@ -323,6 +351,7 @@ def _main(argv: Sequence[str] | None) -> int:
         output_name=args.output,
         output_kind=args.output_kind,
         overwrite=args.overwrite,
+        rebase_batch=args.rebase_batch,
     )
     spec = bundle.manifest.input
     print(
@@ -427,34 +456,30 @@ def _output_kind(g: gr.Graph, name: str) -> str:
 
 
 def _output_shape(model: onnx.ModelProto, name: str, types: Mapping[str, gr.TensorType]) -> list[int]:
+    """The measured shape; the declared one for an output ONNX Runtime gives as no plain tensor."""
+    if name in types:
+        return list(types[name].shape)
     declared = next(v for v in model.graph.output if v.name == name).type.tensor_type
-    if declared.HasField("shape") and declared.shape.dim:
-        return [d.dim_value if d.HasField("dim_value") else DYNAMIC for d in declared.shape.dim]
-    return list(types[name].shape)
+    return [d.dim_value if d.HasField("dim_value") else DYNAMIC for d in declared.shape.dim]
 
 
 def _value_infos(
     model: onnx.ModelProto, g: gr.Graph, cut: Sequence[str], types: Mapping[str, gr.TensorType]
 ) -> dict[str, onnx.ValueInfoProto]:
-    """Types for the parts' inputs and outputs; symbolic dims (a dynamic batch) are kept where inference has them."""
+    """Types for the parts' inputs and outputs: the measured shapes, a DYNAMIC batch as the input's symbol.
+
+    head.onnx and tail.onnx then declare for the cut what the manifest records, so the bundle's
+    checks and the tail's warm-up see the same shapes.
+    """
     infos = {v.name: v for v in (*model.graph.input, *model.graph.output)}
-    declared = gr.declared_types(model)
     batch = next(v for v in model.graph.input if v.name == g.real_inputs[0]).type.tensor_type.shape.dim[0]
-    for t in cut:
-        info = declared.get(t)
-        rank = len(types[t].shape)
-        if info is None or not info.type.tensor_type.HasField("shape") or len(info.type.tensor_type.shape.dim) != rank:
-            dims: list[int | str] = list(types[t].shape)
-            if rank and not batch.HasField("dim_value"):
-                dims[0] = batch.dim_param or "batch"
+    symbol = batch.dim_param or "batch"
+    for t in (*cut, *g.outputs):
+        if t in types:
+            dims = [symbol if d == DYNAMIC else d for d in types[t].shape]
             elem_type = onnx.helper.np_dtype_to_tensor_dtype(np.dtype(types[t].dtype))
-            info = onnx.helper.make_tensor_value_info(t, elem_type, dims)
-        infos[t] = info
+            infos[t] = onnx.helper.make_tensor_value_info(t, elem_type, dims)
     return infos
-
-
-def _dims(info: onnx.ValueInfoProto) -> list[int]:
-    return [d.dim_value if d.HasField("dim_value") else DYNAMIC for d in info.type.tensor_type.shape.dim]
 
 
 def _serialised(part: onnx.ModelProto, name: str) -> bytes:
