@@ -84,6 +84,21 @@ class PlanError(SplitcompError, ValueError):
     """A plan that cannot be made: bad options, a profile of another model, no candidate."""
 
 
+@dataclasses.dataclass(frozen=True)
+class ModelOptions:
+    """How to split the model into bundles: split's options (labels, preprocessing, the output, --rebase-batch)."""
+
+    preprocessing: Preprocessing = dataclasses.field(default_factory=Preprocessing)
+    labels: str | None = None
+    output: str | None = None
+    output_kind: str = "auto"
+    rebase_batch: bool = False
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> ModelOptions:
+        return cls(preprocessing_from(args), args.labels, args.output, args.output_kind, args.rebase_batch)
+
+
 @dataclasses.dataclass
 class Candidate:
     """One place to cut, what encoding it needs, what it costs, and what latency it gives per bandwidth."""
@@ -179,15 +194,7 @@ def _dominates(b: Candidate, a: Candidate) -> bool:
     return b.position > a.position  # the same: the later tensor (after the residual Add, its ReLU) wins
 
 
-def build_bundles(
-    model: Path,
-    candidates: Sequence[Candidate],
-    work: Path,
-    preprocessing: Preprocessing,
-    labels: str | None,
-    output: str | None,
-    output_kind: str,
-) -> None:
+def build_bundles(model: Path, candidates: Sequence[Candidate], work: Path, options: ModelOptions) -> None:
     """A verified single-cut bundle per candidate in work/<cut_id>; the extremes from the full model and an identity."""
     regular = [c for c in candidates if c.cut_id not in (EDGE_ONLY, ROBOT_ONLY)]
     like: Bundle | None = None
@@ -196,11 +203,12 @@ def build_bundles(
             model,
             c.tensors,
             work / c.cut_id,
-            preprocessing=preprocessing,
-            labels_path=labels,
-            output_name=output,
-            output_kind=output_kind,
+            preprocessing=options.preprocessing,
+            labels_path=options.labels,
+            output_name=options.output,
+            output_kind=options.output_kind,
             overwrite=True,
+            rebase_batch=options.rebase_batch,
         )
         c.bundle, like = bundle.path, like or bundle
     if like is None:
@@ -405,10 +413,7 @@ def make_plan(
     model: str | os.PathLike,
     images: str,
     work: Path,
-    preprocessing: Preprocessing | None = None,
-    labels: str | None = None,
-    output: str | None = None,
-    output_kind: str = "auto",
+    options: ModelOptions | None = None,
     count: int = DEFAULT_COUNT,
     agreement: float = DEFAULT_AGREEMENT,
     bandwidths: Sequence[float] = DEFAULT_BANDWIDTHS,
@@ -421,11 +426,9 @@ def make_plan(
 ) -> Plan:
     """Candidates, their encodings, times and predictions; the candidate bundles stay in `work`."""
     _check_options(count, agreement, bandwidths, overhead_ms, timing_frames)
-    model = Path(model)
-    analysis = analyze_model(model)
-    candidates = prepare_candidates(
-        model, analysis, work, preprocessing or Preprocessing(), labels, output, output_kind
-    )
+    model, options = Path(model), options or ModelOptions()
+    analysis = analyze_model(model, rebase_batch=options.rebase_batch)
+    candidates = prepare_candidates(model, analysis, work, options)
     frames = encode_candidates(candidates, images, count, agreement, seed, progress)
     _say(progress, f"timing {len(candidates)} candidates on {timing_frames} frames")
     here, _provider = measure_times(candidates, images, timing_frames, seed=seed)
@@ -452,22 +455,14 @@ def make_plan(
     )
 
 
-def prepare_candidates(
-    model: Path,
-    analysis: Analysis,
-    work: Path,
-    preprocessing: Preprocessing,
-    labels: str | None,
-    output: str | None,
-    output_kind: str,
-) -> list[Candidate]:
+def prepare_candidates(model: Path, analysis: Analysis, work: Path, options: ModelOptions) -> list[Candidate]:
     """The candidates of `candidate_cuts`, each split into its own bundle in `work`."""
     graph_outputs = onnx.load(str(model), load_external_data=False).graph.output
-    wanted = output or graph_outputs[0].name
+    wanted = options.output or graph_outputs[0].name
     declared = next((o for o in graph_outputs if o.name == wanted), graph_outputs[0]).type.tensor_type.shape.dim
     output_shape = [d.dim_value if d.HasField("dim_value") else 1 for d in declared]
     candidates = candidate_cuts(analysis, output_shape)
-    build_bundles(model, candidates, work, preprocessing, labels, output, output_kind)
+    build_bundles(model, candidates, work, options)
     return candidates
 
 
@@ -509,17 +504,12 @@ def profile_device(
     providers: Sequence[str] = DEFAULT_PROVIDERS,
     threads: int | None = None,
     timing_frames: int = TIMING_FRAMES,
-    preprocessing: Preprocessing | None = None,
-    labels: str | None = None,
-    output: str | None = None,
-    output_kind: str = "auto",
+    options: ModelOptions | None = None,
 ) -> dict[str, Any]:
     """Every candidate's head and tail times on this machine, with its providers: one side of a plan."""
-    model = Path(model)
-    analysis = analyze_model(model)
-    candidates = prepare_candidates(
-        model, analysis, work, preprocessing or Preprocessing(), labels, output, output_kind
-    )
+    model, options = Path(model), options or ModelOptions()
+    analysis = analyze_model(model, rebase_batch=options.rebase_batch)
+    candidates = prepare_candidates(model, analysis, work, options)
     for c in candidates:  # a profile times the stages, not an encoding: 8 bits, the fixed clip range
         assert c.bundle is not None
         update_quantization(c.bundle, QuantizationSpec(bits=8))
@@ -576,10 +566,13 @@ def format_table(plan: Plan) -> str:
         *lines,
         "",
         "best cut: " + ", ".join(f"{b} Mbit/s -> {plan.best[b]}" for b in bandwidths),
-        "ranges:   "
-        + ", ".join(f"{c} {lo:g}..{'' if hi is None else f'{hi:.3g}'} Mbit/s" for c, lo, hi in plan.ranges),
+        "ranges:   " + ", ".join(f"{c} {_range(lo, hi)}" for c, lo, hi in plan.ranges),
     ]
     return "\n".join(notes)
+
+
+def _range(low: float, high: float | None) -> str:
+    return f"from {low:.3g} Mbit/s" if high is None else f"{low:.3g} to {high:.3g} Mbit/s"
 
 
 def write_plot(plan: Plan, out: str | os.PathLike) -> None:
@@ -698,12 +691,7 @@ def _main(argv: Sequence[str] | None) -> int:
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="splitcomp-plan-"))
     work.mkdir(parents=True, exist_ok=True)
     progress = not args.quiet
-    options = {
-        "preprocessing": preprocessing_from(args),
-        "labels": args.labels,
-        "output": args.output,
-        "output_kind": args.output_kind,
-    }
+    options = ModelOptions.from_args(args)
     try:
         if args.profile_device:
             profile = profile_device(
@@ -713,7 +701,7 @@ def _main(argv: Sequence[str] | None) -> int:
                 [p for p in args.providers.split(",") if p],
                 args.threads or None,
                 args.timing_frames,
-                **options,
+                options,
             )
             atomic_write_text(args.profile_device, json.dumps(profile, indent=1) + "\n")
             print(f"wrote {args.profile_device}: {len(profile['candidates'])} candidates timed on {profile['host']}")
@@ -724,6 +712,7 @@ def _main(argv: Sequence[str] | None) -> int:
             args.model,
             args.images,
             work,
+            options,
             count=args.count,
             agreement=args.agreement,
             bandwidths=_bandwidths(args.bandwidths),
@@ -733,7 +722,6 @@ def _main(argv: Sequence[str] | None) -> int:
             timing_frames=args.timing_frames,
             seed=args.seed,
             progress=progress,
-            **options,
         )
         if args.out:
             written = write_bundle_of_winners(plan, args.out, overwrite=args.overwrite)
