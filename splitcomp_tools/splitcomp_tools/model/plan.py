@@ -141,6 +141,7 @@ class Plan:
     best: dict[str, str]
     heuristic: str | None
     ranges: list[tuple[str, float, float | None]]
+    old_rule_bundle: str | None = None  # the heuristic's cut at calibrate's default encoding, for comparison
 
     def to_json(self, with_bundles: bool = True) -> dict[str, Any]:
         """The plan as JSON; `with_bundles` False leaves out the candidate bundles' paths (a removed temp folder)."""
@@ -158,6 +159,7 @@ class Plan:
             "candidates": candidates,
             "best": self.best,
             "heuristic": self.heuristic,
+            "old_rule_bundle": self.old_rule_bundle if with_bundles else None,
             "bandwidth_ranges": [{"cut_id": c, "min": lo, "max": hi} for c, lo, hi in self.ranges],
         }
 
@@ -170,8 +172,11 @@ def key(mbps: float) -> str:
 # -- candidates ------------------------------------------------------------------------------------------------
 
 
-def candidate_cuts(analysis: Analysis, output_shape: Sequence[int]) -> list[Candidate]:
-    """The single-tensor cuts not dominated on (elements, head FLOPs), and the two extremes, input first."""
+def candidate_cuts(analysis: Analysis, output_shape: Sequence[int], prune: bool = True) -> list[Candidate]:
+    """The single-tensor cuts not dominated on (elements, head FLOPs), and the two extremes, input first.
+
+    `prune` False keeps every single-tensor cut.
+    """
     (input_shape,) = analysis.input_shapes.values()
     cuts = [
         Candidate(f"cut{k}", list(c.tensors), c.head_flops_share, int(c.elements), float(c.position))
@@ -181,7 +186,7 @@ def candidate_cuts(analysis: Analysis, output_shape: Sequence[int]) -> list[Cand
     edge_only = Candidate(EDGE_ONLY, [], 0.0, math.prod(input_shape), -math.inf)
     robot_only = Candidate(ROBOT_ONLY, [], 1.0, math.prod(abs(d) for d in output_shape), math.inf)
     everything = [edge_only, *cuts, robot_only]
-    kept = [c for c in cuts if not any(_dominates(b, c) for b in everything if b is not c)]
+    kept = [c for c in cuts if not prune or not any(_dominates(b, c) for b in everything if b is not c)]
     return [edge_only, *sorted(kept, key=lambda c: c.position), robot_only]
 
 
@@ -198,6 +203,7 @@ def build_bundles(model: Path, candidates: Sequence[Candidate], work: Path, opti
     """A verified single-cut bundle per candidate in work/<cut_id>; the extremes from the full model and an identity."""
     regular = [c for c in candidates if c.cut_id not in (EDGE_ONLY, ROBOT_ONLY)]
     like: Bundle | None = None
+    extremes = [c for c in candidates if c.cut_id in (EDGE_ONLY, ROBOT_ONLY)]
     for c in regular:
         bundle, _ = split_model(
             model,
@@ -211,12 +217,12 @@ def build_bundles(model: Path, candidates: Sequence[Candidate], work: Path, opti
             rebase_batch=options.rebase_batch,
         )
         c.bundle, like = bundle.path, like or bundle
-    if like is None:
+    if like is None and extremes:
         raise PlanError(f"{model}: no single-tensor cut to split at; `analyze {model}` lists the cuts")
-    for c in candidates:
-        if c.cut_id in (EDGE_ONLY, ROBOT_ONLY):
-            c.bundle = _extreme_bundle(model, like, c.cut_id, work / c.cut_id).path
-            c.tensors = [t.name for t in load_bundle(c.bundle).manifest.cut]
+    for c in extremes:
+        assert like is not None
+        c.bundle = _extreme_bundle(model, like, c.cut_id, work / c.cut_id).path
+        c.tensors = [t.name for t in load_bundle(c.bundle).manifest.cut]
 
 
 def _extreme_bundle(model: Path, like: Bundle, cut_id: str, out: Path) -> Bundle:
@@ -281,9 +287,9 @@ def quantization_for(result: Result, calibration: Calibration) -> QuantizationSp
 
 def encode_candidates(
     candidates: Sequence[Candidate], images: str, count: int, agreement: float, seed: int, progress: bool
-) -> int:
-    """Calibrate every candidate on the frames and store its smallest sufficient encoding; returns the frame count."""
-    frames = 0
+) -> dict[str, Calibration]:
+    """Calibrate every candidate on the frames and store its smallest sufficient encoding; the calibrations."""
+    calibrations = {}
     for c in candidates:
         assert c.bundle is not None
         _say(progress, f"{c.cut_id}: measuring encodings on {count} frames from {images}")
@@ -292,8 +298,23 @@ def encode_candidates(
         update_quantization(c.bundle, quantization_for(chosen, calibration))
         c.bits, c.quantization, c.codec = chosen.bits, chosen.method, chosen.codec
         c.bytes = wire_bytes(chosen, load_bundle(c.bundle).manifest.cut)
-        c.agreement, frames = chosen.agreement, calibration.frames
-    return frames
+        c.agreement = chosen.agreement
+        calibrations[c.cut_id] = calibration
+    return calibrations
+
+
+def old_rule_bundle(
+    heuristic: Candidate | None, calibrations: Mapping[str, Calibration], work: Path, images: str, count: int, seed: int
+) -> Path | None:
+    """The old rule's deployment for comparison: its cut at calibrate's default encoding (4 bits, least error)."""
+    if heuristic is None or heuristic.bundle is None:
+        return None
+    out = work / "old_rule"
+    shutil.rmtree(out, ignore_errors=True)
+    shutil.copytree(heuristic.bundle, out)
+    calibration = calibrations.get(heuristic.cut_id) or calibrate(out, images, count, seed=seed)
+    update_quantization(out, calibration.quantization)
+    return out
 
 
 # -- times ----------------------------------------------------------------------------------------------------
@@ -429,7 +450,8 @@ def make_plan(
     model, options = Path(model), options or ModelOptions()
     analysis = analyze_model(model, rebase_batch=options.rebase_batch)
     candidates = prepare_candidates(model, analysis, work, options)
-    frames = encode_candidates(candidates, images, count, agreement, seed, progress)
+    calibrations = encode_candidates(candidates, images, count, agreement, seed, progress)
+    frames = next(iter(calibrations.values())).frames
     _say(progress, f"timing {len(candidates)} candidates on {timing_frames} frames")
     here, _provider = measure_times(candidates, images, timing_frames, seed=seed)
     robot = read_profile(robot_profile, candidates) if robot_profile else here
@@ -439,6 +461,11 @@ def make_plan(
         c.tail_ms, c.tail_total_ms = edge[c.cut_id]["tail_ms"], edge[c.cut_id]["tail_total_ms"]
     best = predict(candidates, bandwidths, overhead_ms)
     heuristic = _heuristic(analysis, candidates)
+    old_cut = next((c for c in candidates if c.cut_id == heuristic), None)
+    if old_cut is None and heuristic is not None:  # dominated, so not a candidate: split it on its own
+        old_cut = next(c for c in candidate_cuts(analysis, [1], prune=False) if c.cut_id == heuristic)
+        build_bundles(model, [old_cut], work / "dominated", options)
+    old_rule = old_rule_bundle(old_cut, calibrations, work, images, count, seed)
     this_machine = f"this machine ({platform.node()}, measured now)"
     return Plan(
         model=str(model),
@@ -452,6 +479,7 @@ def make_plan(
         best=best,
         heuristic=heuristic,
         ranges=bandwidth_ranges(candidates, bandwidths, best, overhead_ms),
+        old_rule_bundle=str(old_rule) if old_rule else None,
     )
 
 

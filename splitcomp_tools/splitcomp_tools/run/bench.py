@@ -1,11 +1,12 @@
-"""bench: `bench codec` (the feature codec against the seed's encodings) or `bench pipeline` (the nodes over DDS)."""
+"""bench: `bench codec` (the feature codec against the seed's encodings), `bench pipeline` (the nodes over DDS,
+also over a shaped link) or `bench planner` (a plan's candidates measured over the test bed)."""
 
 import sys
 from collections.abc import Sequence
 
-from splitcomp_tools.run import bench_codec, bench_pipeline
+from splitcomp_tools.run import bench_codec, bench_pipeline, bench_planner
 
-BENCHMARKS = {"codec": bench_codec.main, "pipeline": bench_pipeline.main}
+BENCHMARKS = {"codec": bench_codec.main, "pipeline": bench_pipeline.main, "planner": bench_planner.main}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
