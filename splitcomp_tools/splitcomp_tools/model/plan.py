@@ -35,6 +35,7 @@ import platform
 import shutil
 import sys
 import tempfile
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,7 @@ DEFAULT_BANDWIDTHS = (1.1, 5.85, 18.88, 100.0)
 DEFAULT_AGREEMENT = 0.99
 DEFAULT_COUNT = 200
 TIMING_FRAMES = 50
+TIMING_RATE_HZ = 10.0  # the camera rate the times are measured at
 WARMUP_FRAMES = 5
 # Median of latency - head - tail - bytes*8/rate over `bench pipeline --link` runs on the demo model at
 # 1.1, 5.85, 18.88 and 100 Mbit/s (README, "The split planner"): camera transport, image conversion, DDS.
@@ -327,9 +329,15 @@ def measure_times(
     providers: Sequence[str] = DEFAULT_PROVIDERS,
     threads: int | None = None,
     seed: int = 0,
+    rate_hz: float = TIMING_RATE_HZ,
 ) -> tuple[dict[str, dict[str, float]], str]:
     """Median head and tail times per candidate (ONNX Runtime alone and the whole stage), frame by frame in turn;
-    and the ONNX Runtime provider that ran them."""
+    and the ONNX Runtime provider that ran them.
+
+    Each run starts after an idle 1/rate_hz s, as a camera's frames do: back to back, ONNX Runtime's threads
+    would stay awake and its caches warm, and the times would be those of no deployment.
+    """
+    pause_s = 1.0 / rate_hz if rate_hz > 0 else 0.0
     pipelines = {}
     for c in candidates:
         bundle = load_bundle(c.bundle) if c.bundle else None
@@ -342,6 +350,7 @@ def measure_times(
     try:
         for i, frame in enumerate(source.frames(WARMUP_FRAMES + count)):
             for cut_id, (head, tail, model_id) in pipelines.items():
+                time.sleep(pause_s if i >= WARMUP_FRAMES else 0.0)
                 encoded = head(frame, "rgb8")
                 answer = tail(model_id, encoded.tensors)
                 if i < WARMUP_FRAMES:
@@ -442,18 +451,19 @@ def make_plan(
     edge_profile: str | None = None,
     overhead_ms: float = DEFAULT_OVERHEAD_MS,
     timing_frames: int = TIMING_FRAMES,
+    timing_rate: float = TIMING_RATE_HZ,
     seed: int = 0,
     progress: bool = False,
 ) -> Plan:
     """Candidates, their encodings, times and predictions; the candidate bundles stay in `work`."""
-    _check_options(count, agreement, bandwidths, overhead_ms, timing_frames)
+    _check_options(count, agreement, bandwidths, overhead_ms, timing_frames, timing_rate)
     model, options = Path(model), options or ModelOptions()
     analysis = analyze_model(model, rebase_batch=options.rebase_batch)
     candidates = prepare_candidates(model, analysis, work, options)
     calibrations = encode_candidates(candidates, images, count, agreement, seed, progress)
     frames = next(iter(calibrations.values())).frames
     _say(progress, f"timing {len(candidates)} candidates on {timing_frames} frames")
-    here, _provider = measure_times(candidates, images, timing_frames, seed=seed)
+    here, _provider = measure_times(candidates, images, timing_frames, seed=seed, rate_hz=timing_rate)
     robot = read_profile(robot_profile, candidates) if robot_profile else here
     edge = read_profile(edge_profile, candidates) if edge_profile else here
     for c in candidates:
@@ -533,6 +543,7 @@ def profile_device(
     threads: int | None = None,
     timing_frames: int = TIMING_FRAMES,
     options: ModelOptions | None = None,
+    timing_rate: float = TIMING_RATE_HZ,
 ) -> dict[str, Any]:
     """Every candidate's head and tail times on this machine, with its providers: one side of a plan."""
     model, options = Path(model), options or ModelOptions()
@@ -541,7 +552,7 @@ def profile_device(
     for c in candidates:  # a profile times the stages, not an encoding: 8 bits, the fixed clip range
         assert c.bundle is not None
         update_quantization(c.bundle, QuantizationSpec(bits=8))
-    times, provider = measure_times(candidates, images, timing_frames, providers, threads)
+    times, provider = measure_times(candidates, images, timing_frames, providers, threads, rate_hz=timing_rate)
     return {
         "profile_version": PROFILE_VERSION,
         "model": str(model),
@@ -551,6 +562,7 @@ def profile_device(
         "provider": provider,
         "intra_op_threads": threads,
         "frames": timing_frames,
+        "timing_rate_hz": timing_rate,
         "candidates": {c.cut_id: {"tensors": c.tensors, **times[c.cut_id]} for c in candidates},
     }
 
@@ -632,7 +644,12 @@ def write_plot(plan: Plan, out: str | os.PathLike) -> None:
 
 
 def _check_options(
-    count: int, agreement: float, bandwidths: Sequence[float], overhead_ms: float, timing_frames: int
+    count: int,
+    agreement: float,
+    bandwidths: Sequence[float],
+    overhead_ms: float,
+    timing_frames: int,
+    timing_rate: float,
 ) -> None:
     if count < 1:
         raise PlanError(f"--count must be at least 1, got {count}")
@@ -644,6 +661,8 @@ def _check_options(
         raise PlanError(f"--overhead-ms must be >= 0, got {overhead_ms}")
     if timing_frames < 1:
         raise PlanError(f"--timing-frames must be at least 1, got {timing_frames}")
+    if not 0 <= timing_rate <= 1000:
+        raise PlanError(f"--timing-rate must be 0 (back to back) to 1000 frames per second, got {timing_rate}")
 
 
 def _bandwidths(text: str) -> list[float]:
@@ -704,6 +723,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--timing-frames", type=int, default=TIMING_FRAMES, help=f"frames to time on (default {TIMING_FRAMES})"
     )
+    parser.add_argument(
+        "--timing-rate",
+        type=float,
+        default=TIMING_RATE_HZ,
+        help=f"frames per second while timing, as the camera sends them (default {TIMING_RATE_HZ:g}; 0: back to back)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the generator")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
     add_model_arguments(parser)
@@ -730,6 +755,7 @@ def _main(argv: Sequence[str] | None) -> int:
                 args.threads or None,
                 args.timing_frames,
                 options,
+                args.timing_rate,
             )
             atomic_write_text(args.profile_device, json.dumps(profile, indent=1) + "\n")
             print(f"wrote {args.profile_device}: {len(profile['candidates'])} candidates timed on {profile['host']}")
@@ -748,6 +774,7 @@ def _main(argv: Sequence[str] | None) -> int:
             edge_profile=args.edge_profile,
             overhead_ms=args.overhead_ms,
             timing_frames=args.timing_frames,
+            timing_rate=args.timing_rate,
             seed=args.seed,
             progress=progress,
         )

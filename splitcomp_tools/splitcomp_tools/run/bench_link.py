@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+from rcl_interfaces.srv import SetParameters
 
 from splitcomp_core.bundle import load_bundle
 from splitcomp_core.errors import SplitcompError
@@ -86,6 +88,60 @@ def drive(run: PipelineRun, bed: Bed, frames: int, duration_s: float, schedule: 
         made.append({"at_s": round(time.monotonic() - first, 3), "mbps": change.mbps, "wall": wall, "tc_s": took_s})
     run.spin_until(lambda: len(run.seen.results) >= frames, max(1.0, duration_s + 5.0 - (time.monotonic() - start)))
     return made
+
+
+def cycle_cuts(run: PipelineRun, bundle_path: Path, block_s: float, rounds: int) -> list[dict]:
+    """Every cut of a multi-cut bundle in turn, `block_s` seconds each, `rounds` times (bandwidth_mbps set to the
+    middle of its range): all candidates measured in one run, interleaved, so that load drift hits them alike."""
+    bundle = load_bundle(bundle_path)
+    if not bundle.cuts:
+        raise SplitcompError(f"{bundle_path}: --cycle-cuts needs a multi-cut bundle (plan --out, or bench planner's)")
+    client = run.node.create_client(SetParameters, "head_node/set_parameters")
+    if not client.wait_for_service(timeout_sec=30.0):
+        raise SplitcompError("head_node's set_parameters service did not appear")
+    run.spin_until(lambda: bool(run.seen.results), 30.0)
+    blocks = []
+    for _ in range(rounds):
+        for c in bundle.cuts:
+            value = c.min_mbps + 0.5 if c.max_mbps is None else (c.min_mbps + c.max_mbps) / 2
+            request = SetParameters.Request(
+                parameters=[
+                    Parameter(
+                        name="bandwidth_mbps",
+                        value=ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=float(value)),
+                    )
+                ]
+            )
+            future = client.call_async(request)
+            run.spin_until(future.done, 10.0)
+            start = time.time()
+            run.spin_until(_after(time.monotonic() + block_s), block_s + 1.0)
+            blocks.append({"cut_id": c.cut_id, "start": start, "end": time.time()})
+    return blocks
+
+
+def per_cut(run: PipelineRun, blocks: Sequence[dict], settle_s: float, link_mbps: float) -> dict[str, dict]:
+    """Latency per cut over its blocks, leaving out each block's first `settle_s` (the previous cut's queue)."""
+    kept: dict[str, list[Any]] = {}
+    for r in run.seen.results:
+        stamp = _stamp(r)
+        block = next((b for b in blocks if b["start"] + settle_s <= stamp < b["end"]), None)
+        if block is not None and r.cut_id == block["cut_id"]:
+            kept.setdefault(r.cut_id, []).append(r)
+    figures = {}
+    for cut_id, results in kept.items():
+        latency = np.array([r.latency_ms for r in results])
+        overhead = [r.latency_ms - r.head_ms - r.tail_ms - r.feature_bytes * 8e-3 / link_mbps for r in results]
+        figures[cut_id] = {
+            "frames": len(results),
+            "median_ms": float(np.median(latency)),
+            "p95_ms": float(np.percentile(latency, 95)),
+            "head_ms": float(np.median([r.head_ms for r in results])),
+            "tail_ms": float(np.median([r.tail_ms for r in results])),
+            "bytes_per_frame": float(np.median([r.feature_bytes for r in results])),
+            "transport_overhead_ms": float(np.median(overhead)),
+        }
+    return figures
 
 
 def _after(deadline: float) -> Callable[[], bool]:

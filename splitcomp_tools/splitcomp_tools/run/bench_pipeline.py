@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from splitcomp_core.bundle import load_bundle
 from splitcomp_core.codec import CODE_BITS, CODEC_NAMES, RAW_BITS
 from splitcomp_core.errors import SplitcompError
 from splitcomp_tools.cli import run_cli
@@ -103,6 +104,16 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="T:MBPS,...",
         help="with --link: change the link rate T seconds after the first result, e.g. 20:1.1,40:100",
     )
+    p.add_argument(
+        "--cycle-cuts",
+        type=float,
+        metavar="SECONDS",
+        help="with --link and a multi-cut bundle: every cut in turn for SECONDS, --rounds times, instead of --duration",
+    )
+    p.add_argument("--rounds", type=int, default=3, help="--cycle-cuts: how many times through the cuts (default 3)")
+    p.add_argument(
+        "--settle", type=float, default=1.5, help="--cycle-cuts: seconds left out after each switch (default 1.5)"
+    )
     p.add_argument(bench_link.INSIDE_FLAG, action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--out", default="out/bench", help="bundle and logs folder (default: out/bench)")
     p.add_argument("--json", help="also write the result to this file")
@@ -125,10 +136,15 @@ def _main(argv: Sequence[str] | None) -> int:
     if frames < 2:
         raise SplitcompError("--rate x --duration must give at least 2 frames")
     schedule = bench_link.parse_schedule(args.schedule)
-    if schedule and args.link is None:
-        raise SplitcompError("--schedule changes the rate of --link: give --link too")
+    if (schedule or args.cycle_cuts) and args.link is None:
+        raise SplitcompError("--schedule and --cycle-cuts work on the link of --link: give --link too")
     out = Path(args.out)
     bundle = Path(args.bundle) if args.bundle else prepare_bundle(out / "bundle", quiet=True)
+    if args.cycle_cuts:
+        if args.cycle_cuts <= args.settle or args.rounds < 1:
+            raise SplitcompError("--cycle-cuts must be longer than --settle, and --rounds at least 1")
+        args.duration = args.rounds * len(load_bundle(bundle).all_cuts()) * (args.cycle_cuts + 0.2) + 5.0
+        frames = round(args.rate * args.duration)
     if args.link is not None and not args.inside_bed:
         return bench_link.run_outside([*argv, *([] if args.bundle else ["--bundle", str(bundle)])], args.link)
     bed = bench_link.in_bed() if args.inside_bed else None
@@ -148,6 +164,9 @@ def _main(argv: Sequence[str] | None) -> int:
         if bed is None:
             run.spin_until(lambda: len(run.seen.results) >= frames, args.duration + 5.0)
             changes: list[dict] = []
+        elif args.cycle_cuts:
+            blocks = bench_link.cycle_cuts(run, bundle, args.cycle_cuts, args.rounds)
+            changes = []
         else:
             changes = bench_link.drive(run, bed, frames, args.duration, schedule)
         wall = time.monotonic() - start
@@ -155,6 +174,8 @@ def _main(argv: Sequence[str] | None) -> int:
     result = measure(run, frames, wall)
     if bed is not None:
         result.update(bench_link.link_measures(run, bundle, args.link, changes))
+        if args.cycle_cuts:
+            result["per_cut"] = bench_link.per_cut(run, blocks, args.settle, args.link)
     line = json.dumps(result)
     print(line)
     if args.json:

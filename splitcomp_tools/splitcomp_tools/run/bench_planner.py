@@ -1,22 +1,27 @@
 """bench planner: every candidate of a plan measured over the test bed at each rate, against what `plan` predicted.
 
 `plan ... --work DIR --json PLAN.json` keeps one single-cut bundle per candidate, encoded as
-planned, and the old rule's bundle (`choose_cut` at calibrate's default 4 bits). This runs
-`bench pipeline --link RATE` on each of them at each rate and reports, per rate: every candidate's
-measured median latency, the best of them, the planner's pick (is it within 10 % of the best?),
-the pick's predicted latency (within 25 % of the measured one?), and the old rule's latency.
+planned, and the old rule's bundle (`choose_cut` at calibrate's default 4 bits). This puts them
+all in one measurement bundle (a multi-cut bundle whose bandwidth ranges are only labels, one unit
+wide each) and runs `bench pipeline --link RATE --cycle-cuts` once per rate: the head takes every
+cut in turn for a few seconds, several rounds, so all candidates are measured in the same run,
+interleaved, under the same load. It reports per rate every candidate's median latency, the best
+of them, the planner's pick (within 10 % of the best?), the pick's predicted latency (within 25 %
+of the measured one?), and the old rule's latency.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from splitcomp_core.bundle import CutChoice, load_bundle, write_multi_cut_bundle
 from splitcomp_core.errors import SplitcompError
 from splitcomp_core.files import atomic_write_text
 from splitcomp_tools.cli import run_cli
@@ -26,8 +31,17 @@ PREDICTION_TOLERANCE = 0.25  # predicted and measured latency of the pick may di
 OLD_RULE = "old rule"
 
 
-def measure(bundle: str, mbps: float, args: argparse.Namespace, out: Path) -> dict[str, Any]:
-    """One `bench pipeline --link` run of `bundle` at `mbps`; its JSON result."""
+def measurement_bundle(bundles: dict[str, str], out: Path) -> Path:
+    """All the bundles as the cuts of one multi-cut bundle, cut k selected by bandwidth_mbps k + 0.5."""
+    cuts = [
+        CutChoice(cut_id.replace(" ", "_"), load_bundle(path), float(k), float(k + 1) if k + 1 < len(bundles) else None)
+        for k, (cut_id, path) in enumerate(bundles.items())
+    ]
+    return write_multi_cut_bundle(out, cuts, cuts[0].cut_id, {}, overwrite=True).path
+
+
+def measure(bundle: Path, mbps: float, args: argparse.Namespace, out: Path) -> dict[str, Any]:
+    """One `bench pipeline --link --cycle-cuts` run of the measurement bundle at `mbps`; its JSON result."""
     result = out / "result.json"
     command = [
         sys.executable,
@@ -35,13 +49,15 @@ def measure(bundle: str, mbps: float, args: argparse.Namespace, out: Path) -> di
         "splitcomp_tools.bench",
         "pipeline",
         "--bundle",
-        bundle,
+        str(bundle),
         "--link",
         str(mbps),
         "--rate",
         str(args.rate),
-        "--duration",
-        str(args.duration),
+        "--cycle-cuts",
+        str(args.block),
+        "--rounds",
+        str(args.rounds),
         "--source",
         args.source,
         "--out",
@@ -51,16 +67,18 @@ def measure(bundle: str, mbps: float, args: argparse.Namespace, out: Path) -> di
     ]
     run = subprocess.run(command, capture_output=True, text=True, check=False)
     if run.returncode != 0:
-        raise SplitcompError(f"bench pipeline failed on {bundle} at {mbps} Mbit/s: {run.stderr.strip()[-600:]}")
+        raise SplitcompError(f"bench pipeline failed at {mbps} Mbit/s: {run.stderr.strip()[-600:]}")
     return json.loads(result.read_text())
 
 
-def judge(plan: dict[str, Any], measured: dict[str, dict[str, dict[str, Any]]]) -> list[dict[str, Any]]:
+def judge(plan: dict[str, Any], measured: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     """Per rate: the best measured candidate, the pick and how far it is from the best and from its prediction."""
     rows = []
     predicted = {c["cut_id"]: c["predicted_ms"] for c in plan["candidates"]}
-    for rate, runs in measured.items():
-        latency = {cut: r["median_ms"]["end_to_end_latency"] for cut, r in runs.items()}
+    for rate, run in measured.items():
+        runs = {cut.replace("_", " ") if cut == "old_rule" else cut: r for cut, r in run["per_cut"].items()}
+        latency = {c["cut_id"]: math.inf for c in plan["candidates"]}  # a cut that answered no frame in time
+        latency.update({cut: r["median_ms"] for cut, r in runs.items()})
         candidates = {cut: ms for cut, ms in latency.items() if cut != OLD_RULE}
         best = min(candidates, key=candidates.__getitem__)
         pick = plan["best"][rate]
@@ -73,7 +91,8 @@ def judge(plan: dict[str, Any], measured: dict[str, dict[str, dict[str, Any]]]) 
             "pick_predicted_ms": predicted[pick][rate],
             "prediction_error": predicted[pick][rate] / latency[pick] - 1.0,
             "old_rule_ms": latency.get(OLD_RULE),
-            "lost_features": {cut: r["lost_features"] for cut, r in runs.items()},
+            "frames": {cut: r["frames"] for cut, r in runs.items()},
+            "lost_features": run["lost_features"],
             "transport_overhead_ms": {cut: r["transport_overhead_ms"] for cut, r in runs.items()},
         }
         row["pick_ok"] = row["pick_over_best"] <= PICK_TOLERANCE
@@ -116,7 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plan", required=True, help="the JSON of `plan --work DIR --json F` (its bundles must exist)")
     p.add_argument("--rates", help="link rates in Mbit/s (default: the plan's bandwidths)")
     p.add_argument("--rate", type=float, default=10.0, help="camera frames per second (default 10)")
-    p.add_argument("--duration", type=float, default=15.0, help="seconds per run (default 15)")
+    p.add_argument("--block", type=float, default=4.0, help="seconds on each cut before the next (default 4)")
+    p.add_argument("--rounds", type=int, default=3, help="times through all the cuts per rate (default 3)")
     p.add_argument("--source", default="generator", help="image_source's frames (default generator)")
     p.add_argument("--out", default="out/bench_planner", help="logs and results (default out/bench_planner)")
     p.add_argument("--json", help="also write the measurements and the judgement here")
@@ -137,16 +157,15 @@ def _main(argv: Sequence[str] | None) -> int:
     if unknown:
         raise SplitcompError(f"--rates {unknown}: the plan predicts only for {list(plan['best'])}")
     out = Path(args.out)
-    measured: dict[str, dict[str, dict[str, Any]]] = {}
+    out.mkdir(parents=True, exist_ok=True)
+    bundle = measurement_bundle(bundles, out / "all_cuts")
+    measured: dict[str, dict[str, Any]] = {}
     for rate in rates:
-        measured[rate] = {}
-        for cut, bundle in bundles.items():
-            run_dir = out / f"{rate}" / cut.replace(" ", "_")
-            measured[rate][cut] = result = measure(bundle, float(rate), args, run_dir)
+        measured[rate] = result = measure(bundle, float(rate), args, out / rate)
+        for cut, figures in result["per_cut"].items():
             print(
-                f"{rate:>6} Mbit/s {cut:>10}: {result['median_ms']['end_to_end_latency']:8.1f} ms "
-                f"(p95 {result['latency_p95_ms']:.1f}), {result['frames_classified']} frames, "
-                f"{result['lost_features']} lost, overhead {result['transport_overhead_ms']:.2f} ms",
+                f"{rate:>6} Mbit/s {cut:>10}: {figures['median_ms']:8.1f} ms (p95 {figures['p95_ms']:.1f}), "
+                f"{figures['frames']} frames, overhead {figures['transport_overhead_ms']:.2f} ms",
                 file=sys.stderr,
                 flush=True,
             )
