@@ -3,6 +3,8 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 ENV := source scripts/env.sh
 PYTEST_ARGS ?=
+# make studio STUDIO_ARGS="--ros --namespace robot1": options of the studio (see its --help)
+STUDIO_ARGS ?=
 # make test-ros ROS=kilted: the ROS-facing tests on ROS 2 Kilted from PyPI, in its own .venv-kilted
 # and install-kilted (default jazzy: the usual .venv and install). Not ROS_DISTRO: make exports it,
 # and setup.sh reads ROS_DISTRO as "a system ROS 2 is sourced".
@@ -10,13 +12,14 @@ ROS ?= jazzy
 ROS_TESTS := tests splitcomp_ros/test
 ROS_ENV := $(if $(filter-out jazzy,$(ROS)),export SPLITCOMP_PYPI_ROS=$(ROS) &&)
 
-.PHONY: help setup build test test-ros lint demo bench clean
+.PHONY: help setup build test test-ros lint demo studio bench clean
 
 help:
-	@echo "make demo   - set up, build, and run the split pipeline end to end on the shipped demo model"
+	@echo "make demo   - set up, build, and run the split pipeline end to end on EfficientNet-Lite0 and real photos"
 	@echo "make test   - set up, build, and run every test"
 	@echo "make test-ros ROS=kilted - only the ROS-facing tests ($(ROS_TESTS)), on ROS 2 Kilted (default jazzy)"
 	@echo "make lint   - ruff (lint and format check) and mypy, as the tests run them"
+	@echo "make studio - the web page (and JSON API) at http://127.0.0.1:8000/: upload, cut, split, calibrate, test, download"
 	@echo "make bench  - codec and pipeline benchmarks (figures in the README)"
 	@echo "make setup  - virtual environment with pinned dependencies, then colcon build"
 	@echo "make clean  - remove build outputs and the virtual environment"
@@ -36,6 +39,9 @@ lint: setup
 
 demo: setup
 	@$(ENV) && python -m splitcomp_tools.demo
+
+studio: setup
+	@$(ENV) && python -m splitcomp_tools.studio $(STUDIO_ARGS)
 
 bench: setup
 	@$(ENV) && python -m splitcomp_tools.bench codec && python -m splitcomp_tools.bench pipeline

@@ -6,6 +6,8 @@
 #
 # Environment: SPLITCOMP_VENV (default .venv), PYTHON (default python3), SPLITCOMP_SKIP_TOOLS=1
 # to leave out torch and the offline-tool packages (robot and edge images need only the nodes).
+# With the tools it also wants Debian's chromium for the studio's browser test (installed with apt
+# when run as root; otherwise the apt line is printed and that test skips, saying so).
 # SPLITCOMP_PYPI_ROS=kilted installs ROS 2 Kilted from PyPI instead of Jazzy, into its own venv
 # (.venv-kilted) and colcon spaces (build-kilted, install-kilted, log-kilted); source env.sh with
 # the same variable set. (Not ROS_DISTRO: that one means a system ROS is sourced.)
@@ -50,6 +52,18 @@ ensure_system_tools() {
   fi
 }
 
+ensure_browser() {
+  [[ ${SPLITCOMP_SKIP_TOOLS:-0} == 1 ]] && return
+  command -v chromium >/dev/null && return
+  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+    say "installing chromium (the studio's browser test drives it)"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+  else
+    say "no chromium: the studio's browser test will skip; install it with: sudo apt-get install chromium"
+  fi
+}
+
 check_python_version() {
   "$python" -c 'import sys; sys.exit(sys.version_info < (3, 10))' ||
     die "Python >= 3.10 is needed, $("$python" --version 2>&1) found; set PYTHON=/path/to/python3.x"
@@ -62,7 +76,7 @@ requirement_files() {
   else
     files+=("$root/requirements/python.txt" "$root/requirements/ros-$pypi_ros.txt")
   fi
-  [[ ${SPLITCOMP_SKIP_TOOLS:-0} == 1 ]] || files+=("$root/requirements/tools.txt")
+  [[ ${SPLITCOMP_SKIP_TOOLS:-0} == 1 ]] || files+=("$root/requirements/tools.txt" "$root/requirements/studio.txt")
   printf '%s\n' "${files[@]}"
 }
 
@@ -105,7 +119,8 @@ build_workspace() {
   # Sources are symlinked into install/, so only the files that shape the build matter here.
   want=$(cd "$root" && digest $(find "${packages[@]}" launch config colcon.meta -type f \
     \( -name package.xml -o -name setup.py -o -name setup.cfg -o -name CMakeLists.txt -o -name '*.msg' \
-       -o -name __init__.py -o -path 'launch/*' -o -path 'config/*' -o -path '*/resource/*' -o -path '*/models/*' -o -name colcon.meta \) | sort) "$venv/.splitcomp-deps")
+       -o -name __init__.py -o -path 'launch/*' -o -path 'config/*' -o -path '*/resource/*' -o -path '*/models/*' \
+       -o -path '*/studio/static/*' -o -name colcon.meta \) | sort) "$venv/.splitcomp-deps")
   if [[ -f $stamp && $(cat "$stamp") == "$want" ]]; then
     say "workspace build up to date"
     return
@@ -124,6 +139,7 @@ build_workspace() {
 }
 
 ensure_system_tools
+ensure_browser
 install_dependencies
 build_workspace
 say "ready: ${SPLITCOMP_PYPI_ROS:+SPLITCOMP_PYPI_ROS=$SPLITCOMP_PYPI_ROS }source $root/scripts/env.sh to use the workspace"

@@ -14,12 +14,13 @@ setup(
         ("share/" + package_name + "/launch", glob("../launch/*.launch.py")),
         ("share/" + package_name + "/config", glob("../config/*")),
         ("share/" + package_name + "/models/shapes", glob("models/shapes/*")),
+        ("share/" + package_name + "/studio", glob("splitcomp_tools/studio/static/*")),
     ],
     install_requires=["setuptools"],
     zip_safe=True,
     maintainer="splitcomp maintainers",
     maintainer_email="maintainers@splitcomp.dev",
-    description="Offline tools of splitcomp (export, analyze, split, calibrate, bench, demo) and the image_source and overlay helper nodes.",
+    description="Offline tools of splitcomp (export, analyze, split, calibrate, bench, demo, studio) and the image_source and overlay helper nodes.",
     license="Apache-2.0",
     entry_points={
         "console_scripts": [
@@ -35,6 +36,7 @@ setup(
             "image_source = splitcomp_tools.nodes.image_source:main",
             "overlay = splitcomp_tools.nodes.overlay:main",
             "train_shapes = splitcomp_tools.shapes.train:main",
+            "studio = splitcomp_tools.studio.server:main",
         ],
     },
 )

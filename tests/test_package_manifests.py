@@ -25,9 +25,23 @@ ROSDEP_KEY = {
     "torch": "python3-torch",
     "rosbags": "python3-rosbags",
     "google": "python3-protobuf",
+    "fastapi": "python3-fastapi",
+    "uvicorn": "python3-uvicorn",
+    "python_multipart": "python3-multipart",
+    "PIL": "python3-pil",
+    "pydantic": "python3-pydantic",
 }
 # Imported only inside a guard, with a tested path when missing (see the README).
-OPTIONAL = {"cv_bridge", "vision_msgs", "torchvision", "timm", "launch", "launch_ros", "onnxscript"}
+OPTIONAL = {
+    "cv_bridge",
+    "vision_msgs",
+    "torchvision",
+    "timm",
+    "launch",
+    "launch_ros",
+    "onnxscript",
+    "efficientnet_lite_pytorch",  # pip only (requirements/tools.txt): `export efficientnet_lite0` says so when missing
+}
 
 
 def imported_top_level_modules(package_dir: pathlib.Path) -> set:

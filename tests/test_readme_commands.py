@@ -67,6 +67,7 @@ def test_paths_named_in_commands_exist():
         "docker/README.md",
         "docs/overlay.png",
         "docs/calibration.png",
+        "docs/studio.png",
         "config/splitcomp.rviz",
     ):
         assert path in README and (ROOT / path).exists(), path

@@ -83,9 +83,14 @@ class HeadPipeline:
         t0 = time.perf_counter()
         model_input = self.preprocess(image, encoding)
         t1 = time.perf_counter()
-        outputs = self.session.run({self._input_name: model_input})
+        features = self.cut_tensors(model_input)
         t2 = time.perf_counter()
-        return {name: outputs[name] for name in self.cut_names}, (t1 - t0) * 1e3, (t2 - t1) * 1e3
+        return features, (t1 - t0) * 1e3, (t2 - t1) * 1e3
+
+    def cut_tensors(self, model_input: np.ndarray) -> dict[str, np.ndarray]:
+        """The head model on an already preprocessed 1x3xHxW input (e.g. a JPEG of the model-size image)."""
+        outputs = self.session.run({self._input_name: model_input})
+        return {name: outputs[name] for name in self.cut_names}
 
     def encode(self, features: dict[str, np.ndarray]) -> list[EncodedTensor]:
         encoding = self._encoding

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from splitcomp_core.bundle import Bundle
+from splitcomp_core.bundle import DYNAMIC, Bundle
 from splitcomp_core.codec import DEFAULT_MAX_ELEMENTS, EncodedTensor, decode
 from splitcomp_core.errors import CodecError, InferenceError, SplitcompError
 from splitcomp_core.postprocess import top_k_labelled
 from splitcomp_core.runtime import DEFAULT_PROVIDERS, InferenceSession
+
+SCORE_BATCH = 32  # frames per tail run in top1() when the bundle's batch dimension is dynamic
 
 
 class FeaturesRejected(SplitcompError):
@@ -71,6 +73,8 @@ class TailPipeline:
         )
         self._dtypes = {t.name: np.dtype(t.dtype) for t in self.cut}
         self._output = bundle.manifest.output
+        # Frames may share a tail run only when the model takes any batch, from the input to every cut tensor.
+        self.batch_dynamic = bundle.manifest.input.shape[0] == DYNAMIC and all(t.shape[0] == DYNAMIC for t in self.cut)
 
     def check(self, model_id: str, tensors: Sequence[EncodedTensor]) -> None:
         """Raise FeaturesRejected unless the message matches this bundle's cut."""
@@ -85,9 +89,41 @@ class TailPipeline:
             if tensor.name != spec.name:
                 raise FeaturesRejected("tensor_name", f"expected tensor '{spec.name}', got '{tensor.name}'")
             shape = tuple(tensor.shape)
-            expected = [1 if i == 0 and d < 0 else d for i, d in enumerate(spec.shape)]  # the head sends batch 1
-            if len(shape) != len(expected) or any(d != e for d, e in zip(shape, expected) if e >= 0):
-                raise FeaturesRejected("shape", f"tensor '{spec.name}' has shape {list(shape)}, expected {expected}")
+            _check_shape(spec.name, shape, spec.shape)
+
+    def top1(self, features: Mapping[str, np.ndarray], batch: int = SCORE_BATCH) -> np.ndarray:
+        """The best class of each of N frames from their decoded float cut tensors, as __call__ would rank it.
+
+        `features[name]` stacks the frames' tensors as the head makes them: shape (N, *tensor shape).
+        Calibration scores hundreds of re-encodings this way. Up to `batch` frames share one tail run
+        only when the batch dimension is dynamic; a static-batch tail gets one frame at a time.
+        """
+        if set(features) != {t.name for t in self.cut}:
+            raise FeaturesRejected(
+                "tensor_name", f"expected tensors {[t.name for t in self.cut]}, got {sorted(features)}"
+            )
+        counts = {len(a) for a in features.values()}
+        if len(counts) != 1:
+            raise FeaturesRejected(
+                "tensor_count", f"the cut tensors hold different numbers of frames: {sorted(counts)}"
+            )
+        count = counts.pop()
+        for spec in self.cut:
+            _check_shape(spec.name, features[spec.name].shape[1:], spec.shape)
+        step = max(1, batch) if self.batch_dynamic else 1
+        answers = []
+        for start in range(0, count, step):
+            stop = min(count, start + step)
+            feeds = {
+                t.name: features[t.name][start:stop]
+                .reshape((-1, *features[t.name].shape[2:]))
+                .astype(self._dtypes[t.name], copy=False)
+                for t in self.cut
+            }
+            scores = np.asarray(self.session.run(feeds)[self._output.name])
+            # argmax keeps the lowest class id among equal scores, as top_k does; softmax keeps the order.
+            answers.append(scores.reshape(stop - start, -1).argmax(axis=1))
+        return np.concatenate(answers) if answers else np.empty(0, dtype=np.int64)
 
     def __call__(self, model_id: str, tensors: Sequence[EncodedTensor]) -> TailResult:
         self.check(model_id, tensors)
@@ -118,3 +154,10 @@ class TailPipeline:
             tail_ms=(t2 - t1) * 1e3,
             post_ms=(t3 - t2) * 1e3,
         )
+
+
+def _check_shape(name: str, shape: Sequence[int], declared: Sequence[int]) -> None:
+    """One frame's tensor against the manifest's shape: the head sends batch 1, other dynamic sizes match any."""
+    expected = [1 if i == 0 and d < 0 else d for i, d in enumerate(declared)]
+    if len(shape) != len(expected) or any(d != e for d, e in zip(shape, expected) if e >= 0):
+        raise FeaturesRejected("shape", f"tensor '{name}' has shape {list(shape)}, expected {expected}")

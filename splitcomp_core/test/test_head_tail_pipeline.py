@@ -181,3 +181,74 @@ def test_without_a_config_the_head_uses_the_bundles_defaults(bundle):
     custom = dataclasses.replace(bundle, manifest=dataclasses.replace(bundle.manifest, quantization=defaults))
     head = HeadPipeline(custom, providers=["cpu"])
     assert (head.config.bits, head.config.mode, head.config.codec) == (3, "per_channel", "lz4")
+
+
+def _stacked(head, frames):
+    """Each frame's float cut tensors, stacked per tensor: what calibration hands TailPipeline.top1."""
+    per_frame = [head.features(f, "rgb8")[0] for f in frames]
+    return {name: np.stack([p[name] for p in per_frame]) for name in head.cut_names}
+
+
+def _count_runs(tail):
+    """Record the batch size of every tail run (a wrapper around our own session, the real ORT run inside)."""
+    batches = []
+    run = tail.session.run
+
+    def counted(feeds):
+        batches.append(next(iter(feeds.values())).shape[0])
+        return run(feeds)
+
+    tail.session.run = counted
+    return batches
+
+
+def _one_by_one(bundle, head, tail, frames):
+    raw = HeadPipeline(bundle, EncoderConfig(bits=32), providers=["cpu"])
+    return [tail(bundle.manifest.model_id, raw(f).tensors).results[0][0] for f in frames]
+
+
+@pytest.mark.parametrize("cut_shape", [[1, 4, 16, 16], [-1, 4, -1, -1]], ids=["static", "static-unknown-dims"])
+def test_top1_feeds_a_static_batch_tail_one_frame_at_a_time(bundle, frames, cut_shape):
+    """A static-batch tail (input batch 1) is never fed stacked frames, even when the manifest's cut says -1."""
+    manifest = dataclasses.replace(bundle.manifest, cut=[dataclasses.replace(bundle.manifest.cut[0], shape=cut_shape)])
+    static = dataclasses.replace(bundle, manifest=manifest)
+    head = HeadPipeline(static, providers=["cpu"])
+    tail = TailPipeline(static, ["cpu"])
+    assert not tail.batch_dynamic
+    batches = _count_runs(tail)
+    got = tail.top1(_stacked(head, frames))
+    assert batches == [1] * len(frames)
+    assert list(got) == _one_by_one(static, head, tail, frames)
+
+
+def test_top1_batches_frames_when_the_batch_is_dynamic(tmp_path):
+    colours = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255), (0, 0, 0), (255, 255, 0), (0, 255, 255)]
+    frames = [np.full((24, 20, 3), c, np.uint8) for c in colours]
+    bundle = variant_bundle(
+        tmp_path,
+        [helper.make_node("Identity", ["r"], ["feat"])],
+        TensorProto.FLOAT,
+        [helper.make_node("Identity", ["feat"], ["f32"])],
+        TensorProto.FLOAT,
+        logits_shape=[-1, 5],
+    )
+    head = HeadPipeline(bundle, providers=["cpu"])
+    tail = TailPipeline(bundle, ["cpu"])
+    assert tail.batch_dynamic
+    batches = _count_runs(tail)
+    got = tail.top1(_stacked(head, frames), batch=3)
+    assert batches == [3, 3, 1]
+    assert list(got) == _one_by_one(bundle, head, tail, frames)
+    assert len(set(got)) > 1, "the frames must not all get one class, or agreement would mean little"
+
+
+def test_top1_refuses_tensors_that_do_not_fit_the_cut(bundle, frames):
+    head = HeadPipeline(bundle, providers=["cpu"])
+    tail = TailPipeline(bundle, ["cpu"])
+    stacked = _stacked(head, frames[:2])
+    with pytest.raises(FeaturesRejected) as info:
+        tail.top1({"feat": stacked["feat"][:, :, :2]})
+    assert info.value.reason == "shape"
+    with pytest.raises(FeaturesRejected) as info:
+        tail.top1({"other": stacked["feat"]})
+    assert info.value.reason == "tensor_name"

@@ -25,7 +25,8 @@ from splitcomp_core.head import HeadPipeline
 from splitcomp_core.preprocess import Preprocessor
 from splitcomp_core.quantization import EncoderConfig
 from splitcomp_core.tail import TailPipeline
-from splitcomp_tools.model.calibrate import BITS, JPEG_QUALITIES, QUANTIZED_METHODS, calibrate, main
+from splitcomp_tools.model.baseline import JPEG_QUALITIES
+from splitcomp_tools.model.calibrate import BITS, QUANTIZED_METHODS, calibrate, main
 from splitcomp_tools.model.export import export_torch_module
 from splitcomp_tools.model.split import split_model
 from splitcomp_tools.shapes.generator import CLASS_NAMES, ShapeGenerator
@@ -279,3 +280,29 @@ def test_runs_as_a_module():
     )
     assert done.returncode == 0
     assert "--images" in done.stdout and "--dry-run" in done.stdout
+
+
+def test_the_cheapest_encoding_that_reaches_a_target_becomes_the_heads_default(setup, result, bundle):
+    choice = result.cheapest(1.0)
+    assert choice is not None and choice.agreement == 1.0 and choice.codec is not None
+    assert all(r.bytes_per_frame >= choice.bytes_per_frame for r in result.results if r.codec and r.agreement == 1.0)
+    assert result.cheapest(1.01) is None and result.best().agreement == 1.0
+    chosen = result.with_default(choice)
+    assert chosen.default == choice
+    update_quantization(bundle, chosen.quantization)
+    loaded = load_bundle(bundle)
+    head = HeadPipeline(loaded, providers=["cpu"])  # no config: the bundle's default is the choice
+    assert (head.config.bits, head.config.codec) == (choice.bits, choice.codec) and head.warnings == []
+    tail = TailPipeline(loaded, providers=["cpu"])
+    frames = _frames(setup[1])
+    answers = [tail(loaded.manifest.model_id, head(f).tensors) for f in frames]
+    assert [a.results[0][0] for a in answers] == list(setup[4])  # agreement 1.0, as the row says
+    assert np.mean([a.feature_bytes for a in answers]) == pytest.approx(choice.bytes_per_frame)
+
+
+def test_eval_images_judge_on_other_frames_than_the_ranges(setup):
+    root, images, _, _, _ = setup
+    split_result = calibrate(root / "bundle", str(images), count=8, eval_images="generator", eval_count=5)
+    assert (split_result.frames, split_result.eval_frames, split_result.eval_images) == (8, 5, "generator")
+    full = {r.method: r for r in split_result.results if r.codec is None}["jpeg_full"]
+    assert full.bytes_per_frame > 20_000  # 640x480 generator frames, not the 48x40 calibration images

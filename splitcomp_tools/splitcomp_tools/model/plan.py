@@ -64,9 +64,9 @@ from splitcomp_core.tail import TailPipeline
 from splitcomp_tools.cli import run_cli
 from splitcomp_tools.frames import open_source
 from splitcomp_tools.model.analyze import Analysis, analyze_model
-from splitcomp_tools.model.calibrate import Calibration, Result, calibrate, manifest_entry
+from splitcomp_tools.model.calibrate import Calibration, Result, calibrate
+from splitcomp_tools.model.prepare import choose_cut
 from splitcomp_tools.model.split import Preprocessing, add_model_arguments, preprocessing_from, split_model
-from splitcomp_tools.shapes.bundle import choose_cut
 
 DEFAULT_BANDWIDTHS = (1.1, 5.85, 18.88, 100.0)
 DEFAULT_AGREEMENT = 0.99
@@ -90,7 +90,7 @@ class PlanError(SplitcompError, ValueError):
 class ModelOptions:
     """How to split the model into bundles: split's options (labels, preprocessing, the output, --rebase-batch)."""
 
-    preprocessing: Preprocessing = dataclasses.field(default_factory=Preprocessing)
+    preprocessing: Preprocessing | Mapping[str, Any] | None = None  # None or the fields given: what export recorded
     labels: str | None = None
     output: str | None = None
     output_kind: str = "auto"
@@ -270,34 +270,28 @@ def wire_bytes(result: Result, cut: Sequence[TensorSpec]) -> float:
     return result.bytes_per_frame + 8.0 * pairs
 
 
-def quantization_for(result: Result, calibration: Calibration) -> QuantizationSpec:
-    """The manifest section that makes the head encode as `result` did in calibration."""
-    base = calibration.quantization
-    bits = result.bits if result.bits is not None else base.bits
-    codec = result.codec or "none"
-    if result.method in ("raw", "clip"):
-        mode = "calibrated" if result.method == "raw" else "clip"
-        return dataclasses.replace(base, bits=bits, mode=mode, codec=codec)
-    granularity, method = result.method.rsplit("_", 1)
-    calibrated = {
-        name: manifest_entry(t, method, bits, calibration.percentile, calibration.frames)
-        for name, t in calibration.tensors.items()
-    }
-    mode = "calibrated" if granularity == "per_tensor" else "per_channel"
-    return dataclasses.replace(base, bits=bits, mode=mode, codec=codec, calibrated=calibrated)
-
-
 def encode_candidates(
-    candidates: Sequence[Candidate], images: str, count: int, agreement: float, seed: int, progress: bool
+    candidates: Sequence[Candidate],
+    images: str,
+    count: int,
+    agreement: float,
+    seed: int,
+    progress: bool,
+    calibration_images: str | None = None,
 ) -> dict[str, Calibration]:
-    """Calibrate every candidate on the frames and store its smallest sufficient encoding; the calibrations."""
+    """Calibrate every candidate and store its smallest sufficient encoding; the calibrations.
+
+    Ranges come from `calibration_images` (default: `images`), agreement and bytes from `images`.
+    """
     calibrations = {}
     for c in candidates:
         assert c.bundle is not None
         _say(progress, f"{c.cut_id}: measuring encodings on {count} frames from {images}")
-        calibration = calibrate(c.bundle, images, count, seed=seed)
+        calibration = calibrate(
+            c.bundle, calibration_images or images, count, seed=seed, eval_images=images if calibration_images else None
+        )
         chosen = smallest_encoding(calibration, agreement)
-        update_quantization(c.bundle, quantization_for(chosen, calibration))
+        update_quantization(c.bundle, calibration.with_default(chosen).quantization)
         c.bits, c.quantization, c.codec = chosen.bits, chosen.method, chosen.codec
         c.bytes = wire_bytes(chosen, load_bundle(c.bundle).manifest.cut)
         c.agreement = chosen.agreement
@@ -306,7 +300,13 @@ def encode_candidates(
 
 
 def old_rule_bundle(
-    heuristic: Candidate | None, calibrations: Mapping[str, Calibration], work: Path, images: str, count: int, seed: int
+    heuristic: Candidate | None,
+    calibrations: Mapping[str, Calibration],
+    work: Path,
+    images: str,
+    count: int,
+    seed: int,
+    calibration_images: str | None = None,
 ) -> Path | None:
     """The old rule's deployment for comparison: its cut at calibrate's default encoding (4 bits, least error)."""
     if heuristic is None or heuristic.bundle is None:
@@ -314,7 +314,9 @@ def old_rule_bundle(
     out = work / "old_rule"
     shutil.rmtree(out, ignore_errors=True)
     shutil.copytree(heuristic.bundle, out)
-    calibration = calibrations.get(heuristic.cut_id) or calibrate(out, images, count, seed=seed)
+    calibration = calibrations.get(heuristic.cut_id) or calibrate(
+        out, calibration_images or images, count, seed=seed, eval_images=images if calibration_images else None
+    )
     update_quantization(out, calibration.quantization)
     return out
 
@@ -454,13 +456,14 @@ def make_plan(
     timing_rate: float = TIMING_RATE_HZ,
     seed: int = 0,
     progress: bool = False,
+    calibration_images: str | None = None,
 ) -> Plan:
     """Candidates, their encodings, times and predictions; the candidate bundles stay in `work`."""
     _check_options(count, agreement, bandwidths, overhead_ms, timing_frames, timing_rate)
     model, options = Path(model), options or ModelOptions()
     analysis = analyze_model(model, rebase_batch=options.rebase_batch)
     candidates = prepare_candidates(model, analysis, work, options)
-    calibrations = encode_candidates(candidates, images, count, agreement, seed, progress)
+    calibrations = encode_candidates(candidates, images, count, agreement, seed, progress, calibration_images)
     frames = next(iter(calibrations.values())).frames
     _say(progress, f"timing {len(candidates)} candidates on {timing_frames} frames")
     here, _provider = measure_times(candidates, images, timing_frames, seed=seed, rate_hz=timing_rate)
@@ -475,7 +478,7 @@ def make_plan(
     if old_cut is None and heuristic is not None:  # dominated, so not a candidate: split it on its own
         old_cut = next(c for c in candidate_cuts(analysis, [1], prune=False) if c.cut_id == heuristic)
         build_bundles(model, [old_cut], work / "dominated", options)
-    old_rule = old_rule_bundle(old_cut, calibrations, work, images, count, seed)
+    old_rule = old_rule_bundle(old_cut, calibrations, work, images, count, seed, calibration_images)
     this_machine = f"this machine ({platform.node()}, measured now)"
     return Plan(
         model=str(model),
@@ -690,7 +693,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="plan", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("model", help="the .onnx file to plan for")
-    parser.add_argument("--images", help="frames: generator, a folder, a video, a rosbag2 (with --topic)")
+    parser.add_argument(
+        "--images", help="frames the agreement is measured on: photos:test, generator, a folder, a video, a rosbag2"
+    )
+    parser.add_argument(
+        "--calibration-images", help="frames the ranges are found on, e.g. photos:train (default: --images)"
+    )
     parser.add_argument(
         "--count", type=int, default=DEFAULT_COUNT, help=f"frames per candidate (default {DEFAULT_COUNT})"
     )
@@ -776,6 +784,7 @@ def _main(argv: Sequence[str] | None) -> int:
             timing_frames=args.timing_frames,
             timing_rate=args.timing_rate,
             seed=args.seed,
+            calibration_images=args.calibration_images,
             progress=progress,
         )
         if args.out:

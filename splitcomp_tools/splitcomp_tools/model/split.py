@@ -18,6 +18,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -40,6 +41,7 @@ from splitcomp_core.postprocess import KINDS, load_labels
 from splitcomp_core.preprocess import Preprocessor
 from splitcomp_tools.cli import run_cli
 from splitcomp_tools.model import graph as gr
+from splitcomp_tools.model.metadata import recorded_labels, recorded_preprocessing
 
 TOLERANCE = 1e-4  # allowed max abs difference of head+tail against the full model, relative to the output range
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -94,7 +96,7 @@ def split_model(
     cut: Sequence[str],
     out_dir: str | os.PathLike,
     *,
-    preprocessing: Preprocessing = Preprocessing(),
+    preprocessing: Preprocessing | Mapping[str, Any] | None = None,
     labels_path: str | os.PathLike | None = None,
     images_dir: str | os.PathLike | None = None,
     random_samples: int = 4,
@@ -110,7 +112,9 @@ def split_model(
     measured in ONNX Runtime and recorded concretely (only a batch dim of a dynamic-batch model
     stays DYNAMIC); the head must compute exactly those during verification. `rebase_batch`
     first lets reads of the input's batch size come from the feature tensor they meet
-    (`graph.rebase_batch_reads`), so cuts before an `x.view(x.size(0), -1)` exist.
+    (`graph.rebase_batch_reads`), so cuts before an `x.view(x.size(0), -1)` exist. A model that
+    `export` gave class names and preprocessing (its metadata_props) uses them unless `labels_path`
+    or `preprocessing` says otherwise; a mapping for `preprocessing` holds only the fields to change.
     """
     out = Path(out_dir)
     if out.exists() and not overwrite:
@@ -121,6 +125,8 @@ def split_model(
         raise SplitError(f"random samples must be >= 0, got {random_samples}")
     structure = gr.load_model(model_path)
     g = gr.build_graph(structure)
+    if not isinstance(preprocessing, Preprocessing):
+        preprocessing = Preprocessing(**{**recorded_preprocessing(structure), **(preprocessing or {})})
     input_spec = _input_spec(structure, g, preprocessing)
     dynamic = input_spec.shape[0] == DYNAMIC
     fixed = {input_spec.name: (1, 3, input_spec.height, input_spec.width)}
@@ -138,7 +144,7 @@ def split_model(
             )
     value_infos = _value_infos(structure, g, cut, types)
     expected = {t: [1 if d == DYNAMIC else d for d in types[t].shape] for t in cut}
-    labels = load_labels(labels_path) if labels_path is not None else None
+    labels = load_labels(labels_path) if labels_path is not None else recorded_labels(structure)
     samples = _random_inputs(fixed[input_spec.name], random_samples)
     images = _image_inputs(Path(images_dir), input_spec) if images_dir is not None else []
     if not samples and not images:
@@ -284,21 +290,28 @@ def build_parser() -> argparse.ArgumentParser:
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """What a bundle needs to know about the model besides its graph: labels, preprocessing, the output (split, plan)."""
-    parser.add_argument("--labels", metavar="FILE", help="class names: a JSON list or ImageNet class_index.json")
+    parser.add_argument(
+        "--labels",
+        metavar="FILE",
+        help="class names: a JSON list or ImageNet class_index.json (default: those the model's export recorded)",
+    )
     parser.add_argument(
         "--mean",
-        default=",".join(map(str, IMAGENET_MEAN)),
         metavar="R,G,B",
-        help="per-channel mean in 0..1 units, in the model's colour order (default ImageNet)",
+        help="per-channel mean in 0..1 units, in the model's colour order (default: recorded by export, or ImageNet)",
     )
     parser.add_argument(
         "--std",
-        default=",".join(map(str, IMAGENET_STD)),
         metavar="R,G,B",
-        help="per-channel std in 0..1 units (default ImageNet)",
+        help="per-channel std in 0..1 units (default: recorded by export, or ImageNet)",
     )
     parser.add_argument("--size", metavar="H[,W]", help="input height and width (default: the model's input shape)")
-    parser.add_argument("--bgr", action="store_true", help="the model expects BGR channel order (default RGB)")
+    parser.add_argument(
+        "--bgr",
+        action="store_true",
+        default=None,
+        help="the model expects BGR channel order (default: recorded by export, or RGB)",
+    )
     parser.add_argument(
         "--crop",
         nargs="?",
@@ -306,7 +319,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         const=0,
         metavar="RESIZE",
         help="resize the shorter side to RESIZE (default size/0.875, e.g. 256 for 224) and center-crop; "
-        "without --crop frames are stretched to the input size",
+        "without --crop frames are stretched to the input size, unless export recorded a crop",
     )
     parser.add_argument("--output", metavar="NAME", help="the class-score output (default: the first graph output)")
     parser.add_argument(
@@ -325,26 +338,28 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def preprocessing_from(args: argparse.Namespace) -> Preprocessing:
-    """The Preprocessing that the options of `add_model_arguments` describe."""
+def preprocessing_from(args: argparse.Namespace) -> dict[str, Any]:
+    """The preprocessing fields the options of `add_model_arguments` set (the rest: what export recorded)."""
     size = _ints(args.size, "--size", (1, 2)) if args.size else None
-    return Preprocessing(
-        mean=_floats(args.mean, "--mean"),
-        std=_floats(args.std, "--std"),
-        size=None if size is None else (size[0], size[-1]),
-        bgr=args.bgr,
-        crop_resize=args.crop,
-    )
+    given = {
+        "mean": None if args.mean is None else _floats(args.mean, "--mean"),
+        "std": None if args.std is None else _floats(args.std, "--std"),
+        "size": None if size is None else (size[0], size[-1]),
+        "bgr": args.bgr,
+        "crop_resize": args.crop,
+    }
+    return {key: value for key, value in given.items() if value is not None}
 
 
 def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     cut = [name for value in args.at for name in value.split(",") if name]
+    preprocessing = preprocessing_from(args)
     bundle, check = split_model(
         args.model,
         cut,
         args.out,
-        preprocessing=preprocessing_from(args),
+        preprocessing=preprocessing,
         labels_path=args.labels,
         images_dir=args.images,
         random_samples=args.samples,
@@ -356,7 +371,7 @@ def _main(argv: Sequence[str] | None) -> int:
     spec = bundle.manifest.input
     print(
         f"wrote {bundle.path}: cut {', '.join(cut)}; input {spec.name} {spec.height}x{spec.width} "
-        f"{spec.color_order} ({spec.resize})"
+        f"{spec.color_order} ({spec.resize}); {len(bundle.labels) if bundle.labels else 'no'} class names"
     )
     print(
         f"verified on {check.random_samples} random inputs and {check.image_samples} images: max abs "

@@ -1,4 +1,4 @@
-"""image_source: publishes image_raw from a folder, a video file, a camera device or the demo generator.
+"""image_source: publishes image_raw from real photos, a folder, a video file, a camera device or the demo generator.
 
 Frames carry the current time as stamp and the configured frame_id, like a camera driver, so the
 tail's latency_ms measures the whole pipeline.
@@ -35,7 +35,8 @@ class ImageSource(Node):
             self,
             "source",
             "generator",
-            "generator, a folder of images, a video file, or a camera device (/dev/video0 or 0).",
+            "photos (photos:train, photos:test: real photos from the installed wheels), generator, a folder of "
+            "images, a video file, or a camera device (/dev/video0 or 0).",
             read_only=True,
         )
         rate_hz = declare(self, "rate_hz", 30.0, "Frames per second.", read_only=True, float_range=(0.1, 1000.0))

@@ -26,9 +26,10 @@ from splitcomp_core.bundle import load_bundle
 from splitcomp_core.codec import CODE_BITS, CODEC_NAMES, RAW_BITS
 from splitcomp_core.errors import SplitcompError
 from splitcomp_tools.cli import run_cli
+from splitcomp_tools.model.prepare import DEFAULT_CACHE, prepare_bundle
 from splitcomp_tools.run import bench_link
+from splitcomp_tools.run.demo_models import DEMO_MODELS
 from splitcomp_tools.run.pipeline_run import PipelineRun
-from splitcomp_tools.shapes.bundle import prepare_bundle
 
 
 def _p50(diagnostics: dict, node: str, key: str) -> float:
@@ -74,7 +75,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="bench pipeline", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--bundle", help="bundle to run (default: the demo model, split and calibrated as `demo` does)")
+    p.add_argument(
+        "--bundle", help="bundle to run (default: --model, split and calibrated (4-bit ranges) as `demo` prepares it)"
+    )
+    p.add_argument(
+        "--model",
+        choices=tuple(DEMO_MODELS),
+        default="shapes",
+        help="the demo model to prepare when no --bundle is given (default: shapes, the toy of the README's figures)",
+    )
+    p.add_argument(
+        "--source",
+        help="image_source's frames: photos:test, generator, a folder, a video (default: the model's held-out frames)",
+    )
+    p.add_argument(
+        "--cache", default=str(DEFAULT_CACHE), help=f"exported models are kept here (default: {DEFAULT_CACHE})"
+    )
     p.add_argument("--rate", type=float, default=30.0, help="camera frames per second (default: 30)")
     p.add_argument("--duration", type=float, default=20.0, help="seconds of camera frames (default: 20)")
     p.add_argument(
@@ -86,7 +102,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="head bits: 1..8 quantize, 16/32 raw floats (default: what the bundle's calibration chose, each cut's own)",
     )
     p.add_argument("--codec", default=None, choices=CODEC_NAMES, help="head codec (default: the bundle's)")
-    p.add_argument("--source", default="generator", help="image_source's frames, e.g. generator (default)")
     p.add_argument(
         "--link",
         type=float,
@@ -139,7 +154,12 @@ def _main(argv: Sequence[str] | None) -> int:
     if (schedule or args.cycle_cuts) and args.link is None:
         raise SplitcompError("--schedule and --cycle-cuts work on the link of --link: give --link too")
     out = Path(args.out)
-    bundle = Path(args.bundle) if args.bundle else prepare_bundle(out / "bundle", quiet=True)
+    model = DEMO_MODELS[args.model]
+    bundle = (
+        Path(args.bundle)
+        if args.bundle
+        else prepare_bundle(model, out / "bundle", Path(args.cache), evaluation_frames=100, quiet=True).path
+    )
     if args.cycle_cuts:
         if args.cycle_cuts <= args.settle or args.rounds < 1:
             raise SplitcompError("--cycle-cuts must be longer than --settle, and --rounds at least 1")
@@ -153,7 +173,7 @@ def _main(argv: Sequence[str] | None) -> int:
         out / "logs",
         args.rate,
         frame_count=frames,
-        source=args.source,
+        source=args.source or model.evaluation_images,
         watch_frames=False,
         preload=30,
         head_params=head_params(args),

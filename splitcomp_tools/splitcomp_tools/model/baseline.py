@@ -1,0 +1,95 @@
+"""What a robot would send instead of features: the frame as a JPEG, classified by the same model.
+
+Calibration and the demo both compare splitcomp's bytes and agreement with this. JPEG runs at
+qualities 50, 75 and 95 of the image the model actually sees (after the bundle's resize or crop,
+recovered exactly from the model input, so JPEG loss is the only difference from the reference) and
+at image_transport's default quality 95 of the camera frame as it is. The decoded JPEG goes through
+the same HeadPipeline and TailPipeline as the features do (in float32: the unsplit model's answer,
+which split verified head∘tail to give).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+
+import cv2
+import numpy as np
+
+from splitcomp_core.errors import SplitcompError
+from splitcomp_core.head import HeadPipeline
+from splitcomp_core.preprocess import Preprocessor
+from splitcomp_core.tail import TailPipeline
+
+JPEG_QUALITIES = (50, 75, 95)
+FULL_SIZE_QUALITY = 95  # image_transport's default JPEG quality
+MODEL_SIZE = "jpeg"  # the model-size image as JPEG
+FULL_FRAME = "jpeg_full"  # the camera frame as JPEG
+
+
+@dataclasses.dataclass(frozen=True)
+class JpegResult:
+    """One JPEG way to send frames: `method` is MODEL_SIZE or FULL_FRAME; `agreement` a fraction of frames."""
+
+    method: str
+    quality: int
+    bytes_per_frame: float
+    agreement: float
+
+
+class JpegBaseline:
+    """Collects, frame by frame, each JPEG's size and the class the model gives the decoded JPEG."""
+
+    def __init__(self, head: HeadPipeline, tail: TailPipeline) -> None:
+        self.head, self.tail = head, tail
+        spec = head.bundle.manifest.input
+        self._mean = np.asarray(spec.mean, dtype=np.float64).reshape(3, 1, 1)
+        self._std = np.asarray(spec.std, dtype=np.float64).reshape(3, 1, 1)
+        self._rgb_model = spec.color_order == "RGB"
+        # The model-size JPEG decodes at the input size: only normalisation is left to do.
+        self._normalise = Preprocessor(dataclasses.replace(spec, resize="stretch", resize_size=None))
+        self.keys = [(MODEL_SIZE, q) for q in JPEG_QUALITIES] + [(FULL_FRAME, FULL_SIZE_QUALITY)]
+        self.bytes: dict[tuple[str, int], list[int]] = {k: [] for k in self.keys}
+        self.top1: dict[tuple[str, int], list[int]] = {k: [] for k in self.keys}
+
+    def add(self, frame: np.ndarray) -> None:
+        """One HxWx3 RGB camera frame."""
+        small = self.model_size_bgr(frame)
+        for quality in JPEG_QUALITIES:
+            decoded = self._round_trip((MODEL_SIZE, quality), small, quality)
+            self._answer((MODEL_SIZE, quality), self.head.cut_tensors(self._normalise(decoded, "bgr8")))
+        key = (FULL_FRAME, FULL_SIZE_QUALITY)
+        decoded = self._round_trip(key, cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), FULL_SIZE_QUALITY)
+        self._answer(key, self.head.features(decoded, "bgr8")[0])
+
+    def model_size_bgr(self, frame: np.ndarray) -> np.ndarray:
+        """The image the model sees (after resize or crop) as 8-bit BGR, recovered from its model input."""
+        chw = self.head.preprocess(frame, "rgb8")[0].astype(np.float64)
+        pixels = np.clip(np.rint((chw * self._std + self._mean) * 255.0), 0, 255).astype(np.uint8)
+        hwc = pixels.transpose(1, 2, 0)
+        return np.ascontiguousarray(hwc[:, :, ::-1] if self._rgb_model else hwc)
+
+    def _round_trip(self, key: tuple[str, int], bgr: np.ndarray, quality: int) -> np.ndarray:
+        ok, data = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
+        if not ok:
+            raise SplitcompError(f"OpenCV could not JPEG-encode a {bgr.shape[1]}x{bgr.shape[0]} frame")
+        self.bytes[key].append(int(data.size))
+        decoded = cv2.imdecode(data, cv2.IMREAD_COLOR)
+        assert decoded is not None  # OpenCV decodes the JPEG it just encoded
+        return decoded
+
+    def _answer(self, key: tuple[str, int], features: dict[str, np.ndarray]) -> None:
+        self.top1[key].append(int(self.tail.top1({n: a[np.newaxis] for n, a in features.items()})[0]))
+
+    def results(self, reference: Iterable[int]) -> list[JpegResult]:
+        """Mean bytes per frame and agreement with `reference` (the unsplit model's class of each frame added)."""
+        expected = np.asarray(list(reference))
+        return [
+            JpegResult(
+                method,
+                quality,
+                float(np.mean(self.bytes[(method, quality)])),
+                float(np.mean(np.asarray(self.top1[(method, quality)]) == expected)),
+            )
+            for method, quality in self.keys
+        ]

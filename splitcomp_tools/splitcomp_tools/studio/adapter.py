@@ -1,0 +1,237 @@
+"""The studio's one door to the project's tools: every call into model/, frames/, the overlay drawing and the pipelines.
+
+The studio adds no numerics of its own. Analysis, split, calibration, export and frame sources are
+the functions behind the command-line tools, and test images go through the same HeadPipeline and
+TailPipeline as the nodes, so the page shows what a robot and an edge server would get. When those
+tools change, this module is the one to follow them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from splitcomp_core.bundle import load_bundle, update_quantization
+from splitcomp_core.errors import ImageFormatError, SplitcompError
+from splitcomp_core.head import HeadPipeline
+from splitcomp_core.images import read_image
+from splitcomp_core.quantization import EncoderConfig
+from splitcomp_core.tail import TailPipeline, TailResult
+from splitcomp_tools.frames import files as frame_files
+from splitcomp_tools.frames import open_source
+from splitcomp_tools.model import calibrate as calibration
+from splitcomp_tools.model import graph
+from splitcomp_tools.model import split as splitting
+from splitcomp_tools.model.analyze import analyze_model, cut_records
+from splitcomp_tools.model.calibrate import calibrate, format_table, write_plot
+from splitcomp_tools.model.split import Preprocessing, split_model
+from splitcomp_tools.nodes.annotate import annotate, result_lines, write_png
+
+IMAGENET_MEAN, IMAGENET_STD = splitting.IMAGENET_MEAN, splitting.IMAGENET_STD  # split's defaults
+MAX_CUT_TENSORS = graph.MAX_CUT_TENSORS
+RANGE_METHODS = calibration.RANGE_METHODS
+VIDEO_SUFFIXES = frame_files.VIDEO_SUFFIXES
+TOP_K = 5
+JPEG_QUALITY = 95  # image_transport's default: what a robot would send instead of features
+REFERENCE = EncoderConfig(bits=32)  # raw float32 features: head∘tail, which split verified equals the full model
+Progress = Callable[[str, int, int], None]  # (phase, done, total)
+
+
+def analyze(model: Path, max_tensors: int = 1, input_shape: Sequence[int] | None = None) -> dict[str, Any]:
+    """The model's cuts with the fields `analyze --json` prints, plus the totals and input shapes they refer to.
+
+    `input_shape` is the only input's size (`analyze --input-shape`), for models declared with a dynamic one.
+    """
+    analysis = analyze_model(model, max_tensors, {"": input_shape} if input_shape else None)
+    return {
+        "inputs": analysis.input_shapes,
+        "total_flops": analysis.total_flops,
+        "total_params": analysis.total_params,
+        "max_tensors": max_tensors,
+        "cuts": cut_records(analysis),
+    }
+
+
+def default_preprocessing(inputs: dict[str, list[int]], preprocessing: Preprocessing | None = None) -> dict:
+    """The split options the page starts from: the given ones, or `split`'s own defaults at the model's input size."""
+    preprocessing = preprocessing or Preprocessing()
+    shape = next(iter(inputs.values()), [])
+    height, width = (shape[2], shape[3]) if len(shape) == 4 else (None, None)
+    if preprocessing.size is not None:
+        height, width = preprocessing.size
+    return {
+        "height": height,
+        "width": width,
+        "resize": "stretch" if preprocessing.crop_resize is None else "center_crop",
+        "crop_size": preprocessing.crop_resize or None,
+        "mean": list(preprocessing.mean),
+        "std": list(preprocessing.std),
+        "color_order": "BGR" if preprocessing.bgr else "RGB",
+    }
+
+
+def preprocessing(
+    size: tuple[int, int] | None,
+    resize: str,
+    crop_size: int | None,
+    mean: Sequence[float] = IMAGENET_MEAN,
+    std: Sequence[float] = IMAGENET_STD,
+    color_order: str = "RGB",
+) -> Preprocessing:
+    """`split`'s Preprocessing from the page's fields (crop_size None or 0: split's size/0.875)."""
+    return Preprocessing(
+        mean=(float(mean[0]), float(mean[1]), float(mean[2])),
+        std=(float(std[0]), float(std[1]), float(std[2])),
+        size=size,
+        bgr=color_order == "BGR",
+        crop_resize=None if resize == "stretch" else (crop_size or 0),
+    )
+
+
+def split(
+    model: Path, at: Sequence[str], out: Path, prep: Preprocessing, labels: Path | None, output_kind: str = "auto"
+) -> dict[str, Any]:
+    """Split and verify, as `split` does; the manifest and the verification (head∘tail against the full model)."""
+    bundle, check = split_model(model, list(at), out, preprocessing=prep, labels_path=labels, output_kind=output_kind)
+    return {"manifest": bundle.manifest.to_dict(), "verification": dataclasses.asdict(check)}
+
+
+def manifest(bundle_dir: Path) -> dict[str, Any]:
+    return load_bundle(bundle_dir).manifest.to_dict()
+
+
+def calibrate_bundle(
+    bundle_dir: Path, images: str, count: int, bits: int | None, method: str, seed: int, plot: Path, progress: Progress
+) -> dict[str, Any]:
+    """`calibrate` as the command runs it: measure, store the ranges in the manifest, write the plot.
+
+    Runs in a worker process; `calibrate` reports each phase's progress through `progress`.
+    """
+    calibration = calibrate(bundle_dir, images, count, bits=bits, method=method, seed=seed, on_progress=progress)
+    update_quantization(calibration.bundle, calibration.quantization)
+    write_plot(calibration, plot)
+    result = calibration.to_json(written=True)
+    result["table"] = format_table(calibration)
+    return result
+
+
+def export_torch(source: Path | str, input_shape: Sequence[int], out: Path, trust_pickle: bool) -> float:
+    """`export` of a TorchScript file (or a pickle, when trusted) or a named model; the max difference to PyTorch."""
+    import torch  # only this path needs PyTorch, and importing it takes seconds
+
+    from splitcomp_tools.model.export import export_torch_module, load_module
+
+    module = load_module(str(source), trust_pickle=trust_pickle)
+    example = torch.randn(*input_shape, generator=torch.Generator().manual_seed(0))
+    return export_torch_module(module, example, out)
+
+
+def export_pretrained_model(name: str, out: Path) -> float:
+    """`export NAME` of a pretrained model from its wheels, with its labels and preprocessing recorded for split."""
+    from splitcomp_tools.model import zoo
+    from splitcomp_tools.model.export import export_pretrained
+
+    return export_pretrained(zoo.MODELS[name], out)
+
+
+def source_available(spec: str) -> bool:
+    """Whether `open_source(spec)` gives frames here (the photos come from an installed wheel, or not)."""
+    try:
+        open_source(spec).close()
+    except SplitcompError:
+        return False
+    return True
+
+
+def sample_frames(spec: str, count: int, seed: int = 0) -> list[np.ndarray]:
+    """`count` RGB frames of a frame source (`generator`, `photos`...), as image_source would send them."""
+    source = open_source(spec, seed=seed)
+    try:
+        return list(source.frames(count))
+    finally:
+        source.close()
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    return read_image(path)
+
+
+def video_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) of a video's frames as OpenCV reads them, or None when OpenCV cannot open it."""
+    capture = cv2.VideoCapture(str(path))
+    try:
+        if not capture.isOpened():
+            return None
+        return int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    finally:
+        capture.release()
+
+
+def jpeg_bytes(rgb: np.ndarray, quality: int = JPEG_QUALITY) -> int:
+    """Size of the frame as a JPEG: what the robot would send instead of features."""
+    ok, data = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise ImageFormatError(f"OpenCV could not JPEG-encode a {rgb.shape[1]}x{rgb.shape[0]} image")
+    return int(data.size)
+
+
+class Classifier:
+    """A bundle's head and tail, their ONNX Runtime sessions created once, shared by every test image.
+
+    Each image goes through the head once; its cut tensors are encoded as asked (the split answer)
+    and as raw float32 (the unsplit answer), and both go through the tail as the edge would decode them.
+    """
+
+    def __init__(self, bundle_dir: Path) -> None:
+        self.bundle = load_bundle(bundle_dir)
+        self.head = HeadPipeline(self.bundle)
+        self.tail = TailPipeline(self.bundle, top_k=TOP_K)
+        self._lock = threading.Lock()
+
+    def __call__(self, rgb: np.ndarray, config: EncoderConfig, overlay: Path) -> dict[str, Any]:
+        model_id = self.bundle.manifest.model_id
+        with self._lock:  # the encoder settings belong to the pipeline; one image at a time
+            warnings = self.head.configure(config)
+            features, preprocess_ms, head_ms = self.head.features(rgb, "rgb8")
+            start = time.perf_counter()
+            tensors = self.head.encode(features)
+            encode_ms = (time.perf_counter() - start) * 1e3
+            sent = self.tail(model_id, tensors)
+            self.head.configure(REFERENCE)
+            reference = self.tail(model_id, self.head.encode(features))
+        latency_ms = preprocess_ms + head_ms + encode_ms + sent.total_ms
+        _draw_overlay(rgb, sent, latency_ms, overlay)
+        return {
+            "split": _top(sent),
+            "unsplit": _top(reference),
+            "agree": sent.results[0][0] == reference.results[0][0],
+            "feature_bytes": sent.feature_bytes,
+            "float32_bytes": reference.feature_bytes,
+            "jpeg95_bytes": jpeg_bytes(rgb),
+            "width": int(rgb.shape[1]),
+            "height": int(rgb.shape[0]),
+            "preprocess_ms": preprocess_ms,
+            "head_ms": head_ms,
+            "encode_ms": encode_ms,
+            "tail_ms": sent.total_ms,
+            "warnings": warnings,
+        }
+
+
+def _top(result: TailResult) -> list[dict[str, Any]]:
+    return [{"class_id": c, "label": label, "score": score} for c, label, score in result.results]
+
+
+def _draw_overlay(rgb: np.ndarray, result: TailResult, latency_ms: float, out: Path) -> None:
+    """The frame as the overlay node draws it; no network here, so the rate is what this server sustains."""
+    scores = [(label or f"class {c}", score) for c, label, score in result.results]
+    fps = 1e3 / latency_ms if latency_ms > 0 else 0.0
+    drawn = annotate(rgb, result_lines(scores, latency_ms, result.feature_bytes, fps))
+    write_png(out, cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
