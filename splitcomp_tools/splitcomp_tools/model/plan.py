@@ -457,9 +457,12 @@ def make_plan(
     seed: int = 0,
     progress: bool = False,
     calibration_images: str | None = None,
+    robot_slowdown: float = 1.0,
 ) -> Plan:
     """Candidates, their encodings, times and predictions; the candidate bundles stay in `work`."""
     _check_options(count, agreement, bandwidths, overhead_ms, timing_frames, timing_rate)
+    if not 0.01 <= robot_slowdown <= 1000:
+        raise PlanError(f"--robot-slowdown must be between 0.01 and 1000, got {robot_slowdown}")
     model, options = Path(model), options or ModelOptions()
     analysis = analyze_model(model, rebase_batch=options.rebase_batch)
     candidates = prepare_candidates(model, analysis, work, options)
@@ -470,7 +473,8 @@ def make_plan(
     robot = read_profile(robot_profile, candidates) if robot_profile else here
     edge = read_profile(edge_profile, candidates) if edge_profile else here
     for c in candidates:
-        c.head_ms, c.head_total_ms = robot[c.cut_id]["head_ms"], robot[c.cut_id]["head_total_ms"]
+        c.head_ms = robot[c.cut_id]["head_ms"] * robot_slowdown
+        c.head_total_ms = robot[c.cut_id]["head_total_ms"] * robot_slowdown
         c.tail_ms, c.tail_total_ms = edge[c.cut_id]["tail_ms"], edge[c.cut_id]["tail_total_ms"]
     best = predict(candidates, bandwidths, overhead_ms)
     heuristic = _heuristic(analysis, candidates)
@@ -487,7 +491,11 @@ def make_plan(
         agreement=agreement,
         bandwidths=list(bandwidths),
         overhead_ms=overhead_ms,
-        profiles={"robot": robot_profile or this_machine, "edge": edge_profile or this_machine},
+        profiles={
+            "robot": (robot_profile or this_machine)
+            + (f", times x {robot_slowdown:g} (an emulated slower robot)" if robot_slowdown != 1.0 else ""),
+            "edge": edge_profile or this_machine,
+        },
         candidates=candidates,
         best=best,
         heuristic=heuristic,
@@ -711,6 +719,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--robot-profile", metavar="F", help="robot times from `plan --profile-device F` run there")
     parser.add_argument("--edge-profile", metavar="F", help="edge times from `plan --profile-device F` run there")
     parser.add_argument(
+        "--robot-slowdown",
+        type=float,
+        default=1.0,
+        metavar="K",
+        help="multiply the robot's times by K: a robot K times slower than its profile (or this machine), when no "
+        "profile measured on the real robot exists yet; the output says so (default 1)",
+    )
+    parser.add_argument(
         "--overhead-ms",
         type=float,
         default=DEFAULT_OVERHEAD_MS,
@@ -785,6 +801,7 @@ def _main(argv: Sequence[str] | None) -> int:
             timing_rate=args.timing_rate,
             seed=args.seed,
             calibration_images=args.calibration_images,
+            robot_slowdown=args.robot_slowdown,
             progress=progress,
         )
         if args.out:

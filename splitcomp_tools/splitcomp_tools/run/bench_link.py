@@ -70,9 +70,25 @@ def run_outside(argv: Sequence[str], link_mbps: float) -> int:
             raise
 
 
-def node_prefix(bed: Bed) -> Callable[[str], list[str]]:
-    """PipelineRun's `prefix`: each node in its side's namespace."""
-    return lambda executable: bed.command(SIDE_OF[executable], [])
+def node_prefix(bed: Bed, robot_cpus: str = "") -> Callable[[str], list[str]]:
+    """PipelineRun's `prefix`: each node in its side's namespace; the robot's pinned to `robot_cpus` if given
+    (a weaker robot than the edge, with as many ONNX Runtime threads as it has CPUs)."""
+
+    def prefix(executable: str) -> list[str]:
+        side = SIDE_OF[executable]
+        return bed.command(side, ["taskset", "-c", robot_cpus] if robot_cpus and side == "robot" else [])
+
+    return prefix
+
+
+def cpu_count(cpus: str) -> int:
+    """How many CPUs a taskset list such as 0 or 0,2-3 names."""
+    try:
+        return sum(
+            int(b) - int(a) + 1 if "-" in part else 1 for part in cpus.split(",") for a, _, b in [part.partition("-")]
+        )
+    except ValueError:
+        raise SplitcompError(f"--robot-cpus {cpus!r} is not a CPU list such as 0 or 0,2-3") from None
 
 
 def drive(run: PipelineRun, bed: Bed, frames: int, duration_s: float, schedule: Sequence[Change]) -> list[dict]:

@@ -129,6 +129,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--settle", type=float, default=1.5, help="--cycle-cuts: seconds left out after each switch (default 1.5)"
     )
+    p.add_argument(
+        "--robot-cpus",
+        default="",
+        metavar="LIST",
+        help="with --link: pin the robot side (image_source, head_node) to these CPUs, e.g. 0, with as many ONNX "
+        "Runtime threads: a robot weaker than the edge (profile it the same way: taskset -c LIST plan "
+        "--profile-device F --threads N)",
+    )
     p.add_argument(bench_link.INSIDE_FLAG, action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--out", default="out/bench", help="bundle and logs folder (default: out/bench)")
     p.add_argument("--json", help="also write the result to this file")
@@ -141,6 +149,8 @@ def head_params(args: argparse.Namespace) -> dict[str, object]:
     bandwidth = args.bandwidth if args.bandwidth is not None else args.link
     if bandwidth is not None:
         params["bandwidth_mbps"] = "auto" if str(bandwidth).lower() == "auto" else float(bandwidth)
+    if args.robot_cpus:
+        params["intra_op_threads"] = bench_link.cpu_count(args.robot_cpus)
     return params
 
 
@@ -151,8 +161,8 @@ def _main(argv: Sequence[str] | None) -> int:
     if frames < 2:
         raise SplitcompError("--rate x --duration must give at least 2 frames")
     schedule = bench_link.parse_schedule(args.schedule)
-    if (schedule or args.cycle_cuts) and args.link is None:
-        raise SplitcompError("--schedule and --cycle-cuts work on the link of --link: give --link too")
+    if (schedule or args.cycle_cuts or args.robot_cpus) and args.link is None:
+        raise SplitcompError("--schedule, --cycle-cuts and --robot-cpus work on the test bed of --link: give --link")
     out = Path(args.out)
     model = DEMO_MODELS[args.model]
     bundle = (
@@ -177,7 +187,7 @@ def _main(argv: Sequence[str] | None) -> int:
         watch_frames=False,
         preload=30,
         head_params=head_params(args),
-        prefix=bench_link.node_prefix(bed) if bed else lambda executable: (),
+        prefix=bench_link.node_prefix(bed, args.robot_cpus) if bed else lambda executable: (),
     )
     with run:
         start = time.monotonic()

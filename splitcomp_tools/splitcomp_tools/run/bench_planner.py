@@ -60,6 +60,8 @@ def measure(bundle: Path, mbps: float, args: argparse.Namespace, out: Path) -> d
         str(args.rounds),
         "--source",
         args.source,
+        "--robot-cpus",
+        args.robot_cpus,
         "--out",
         str(out),
         "--json",
@@ -138,6 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--block", type=float, default=4.0, help="seconds on each cut before the next (default 4)")
     p.add_argument("--rounds", type=int, default=3, help="times through all the cuts per rate (default 3)")
     p.add_argument("--source", default="generator", help="image_source's frames (default generator)")
+    p.add_argument(
+        "--robot-cpus", default="", metavar="LIST", help="pin the robot side to these CPUs (see bench pipeline)"
+    )
     p.add_argument("--out", default="out/bench_planner", help="logs and results (default out/bench_planner)")
     p.add_argument("--json", help="also write the measurements and the judgement here")
     return p
