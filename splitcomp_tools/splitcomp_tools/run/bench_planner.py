@@ -58,6 +58,8 @@ def measure(bundle: Path, mbps: float, args: argparse.Namespace, out: Path) -> d
         str(args.block),
         "--rounds",
         str(args.rounds),
+        "--settle",
+        str(args.settle),
         "--source",
         args.source,
         "--robot-cpus",
@@ -139,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rate", type=float, default=10.0, help="camera frames per second (default 10)")
     p.add_argument("--block", type=float, default=4.0, help="seconds on each cut before the next (default 4)")
     p.add_argument("--rounds", type=int, default=3, help="times through all the cuts per rate (default 3)")
+    p.add_argument("--settle", type=float, default=1.5, help="seconds left out after each switch (default 1.5)")
     p.add_argument("--source", default="generator", help="image_source's frames (default generator)")
     p.add_argument(
         "--robot-cpus", default="", metavar="LIST", help="pin the robot side to these CPUs (see bench pipeline)"
