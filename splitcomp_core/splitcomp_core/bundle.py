@@ -736,7 +736,11 @@ MULTI_CUT_SCHEMA: dict[str, Any] = {
         },
         "link": {
             "type": "object",
-            "properties": {"transport_overhead_ms": {"type": "number"}},
+            "properties": {
+                "transport_overhead_ms": {"type": "number"},
+                "feedback_overhead_ms": {"type": "number", "minimum": 0},
+                "burst_bytes": {"type": "number", "minimum": 0},
+            },
         },
         "plan": {"type": "object"},
         "created_by": {"type": "string"},

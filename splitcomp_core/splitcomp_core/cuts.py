@@ -27,7 +27,11 @@ def switcher_for(bundle: Bundle) -> CutSwitcher:
     if not bundle.cuts:
         return CutSwitcher([CutRange(bundle.cut_id, 0.0, None, _planned_bytes(bundle, {}))])
     ranges = [CutRange(c.cut_id, c.min_mbps, c.max_mbps, _planned_bytes(c.bundle, c.info)) for c in bundle.cuts]
-    return CutSwitcher(ranges, overhead_ms=float(bundle.link.get("feedback_overhead_ms", DEFAULT_OVERHEAD_MS)))
+    return CutSwitcher(
+        ranges,
+        overhead_ms=float(bundle.link.get("feedback_overhead_ms", DEFAULT_OVERHEAD_MS)),
+        burst_bytes=float(bundle.link.get("burst_bytes", 0.0)),
+    )
 
 
 def _planned_bytes(bundle: Bundle, info: Mapping[str, Any]) -> float:

@@ -95,12 +95,16 @@ class CutSwitcher:
         resolution_ms: float = RESOLUTION_MS,
         hysteresis: float = HYSTERESIS,
         confirm: int = CONFIRM,
+        burst_bytes: float = 0.0,
     ) -> None:
+        """`burst_bytes`: what a token-bucket link lets through at once (the test bed's tbf: 1600), which says
+        nothing of its rate; a serial link has none."""
         if not cuts:
             raise ValueError("no cuts to choose from")
         self.cuts = list(cuts)
         self.overhead_ms, self.resolution_ms = overhead_ms, resolution_ms
         self.hysteresis, self.confirm = hysteresis, confirm
+        self.burst_bytes = burst_bytes
         self.bytes = {c.cut_id: float(c.bytes) for c in self.cuts}
         self.current = self.cuts[0].cut_id
         self.auto = True
@@ -157,8 +161,10 @@ class CutSwitcher:
             if sent is None:
                 return None
             self._tail_ms = tail_ms
+            if sent.nbytes <= self.burst_bytes:  # it went through at once, whatever the rate
+                return None
             transfer = (now_s - sent.time_s) * 1e3 - tail_ms - self.overhead_ms
-            low, high, estimate = rate_bounds(sent.nbytes, transfer, self.resolution_ms)
+            low, high, estimate = rate_bounds(sent.nbytes - self.burst_bytes, transfer, self.resolution_ms)
             observation = Observation(sequence, sent.cut_id, low, high, estimate)
             if sent.bounded:  # it already counted once, while it was overdue
                 self.last_estimate = estimate
@@ -175,10 +181,10 @@ class CutSwitcher:
             if age_s > PENDING_FORGET_S:
                 del self._pending[sequence]
                 continue
-            if sent.bounded:
+            if sent.bounded or sent.nbytes <= self.burst_bytes:
                 continue
             waited = age_s * 1e3 - self._tail_ms - self.overhead_ms
-            _low, high, _ = rate_bounds(sent.nbytes, waited, self.resolution_ms)
+            _low, high, _ = rate_bounds(sent.nbytes - self.burst_bytes, waited, self.resolution_ms)
             if high * self.hysteresis <= self._range(self.current).min_mbps:
                 sent.bounded = True
                 self._observe(Observation(sequence, sent.cut_id, 0.0, high, high), now_s)
@@ -215,7 +221,7 @@ class CutSwitcher:
         current = self._range(self.current)
         if current.max_mbps is None:
             return None
-        best_low, _, _ = rate_bounds(self.bytes[self.current], 0.0, self.resolution_ms)
+        best_low, _, _ = rate_bounds(max(self.bytes[self.current] - self.burst_bytes, 0.0), 0.0, self.resolution_ms)
         if best_low >= current.max_mbps * self.hysteresis:
             return None
         return self._covering(current.max_mbps)

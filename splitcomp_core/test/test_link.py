@@ -12,16 +12,20 @@ CUTS = [CutRange("small", 0.0, 10.0, 300), CutRange("large", 10.0, None, 40_000)
 
 
 class Link:
-    """A serial link at `mbps` with a queue, 2 ms of fixed round-trip overhead and some jitter."""
+    """A serial link at `mbps` with a queue, 2 ms of fixed round-trip overhead and some jitter; with `burst`,
+    a token bucket as tbf is: a message's first `burst` bytes go at once when the bucket is full."""
 
-    def __init__(self, mbps: float, seed: int = 0) -> None:
+    def __init__(self, mbps: float, seed: int = 0, burst: int = 0) -> None:
         self.mbps = mbps
         self.free_at = 0.0
+        self.burst = burst
         self.rng = np.random.default_rng(seed)
 
     def round_trip(self, sent_s: float, nbytes: int) -> float:
         start = max(sent_s, self.free_at)
-        self.free_at = start + 8 * nbytes / (self.mbps * 1e6)
+        full_bucket = start - self.free_at >= 8 * self.burst / (self.mbps * 1e6)
+        waiting = max(0, nbytes - self.burst) if full_bucket else nbytes
+        self.free_at = start + 8 * waiting / (self.mbps * 1e6)
         return self.free_at + 0.002 + self.rng.uniform(0, 0.001)
 
 
@@ -112,3 +116,16 @@ def test_a_collapsed_link_is_noticed_by_the_frames_that_do_not_come_back():
         switcher.sent(10_000 + i, 5.0 + 0.1 * i, 40_000, "large")
         switcher.next_cut(5.05 + 0.1 * i)
     assert switcher.current == "small"
+
+
+def test_on_a_token_bucket_link_small_messages_say_nothing_and_probes_tell_the_rate():
+    """The test bed's tbf lets 1600 bytes through at once: a 300-byte message crosses in no time even at 1.1 Mbit/s."""
+    cuts = [CutRange("small", 0.0, 10.0, 300), CutRange("large", 10.0, None, 40_000)]
+    switcher = CutSwitcher(cuts, burst_bytes=1600)
+    switcher.set_bandwidth(None)
+    link = Link(1.1, burst=1600)
+    log = run(switcher, link, 0.0, 20.0)
+    assert {current for _t, _c, current in log} == {"small"} and switcher.switches == 0
+    assert switcher.last_estimate == pytest.approx(1.1, rel=0.3)  # what the probes measured
+    log = run(switcher, link, 20.0, 10.0, changes=[(21.0, 100.0)])
+    assert next(t for t, _c, current in log if current == "large") < 21.0 + 5.0

@@ -19,7 +19,7 @@ import pytest
 from splitcomp_core.bundle import load_bundle
 from splitcomp_core.cuts import HeadCuts, TailCuts
 from splitcomp_tools.model.analyze import analyze_model
-from splitcomp_tools.model.plan import Candidate, bandwidth_ranges, candidate_cuts, predict
+from splitcomp_tools.model.plan import Candidate, Link, bandwidth_ranges, candidate_cuts, predict
 from splitcomp_tools.shapes.bundle import DEMO_LABELS, DEMO_MODEL
 
 MODEL_ARGS = [str(DEMO_MODEL), "--labels", str(DEMO_LABELS), "--crop", "128"]
@@ -172,9 +172,16 @@ def test_ranges_follow_the_crossings_of_the_winners():
         return c
 
     small, large = candidate("small", 1_000, 30.0), candidate("large", 100_000, 10.0)
-    best = predict([small, large], [1.1, 100.0], overhead_ms=2.0)
+    best = predict([small, large], [1.1, 100.0], Link(overhead_ms=2.0))
     assert best == {"1.1": "small", "100": "large"}
-    (low_cut, low, cross), (high_cut, start, end) = bandwidth_ranges([small, large], [1.1, 100.0], best, 2.0)
+    (low_cut, low, cross), (high_cut, start, end) = bandwidth_ranges([small, large], [1.1, 100.0], best, Link(2.0))
     assert (low_cut, low, high_cut, end) == ("small", 0.0, "large", None)
     assert cross == start == pytest.approx(99_000 * 8e-3 / 20.0)  # 39.6 Mbit/s: 30 + 8/B = 10 + 800/B
     assert math.isfinite(cross)
+    # A token-bucket link lets 1600 bytes through at once: the small cut's message costs nothing of the rate.
+    bucket = Link(2.0, burst_bytes=1600)
+    predict([small, large], [1.1, 100.0], bucket)
+    assert small.predicted_ms["1.1"] == pytest.approx(32.0)
+    assert large.predicted_ms["1.1"] == pytest.approx(12.0 + 98_400 * 8e-3 / 1.1)
+    (_, _, cross), _ = bandwidth_ranges([small, large], [1.1, 100.0], best, bucket)
+    assert cross == pytest.approx(98_400 * 8e-3 / 20.0)

@@ -137,7 +137,7 @@ class Plan:
     frames: int
     agreement: float
     bandwidths: list[float]
-    overhead_ms: float
+    link: Link
     profiles: dict[str, str]
     candidates: list[Candidate]
     best: dict[str, str]
@@ -156,7 +156,8 @@ class Plan:
             "frames": self.frames,
             "agreement": self.agreement,
             "bandwidths_mbps": self.bandwidths,
-            "transport_overhead_ms": self.overhead_ms,
+            "transport_overhead_ms": self.link.overhead_ms,
+            "link_burst_bytes": self.link.burst_bytes,
             "profiles": self.profiles,
             "candidates": candidates,
             "best": self.best,
@@ -398,23 +399,39 @@ def read_profile(path: str, candidates: Sequence[Candidate]) -> dict[str, dict[s
 # -- prediction -----------------------------------------------------------------------------------------------
 
 
-def predict(candidates: Sequence[Candidate], bandwidths: Sequence[float], overhead_ms: float) -> dict[str, str]:
+@dataclasses.dataclass(frozen=True)
+class Link:
+    """The link model of the predictions: a message's bytes beyond `burst_bytes` cross at the link rate, and
+    `overhead_ms` is everything else (camera transport, serialization, DDS) as measured on the test bed.
+
+    A serial link has no burst. A token-bucket shaper (the test bed's tbf: 1600 bytes, one full frame; many
+    operators' policers) lets a full bucket through at once, so small messages cost nothing of the rate.
+    """
+
+    overhead_ms: float = DEFAULT_OVERHEAD_MS
+    burst_bytes: float = 0.0
+
+    def waiting_bytes(self, c: Candidate) -> float:
+        assert c.bytes is not None
+        return max(0.0, c.bytes - self.burst_bytes)
+
+    def latency(self, c: Candidate, mbps: float) -> float:
+        assert c.head_total_ms is not None and c.tail_total_ms is not None
+        return c.head_total_ms + self.waiting_bytes(c) * 8e-3 / mbps + c.tail_total_ms + self.overhead_ms
+
+
+def predict(candidates: Sequence[Candidate], bandwidths: Sequence[float], link: Link) -> dict[str, str]:
     """Fill in each candidate's predicted latency per bandwidth; the best cut per bandwidth."""
     best = {}
     for mbps in bandwidths:
         for c in candidates:
-            c.predicted_ms[key(mbps)] = _latency(c, mbps, overhead_ms)
+            c.predicted_ms[key(mbps)] = link.latency(c, mbps)
         best[key(mbps)] = min(candidates, key=lambda c: c.predicted_ms[key(mbps)]).cut_id
     return best
 
 
-def _latency(c: Candidate, mbps: float, overhead_ms: float) -> float:
-    assert c.head_total_ms is not None and c.tail_total_ms is not None and c.bytes is not None
-    return c.head_total_ms + c.bytes * 8e-3 / mbps + c.tail_total_ms + overhead_ms
-
-
 def bandwidth_ranges(
-    candidates: Sequence[Candidate], bandwidths: Sequence[float], best: Mapping[str, str], overhead_ms: float
+    candidates: Sequence[Candidate], bandwidths: Sequence[float], best: Mapping[str, str], link: Link
 ) -> list[tuple[str, float, float | None]]:
     """The winners in order of bandwidth, each with the rates where it wins: from 0, boundaries where two cross."""
     by_id = {c.cut_id: c for c in candidates}
@@ -427,10 +444,9 @@ def bandwidth_ranges(
     low = 0.0
     for (a_id, a_at), (b_id, b_at) in itertools.pairwise(order):
         a, b = by_id[a_id], by_id[b_id]
-        fixed_a = _latency(a, math.inf, overhead_ms)
-        fixed_b = _latency(b, math.inf, overhead_ms)
-        assert a.bytes is not None and b.bytes is not None
-        cross = (b.bytes - a.bytes) * 8e-3 / (fixed_a - fixed_b) if fixed_a > fixed_b else math.nan
+        fixed_a, fixed_b = link.latency(a, math.inf), link.latency(b, math.inf)
+        extra_bits = (link.waiting_bytes(b) - link.waiting_bytes(a)) * 8e-3
+        cross = extra_bits / (fixed_a - fixed_b) if fixed_a > fixed_b else math.nan
         boundary = cross if a_at < cross <= b_at else math.sqrt(a_at * b_at)
         ranges.append((a_id, low, boundary))
         low = boundary
@@ -451,7 +467,7 @@ def make_plan(
     bandwidths: Sequence[float] = DEFAULT_BANDWIDTHS,
     robot_profile: str | None = None,
     edge_profile: str | None = None,
-    overhead_ms: float = DEFAULT_OVERHEAD_MS,
+    link: Link | None = None,
     timing_frames: int = TIMING_FRAMES,
     timing_rate: float = TIMING_RATE_HZ,
     seed: int = 0,
@@ -460,7 +476,8 @@ def make_plan(
     robot_slowdown: float = 1.0,
 ) -> Plan:
     """Candidates, their encodings, times and predictions; the candidate bundles stay in `work`."""
-    _check_options(count, agreement, bandwidths, overhead_ms, timing_frames, timing_rate)
+    link = link or Link()
+    _check_options(count, agreement, bandwidths, link, timing_frames, timing_rate)
     if not 0.01 <= robot_slowdown <= 1000:
         raise PlanError(f"--robot-slowdown must be between 0.01 and 1000, got {robot_slowdown}")
     model, options = Path(model), options or ModelOptions()
@@ -476,7 +493,7 @@ def make_plan(
         c.head_ms = robot[c.cut_id]["head_ms"] * robot_slowdown
         c.head_total_ms = robot[c.cut_id]["head_total_ms"] * robot_slowdown
         c.tail_ms, c.tail_total_ms = edge[c.cut_id]["tail_ms"], edge[c.cut_id]["tail_total_ms"]
-    best = predict(candidates, bandwidths, overhead_ms)
+    best = predict(candidates, bandwidths, link)
     heuristic = _heuristic(analysis, candidates)
     old_cut = next((c for c in candidates if c.cut_id == heuristic), None)
     if old_cut is None and heuristic is not None:  # dominated, so not a candidate: split it on its own
@@ -490,7 +507,7 @@ def make_plan(
         frames=frames,
         agreement=agreement,
         bandwidths=list(bandwidths),
-        overhead_ms=overhead_ms,
+        link=link,
         profiles={
             "robot": (robot_profile or this_machine)
             + (f", times x {robot_slowdown:g} (an emulated slower robot)" if robot_slowdown != 1.0 else ""),
@@ -499,7 +516,7 @@ def make_plan(
         candidates=candidates,
         best=best,
         heuristic=heuristic,
-        ranges=bandwidth_ranges(candidates, bandwidths, best, overhead_ms),
+        ranges=bandwidth_ranges(candidates, bandwidths, best, link),
         old_rule_bundle=str(old_rule) if old_rule else None,
     )
 
@@ -538,7 +555,7 @@ def write_bundle_of_winners(plan: Plan, out: str | os.PathLike, overwrite: bool 
         info["predicted_ms"] = c.predicted_ms
         choices.append(CutChoice(cut_id, load_bundle(c.bundle), low, high, info))
     default = plan.best[key(max(plan.bandwidths))]
-    link = {"transport_overhead_ms": plan.overhead_ms}
+    link = {"transport_overhead_ms": plan.link.overhead_ms, "burst_bytes": plan.link.burst_bytes}
     summary = {"agreement": plan.agreement, "images": plan.images, "frames": plan.frames, "profiles": plan.profiles}
     return write_multi_cut_bundle(out, choices, default, link, plan.model, summary, overwrite=overwrite)
 
@@ -612,7 +629,12 @@ def format_table(plan: Plan) -> str:
         f"the unsplit model on {plan.frames} frames from {plan.images}",
         f"head/tail ms: the whole stage (ONNX Runtime alone in brackets); robot times: {plan.profiles['robot']}; "
         f"edge times: {plan.profiles['edge']}" + (" (one machine's times stand for both sides)" if same else ""),
-        f"predicted ms = head + bytes x 8 / bandwidth + tail + {plan.overhead_ms:.2f} ms fixed transport overhead",
+        f"predicted ms = head + bytes x 8 / bandwidth + tail + {plan.link.overhead_ms:.2f} ms fixed transport overhead"
+        + (
+            f"; the link lets {plan.link.burst_bytes:g} bytes of a message through at once"
+            if plan.link.burst_bytes
+            else ""
+        ),
         "",
         *lines,
         "",
@@ -633,7 +655,7 @@ def write_plot(plan: Plan, out: str | os.PathLike) -> None:
     rates = np.geomspace(min(plan.bandwidths) / 2, max(plan.bandwidths) * 2, 200)
     for c in plan.candidates:
         assert c.head_total_ms is not None and c.tail_total_ms is not None and c.bytes is not None
-        curve = c.head_total_ms + c.tail_total_ms + plan.overhead_ms + c.bytes * 8e-3 / rates
+        curve = plan.link.latency(c, math.inf) + plan.link.waiting_bytes(c) * 8e-3 / rates
         winner = c.cut_id in plan.best.values()
         latency.plot(rates, curve, "-" if winner else ":", lw=2 if winner else 1, label=c.cut_id)
         latency.plot(plan.bandwidths, [c.predicted_ms[key(b)] for b in plan.bandwidths], "o", ms=3, color="k")
@@ -658,7 +680,7 @@ def _check_options(
     count: int,
     agreement: float,
     bandwidths: Sequence[float],
-    overhead_ms: float,
+    link: Link,
     timing_frames: int,
     timing_rate: float,
 ) -> None:
@@ -668,8 +690,10 @@ def _check_options(
         raise PlanError(f"--agreement must be a fraction in (0, 1], e.g. 0.99; got {agreement}")
     if not bandwidths or any(not (0 < b < 1e6) or not math.isfinite(b) for b in bandwidths):
         raise PlanError(f"--bandwidths must be positive Mbit/s values, e.g. 1.1,5.85,18.88,100; got {list(bandwidths)}")
-    if not 0 <= overhead_ms < 1e4:
-        raise PlanError(f"--overhead-ms must be >= 0, got {overhead_ms}")
+    if not 0 <= link.overhead_ms < 1e4:
+        raise PlanError(f"--overhead-ms must be >= 0, got {link.overhead_ms}")
+    if not 0 <= link.burst_bytes < 1e9:
+        raise PlanError(f"--link-burst must be >= 0 bytes, got {link.burst_bytes}")
     if timing_frames < 1:
         raise PlanError(f"--timing-frames must be at least 1, got {timing_frames}")
     if not 0 <= timing_rate <= 1000:
@@ -731,6 +755,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=DEFAULT_OVERHEAD_MS,
         help=f"fixed transport overhead (default {DEFAULT_OVERHEAD_MS}: measured by bench pipeline --link)",
+    )
+    parser.add_argument(
+        "--link-burst",
+        type=float,
+        default=0.0,
+        metavar="BYTES",
+        help="bytes of a message a token-bucket link lets through at once (the test bed's tbf: 1600; a serial "
+        "link: 0, the default)",
     )
     parser.add_argument("--json", metavar="F", help="write the plan as JSON")
     parser.add_argument("--plot", metavar="F", help="write a PNG of predicted latency against bandwidth")
@@ -796,7 +828,7 @@ def _main(argv: Sequence[str] | None) -> int:
             bandwidths=_bandwidths(args.bandwidths),
             robot_profile=args.robot_profile,
             edge_profile=args.edge_profile,
-            overhead_ms=args.overhead_ms,
+            link=Link(args.overhead_ms, args.link_burst),
             timing_frames=args.timing_frames,
             timing_rate=args.timing_rate,
             seed=args.seed,
