@@ -85,6 +85,7 @@ class HeadNode(SplitcompNode):
             self.get_logger().warning(warning)
         self.report_model(runtime.bundle, self.pipeline.session.provider)
         self._sequence = 0
+        self._logged_cut = self.switcher.current
         self._publisher = self.create_publisher(SplitFeatures, "splitcomp/features", features_qos())
         self._worker: LatestFrameWorker[Frame] = LatestFrameWorker(
             self._process, self.health.dropped, max_rate, name="head_inference"
@@ -138,11 +139,21 @@ class HeadNode(SplitcompNode):
             image, encoding = image_to_array(msg), msg.encoding
         convert_ms = (time.perf_counter() - t0) * 1e3
         cut_id = self.switcher.next_cut(time.monotonic())  # one cut for the whole frame: switches fall between frames
+        if self.switcher.current != self._logged_cut:
+            self._log_switch()
         pipeline = self.heads.pipelines[cut_id]
         head = pipeline(image, encoding)
         self._sequence += 1
         model_id = pipeline.bundle.manifest.model_id
         return features_msg(msg.header, self._sequence, model_id, head, convert_ms, cut_id), head
+
+    def _log_switch(self) -> None:
+        estimate = self.switcher.last_estimate
+        seen = f"link about {estimate:.3g} Mbit/s" if estimate is not None else "no link estimate yet"
+        self.get_logger().info(
+            f"cut {self._logged_cut!r} -> {self.switcher.current!r} ({seen})", throttle_duration_sec=1.0
+        )
+        self._logged_cut = self.switcher.current
 
     def _on_classification(self, msg: Classification) -> None:
         """The answer to one of our frames: its round trip tells the switcher how fast the link is."""
@@ -167,7 +178,7 @@ class HeadNode(SplitcompNode):
                 self.get_logger().warning(warning)
             self.get_logger().info(f"encoder now {self.pipeline.config}")
         if "bandwidth_mbps" in changed:
-            cut_id = self.switcher.set_bandwidth(bandwidth)
+            cut_id = self._logged_cut = self.switcher.set_bandwidth(bandwidth)
             self.get_logger().info(f"bandwidth_mbps {changed['bandwidth_mbps']}: cut {cut_id!r} from the next frame")
         return SetParametersResult(successful=True)
 
