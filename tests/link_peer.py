@@ -54,7 +54,10 @@ def listen(out: str, count: int) -> None:
 
 
 if __name__ == "__main__":
-    if sys.argv[1] == "talk":
-        talk(int(sys.argv[2]), int(sys.argv[3]))
-    else:
-        listen(sys.argv[2], int(sys.argv[3]))
+    try:
+        if sys.argv[1] == "talk":
+            talk(int(sys.argv[2]), int(sys.argv[3]))
+        else:
+            listen(sys.argv[2], int(sys.argv[3]))
+    except KeyboardInterrupt:  # the test bed ends its processes with SIGINT
+        pass
