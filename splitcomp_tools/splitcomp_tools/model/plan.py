@@ -483,12 +483,18 @@ def make_plan(
     model, options = Path(model), options or ModelOptions()
     analysis = analyze_model(model, rebase_batch=options.rebase_batch)
     candidates = prepare_candidates(model, analysis, work, options)
+    given = {
+        side: read_profile(path, candidates)
+        for side, path in (("robot", robot_profile), ("edge", edge_profile))
+        if path
+    }
     calibrations = encode_candidates(candidates, images, count, agreement, seed, progress, calibration_images)
     frames = next(iter(calibrations.values())).frames
-    _say(progress, f"timing {len(candidates)} candidates on {timing_frames} frames")
-    here, _provider = measure_times(candidates, images, timing_frames, seed=seed, rate_hz=timing_rate)
-    robot = read_profile(robot_profile, candidates) if robot_profile else here
-    edge = read_profile(edge_profile, candidates) if edge_profile else here
+    here: dict[str, dict[str, float]] = {}
+    if len(given) < 2:  # this machine's times stand for a side without a profile
+        _say(progress, f"timing {len(candidates)} candidates on {timing_frames} frames")
+        here, _provider = measure_times(candidates, images, timing_frames, seed=seed, rate_hz=timing_rate)
+    robot, edge = given.get("robot", here), given.get("edge", here)
     for c in candidates:
         c.head_ms = robot[c.cut_id]["head_ms"] * robot_slowdown
         c.head_total_ms = robot[c.cut_id]["head_total_ms"] * robot_slowdown
