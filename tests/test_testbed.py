@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from splitcomp_tools.run.testbed import Testbed, leftovers, why_unavailable
+from splitcomp_tools.run.testbed import Testbed, cleanup, leftovers, why_unavailable
 
 PEER = pathlib.Path(__file__).with_name("link_peer.py")
 REASON = why_unavailable()
@@ -45,8 +45,14 @@ def test_nothing_is_left_after_sigint(tmp_path):
         up.send_signal(signal.SIGINT)
         assert up.wait(timeout=30) == 0
     finally:
-        if up.poll() is None:
-            up.kill()
+        if up.poll() is None:  # the test failed before its SIGINT: end the bed the same way, and clean up after it
+            up.send_signal(signal.SIGINT)
+            try:
+                up.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                up.kill()
+                up.wait()
+            cleanup(prefix)
     time.sleep(0.1)
     assert leftovers(prefix) == []
 
