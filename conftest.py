@@ -7,7 +7,7 @@ nodes) would hear each other's topics. Child processes inherit the environment s
 import os
 
 import pytest
-from tiny_models import TINY_LABELS, onnx_model, tiny_head, tiny_tail
+from tiny_models import TINY_LABELS, onnx_model, tiny_head, tiny_pooled_head, tiny_pooled_tail, tiny_tail
 
 
 def pytest_configure(config):
@@ -25,27 +25,54 @@ def build_onnx():
     return onnx_model
 
 
-@pytest.fixture(scope="session")
-def tiny_bundle(tmp_path_factory):
-    """A real bundle of a 3x3 conv head and a pooled linear tail (16x16 RGB in, 5 classes), with ranges."""
-    from splitcomp_core.bundle import InputSpec, Manifest, OutputSpec, QuantizationSpec, TensorSpec, write_bundle
+def _tiny_manifest(cut: str, shape: list, max_value: float, channels: list):
+    """The tiny model's manifest for a cut at tensor `cut`, with fixed ranges (whole tensor and per channel)."""
+    from splitcomp_core.bundle import InputSpec, Manifest, OutputSpec, QuantizationSpec, TensorSpec
 
-    manifest = Manifest(
+    return Manifest(
         format_version=1,
         model_id="",
         source="test",
-        cut=[TensorSpec("feat", [1, 4, 16, 16])],
+        cut=[TensorSpec(cut, shape)],
         input=InputSpec("image", [1, 3, 16, 16], 16, 16, "RGB", [0.5] * 3, [0.25] * 3),
         output=OutputSpec("logits", [1, 5]),
         quantization=QuantizationSpec(
             calibrated={
-                "feat": {
-                    "per_tensor": {"min": 0.0, "max": 6.0},
-                    "per_channel": {"min": [0.0] * 4, "max": [6.0, 5.0, 4.0, 3.0]},
+                cut: {
+                    "per_tensor": {"min": 0.0, "max": max_value},
+                    "per_channel": {"min": [0.0] * 4, "max": channels},
                     "method": "fixed",
                     "bits": 8,
                 }
             }
         ),
     )
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tmp_path_factory):
+    """A real bundle of a 3x3 conv head and a pooled linear tail (16x16 RGB in, 5 classes), with ranges."""
+    from splitcomp_core.bundle import write_bundle
+
+    manifest = _tiny_manifest("feat", [1, 4, 16, 16], 6.0, [6.0, 5.0, 4.0, 3.0])
     return write_bundle(tmp_path_factory.mktemp("tiny") / "bundle", tiny_head(), tiny_tail(), manifest, TINY_LABELS)
+
+
+@pytest.fixture(scope="session")
+def tiny_multi_cut_bundle(tmp_path_factory, tiny_bundle):
+    """A format_version 2 bundle of the tiny model: cut "feat" (1x4x16x16) below 10 Mbit/s, cut "pooled" (1x4x1x1) above."""
+    from splitcomp_core.bundle import CutChoice, write_bundle, write_multi_cut_bundle
+
+    work = tmp_path_factory.mktemp("tiny_multi")
+    pooled = write_bundle(
+        work / "pooled",
+        tiny_pooled_head(),
+        tiny_pooled_tail(),
+        _tiny_manifest("p", [1, 4, 1, 1], 3.0, [3.0, 2.5, 2.0, 1.5]),
+        TINY_LABELS,
+    )
+    cuts = [
+        CutChoice("feat", tiny_bundle, 0.0, 10.0, {"bytes": 1024}),
+        CutChoice("pooled", pooled, 10.0, None, {"bytes": 4}),
+    ]
+    return write_multi_cut_bundle(work / "bundle", cuts, "feat", {"transport_overhead_ms": 1.0}, source="test")

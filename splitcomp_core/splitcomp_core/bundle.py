@@ -34,7 +34,9 @@ from splitcomp_core.errors import BundleError
 from splitcomp_core.files import atomic_write_text, fsync_dir, replace_dir, write_durably
 from splitcomp_core.postprocess import KINDS, load_labels
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 1  # a single-cut bundle, as `split` writes it
+MULTI_CUT_FORMAT_VERSION = 2  # several cuts of one model, as `plan --out` writes it
+NEWEST_FORMAT_VERSION = MULTI_CUT_FORMAT_VERSION
 MANIFEST_FILE = "manifest.json"
 # Largest model input side (height, width, resize_size): a frame is resized to it on the robot for
 # every frame, so a manifest cannot ask for more (split --crop 100000 would mean a 40 GB frame).
@@ -172,7 +174,7 @@ MANIFEST_SCHEMA: dict[str, Any] = {
     },
 }
 
-SCHEMAS: dict[int, dict[str, Any]] = {1: MANIFEST_SCHEMA}
+SCHEMAS: dict[int, dict[str, Any]] = {1: MANIFEST_SCHEMA}  # format_version 2 is added with the multi-cut section
 
 
 @dataclass
@@ -252,6 +254,11 @@ class Manifest:
     def from_dict(cls, data: Any, origin: str = MANIFEST_FILE) -> Manifest:
         """Validate `data` (schema + cross-field rules) and build a Manifest; BundleError names `origin`."""
         _check_schema(data, origin)
+        if data["format_version"] != FORMAT_VERSION:
+            raise BundleError(
+                f"{origin}: a multi-cut bundle's manifest (format_version {data['format_version']}); load the bundle "
+                f"directory with load_bundle, which reads each cut's own manifest"
+            )
         _check_finite(data, origin)
         d = copy.deepcopy(data)
         manifest = cls(
@@ -279,6 +286,13 @@ class Bundle:
     head_path: Path
     tail_path: Path
     labels: list[str] | None
+    cut_id: str = ""  # "" for a single-cut bundle; in a multi-cut bundle, the cut this manifest and these files are
+    cuts: list[CutChoice] = field(default_factory=list)  # a multi-cut bundle's cuts (the fields above: its default)
+    link: dict[str, Any] = field(default_factory=dict)  # a multi-cut bundle's link model, as `plan` measured it
+
+    def all_cuts(self) -> list[Bundle]:
+        """Every cut as a single-cut Bundle carrying its cut_id: the cuts of a multi-cut bundle, else just this one."""
+        return [c.bundle for c in self.cuts] or [self]
 
 
 def compute_model_id(head_bytes: bytes, tail_bytes: bytes) -> str:
@@ -302,8 +316,12 @@ def model_id_of_files(head_path: str | os.PathLike, tail_path: str | os.PathLike
 
 
 def read_manifest(path: str | os.PathLike) -> Manifest:
-    """Load and validate one manifest.json file."""
-    path = Path(path)
+    """Load and validate one single-cut manifest.json file."""
+    return Manifest.from_dict(_read_manifest_json(Path(path)), origin=str(path))
+
+
+def _read_manifest_json(path: Path) -> Any:
+    """The parsed JSON of a manifest file, refusing what is missing, unreadable, invalid or not finite."""
     if not path.is_file():
         raise BundleError(f"{path}: missing manifest; a bundle directory must hold {MANIFEST_FILE} (re-run split)")
     try:
@@ -316,7 +334,7 @@ def read_manifest(path: str | os.PathLike) -> Manifest:
         raise BundleError(f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from exc
     except ValueError as exc:
         raise BundleError(f"{path}: {exc}") from exc
-    return Manifest.from_dict(data, origin=str(path))
+    return data
 
 
 def _reject_non_finite(name: str) -> None:
@@ -363,7 +381,10 @@ def load_bundle(path: str | os.PathLike) -> Bundle:
             f"{root}: not a directory; a bundle is a directory holding {MANIFEST_FILE}, {HEAD_FILE} and {TAIL_FILE}"
         )
     manifest_path = root / MANIFEST_FILE
-    manifest = read_manifest(manifest_path)
+    data = _read_manifest_json(manifest_path)
+    if isinstance(data, dict) and data.get("format_version") == MULTI_CUT_FORMAT_VERSION:
+        return _load_multi_cut(root, data)
+    manifest = Manifest.from_dict(data, origin=str(manifest_path))
     head_path, tail_path = root / HEAD_FILE, root / TAIL_FILE
     for model_path, part in ((head_path, "head"), (tail_path, "tail")):
         if not model_path.is_file():
@@ -393,16 +414,7 @@ def write_bundle(
 
     `model_id`, `format_version` and `labels_file` are set here from what is actually written.
     """
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise BundleError(f"{out}: exists and is not a directory; choose another output path")
-    if out.exists() and not overwrite:
-        raise BundleError(f"{out}: already exists; choose another output directory or pass overwrite=True")
-    if out.exists() and not (out / MANIFEST_FILE).is_file() and any(out.iterdir()):
-        raise BundleError(
-            f"{out}: is a non-empty directory without {MANIFEST_FILE}; refusing to replace what is not a bundle"
-        )
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out = _output_dir(out_dir, overwrite)
     final = dataclasses.replace(
         manifest,
         format_version=FORMAT_VERSION,
@@ -432,6 +444,21 @@ def write_bundle(
     return dataclasses.replace(verified, path=out, head_path=out / HEAD_FILE, tail_path=out / TAIL_FILE)
 
 
+def _output_dir(out_dir: str | os.PathLike, overwrite: bool) -> Path:
+    """Where a bundle may be written: refuse a file, an existing bundle (unless `overwrite`) or a foreign folder."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise BundleError(f"{out}: exists and is not a directory; choose another output path")
+    if out.exists() and not overwrite:
+        raise BundleError(f"{out}: already exists; choose another output directory or pass overwrite=True")
+    if out.exists() and not (out / MANIFEST_FILE).is_file() and any(out.iterdir()):
+        raise BundleError(
+            f"{out}: is a non-empty directory without {MANIFEST_FILE}; refusing to replace what is not a bundle"
+        )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return out
+
+
 def update_quantization(bundle_path: str | os.PathLike, quantization: QuantizationSpec) -> None:
     """Replace the manifest's quantization section (atomically); the models and model_id stay as they are."""
     atomic_write_text(*manifest_with_quantization(bundle_path, quantization))
@@ -441,6 +468,11 @@ def manifest_with_quantization(bundle_path: str | os.PathLike, quantization: Qua
     """The manifest's path and its validated text with `quantization` in it, for a caller that writes it
     together with other files (calibrate: its --json and --plot first, the manifest last)."""
     bundle = load_bundle(bundle_path)
+    if bundle.cuts:
+        raise BundleError(
+            f"{bundle.path}: is a multi-cut bundle; calibrate one of its cuts instead: "
+            + ", ".join(str(c.bundle.path) for c in bundle.cuts)
+        )
     manifest_path = bundle.path / MANIFEST_FILE
     return manifest_path, _manifest_text(
         dataclasses.replace(bundle.manifest, quantization=quantization), str(manifest_path)
@@ -469,14 +501,17 @@ def _check_schema(data: Any, origin: str) -> None:
     if not isinstance(data, dict):
         raise BundleError(f"{origin}: the manifest must be a JSON object, got {type(data).__name__}")
     version = data.get("format_version")
-    if isinstance(version, int) and not isinstance(version, bool) and version > FORMAT_VERSION:
+    if isinstance(version, int) and not isinstance(version, bool) and version > NEWEST_FORMAT_VERSION:
         raise BundleError(
             f"{origin}: this bundle was written by a newer splitcomp (format_version {version}); this "
-            f"splitcomp reads format_version {FORMAT_VERSION}: upgrade splitcomp, or re-run split with this version"
+            f"splitcomp reads format_version {FORMAT_VERSION} to {NEWEST_FORMAT_VERSION}: upgrade splitcomp, or "
+            f"re-run split with this version"
         )
     schema = SCHEMAS.get(version) if isinstance(version, int) and not isinstance(version, bool) else None
     if schema is None:
-        raise BundleError(f"{origin}: format_version must be an integer from 1 to {FORMAT_VERSION}, got {version!r}")
+        raise BundleError(
+            f"{origin}: format_version must be an integer from 1 to {NEWEST_FORMAT_VERSION}, got {version!r}"
+        )
     error = best_match(jsonschema.Draft7Validator(schema).iter_errors(data))
     if error is not None:
         raise BundleError(f"{origin}: {_where(error.absolute_path)}: {error.message}")
@@ -675,3 +710,211 @@ def _read_labels(root: Path, m: Manifest, tail: _GraphIO) -> list[str] | None:
     if classes != DYNAMIC and len(labels) != classes:
         raise BundleError(f"{path}: {len(labels)} labels, but the model outputs {classes} classes")
     return labels
+
+
+# Multi-cut bundles (format_version 2) ------------------------------------------------------------------------
+
+CUTS_DIR = "cuts"
+CUT_ID_PATTERN = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"  # also a directory name: no separators, no "..", no hidden files
+_MBPS = {"type": "number", "minimum": 0}
+
+MULTI_CUT_SCHEMA: dict[str, Any] = {
+    "$schema": "http://json-schema.org/draft-07/schema#",
+    "title": "splitcomp multi-cut bundle manifest, format_version 2",
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["format_version", "model_id", "source", "default_cut", "cuts", "link", "created_by"],
+    "properties": {
+        "format_version": {"const": MULTI_CUT_FORMAT_VERSION},
+        "model_id": {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"},
+        "source": {"type": "string"},
+        "default_cut": {"type": "string", "pattern": CUT_ID_PATTERN},
+        "cuts": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "required": ["cut_id", "model_id", "bandwidth_mbps"],
+                "properties": {
+                    "cut_id": {"type": "string", "pattern": CUT_ID_PATTERN},
+                    "model_id": {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"},
+                    "bandwidth_mbps": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["min", "max"],
+                        "properties": {"min": _MBPS, "max": {"anyOf": [_MBPS, {"type": "null"}]}},
+                    },
+                },
+            },
+        },
+        "link": {
+            "type": "object",
+            "properties": {
+                "transport_overhead_ms": {"type": "number"},
+                "feedback_overhead_ms": {"type": "number", "minimum": 0},
+                "burst_bytes": {"type": "number", "minimum": 0},
+            },
+        },
+        "plan": {"type": "object"},
+        "created_by": {"type": "string"},
+    },
+}
+SCHEMAS[MULTI_CUT_FORMAT_VERSION] = MULTI_CUT_SCHEMA
+
+
+@dataclass(frozen=True)
+class CutChoice:
+    """One cut of a multi-cut bundle: its single-cut bundle (in cuts/<cut_id>/) and the link rates where it wins.
+
+    `min_mbps <= rate < max_mbps` (None: no upper end); `info` is what `plan` recorded (bytes, predictions).
+    """
+
+    cut_id: str
+    bundle: Bundle
+    min_mbps: float
+    max_mbps: float | None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def covers(self, mbps: float) -> bool:
+        return self.min_mbps <= mbps and (self.max_mbps is None or mbps < self.max_mbps)
+
+
+def multi_cut_model_id(model_ids: Sequence[str]) -> str:
+    """The digest of a multi-cut bundle: its cuts' model_ids in order, so adding, removing or moving one changes it."""
+    digest = hashlib.sha256()
+    for model_id in model_ids:
+        digest.update(model_id.encode("ascii") + b"\n")
+    return "sha256:" + digest.hexdigest()
+
+
+def _load_multi_cut(root: Path, data: dict[str, Any]) -> Bundle:
+    """Validate the top-level manifest, load every cut as a single-cut bundle, and check they are one model's cuts."""
+    origin = str(root / MANIFEST_FILE)
+    _check_schema(data, origin)
+    _check_finite(data, origin)
+    entries = data["cuts"]
+    ids = [e["cut_id"] for e in entries]
+    if len(set(ids)) != len(ids):
+        raise BundleError(f"{origin}: cuts: cut_id values must be unique, got {ids}")
+    if data["default_cut"] not in ids:
+        raise BundleError(f"{origin}: default_cut {data['default_cut']!r} is not one of the cuts {ids}")
+    expected_id = multi_cut_model_id([e["model_id"] for e in entries])
+    if data["model_id"] != expected_id:
+        raise BundleError(
+            f"{origin}: model_id {data['model_id']} is not the digest of the cuts' model_ids ({expected_id}); "
+            f"the manifest was edited (re-run plan --out)"
+        )
+    _check_ranges(entries, origin)
+    choices = []
+    for entry in entries:
+        cut_dir = root / CUTS_DIR / entry["cut_id"]
+        sub_manifest = cut_dir / MANIFEST_FILE
+        sub = load_bundle(cut_dir)
+        if sub.cuts:
+            raise BundleError(f"{sub_manifest}: a cut of a multi-cut bundle must be a single-cut bundle (format 1)")
+        if sub.manifest.model_id != entry["model_id"]:
+            raise BundleError(
+                f"{sub_manifest}: model_id {sub.manifest.model_id} is not the {entry['model_id']} that {origin} "
+                f"lists for cut {entry['cut_id']!r}; the cut was replaced after plan (re-run plan --out)"
+            )
+        info = {k: v for k, v in entry.items() if k not in ("cut_id", "model_id", "bandwidth_mbps")}
+        band = entry["bandwidth_mbps"]
+        choices.append(
+            CutChoice(entry["cut_id"], dataclasses.replace(sub, cut_id=entry["cut_id"]), band["min"], band["max"], info)
+        )
+    _check_same_model(choices)
+    default = next(c.bundle for c in choices if c.cut_id == data["default_cut"])
+    return dataclasses.replace(default, path=root, cuts=choices, link=dict(data["link"]))
+
+
+def _check_ranges(entries: Sequence[dict[str, Any]], origin: str) -> None:
+    """The cuts' bandwidth ranges must tile [0, infinity) in order, so every rate has exactly one cut."""
+    edge = 0.0
+    for i, entry in enumerate(entries):
+        low, high = entry["bandwidth_mbps"]["min"], entry["bandwidth_mbps"]["max"]
+        last = i == len(entries) - 1
+        if low != edge or (high is None) != last or (high is not None and high <= low):
+            raise BundleError(
+                f"{origin}: cuts[{i}].bandwidth_mbps: the ranges must follow each other from 0 with no gap, in "
+                f"increasing order, the last one open (max null); got min {low}, max {high} after {edge}"
+            )
+        edge = high if high is not None else edge
+
+
+def _check_same_model(choices: Sequence[CutChoice]) -> None:
+    """Every cut must take the same images and give the same classes, or switching would change the answers."""
+    first = choices[0].bundle
+    for choice in choices[1:]:
+        other = choice.bundle
+        for what, a, b in (
+            ("input", first.manifest.input, other.manifest.input),
+            ("output", first.manifest.output.kind, other.manifest.output.kind),
+            ("labels", first.labels, other.labels),
+        ):
+            if a != b:
+                raise BundleError(
+                    f"{other.path / MANIFEST_FILE}: its {what} differs from cut {choices[0].cut_id!r}'s; every cut "
+                    f"of a multi-cut bundle must be a split of the same model"
+                )
+
+
+def write_multi_cut_bundle(
+    out_dir: str | os.PathLike,
+    cuts: Sequence[CutChoice],
+    default_cut: str,
+    link: dict[str, Any],
+    source: str = "",
+    plan: dict[str, Any] | None = None,
+    overwrite: bool = False,
+) -> Bundle:
+    """Copy each cut's single-cut bundle into cuts/<cut_id>/ beside a format_version 2 manifest, verified, atomically.
+
+    `cuts` are in increasing order of bandwidth; each `bundle` is a loaded single-cut bundle (from `split`).
+    """
+    out = _output_dir(out_dir, overwrite)
+    entries = [
+        {
+            "cut_id": c.cut_id,
+            "model_id": c.bundle.manifest.model_id,
+            "bandwidth_mbps": {"min": c.min_mbps, "max": c.max_mbps},
+            **c.info,
+        }
+        for c in cuts
+    ]
+    manifest: dict[str, Any] = {
+        "format_version": MULTI_CUT_FORMAT_VERSION,
+        "model_id": multi_cut_model_id([e["model_id"] for e in entries]),
+        "source": source,
+        "default_cut": default_cut,
+        "cuts": entries,
+        "link": link,
+        "created_by": "splitcomp_tools plan",
+    }
+    if plan is not None:
+        manifest["plan"] = plan
+    try:
+        text = json.dumps(manifest, indent=2, default=_json_default, allow_nan=False) + "\n"
+    except ValueError as exc:
+        raise BundleError(f"{out / MANIFEST_FILE}: {exc}; predictions must be finite numbers") from exc
+    tmp = out.parent / f".{out.name}.tmp-{secrets.token_hex(4)}"
+    tmp.mkdir()
+    try:
+        for c in cuts:
+            cut_dir = tmp / CUTS_DIR / c.cut_id
+            cut_dir.mkdir(parents=True)
+            labels = c.bundle.manifest.labels_file
+            names = [MANIFEST_FILE, HEAD_FILE, TAIL_FILE, *([labels] if labels else [])]
+            for name in names:
+                write_durably(cut_dir / name, (c.bundle.path / name).read_bytes())
+            fsync_dir(cut_dir)
+        write_durably(tmp / MANIFEST_FILE, text.encode("utf-8"))
+        fsync_dir(tmp)
+        load_bundle(tmp)
+        replace_dir(tmp, out)
+    except BundleError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise BundleError(str(exc).replace(str(tmp), str(out))) from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return load_bundle(out)

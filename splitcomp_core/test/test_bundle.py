@@ -13,6 +13,7 @@ from tiny_models import onnx_model
 
 from splitcomp_core.bundle import (
     FORMAT_VERSION,
+    NEWEST_FORMAT_VERSION,
     InputSpec,
     Manifest,
     OutputSpec,
@@ -177,8 +178,8 @@ def _break_missing_field(b):
 
 
 def _break_newer_version(b):
-    _edit_manifest(b, lambda d: d.update(format_version=FORMAT_VERSION + 1, new_section={}))
-    return b / "manifest.json", f"newer splitcomp (format_version {FORMAT_VERSION + 1})"
+    _edit_manifest(b, lambda d: d.update(format_version=NEWEST_FORMAT_VERSION + 1, new_section={}))
+    return b / "manifest.json", f"newer splitcomp (format_version {NEWEST_FORMAT_VERSION + 1})"
 
 
 def _break_crop_without_size(b):

@@ -5,6 +5,10 @@ worker runs the head on whatever is newest when it is free, so a slow model drop
 (counted in diagnostics) instead of building a queue and adding latency. A frame that claims more
 than max_image_pixels is refused before it is decoded or converted, and the status goes WARN when
 nobody has subscribed to splitcomp/features for a while.
+
+With a multi-cut bundle every cut's head is loaded at start-up and `bandwidth_mbps` picks the cut:
+a number selects the cut whose range holds it from the next frame on; `auto` follows the link rate
+that the round trips of the head's own frames show (it listens to splitcomp/classification).
 """
 
 from __future__ import annotations
@@ -16,12 +20,14 @@ from rcl_interfaces.msg import SetParametersResult
 from rclpy.time import Time
 from sensor_msgs.msg import CompressedImage, Image
 
+from splitcomp_core.cuts import HeadCuts, switcher_for
 from splitcomp_core.errors import SplitcompError
 from splitcomp_core.head import HeadPipeline
 from splitcomp_core.images import DEFAULT_MAX_IMAGE_PIXELS
-from splitcomp_msgs.msg import SplitFeatures
+from splitcomp_core.link import parse_bandwidth
+from splitcomp_msgs.msg import Classification, SplitFeatures
 from splitcomp_ros.diagnostics import NO_INPUT_WARN_S
-from splitcomp_ros.encoder_params import ENCODER_PARAM_SPECS, ENCODER_PARAMS, declare_encoder, encoder_config
+from splitcomp_ros.encoder_params import ENCODER_PARAM_SPECS, ENCODER_PARAMS, declare_encoder, encoder_changes
 from splitcomp_ros.images import compressed_to_bgr, image_to_array
 from splitcomp_ros.latest_frame import LatestFrameWorker
 from splitcomp_ros.messages import features_msg
@@ -42,6 +48,13 @@ Frame: TypeAlias = Image | CompressedImage
 FEATURES_TOPIC = "splitcomp/features"
 NO_SUBSCRIBER_WARN_S = NO_INPUT_WARN_S
 HEAD_PARAMS = (
+    Param(
+        "bandwidth_mbps",
+        "auto",
+        "Link rate in Mbit/s that picks the cut of a multi-cut bundle, or auto: estimated from the frames' "
+        "round trips.",
+        dynamic_typing=True,
+    ),
     Param(
         "max_rate_hz",
         0.0,
@@ -73,25 +86,29 @@ class HeadNode(SplitcompNode):
     def __init__(self) -> None:
         super().__init__("head_node", HELP.params)
         runtime = declare_runtime(self)
-        config = declare_encoder(self, runtime.bundle.manifest.quantization)
+        overrides = declare_encoder(self, runtime.bundle.manifest.quantization)
         params = declare_params(self, HEAD_PARAMS)
         max_rate, qos_name, compressed = params["max_rate_hz"], params["input_qos"], params["compressed_input"]
+        bandwidth = params["bandwidth_mbps"]
         self._max_pixels = params["max_image_pixels"]
         try:
-            self.pipeline = HeadPipeline(
+            self.heads = HeadCuts(
                 runtime.bundle,
-                config,
+                overrides,
                 providers=runtime.providers,
                 allow_cpu_fallback=runtime.allow_cpu_fallback,
                 intra_op_threads=runtime.intra_op_threads,
             )
             qos = input_qos(qos_name)
-        except SplitcompError as exc:
+            self.switcher = switcher_for(runtime.bundle)
+            self.switcher.set_bandwidth(parse_bandwidth(bandwidth))
+        except (SplitcompError, ValueError) as exc:
             raise StartupError(f"head_node: {exc}") from exc
-        for warning in self.pipeline.warnings:
+        for warning in self.heads.warnings:
             self.get_logger().warning(warning)
         self.report_model(runtime.bundle, self.pipeline.session.provider)
         self._sequence = 0
+        self._logged_cut = self.switcher.current
         self._publisher = self.create_publisher(SplitFeatures, FEATURES_TOPIC, features_qos())
         self._unmatched_since: float | None = time.monotonic()
         self._worker: LatestFrameWorker[Frame] = LatestFrameWorker(
@@ -101,11 +118,19 @@ class HeadNode(SplitcompNode):
             self.create_subscription(CompressedImage, "image_raw/compressed", self._on_frame, qos)
         else:
             self.create_subscription(Image, "image_raw", self._on_frame, qos)
+        if runtime.bundle.cuts:
+            self.create_subscription(Classification, "splitcomp/classification", self._on_classification, 10)
         self.add_on_set_parameters_callback(self._on_parameters)
         self.get_logger().info(
             f"head ready: model {runtime.bundle.manifest.model_id[:19]}, cut {self.pipeline.cut_names}, "
             f"provider {self.pipeline.session.provider}, {self.pipeline.config}"
+            + (f", cuts {list(self.heads.pipelines)}, bandwidth_mbps {bandwidth}" if runtime.bundle.cuts else "")
         )
+
+    @property
+    def pipeline(self) -> HeadPipeline:
+        """The head pipeline of the cut in use now."""
+        return self.heads.pipelines[self.switcher.current]
 
     def _on_frame(self, msg: Frame) -> None:
         self.health.received()
@@ -119,6 +144,8 @@ class HeadNode(SplitcompNode):
         if result is None:
             return
         out, head = result
+        nbytes = sum(len(t.data) for t in head.tensors)
+        self.switcher.sent(out.sequence, time.monotonic(), nbytes, out.cut_id)
         self._publisher.publish(out)
         self.health.published()
         stages = self.health.stages
@@ -126,7 +153,7 @@ class HeadNode(SplitcompNode):
         stages.add("head_ms", head.head_ms)
         stages.add("encode_ms", head.encode_ms)
         stages.add("frame_ms", (time.perf_counter() - t0) * 1e3)
-        stages.add("bytes_per_frame", sum(len(t.data) for t in head.tensors))
+        stages.add("bytes_per_frame", nbytes)
 
     def _encode(self, msg: Frame):
         t0 = time.perf_counter()
@@ -138,9 +165,26 @@ class HeadNode(SplitcompNode):
         else:
             image, encoding = image_to_array(msg, max_pixels=self._max_pixels), msg.encoding
         convert_ms = (time.perf_counter() - t0) * 1e3
-        head = self.pipeline(image, encoding)
+        cut_id = self.switcher.next_cut(time.monotonic())  # one cut for the whole frame: switches fall between frames
+        if self.switcher.current != self._logged_cut:
+            self._log_switch()
+        pipeline = self.heads.pipelines[cut_id]
+        head = pipeline(image, encoding)
         self._sequence += 1
-        return features_msg(msg.header, self._sequence, self.pipeline.bundle.manifest.model_id, head, convert_ms), head
+        model_id = pipeline.bundle.manifest.model_id
+        return features_msg(msg.header, self._sequence, model_id, head, convert_ms, cut_id), head
+
+    def _log_switch(self) -> None:
+        estimate = self.switcher.last_estimate
+        seen = f"link about {estimate:.3g} Mbit/s" if estimate is not None else "no link estimate yet"
+        self.get_logger().info(
+            f"cut {self._logged_cut!r} -> {self.switcher.current!r} ({seen})", throttle_duration_sec=1.0
+        )
+        self._logged_cut = self.switcher.current
+
+    def _on_classification(self, msg: Classification) -> None:
+        """The answer to one of our frames: its round trip tells the switcher how fast the link is."""
+        self.switcher.answered(msg.sequence, time.monotonic(), msg.tail_ms)
 
     def _on_parameters(self, params) -> SetParametersResult:
         changed = {p.name: p.value for p in params}
@@ -148,18 +192,21 @@ class HeadNode(SplitcompNode):
             if changed["max_rate_hz"] < 0:
                 return SetParametersResult(successful=False, reason="max_rate_hz must be >= 0")
             self._worker.set_rate(changed["max_rate_hz"])
-        if not changed.keys() & set(ENCODER_PARAMS):
-            return SetParametersResult(successful=True)
-        values = {name: self.get_parameter(name).value for name in ENCODER_PARAMS}
-        values.update({k: v for k, v in changed.items() if k in ENCODER_PARAMS})
-        config = encoder_config(values)
         try:
-            warnings = self.pipeline.configure(config)
-        except (SplitcompError, TypeError) as exc:
+            bandwidth = parse_bandwidth(changed["bandwidth_mbps"]) if "bandwidth_mbps" in changed else None
+        except ValueError as exc:
             return SetParametersResult(successful=False, reason=clip_text(exc))
-        for warning in warnings:
-            self.get_logger().warning(warning)
-        self.get_logger().info(f"encoder now {config}")
+        if changed.keys() & set(ENCODER_PARAMS):
+            try:
+                warnings = self.heads.configure(encoder_changes(changed))
+            except (SplitcompError, TypeError) as exc:
+                return SetParametersResult(successful=False, reason=clip_text(exc))
+            for warning in warnings:
+                self.get_logger().warning(warning)
+            self.get_logger().info(f"encoder now {self.pipeline.config}")
+        if "bandwidth_mbps" in changed:
+            cut_id = self._logged_cut = self.switcher.set_bandwidth(bandwidth)
+            self.get_logger().info(f"bandwidth_mbps {changed['bandwidth_mbps']}: cut {cut_id!r} from the next frame")
         return SetParametersResult(successful=True)
 
     def _decoder_warned(self, printed: list[str]) -> None:
@@ -168,7 +215,19 @@ class HeadNode(SplitcompNode):
         self.get_logger().warning(f"frame decoded despite: {clip_text(printed[0])}", throttle_duration_sec=THROTTLE_S)
 
     def refresh_health(self) -> None:
-        self.health.fields["encoder"] = str(self.pipeline.config)
+        fields = self.health.fields
+        fields["encoder"] = str(self.pipeline.config)
+        fields["cut_id"] = self.switcher.current
+        if self.heads.bundle.cuts:
+            fields["model_id"] = self.pipeline.bundle.manifest.model_id
+            fields["bandwidth_mbps"] = str(self.get_parameter("bandwidth_mbps").value)
+            fields["cut_switches"] = str(self.switcher.switches)
+            estimate = self.switcher.last_estimate
+            fields["link_estimate_mbps"] = f"{estimate:.2f}" if estimate is not None else "none yet"
+        self._check_subscribers()
+
+    def _check_subscribers(self) -> None:
+        """WARN once splitcomp/features has had no subscriber for NO_SUBSCRIBER_WARN_S: nobody uses our work."""
         if self._publisher.get_subscription_count() > 0:
             self._unmatched_since = None
             self.health.warnings.pop("subscribers", None)

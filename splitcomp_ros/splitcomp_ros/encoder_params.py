@@ -1,4 +1,4 @@
-"""The head's encoder parameters (bits, quantization, clip_min, clip_max, codec) <-> EncoderConfig, in one place."""
+"""The head's encoder parameters (bits, quantization, clip_min, clip_max, codec) <-> EncoderConfig fields, in one place."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from splitcomp_core.codec import CODEC_NAMES
 from splitcomp_core.quantization import EncoderConfig
 from splitcomp_ros.node_support import Param, declare_params
 
-_BUNDLE = "the bundle's (quantization in manifest.json)"
+_BUNDLE = "the bundle's (quantization in manifest.json; per cut in a multi-cut bundle)"
 ENCODER_PARAM_SPECS = (
     Param("bits", 4, "Bits per code: 1..8 quantize, 16/32 send raw floats.", default_text=_BUNDLE),
     Param("quantization", "calibrated", "Ranges for quantization.", choices=MODES, default_text=_BUNDLE),
@@ -20,11 +20,22 @@ ENCODER_PARAM_SPECS = (
     Param("clip_max", 32.0, "Upper end of the fixed clip range (quantization=clip).", default_text=_BUNDLE),
     Param("codec", "none", "Entropy coder after bit packing.", choices=CODEC_NAMES, default_text=_BUNDLE),
 )
+# parameter name -> EncoderConfig field
+FIELD_OF_PARAM = {
+    "bits": "bits",
+    "quantization": "mode",
+    "clip_min": "clip_min",
+    "clip_max": "clip_max",
+    "codec": "codec",
+}
 ENCODER_PARAMS = tuple(p.name for p in ENCODER_PARAM_SPECS)
 
 
-def declare_encoder(node: Node, defaults: QuantizationSpec) -> EncoderConfig:
-    """Declare the encoder parameters; unset ones take the bundle's defaults (calibrate records what it measured)."""
+def declare_encoder(node: Node, defaults: QuantizationSpec) -> dict[str, Any]:
+    """Declare the encoder parameters; unset ones take the bundle's defaults (calibrate records what it measured).
+
+    Returns the EncoderConfig fields the user set to something else (see `encoder_changes`).
+    """
     values = declare_params(
         node,
         ENCODER_PARAM_SPECS,
@@ -36,11 +47,14 @@ def declare_encoder(node: Node, defaults: QuantizationSpec) -> EncoderConfig:
             "codec": defaults.codec,
         },
     )
-    return encoder_config(values)
+    return encoder_changes(values, defaults)
 
 
-def encoder_config(values: Mapping[str, Any]) -> EncoderConfig:
-    """The EncoderConfig that parameter values by name describe (not yet validated)."""
-    return EncoderConfig(
-        values["bits"], values["quantization"], values["clip_min"], values["clip_max"], values["codec"]
-    )
+def encoder_changes(values: Mapping[str, Any], defaults: QuantizationSpec | None = None) -> dict[str, Any]:
+    """EncoderConfig fields from encoder parameter values; with `defaults`, only those that differ from them.
+
+    A multi-cut bundle gives every cut its own defaults: only what the user set applies to all of them.
+    """
+    base = EncoderConfig.from_manifest(defaults) if defaults is not None else None
+    changes = {FIELD_OF_PARAM[name]: value for name, value in values.items() if name in FIELD_OF_PARAM}
+    return {k: v for k, v in changes.items() if base is None or getattr(base, k) != v}

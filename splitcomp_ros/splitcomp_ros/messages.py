@@ -53,9 +53,12 @@ def stamp_key(header) -> tuple[int, int]:
     return header.stamp.sec, header.stamp.nanosec
 
 
-def features_msg(header: Header, sequence: int, model_id: str, result: HeadResult, convert_ms: float) -> SplitFeatures:
+def features_msg(
+    header: Header, sequence: int, model_id: str, result: HeadResult, convert_ms: float, cut_id: str = ""
+) -> SplitFeatures:
     """What the head publishes for one frame; `convert_ms` (image message to pixels) counts as preprocessing."""
     out = SplitFeatures()
+    out.cut_id = cut_id
     out.header = header
     out.sequence = sequence
     out.model_id = model_id
@@ -72,6 +75,7 @@ def classification_msg(features: SplitFeatures, result: TailResult, latency_ms: 
     out.header = features.header
     out.sequence = features.sequence
     out.model_id = features.model_id
+    out.cut_id = features.cut_id
     out.results = [ClassScore(class_id=c, label=label, score=score) for c, label, score in result.results]
     out.feature_bytes = result.feature_bytes
     out.head_ms = features.preprocess_ms + features.head_ms + features.encode_ms

@@ -69,6 +69,7 @@ class Param:
     """One node parameter, as it is declared (with a descriptor) and as --help lists it.
 
     `default_text` is what --help says when the default is only known at run time (the bundle's).
+    `dynamic_typing` lets a value of another type replace the default's (a number or the string "auto").
     """
 
     name: str
@@ -79,6 +80,7 @@ class Param:
     float_range: tuple[float, float] | None = None
     choices: tuple | None = None
     default_text: str | None = None
+    dynamic_typing: bool = False
 
     def full_description(self) -> str:
         if self.choices:
@@ -86,7 +88,9 @@ class Param:
         return self.description
 
     def descriptor(self) -> ParameterDescriptor:
-        descriptor = ParameterDescriptor(description=self.full_description(), read_only=self.read_only)
+        descriptor = ParameterDescriptor(
+            description=self.full_description(), read_only=self.read_only, dynamic_typing=self.dynamic_typing
+        )
         if self.int_range:
             low, high = self.int_range
             descriptor.integer_range = [IntegerRange(from_value=low, to_value=high, step=1)]
@@ -99,6 +103,8 @@ class Param:
 
     def help_lines(self) -> list[str]:
         kind = _TYPE_NAMES.get(type(self.default), "string array" if isinstance(self.default, list) else "value")
+        if self.dynamic_typing:
+            kind = f"{kind} or number"
         notes = [kind]
         if self.read_only:
             notes.append("read-only")

@@ -19,4 +19,4 @@ def test_classification_prints_like_ros2_topic_echo():
         "results:",
         "- class_id: 2",
     ]
-    assert "  label: star" in text and "  score: 0.75" in text and text.endswith("latency_ms: 0.0\n---")
+    assert "  label: star" in text and "  score: 0.75" in text and text.endswith("latency_ms: 0.0\ncut_id: ''\n---")

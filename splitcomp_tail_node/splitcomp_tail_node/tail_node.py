@@ -4,19 +4,24 @@ Each message is checked against the bundle before it is decoded; a rejected mess
 by reason in /diagnostics and logged (throttled), and the node goes on serving the next one.
 Messages that never arrived (the subscription's queue overflowed, the network dropped them) are
 counted as `lost` from gaps in each sender's sequence numbers (see splitcomp_core.sequence).
+
+With a multi-cut bundle every cut's tail is loaded at start-up and each message is answered by the
+cut its cut_id names, so the head may switch cuts between any two frames.
 """
 
 from __future__ import annotations
 
+import collections
 from typing import TYPE_CHECKING
 
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.time import Time
 
 from splitcomp_core.codec import DEFAULT_MAX_ELEMENTS
+from splitcomp_core.cuts import TailCuts
 from splitcomp_core.errors import SplitcompError
 from splitcomp_core.sequence import SequenceGaps
-from splitcomp_core.tail import TailPipeline, TailResult
+from splitcomp_core.tail import TailResult
 from splitcomp_msgs.msg import Classification, SplitFeatures
 from splitcomp_ros.messages import classification_msg, tensor_from_msg
 from splitcomp_ros.node_support import (
@@ -78,19 +83,24 @@ class TailNode(SplitcompNode):
         if vision and VisionClassification is None:
             raise StartupError("tail_node: publish_vision_msgs is true but vision_msgs is not installed")
         try:
-            self.pipeline = TailPipeline(
+            self.tails = TailCuts(
                 runtime.bundle,
-                runtime.providers,
-                runtime.allow_cpu_fallback,
+                providers=runtime.providers,
+                allow_cpu_fallback=runtime.allow_cpu_fallback,
                 top_k=top_k,
                 max_elements=max_elements,
                 intra_op_threads=runtime.intra_op_threads,
             )
         except SplitcompError as exc:
             raise StartupError(f"tail_node: {exc}") from exc
-        self.report_model(runtime.bundle, self.pipeline.session.provider)
+        provider = self.tails.pipelines[runtime.bundle.cut_id].session.provider
+        self.report_model(runtime.bundle, provider)
         self._gaps = SequenceGaps()
         self.health.counts["lost"] = 0
+        self._cut_counts: collections.Counter[str] = collections.Counter()
+        self._last_cut = ""
+        # The head numbers its frames once across cuts: a multi-cut bundle's cuts are one sender's stream.
+        self._stream_of = {b.manifest.model_id: runtime.bundle.manifest.model_id for b in runtime.bundle.all_cuts()}
         self._publisher = self.create_publisher(Classification, "splitcomp/classification", 10)
         self._vision = (
             self.create_publisher(VisionClassification, "splitcomp/vision_classification", 10) if vision else None
@@ -98,17 +108,21 @@ class TailNode(SplitcompNode):
         self.create_subscription(SplitFeatures, "splitcomp/features", self._on_features, features_qos())
         self.add_on_set_parameters_callback(self._on_parameters)
         self.get_logger().info(
-            f"tail ready: model {runtime.bundle.manifest.model_id[:19]}, provider {self.pipeline.session.provider}"
+            f"tail ready: model {runtime.bundle.manifest.model_id[:19]}, provider {provider}"
+            + (f", cuts {list(self.tails.pipelines)}" if runtime.bundle.cuts else "")
         )
 
     def _on_features(self, msg: SplitFeatures) -> None:
         self.health.received()
         self._count_lost(msg)
         result = self.rejects.run(
-            f"features #{msg.sequence}", lambda: self.pipeline(msg.model_id, [tensor_from_msg(t) for t in msg.tensors])
+            f"features #{msg.sequence}",
+            lambda: self.tails(msg.cut_id, msg.model_id, [tensor_from_msg(t) for t in msg.tensors]),
         )
         if result is None:
             return
+        self._last_cut = msg.cut_id
+        self._cut_counts[msg.cut_id] += 1
         now = self.get_clock().now()
         latency_ms = (now - Time.from_msg(msg.header.stamp, clock_type=now.clock_type)).nanoseconds / 1e6
         out = classification_msg(msg, result, latency_ms)
@@ -119,7 +133,8 @@ class TailNode(SplitcompNode):
         self._record(result, out)
 
     def _count_lost(self, msg: SplitFeatures) -> None:
-        seen = self._gaps.observe(msg.header.frame_id, msg.model_id, msg.sequence)
+        stream = self._stream_of.get(msg.model_id, msg.model_id)
+        seen = self._gaps.observe(msg.header.frame_id, stream, msg.sequence)
         if seen.lost:
             self.health.counts["lost"] += seen.lost
             self.get_logger().warning(
@@ -158,8 +173,14 @@ class TailNode(SplitcompNode):
             if p.name == "top_k":
                 if p.value < 1:
                     return SetParametersResult(successful=False, reason="top_k must be >= 1")
-                self.pipeline.top_k = p.value
+                self.tails.set_top_k(p.value)
         return SetParametersResult(successful=True)
+
+    def refresh_health(self) -> None:
+        """The cut of the last answered message, and, for a multi-cut bundle, how many frames each cut answered."""
+        self.health.fields["cut_id"] = self._last_cut
+        if self.tails.bundle.cuts:
+            self.health.fields.update({f"frames.{cut}": str(n) for cut, n in self._cut_counts.items()})
 
 
 def main(args=None) -> int:

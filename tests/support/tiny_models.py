@@ -84,3 +84,19 @@ def tiny_tail() -> bytes:
         helper.make_node("MatMul", ["f", "fc"], ["logits"]),
     ]
     return onnx_model(nodes, {"feat": [1, 4, 16, 16]}, {"logits": [1, 5]}, {"fc": TINY_FC_W}).SerializeToString()
+
+
+def tiny_pooled_head() -> bytes:
+    """The same network cut one step later: image [1,3,16,16] -> Conv -> Relu -> GlobalAveragePool -> p [1,4,1,1]."""
+    nodes = [
+        helper.make_node("Conv", ["image", "w"], ["c"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c"], ["feat"]),
+        helper.make_node("GlobalAveragePool", ["feat"], ["p"]),
+    ]
+    return onnx_model(nodes, {"image": [1, 3, 16, 16]}, {"p": [1, 4, 1, 1]}, {"w": TINY_CONV_W}).SerializeToString()
+
+
+def tiny_pooled_tail() -> bytes:
+    """p [1,4,1,1] -> Flatten -> MatMul -> logits [1,5]: the rest of the network after `tiny_pooled_head`."""
+    nodes = [helper.make_node("Flatten", ["p"], ["f"]), helper.make_node("MatMul", ["f", "fc"], ["logits"])]
+    return onnx_model(nodes, {"p": [1, 4, 1, 1]}, {"logits": [1, 5]}, {"fc": TINY_FC_W}).SerializeToString()

@@ -9,6 +9,7 @@ that fails any step leaves no files behind.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import difflib
 import math
@@ -289,15 +290,22 @@ def build_parser() -> ToolParser:
     )
     parser.add_argument("--out", required=True, metavar="DIR", help="bundle directory to write")
     parser.add_argument(
-        "--labels",
-        metavar="FILE",
-        help="class names: a JSON list or ImageNet class_index.json (default: those the model's export recorded)",
-    )
-    parser.add_argument(
         "--images", metavar="DIR", help="also verify on the images in DIR (preprocessed as the bundle says)"
     )
     parser.add_argument(
         "--samples", type=int_in(0, MAX_SAMPLES), default=4, help="random inputs to verify on (default 4)"
+    )
+    add_model_arguments(parser)
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing bundle at --out")
+    return parser
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """What a bundle needs to know about the model besides its graph: labels, preprocessing, the output (split, plan)."""
+    parser.add_argument(
+        "--labels",
+        metavar="FILE",
+        help="class names: a JSON list or ImageNet class_index.json (default: those the model's export recorded)",
     )
     parser.add_argument(
         "--mean",
@@ -333,7 +341,6 @@ def build_parser() -> ToolParser:
         help="whether the output is logits (the tail applies a softmax) or already probabilities; auto (default) "
         "says probabilities when a Softmax produces it, possibly through reshapes, transposes or casts",
     )
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing bundle at --out")
     parser.add_argument(
         "--rebase-batch",
         action="store_true",
@@ -341,14 +348,10 @@ def build_parser() -> ToolParser:
         "tensor before that view, read it from the tensor the view reshapes instead, once measured to have the same "
         "dim 0 (analyze says when this applies)",
     )
-    return parser
 
 
-def _main(argv: Sequence[str] | None) -> int:
-    args = build_parser().parse_args(argv)
-    if not args.out.strip():
-        raise SplitError("--out is empty; name the bundle directory to write, e.g. --out out/bundle")
-    cut = [name for value in args.at for name in value.split(",") if name]
+def preprocessing_from(args: argparse.Namespace) -> dict[str, Any]:
+    """The preprocessing fields the options of `add_model_arguments` set (the rest: what export recorded)."""
     size = _ints(args.size, "--size", (1, 2)) if args.size else None
     if size is not None and not all(1 <= d <= MAX_IMAGE_SIDE for d in size):
         raise SplitError(f"--size {args.size!r}: height and width must be from 1 to {MAX_IMAGE_SIDE}")
@@ -359,12 +362,19 @@ def _main(argv: Sequence[str] | None) -> int:
         "bgr": args.bgr,
         "crop_resize": args.crop,
     }
-    preprocessing = {key: value for key, value in given.items() if value is not None}
+    return {key: value for key, value in given.items() if value is not None}
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    args = build_parser().parse_args(argv)
+    if not args.out.strip():
+        raise SplitError("--out is empty; name the bundle directory to write, e.g. --out out/bundle")
+    cut = [name for value in args.at for name in value.split(",") if name]
     bundle, check = split_model(
         args.model,
         cut,
         args.out,
-        preprocessing=preprocessing,
+        preprocessing=preprocessing_from(args),
         labels_path=args.labels,
         images_dir=args.images,
         random_samples=args.samples,

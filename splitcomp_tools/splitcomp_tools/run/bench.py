@@ -1,13 +1,19 @@
-"""bench: `bench codec` (the feature codec against the seed's encodings), `bench pipeline` (the nodes over
-DDS) or `bench restarts` (how soon a node killed and started again is back in the pipeline)."""
+"""bench: `bench codec` (the feature codec against the seed's encodings), `bench pipeline` (the nodes over DDS,
+also over a shaped link), `bench restarts` (how soon a node killed and started again is back in the pipeline)
+or `bench planner` (a plan's candidates measured over the test bed)."""
 
 import sys
 from collections.abc import Sequence
 
 from splitcomp_tools.cli import EXIT_USAGE
-from splitcomp_tools.run import bench_codec, bench_pipeline, bench_restarts
+from splitcomp_tools.run import bench_codec, bench_pipeline, bench_planner, bench_restarts
 
-BENCHMARKS = {"codec": bench_codec.main, "pipeline": bench_pipeline.main, "restarts": bench_restarts.main}
+BENCHMARKS = {
+    "codec": bench_codec.main,
+    "pipeline": bench_pipeline.main,
+    "restarts": bench_restarts.main,
+    "planner": bench_planner.main,
+}
 USAGE = f"usage: bench {{{','.join(BENCHMARKS)}}} [options]   (bench NAME --help for each)"
 
 

@@ -6,6 +6,9 @@ It is the median latency minus the medians of head ONNX, tail ONNX and camera tr
 head's input delay, which a camera driver on the robot adds anyway), all from the nodes'
 /diagnostics: the probe only listens to the classifications, as a deployment would, because
 every extra reliable subscriber makes the head's publish slower.
+
+With `--link MBPS` the robot side (image_source, head_node) and the edge side (tail_node and the
+probe) run in two network namespaces joined by a link shaped to MBPS (see run/bench_link.py).
 """
 
 from __future__ import annotations
@@ -19,12 +22,14 @@ from pathlib import Path
 
 import numpy as np
 
+from splitcomp_core.bundle import load_bundle
 from splitcomp_core.codec import CODE_BITS, CODEC_NAMES, RAW_BITS
 from splitcomp_core.errors import SplitcompError
 from splitcomp_core.files import atomic_write_text
 from splitcomp_tools.cli import ToolParser, check_outputs, float_in, run_cli
 from splitcomp_tools.model.prepare import DEFAULT_CACHE, prepare_bundle
 from splitcomp_tools.nodes.image_source import RATE_RANGE
+from splitcomp_tools.run import bench_link
 from splitcomp_tools.run.demo_models import DEMO_MODELS
 from splitcomp_tools.run.pipeline_run import PipelineRun
 
@@ -127,23 +132,74 @@ def build_parser() -> ToolParser:
     p.add_argument(
         "--bits",
         type=int,
-        default=4,
+        default=None,
         choices=(*CODE_BITS, *RAW_BITS),
         metavar="BITS",
-        help="head bits: 1..8 quantize, 16/32 raw floats (default: 4)",
+        help="head bits: 1..8 quantize, 16/32 raw floats (default: what the bundle's calibration chose, each cut's own)",
     )
-    p.add_argument("--codec", default="none", choices=CODEC_NAMES, help="head codec (default: none)")
+    p.add_argument("--codec", default=None, choices=CODEC_NAMES, help="head codec (default: the bundle's)")
+    p.add_argument(
+        "--link",
+        type=float,
+        metavar="MBPS",
+        help="run the robot and the edge in two network namespaces over a link shaped to MBPS Mbit/s (needs root)",
+    )
+    p.add_argument(
+        "--bandwidth",
+        metavar="MBPS|auto",
+        help="the head's bandwidth_mbps, which picks the cut of a multi-cut bundle (default: --link's rate)",
+    )
+    p.add_argument(
+        "--schedule",
+        default="",
+        metavar="T:MBPS,...",
+        help="with --link: change the link rate T seconds after the first result, e.g. 20:1.1,40:100",
+    )
+    p.add_argument(
+        "--cycle-cuts",
+        type=float,
+        metavar="SECONDS",
+        help="with --link and a multi-cut bundle: every cut in turn for SECONDS, --rounds times, instead of --duration",
+    )
+    p.add_argument("--rounds", type=int, default=3, help="--cycle-cuts: how many times through the cuts (default 3)")
+    p.add_argument(
+        "--settle", type=float, default=1.5, help="--cycle-cuts: seconds left out after each switch (default 1.5)"
+    )
+    p.add_argument(
+        "--robot-cpus",
+        default="",
+        metavar="LIST",
+        help="with --link: pin the robot side (image_source, head_node) to these CPUs, e.g. 0, with as many ONNX "
+        "Runtime threads: a robot weaker than the edge (profile it the same way: taskset -c LIST plan "
+        "--profile-device F --threads N)",
+    )
+    p.add_argument(bench_link.INSIDE_FLAG, action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--out", default="out/bench", help="bundle and logs folder (default: out/bench)")
     p.add_argument("--json", metavar="FILE", help="also write the result to this file as JSON")
     return p
 
 
+def head_params(args: argparse.Namespace) -> dict[str, object]:
+    """Only what was asked for, so each cut of a bundle keeps its own calibrated encoding."""
+    params: dict[str, object] = {k: v for k, v in (("bits", args.bits), ("codec", args.codec)) if v is not None}
+    bandwidth = args.bandwidth if args.bandwidth is not None else args.link
+    if bandwidth is not None:
+        params["bandwidth_mbps"] = "auto" if str(bandwidth).lower() == "auto" else float(bandwidth)
+    if args.robot_cpus:
+        params["intra_op_threads"] = bench_link.cpu_count(args.robot_cpus)
+    return params
+
+
 def _main(argv: Sequence[str] | None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     frames = round(args.rate * args.duration)
     if frames < 2:
         raise SplitcompError("--rate x --duration must give at least 2 frames")
     check_outputs([("--json", args.json)], [])
+    schedule = bench_link.parse_schedule(args.schedule)
+    if (schedule or args.cycle_cuts or args.robot_cpus) and args.link is None:
+        raise SplitcompError("--schedule, --cycle-cuts and --robot-cpus work on the test bed of --link: give --link")
     out = Path(args.out)
     model = DEMO_MODELS[args.model]
     bundle = (
@@ -151,6 +207,14 @@ def _main(argv: Sequence[str] | None) -> int:
         if args.bundle
         else prepare_bundle(model, out / "bundle", Path(args.cache), evaluation_frames=100, quiet=True).path
     )
+    if args.cycle_cuts:
+        if args.cycle_cuts <= args.settle or args.rounds < 1:
+            raise SplitcompError("--cycle-cuts must be longer than --settle, and --rounds at least 1")
+        args.duration = args.rounds * len(load_bundle(bundle).all_cuts()) * (args.cycle_cuts + 0.2) + 5.0
+        frames = round(args.rate * args.duration)
+    if args.link is not None and not args.inside_bed:
+        return bench_link.run_outside([*argv, *([] if args.bundle else ["--bundle", str(bundle)])], args.link)
+    bed = bench_link.in_bed() if args.inside_bed else None
     run = PipelineRun(
         bundle,
         out / "logs",
@@ -159,14 +223,26 @@ def _main(argv: Sequence[str] | None) -> int:
         source=args.source or model.evaluation_images,
         watch_frames=False,
         preload=30,
-        head_params={"bits": args.bits, "codec": args.codec},
+        head_params=head_params(args),
+        prefix=bench_link.node_prefix(bed, args.robot_cpus) if bed else lambda executable: (),
     )
     with run:
         start = time.monotonic()
-        run.spin_until(lambda: len(run.seen.results) >= frames, args.duration + 5.0)
+        if bed is None:
+            run.spin_until(lambda: len(run.seen.results) >= frames, args.duration + 5.0)
+            changes: list[dict] = []
+        elif args.cycle_cuts:
+            blocks = bench_link.cycle_cuts(run, bundle, args.cycle_cuts, args.rounds)
+            changes = []
+        else:
+            changes = bench_link.drive(run, bed, frames, args.duration, schedule)
         wall = time.monotonic() - start
         run.spin_until(lambda: False, 1.2)  # one more round of diagnostics with every frame in it
     result = measure(run, frames, wall)
+    if bed is not None:
+        result.update(bench_link.link_measures(run, bundle, args.link, changes))
+        if args.cycle_cuts:
+            result["per_cut"] = bench_link.per_cut(run, blocks, args.settle, args.link)
     if args.json:
         atomic_write_text(args.json, json.dumps(result, indent=2) + "\n")
     print(format_result(result))

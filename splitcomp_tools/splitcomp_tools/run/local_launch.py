@@ -56,9 +56,12 @@ class NodeProcess:
         log: IO | None = None,
         params_file: str | None = None,
         extra_args: Sequence[str] = (),
+        prefix: Sequence[str] = (),
     ) -> None:
+        """`prefix` goes before the command, e.g. the test bed's `ip netns exec ...` (it must exec, keeping the PID)."""
         self.name = executable
         cmd = [
+            *prefix,
             sys.executable,
             str(executable_path(package, executable)),
             *ros_arguments(params, params_file),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import rclpy
@@ -52,7 +52,9 @@ class PipelineRun:
         preload: int = 0,
         overlay: bool = False,
         on_result: Callable[[Classification], None] | None = None,
+        prefix: Callable[[str], Sequence[str]] = lambda executable: (),
     ) -> None:
+        """`prefix(executable)` is put before each node's command (the test bed: which namespace it runs in)."""
         self.bundle, self.log_dir = Path(bundle), Path(log_dir)
         self.rate_hz, self.frame_count, self.source = rate_hz, frame_count, source
         self.head_params, self.tail_params = dict(head_params or {}), dict(tail_params or {})
@@ -60,6 +62,7 @@ class PipelineRun:
         self.preload = preload
         self.overlay = overlay
         self.on_result = on_result
+        self.prefix = prefix
         self.seen = Seen()
         self._nodes: list[NodeProcess] = []
         self._logs: list = []
@@ -117,7 +120,14 @@ class PipelineRun:
         log = open(self.log_dir / f"{executable}.log", "w")  # noqa: SIM115 - open while the node runs
         self._logs.append(log)
         self._nodes.append(
-            NodeProcess(package, executable, params, log=log, params_file=str(params_file) if params_file else None)
+            NodeProcess(
+                package,
+                executable,
+                params,
+                log=log,
+                params_file=str(params_file) if params_file else None,
+                prefix=self.prefix(executable),
+            )
         )
 
     def _wait_for_nodes(self, names, timeout: float) -> None:

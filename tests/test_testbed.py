@@ -1,0 +1,73 @@
+"""The two-host test bed: bytes really cross a shaped link (no shared memory), and nothing is left behind.
+
+Needs root and network namespaces; where they cannot be made, every test here is skipped with the reason.
+"""
+
+import json
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from splitcomp_tools.run.testbed import Testbed, cleanup, leftovers, why_unavailable
+
+PEER = pathlib.Path(__file__).with_name("link_peer.py")
+REASON = why_unavailable()
+pytestmark = pytest.mark.skipif(REASON is not None, reason=f"no test bed here: {REASON}")
+
+
+def test_100_kb_at_1_1_mbit_s_takes_0_7_s_not_a_millisecond(tmp_path):
+    out = tmp_path / "seconds.json"
+    with Testbed(1.1) as bed:
+        listener = bed.run_in("edge", [sys.executable, str(PEER), "listen", str(out), "3"])
+        bed.run_in("robot", [sys.executable, str(PEER), "talk", "100000", "3"])
+        assert listener.wait(timeout=90) == 0
+        robot_bytes = bed.qdisc_stats("robot")
+    seconds = json.loads(out.read_text())
+    assert len(seconds) == 3, seconds
+    # 100,000 bytes are 0.727 s at 1.1 Mbit/s; through shared memory they would take about a millisecond.
+    assert all(0.65 < s < 1.6 for s in seconds), seconds
+    sent = int(robot_bytes.split("Sent ")[1].split(" bytes")[0])
+    assert sent > 3 * 100_000, robot_bytes  # every byte went through the robot's shaped veth
+
+
+def test_nothing_is_left_after_sigint(tmp_path):
+    up = subprocess.Popen(
+        [sys.executable, "-m", "splitcomp_tools.testbed", "up", "5.85"], stdout=subprocess.PIPE, text=True
+    )
+    prefix = f"sc{up.pid}"
+    try:
+        assert up.stdout is not None and json.loads(up.stdout.readline())["prefix"] == prefix
+        assert f"{prefix}r" in leftovers(prefix) and f"{prefix}shm" in leftovers(prefix)
+        up.send_signal(signal.SIGINT)
+        assert up.wait(timeout=30) == 0
+    finally:
+        if up.poll() is None:  # the test failed before its SIGINT: end the bed the same way, and clean up after it
+            up.send_signal(signal.SIGINT)
+            try:
+                up.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                up.kill()
+                up.wait()
+            cleanup(prefix)
+    time.sleep(0.1)
+    assert leftovers(prefix) == []
+
+
+def test_bench_pipeline_over_the_link_picks_the_cut_for_its_rate(tiny_multi_cut_bundle, tmp_path):
+    out = tmp_path / "result.json"
+    bench = [sys.executable, "-m", "splitcomp_tools.bench", "pipeline", "--bundle", str(tiny_multi_cut_bundle.path)]
+    run = subprocess.run(
+        [*bench, "--link", "5.85", "--rate", "10", "--duration", "3", "--out", str(tmp_path), "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert result["link_mbps"] == 5.85 and result["frames_classified"] >= 25
+    assert result["cuts"] == {"feat": result["frames_classified"]}  # 5.85 Mbit/s is in feat's range (0..10)
+    assert result["lost_features"] == 0 and result["transport_overhead_ms"] > 0
