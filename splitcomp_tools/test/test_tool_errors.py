@@ -18,9 +18,10 @@ from pathlib import Path
 import pytest
 
 from splitcomp_core.bundle import MANIFEST_FILE
-from splitcomp_tools.model import analyze, calibrate, classify, export, split
-from splitcomp_tools.run import bench, bench_codec, bench_pipeline, demo
+from splitcomp_tools.model import analyze, calibrate, classify, export, plan, split
+from splitcomp_tools.run import bench, bench_codec, bench_pipeline, bench_planner, demo, testbed
 from splitcomp_tools.shapes import train
+from splitcomp_tools.studio import server as studio_server
 
 MODEL = Path(__file__).resolve().parents[1] / "models" / "shapes" / "model.onnx"
 CUT = "/stage2/block1/relu/Relu_output_0"
@@ -220,6 +221,10 @@ def test_export_reports_a_failing_user_module(tmp_path, capsys, monkeypatch, sou
         (split.main, ["m.onnx"], "--at"),  # argparse's own "required" error is one line too
         (bench.main, ["nonsense"], "unknown benchmark"),
         (bench.main, [], "name a benchmark"),
+        (plan.main, ["m.onnx", "--bogus"], "--bogus"),
+        (bench_planner.main, [], "--plan"),
+        (testbed.main, ["sideways"], "invalid choice"),
+        (studio_server.main, ["--port", "x"], "--port"),
     ],
 )
 def test_bad_arguments_are_one_line_before_anything_runs(tmp_path, capsys, monkeypatch, main, argv, says):

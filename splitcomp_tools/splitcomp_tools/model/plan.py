@@ -61,7 +61,7 @@ from splitcomp_core.files import atomic_write, atomic_write_text
 from splitcomp_core.head import HeadPipeline
 from splitcomp_core.runtime import DEFAULT_PROVIDERS
 from splitcomp_core.tail import TailPipeline
-from splitcomp_tools.cli import run_cli
+from splitcomp_tools.cli import ToolParser, run_cli
 from splitcomp_tools.frames import open_source
 from splitcomp_tools.model.analyze import Analysis, analyze_model
 from splitcomp_tools.model.calibrate import Calibration, Result, calibrate
@@ -726,10 +726,8 @@ def _say(progress: bool, text: str) -> None:
         print(f"[plan] {text}", file=sys.stderr, flush=True)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="plan", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+def build_parser() -> ToolParser:
+    parser = ToolParser(prog="plan", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", help="the .onnx file to plan for")
     parser.add_argument(
         "--images", help="frames the agreement is measured on: photos:test, generator, a folder, a video, a rosbag2"

@@ -24,7 +24,7 @@ from typing import Any
 from splitcomp_core.bundle import CutChoice, load_bundle, write_multi_cut_bundle
 from splitcomp_core.errors import SplitcompError
 from splitcomp_core.files import atomic_write_text
-from splitcomp_tools.cli import run_cli
+from splitcomp_tools.cli import ToolParser, run_cli
 
 PICK_TOLERANCE = 0.10  # the pick's measured latency may exceed the best candidate's by this share
 PREDICTION_TOLERANCE = 0.25  # predicted and measured latency of the pick may differ by this share
@@ -132,10 +132,8 @@ def format_table(plan: dict[str, Any], rows: Sequence[dict[str, Any]]) -> str:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="bench planner", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+def build_parser() -> ToolParser:
+    p = ToolParser(prog="bench planner", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--plan", required=True, help="the JSON of `plan --work DIR --json F` (its bundles must exist)")
     p.add_argument("--rates", help="link rates in Mbit/s (default: the plan's bandwidths)")
     p.add_argument("--rate", type=float, default=10.0, help="camera frames per second (default 10)")

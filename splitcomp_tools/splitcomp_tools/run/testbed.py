@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from splitcomp_core.errors import SplitcompError
-from splitcomp_tools.cli import run_cli
+from splitcomp_tools.cli import ToolParser, run_cli
 
 SIDES = ("robot", "edge")
 QUEUE_BYTES = 2 * 1024 * 1024
@@ -373,8 +373,8 @@ def _run(argv: Sequence[str], check: bool = True) -> subprocess.CompletedProcess
     return result
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="testbed", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+def build_parser() -> ToolParser:
+    parser = ToolParser(prog="testbed", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     up = commands.add_parser("up", help="build a bed at RATE Mbit/s, print its names, remove it on Ctrl-C")
     up.add_argument("rate", type=float, metavar="RATE")

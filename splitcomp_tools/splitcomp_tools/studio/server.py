@@ -7,7 +7,6 @@ is one `error:` line; --port 0 takes a free one, and the first line printed is t
 
 from __future__ import annotations
 
-import argparse
 import socket
 import sys
 from collections.abc import Sequence
@@ -17,7 +16,7 @@ from types import FrameType
 import uvicorn
 
 from splitcomp_core.errors import SplitcompError
-from splitcomp_tools.cli import run_cli
+from splitcomp_tools.cli import ToolParser, run_cli
 from splitcomp_tools.studio.app import Studio, create_app
 from splitcomp_tools.studio.config import DEFAULT_HOST, DEFAULT_MAX_UPLOAD_MB, DEFAULT_PORT, DEFAULT_WORKSPACE, Settings
 
@@ -36,8 +35,8 @@ class _Server(uvicorn.Server):
         super().handle_exit(sig, frame)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def build_parser() -> ToolParser:
+    parser = ToolParser(
         prog="studio",
         description="The splitcomp studio: a web page (and JSON API) to upload a model, see its cuts, split it, "
         "calibrate, test images and download the bundle; with --ros also a live view of a running pipeline.",
