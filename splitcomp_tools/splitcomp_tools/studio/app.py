@@ -141,9 +141,11 @@ class Studio:
         return message.replace(str(self.workspace.root) + os.sep, "")
 
     def frame_sources(self) -> list[str]:
-        """The frame sources the page may offer (generated frames always; photos when their wheel is installed)."""
+        """The frame sources the page may offer: generated frames always; the photos (calibrate on photos:train,
+        test on photos:test: no photo in both) when their wheels are installed."""
         if self._sources is None:
-            self._sources = ["generator", *(s for s in ("photos",) if adapter.source_available(s))]
+            photos = ["photos:train", "photos:test", "photos"] if adapter.source_available("photos") else []
+            self._sources = ["generator", *photos]
         return self._sources
 
     # models

@@ -447,7 +447,13 @@ async function start() {
   const status = (state.status = await api("/api/status"));
   $("server-status").textContent = status.ros ? `live: ROS namespace ${status.namespace || "/"}` : "offline tools (no ROS)";
   options("calibrate-source", [...status.frame_sources, "upload"], "generator",
-    (v) => ({ generator: "generated frames", photos: "photos", upload: "uploaded images or video" })[v] || v);
+    (v) => ({
+      generator: "generated frames",
+      "photos:train": "photos (training set)",
+      "photos:test": "photos (held-out set)",
+      photos: "photos (all)",
+      upload: "uploaded images or video",
+    })[v] || v);
   options("classify-bits", status.bits, "4", (b) => (b > 8 ? `${b} (raw floats)` : b));
   options("classify-quantization", status.quantization, "calibrated");
   options("classify-codec", status.codecs, "none");
