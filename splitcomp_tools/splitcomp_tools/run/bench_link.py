@@ -112,7 +112,7 @@ def cycle_cuts(run: PipelineRun, bundle_path: Path, block_s: float, rounds: int)
     bundle = load_bundle(bundle_path)
     if not bundle.cuts:
         raise SplitcompError(f"{bundle_path}: --cycle-cuts needs a multi-cut bundle (plan --out, or bench planner's)")
-    client = run.node.create_client(SetParameters, "head_node/set_parameters")
+    client: Any = run.node.create_client(SetParameters, "head_node/set_parameters")  # rclpy types it by srv
     if not client.wait_for_service(timeout_sec=30.0):
         raise SplitcompError("head_node's set_parameters service did not appear")
     run.spin_until(lambda: bool(run.seen.results), 30.0)
