@@ -80,11 +80,24 @@ requirement_files() {
   printf '%s\n' "${files[@]}"
 }
 
+# The lock (scripts/lock.py) pins every transitive version, for PyPI ROS 2 on the Python it was made
+# with; elsewhere (a system ROS, another Python) only the requirement files' direct pins hold.
+lock_file() {
+  [[ -z ${ROS_DISTRO:-} ]] || return 0
+  local python_tag
+  python_tag=$("$python" -c 'import sys; print(f"py{sys.version_info[0]}{sys.version_info[1]}")') || return 0
+  local lock="$root/requirements/lock/ros-$pypi_ros-$python_tag.txt"
+  [[ -f $lock ]] && echo "$lock"
+  return 0
+}
+
 install_dependencies() {
   mapfile -t reqs < <(requirement_files)
+  local lock
+  lock=$(lock_file)
   local stamp="$venv/.splitcomp-deps"
   local want
-  want=$(digest "${reqs[@]}" "$root/scripts/setup.sh" "$root/scripts/fix_ros_cmake_paths.py"; echo "${ROS_DISTRO:-pypi$suffix}")
+  want=$(digest "${reqs[@]}" $lock "$root/scripts/setup.sh" "$root/scripts/fix_ros_cmake_paths.py"; echo "${ROS_DISTRO:-pypi$suffix}")
   if [[ -f $stamp && $(cat "$stamp") == "$want" ]]; then
     say "dependencies up to date in $venv"
     return
@@ -101,6 +114,12 @@ install_dependencies() {
   "$venv/bin/python" -m pip install -q --upgrade "pip==25.3"
   local args=()
   for r in "${reqs[@]}"; do args+=(-r "$r"); done
+  if [[ -n $lock ]]; then
+    say "every version pinned by ${lock#"$root"/}"
+    args+=(-c "$lock")
+  elif [[ -z ${ROS_DISTRO:-} ]]; then
+    say "no lock for this Python in requirements/lock/: direct pins only, transitive versions may differ"
+  fi
   "$venv/bin/python" -m pip install -q "${args[@]}"
   [[ -n ${ROS_DISTRO:-} ]] || "$venv/bin/python" "$root/scripts/fix_ros_cmake_paths.py" "$venv"
   echo "$want" >"$stamp"
