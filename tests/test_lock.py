@@ -79,3 +79,24 @@ def test_this_environment_is_exactly_its_lock():
         if have.get(n) != pins.get(n)
     )
     assert not differ, "; ".join(differ[:20]) + " (rerun scripts/setup.sh, or update the lock with scripts/lock.py)"
+
+
+def test_lock_script_refuses_what_is_not_a_pypi_ros_venv(tmp_path, capsys):
+    system_python = pathlib.Path("/usr/bin/python3")  # a real interpreter without ROS 2 in it
+    if not system_python.exists():
+        pytest.skip("no /usr/bin/python3 to stand for a venv without ROS 2")
+    locks = {p: p.read_bytes() for p in LOCKS}
+    not_ros = tmp_path / "plain"
+    (not_ros / "bin").mkdir(parents=True)
+    (not_ros / "bin" / "python").symlink_to(system_python)
+    for argv, says in (([str(tmp_path)], "not a virtual environment"), ([str(not_ros)], "holds no ROS 2 from PyPI")):
+        assert lock_script.main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("error:") and says in err, err
+    assert {p: p.read_bytes() for p in LOCKS} == locks
+
+
+def test_lock_script_help_exits_0(capsys):
+    with pytest.raises(SystemExit) as end:
+        lock_script.main(["--help"])
+    assert end.value.code == 0 and "usage: lock.py" in capsys.readouterr().out
