@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeGuard
 
@@ -83,6 +83,11 @@ class EncodedTensor:
     codec: int
     packed_size: int
     data: bytes
+
+
+def payload_bytes(tensors: Sequence[EncodedTensor]) -> int:
+    """The bytes of codes a frame carries (what `feature_bytes` reports): the payload, not the message header."""
+    return sum(len(t.data) for t in tensors)
 
 
 def clip_params(bits: int = 4, clip_min: float = 0.0, clip_max: float = 32.0) -> QuantParams:

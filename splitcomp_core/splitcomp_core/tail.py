@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from splitcomp_core.bundle import DYNAMIC, Bundle
-from splitcomp_core.codec import DEFAULT_MAX_ELEMENTS, EncodedTensor, decode
+from splitcomp_core.codec import DEFAULT_MAX_ELEMENTS, EncodedTensor, decode, payload_bytes
 from splitcomp_core.errors import CodecError, InferenceError, SplitcompError
 from splitcomp_core.postprocess import top_k_labelled
 from splitcomp_core.runtime import DEFAULT_PROVIDERS, InferenceSession
@@ -152,7 +152,7 @@ class TailPipeline:
         t3 = time.perf_counter()
         return TailResult(
             results=results,
-            feature_bytes=sum(len(t.data) for t in tensors),
+            feature_bytes=payload_bytes(tensors),
             decode_ms=(t1 - t0) * 1e3,
             tail_ms=(t2 - t1) * 1e3,
             post_ms=(t3 - t2) * 1e3,

@@ -20,6 +20,7 @@ from rcl_interfaces.msg import SetParametersResult
 from rclpy.time import Time
 from sensor_msgs.msg import CompressedImage, Image
 
+from splitcomp_core.codec import payload_bytes
 from splitcomp_core.cuts import HeadCuts, switcher_for
 from splitcomp_core.errors import SplitcompError
 from splitcomp_core.head import HeadPipeline
@@ -144,7 +145,7 @@ class HeadNode(SplitcompNode):
         if result is None:
             return
         out, head = result
-        nbytes = sum(len(t.data) for t in head.tensors)
+        nbytes = payload_bytes(head.tensors)
         self.switcher.sent(out.sequence, time.monotonic(), nbytes, out.cut_id)
         self._publisher.publish(out)
         self.health.published()
