@@ -118,6 +118,23 @@ def check_outputs(outputs: Iterable[tuple[str, str | os.PathLike | None]], input
         seen[key] = option
 
 
+def format_table(header: Sequence[str], rows: Iterable[Sequence[object]], left: Iterable[int] = (0,)) -> str:
+    """Columns padded to their widest cell, two spaces apart: the one table printer of every command.
+
+    Columns whose index is in `left` are left-aligned (names); the others right-aligned (figures).
+    Trailing spaces are stripped, so a table compares cleanly in tests and diffs.
+    """
+    table = [[str(cell) for cell in header], *([str(cell) for cell in row] for row in rows)]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    lefts = set(left)
+    return "\n".join(
+        "  ".join(
+            cell.ljust(w) if i in lefts else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths))
+        ).rstrip()
+        for row in table
+    )
+
+
 def _identity(path: Path) -> tuple[int, int] | str:
     """The same key for every name of one file (links included), or its resolved path if it does not exist yet."""
     try:
