@@ -1,4 +1,4 @@
-"""The generated messages carry exactly the fields, types and constants of shared/design.md, then the README's additions.
+"""The generated messages carry exactly the original contract's fields, types and constants (DESIGN_FIELDS), then the README's additions.
 
 The design is a contract that is extended by appending fields, never by renaming them: each addition is
 documented in the README's table of added fields, and this test reads that table.

@@ -1,10 +1,10 @@
 """The feature codec: quantize, bit-pack and entropy-code a cut tensor, and undo it safely.
 
-This is the only place in splitcomp that knows the wire format of `EncodedTensor` (see design.md):
-codes of 1..8 bits with `value = offset[c] + code * scale[c]`, packed MSB first into one bit stream,
-optionally wrapped in one zstd or LZ4 frame; or raw little-endian float16/float32. The head encodes
-what its ONNX head produced; the tail decodes bytes from the network, so `decode` validates every
-field (and bounds every decompression) before it trusts or allocates anything.
+This is the only place in splitcomp that knows the wire format of `EncodedTensor` (described in
+docs/architecture.md): codes of 1..8 bits with `value = offset[c] + code * scale[c]`, packed MSB first
+into one bit stream, optionally wrapped in one zstd or LZ4 frame; or raw little-endian float16/float32.
+The head encodes what its ONNX head produced; the tail decodes bytes from the network, so `decode`
+validates every field (and bounds every decompression) before it trusts or allocates anything.
 """
 
 from __future__ import annotations
@@ -162,7 +162,7 @@ def packed_size_for(count: int, bits: int) -> int:
 
 
 def pack_bits(codes: np.ndarray, bits: int) -> bytes:
-    """Pack codes of `bits` width, MSB first, into one zero-padded bit stream (design.md)."""
+    """Pack codes of `bits` width, MSB first, into one zero-padded bit stream (the layout of EncodedTensor.data)."""
     _check_code_bits(bits, "bits")
     flat = np.ascontiguousarray(codes, dtype=np.uint8).ravel()
     if flat.size and int(flat.max()) >> bits:

@@ -1,4 +1,4 @@
-"""Round trips, the design's byte layout, and bit-exact compatibility with the seed's quantizer."""
+"""Round trips, the wire format's byte layout, and bit-exact compatibility with the seed's quantizer."""
 
 from concurrent.futures import ThreadPoolExecutor
 
@@ -100,7 +100,7 @@ def test_unpack_inverts_pack_and_matches_bit_string(bits, data):
 @pytest.mark.parametrize(
     ("bits", "codes", "expected"),
     [
-        # 4-bit [1, 15]: 0001 1111 -> 0x1F (the design's example)
+        # 4-bit [1, 15]: 0001 1111 -> 0x1F (the wire format's worked example)
         (4, [1, 15], bytes([0x1F])),
         # 3-bit [5, 3, 7]: 101 011 111 -> 10101111 1|0000000 -> 0xAF 0x80
         (3, [5, 3, 7], bytes([0xAF, 0x80])),
