@@ -36,8 +36,9 @@ from splitcomp_core.tail import TailPipeline
 from splitcomp_tools.frames.generator import GeneratorSource
 from splitcomp_tools.shapes.bundle import DEMO_LABELS, DEMO_MODEL
 from splitcomp_tools.studio import catalog
-from splitcomp_tools.studio.app import create_app, static_dir
+from splitcomp_tools.studio.app import create_app
 from splitcomp_tools.studio.config import Settings
+from splitcomp_tools.studio.routers.page import static_dir
 
 CUT = "/stage2/block1/relu/Relu_output_0"  # where `make demo` splits
 CROP = {"height": 128, "width": 128, "resize": "center_crop", "crop_size": 128}

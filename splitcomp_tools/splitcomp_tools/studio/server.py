@@ -17,8 +17,9 @@ import uvicorn
 
 from splitcomp_core.errors import SplitcompError
 from splitcomp_tools.cli import ToolParser, run_cli
-from splitcomp_tools.studio.app import Studio, create_app
+from splitcomp_tools.studio.app import create_app
 from splitcomp_tools.studio.config import DEFAULT_HOST, DEFAULT_MAX_UPLOAD_MB, DEFAULT_PORT, DEFAULT_WORKSPACE, Settings
+from splitcomp_tools.studio.state import Studio
 
 GRACEFUL_S = 3  # an open live stream must not keep Ctrl-C waiting
 
