@@ -24,9 +24,9 @@ setup(
     license="Apache-2.0",
     entry_points={
         "console_scripts": [
-            "export = splitcomp_tools.model.export:main",
-            "analyze = splitcomp_tools.model.analyze:main",
-            "split = splitcomp_tools.model.split:main",
+            "export = splitcomp_tools.export:main",
+            "analyze = splitcomp_tools.analyze:main",
+            "split = splitcomp_tools.split:main",
             "calibrate = splitcomp_tools.model.calibrate:main",
             "plan = splitcomp_tools.model.plan:main",
             "bench = splitcomp_tools.run.bench:main",

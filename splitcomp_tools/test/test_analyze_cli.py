@@ -16,8 +16,10 @@ import pytest
 from onnx import helper
 from tiny_models import onnx_model
 
-from splitcomp_tools.model import analyze
+from splitcomp_tools import analyze
 from splitcomp_tools.model import graph as gr
+from splitcomp_tools.model.analyze import analyze_model
+from splitcomp_tools.model.costs import module_name, node_flops
 
 
 def _intermediate_shapes(path: Path, names: list[str], feeds: dict[str, np.ndarray]) -> dict[str, tuple[int, ...]]:
@@ -54,7 +56,7 @@ def test_json_lists_every_cut_with_true_shapes_and_sizes(resnet_model, capsys):
 
 def test_conv_flops_match_the_textbook_formula(mobilenet_model):
     """Whole-model FLOPs equal a hand count over the module's layers (2 per multiply-add)."""
-    result = analyze.analyze_model(mobilenet_model.path)
+    result = analyze_model(mobilenet_model.path)
     module = mobilenet_model.module
     expected_convs = 0
     size = 32
@@ -82,20 +84,20 @@ def test_node_flops_formulas():
         "go": gr.TensorType("float32", (5, 4)),
     }
     conv = helper.make_node("Conv", ["x", "w"], ["y"], group=2)
-    assert analyze.node_flops(conv, types) == 2 * (6 * 8 * 8) * (2 * 3 * 3)
-    assert analyze.node_flops(helper.make_node("MatMul", ["a", "b"], ["ab"]), types) == 2 * 2 * 5 * 3 * 7
+    assert node_flops(conv, types) == 2 * (6 * 8 * 8) * (2 * 3 * 3)
+    assert node_flops(helper.make_node("MatMul", ["a", "b"], ["ab"]), types) == 2 * 2 * 5 * 3 * 7
     gemm = helper.make_node("Gemm", ["g", "gw"], ["go"], transA=1)
-    assert analyze.node_flops(gemm, types) == 2 * 5 * 4 * 7
-    assert analyze.node_flops(helper.make_node("Relu", ["y"], ["y2"]), types | {"y2": types["y"]}) == 6 * 8 * 8
+    assert node_flops(gemm, types) == 2 * 5 * 4 * 7
+    assert node_flops(helper.make_node("Relu", ["y"], ["y2"]), types | {"y2": types["y"]}) == 6 * 8 * 8
 
 
 def test_module_names_from_both_exporters():
     torchscript = helper.make_node("Relu", ["a"], ["b"], name="/layer1/layer1.0/conv1/Conv")
-    assert analyze.module_name(torchscript) == "layer1.0.conv1"
-    assert analyze.module_name(helper.make_node("Relu", ["a"], ["b"], name="/Relu")) is None
+    assert module_name(torchscript) == "layer1.0.conv1"
+    assert module_name(helper.make_node("Relu", ["a"], ["b"], name="/Relu")) is None
     dynamo = helper.make_node("Relu", ["a"], ["b"], name="node_relu_1")
     dynamo.metadata_props.add(key="pkg.torch.onnx.name_scopes", value="['', 'layer1', 'layer1.0', 'relu_1']")
-    assert analyze.module_name(dynamo) == "layer1.0"
+    assert module_name(dynamo) == "layer1.0"
 
 
 def test_human_table_and_plot(parallel_model, tmp_path, capsys):
@@ -160,7 +162,7 @@ def external_data_model(resnet_model, tmp_path) -> Path:
 
 
 def test_external_data_model_is_analysed_without_loading_weights(external_data_model, resnet_model, monkeypatch):
-    expected = analyze.analyze_model(resnet_model.path)
+    expected = analyze_model(resnet_model.path)
 
     def refuse(*args, **kwargs):
         raise AssertionError("analyze loaded the weights into memory")
@@ -168,7 +170,7 @@ def test_external_data_model_is_analysed_without_loading_weights(external_data_m
     monkeypatch.setattr(onnx, "load_external_data_for_model", refuse)
     monkeypatch.setattr(onnx.external_data_helper, "load_external_data_for_model", refuse)
     monkeypatch.setattr(onnx.shape_inference, "infer_shapes", refuse)
-    result = analyze.analyze_model(external_data_model)
+    result = analyze_model(external_data_model)
     assert [c.tensors for c in result.cuts] == [c.tensors for c in expected.cuts]
     assert [c.shapes for c in result.cuts] == [c.shapes for c in expected.cuts]
     assert result.total_params == expected.total_params
@@ -176,13 +178,13 @@ def test_external_data_model_is_analysed_without_loading_weights(external_data_m
 
 def test_shapes_fall_back_to_one_onnx_runtime_run(external_data_model, resnet_model, monkeypatch):
     """When shape inference gives nothing, shapes come from running the model (external data found in place)."""
-    expected = analyze.analyze_model(resnet_model.path)
+    expected = analyze_model(resnet_model.path)
 
     def no_inference(*args, **kwargs):
         raise onnx.shape_inference.InferenceError("forced")
 
     monkeypatch.setattr(onnx.shape_inference, "infer_shapes_path", no_inference)
-    result = analyze.analyze_model(external_data_model)
+    result = analyze_model(external_data_model)
     assert [c.shapes for c in result.cuts] == [c.shapes for c in expected.cuts]
     assert result.total_flops == expected.total_flops
 

@@ -23,6 +23,8 @@ from splitcomp_core.codec import packed_size_for
 from splitcomp_core.postprocess import softmax
 from splitcomp_core.preprocess import Preprocessor
 from splitcomp_core.runtime import InferenceSession
+from splitcomp_tools import analyze as analyze_tool
+from splitcomp_tools import split as split_tool
 from splitcomp_tools.frames.generator import GeneratorSource
 from splitcomp_tools.model import analyze, calibrate, classify, split
 
@@ -83,7 +85,7 @@ def test_family_exports_splits_calibrates_and_classifies(
     assert batch_dim.HasField("dim_value") != dynamic
 
     capsys.readouterr()
-    assert analyze.main([str(model.path), "--json"]) == 0
+    assert analyze_tool.main([str(model.path), "--json"]) == 0
     captured = capsys.readouterr()
     assert "note:" not in captured.err  # no cut is bypassed by a read of the input's size
     full = InferenceSession(model.path, ["cpu"])
@@ -91,7 +93,7 @@ def test_family_exports_splits_calibrates_and_classifies(
         (name,), (measured,) = cut["tensors"], cut["shapes"]
         out = tmp_path / f"bundle{k}"
         argv = [str(model.path), "--at", name, "--out", str(out), "--samples", "2", "--labels", str(labels)]
-        assert split.main(argv) == 0
+        assert split_tool.main(argv) == 0
         bundle = load_bundle(out)
         (spec,) = bundle.manifest.cut
         batch = DYNAMIC if dynamic else 1

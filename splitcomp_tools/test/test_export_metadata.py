@@ -11,7 +11,8 @@ import torch
 from torch import nn
 
 from splitcomp_core.bundle import load_bundle
-from splitcomp_tools.model import export, split
+from splitcomp_tools import export, split
+from splitcomp_tools.model.export import export_torch_module
 from splitcomp_tools.model.metadata import (
     LABELS_KEY,
     PREPROCESSING_KEY,
@@ -20,6 +21,7 @@ from splitcomp_tools.model.metadata import (
     recorded_labels,
     recorded_preprocessing,
 )
+from splitcomp_tools.model.split import IMAGENET_MEAN, split_model
 
 LABELS = ["left", "middle", "right"]
 RECORDED = {"mean": (0.25, 0.5, 0.75), "std": (0.5, 0.25, 0.125), "bgr": True, "crop_resize": 40}
@@ -36,9 +38,7 @@ def _module() -> nn.Module:
 def exported(tmp_path_factory):
     """A tiny model exported with metadata, and its first ReLU output (a valid cut)."""
     path = tmp_path_factory.mktemp("meta") / "model.onnx"
-    export.export_torch_module(
-        _module(), torch.randn(1, 3, 32, 32), path, metadata=metadata_props("tiny", LABELS, RECORDED)
-    )
+    export_torch_module(_module(), torch.randn(1, 3, 32, 32), path, metadata=metadata_props("tiny", LABELS, RECORDED))
     cut = next(n.output[0] for n in onnx.load(str(path)).graph.node if n.op_type == "Relu")
     return path, cut
 
@@ -72,18 +72,18 @@ def test_options_given_to_split_win_over_the_recorded_ones(exported, tmp_path):
     assert bundle.labels == ["a", "b", "c"]
     assert spec.mean == [0.1, 0.2, 0.3] and spec.std == list(RECORDED["std"])  # only the mean was given
     assert (spec.color_order, spec.resize_size) == ("BGR", 40)
-    python = split.split_model(path, [cut], tmp_path / "c", preprocessing={"crop_resize": None})[0]
+    python = split_model(path, [cut], tmp_path / "c", preprocessing={"crop_resize": None})[0]
     assert python.manifest.input.resize == "stretch" and python.manifest.input.color_order == "BGR"
 
 
 def test_a_model_without_metadata_keeps_the_old_defaults(tmp_path):
     path = tmp_path / "plain.onnx"
-    export.export_torch_module(_module(), torch.randn(1, 3, 32, 32), path)
+    export_torch_module(_module(), torch.randn(1, 3, 32, 32), path)
     cut = next(n.output[0] for n in onnx.load(str(path)).graph.node if n.op_type == "Relu")
-    bundle, _ = split.split_model(path, [cut], tmp_path / "b")
+    bundle, _ = split_model(path, [cut], tmp_path / "b")
     spec = bundle.manifest.input
     assert bundle.labels is None
-    assert (spec.mean, spec.color_order, spec.resize) == (list(split.IMAGENET_MEAN), "RGB", "stretch")
+    assert (spec.mean, spec.color_order, spec.resize) == (list(IMAGENET_MEAN), "RGB", "stretch")
 
 
 @pytest.mark.parametrize(

