@@ -8,9 +8,9 @@ import pytest
 @pytest.fixture(scope="session")
 def demo_bundle(tmp_path_factory) -> pathlib.Path:
     """The shipped demo model, split where `make demo` splits it and calibrated on generated frames."""
-    from splitcomp_tools.shapes.bundle import prepare_bundle
+    from splitcomp_tools.demo.models import prepare_shapes_bundle
 
-    return prepare_bundle(tmp_path_factory.mktemp("demo") / "bundle", calibration_frames=120, quiet=True)
+    return prepare_shapes_bundle(tmp_path_factory.mktemp("demo") / "bundle", calibration_frames=120, quiet=True)
 
 
 @pytest.fixture(scope="session")

@@ -9,9 +9,9 @@ from splitcomp_core.bundle import load_bundle
 from splitcomp_core.postprocess import softmax
 from splitcomp_core.preprocess import Preprocessor
 from splitcomp_core.runtime import InferenceSession
+from splitcomp_tools.demo.models import DEMO_MODEL
 from splitcomp_tools.frames.generator import GeneratorSource
 from splitcomp_tools.model import classify
-from splitcomp_tools.shapes.bundle import DEMO_MODEL
 
 
 def test_classify_agrees_with_the_unsplit_model(demo_bundle, tmp_path, capsys):

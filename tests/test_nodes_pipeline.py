@@ -18,8 +18,8 @@ from splitcomp_core.preprocess import Preprocessor
 from splitcomp_core.runtime import InferenceSession
 from splitcomp_msgs.msg import Classification
 from splitcomp_ros.images import array_to_image
+from splitcomp_tools.demo.models import DEMO_MODEL
 from splitcomp_tools.frames.generator import GeneratorSource
-from splitcomp_tools.shapes.bundle import DEMO_MODEL
 
 FRAMES = 100
 

@@ -12,8 +12,8 @@ from sensor_msgs.msg import Image
 
 from splitcomp_msgs.msg import Classification, ClassScore
 from splitcomp_ros.images import array_to_image, image_to_array
+from splitcomp_tools.draw.annotate import annotate, band_rect, result_lines
 from splitcomp_tools.frames.generator import GeneratorSource
-from splitcomp_tools.nodes.annotate import annotate, band_rect, result_lines
 
 CACHE, TOP_N = 4, 2
 RGB = GeneratorSource(640, 480, seed=21).read()

@@ -25,10 +25,11 @@ from splitcomp_core.postprocess import softmax
 from splitcomp_core.quantization import EncoderConfig
 from splitcomp_core.tail import TailPipeline
 from splitcomp_tools import split
+from splitcomp_tools.demo.prepare import exported
 from splitcomp_tools.frames.photos import read_photo
 from splitcomp_tools.model import calibrate, classify, zoo
 from splitcomp_tools.model.analyze import analyze_model
-from splitcomp_tools.model.prepare import choose_cut, exported
+from splitcomp_tools.model.cut_choice import choose_cut
 
 CATS = range(281, 286)  # tabby, tiger cat, Persian, Siamese, Egyptian cat
 ESPRESSO = 967

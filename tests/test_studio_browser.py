@@ -17,8 +17,8 @@ from studio_browser import DEMO_CUT, browser_missing, browser_page, run_flow, st
 from splitcomp_core.bundle import load_bundle
 from splitcomp_core.preprocess import Preprocessor
 from splitcomp_core.runtime import InferenceSession
+from splitcomp_tools.demo.models import DEMO_LABELS, DEMO_MODEL
 from splitcomp_tools.frames.generator import GeneratorSource
-from splitcomp_tools.shapes.bundle import DEMO_LABELS, DEMO_MODEL
 
 
 def test_upload_choose_a_cut_split_and_classify_in_the_browser(tmp_path):

@@ -12,8 +12,8 @@ import urllib.request
 import pytest
 from studio_browser import browser_missing, browser_page, studio_server
 
+from splitcomp_tools.demo.models import DEMO_LABELS
 from splitcomp_tools.run.pipeline_run import PipelineRun
-from splitcomp_tools.shapes.bundle import DEMO_LABELS
 
 TIMEOUT_S = 60.0
 

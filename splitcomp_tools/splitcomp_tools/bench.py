@@ -1,6 +1,45 @@
-"""`python -m splitcomp_tools.bench` runs splitcomp_tools.run.bench."""
+"""bench: `bench codec` (the feature codec against the seed's encodings), `bench pipeline` (the nodes over DDS,
+also over a shaped link), `bench restarts` (how soon a node killed and started again is back in the pipeline)
+or `bench planner` (a plan's candidates measured over the test bed)."""
 
-from splitcomp_tools.run.bench import main
+import sys
+from collections.abc import Callable, Sequence
+from functools import partial
+from pathlib import Path
+
+from splitcomp_tools.cli import EXIT_USAGE
+from splitcomp_tools.demo.models import DEMO_MODELS
+from splitcomp_tools.demo.prepare import DEFAULT_CACHE, prepare_bundle
+from splitcomp_tools.run import bench_codec, bench_pipeline, bench_planner, bench_restarts
+from splitcomp_tools.run.bench_models import BenchModels
+
+
+def _prepare(name: str, out: Path, cache: Path) -> Path:
+    """The demo model `name` split and calibrated as `demo` does, judged on 100 held-out frames, quietly."""
+    return prepare_bundle(DEMO_MODELS[name], out, cache, evaluation_frames=100, quiet=True).path
+
+
+DEMO = BenchModels(tuple(DEMO_MODELS), DEFAULT_CACHE, _prepare, lambda name: DEMO_MODELS[name].evaluation_images)
+BENCHMARKS: dict[str, Callable[[Sequence[str]], int]] = {
+    "codec": bench_codec.main,
+    "pipeline": partial(bench_pipeline.main, models=DEMO),
+    "restarts": partial(bench_restarts.main, models=DEMO),
+    "planner": bench_planner.main,
+}
+USAGE = f"usage: bench {{{','.join(BENCHMARKS)}}} [options]   (bench NAME --help for each)"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("-h", "--help"):
+        print(f"{USAGE}\n\n{__doc__}")
+        return 0
+    if not argv or argv[0] not in BENCHMARKS:
+        said = f"unknown benchmark {argv[0]!r}" if argv else "name a benchmark"
+        print(f"error: {said}; one of {', '.join(BENCHMARKS)} (bench NAME --help for each)", file=sys.stderr)
+        return EXIT_USAGE
+    return BENCHMARKS[argv[0]](argv[1:])
+
 
 if __name__ == "__main__":
     raise SystemExit(main())

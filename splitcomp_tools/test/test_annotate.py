@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 from splitcomp_core.errors import ImageFormatError
+from splitcomp_tools.draw.annotate import MAX_LABEL_CHARS, annotate, band_rect, drawable, result_lines
 from splitcomp_tools.frames.generator import GeneratorSource
-from splitcomp_tools.nodes.annotate import MAX_LABEL_CHARS, annotate, band_rect, drawable, main, result_lines
+from splitcomp_tools.overlay import main as overlay
 
 SCORES = [("horizontal_stripes", 0.9714), ("circle", 0.0203), ("ring", 0.0049), ("cross", 0.0011)]
 LINES = result_lines(SCORES, latency_ms=23.43, feature_bytes=1568, fps=12.34)
@@ -118,9 +119,9 @@ def test_result_lines():
     assert len(label) == MAX_LABEL_CHARS and label.endswith("...") and long_label.startswith(label[:-3])
 
 
-def test_example_png(tmp_path, capsys):
+def test_overlay_example_png(tmp_path, capsys):
     path = tmp_path / "overlay.png"
-    assert main(["--example", str(path)]) == 0
+    assert overlay(["overlay", "--example", str(path)]) == 0
     image = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
     frame = GeneratorSource(640, 480, seed=0).read()
     assert image.shape == frame.shape
@@ -130,9 +131,9 @@ def test_example_png(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["overlay.png"]
 
 
-def test_example_refuses_bad_paths(tmp_path, capsys):
-    assert main(["--example", str(tmp_path / "overlay.jpg")]) == 2
-    assert main(["--example", str(tmp_path / "missing" / "overlay.png")]) == 2
+def test_overlay_example_refuses_bad_paths(tmp_path, capsys):
+    assert overlay(["overlay", "--example", str(tmp_path / "overlay.jpg")]) == 2
+    assert overlay(["overlay", f"--example={tmp_path / 'missing' / 'overlay.png'}"]) == 2
     err = capsys.readouterr().err
     assert "ending in .png" in err and "is not a directory" in err and "Traceback" not in err
     assert list(tmp_path.iterdir()) == []

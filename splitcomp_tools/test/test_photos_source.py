@@ -9,8 +9,8 @@ import pytest
 
 from splitcomp_core.errors import SplitcompError
 from splitcomp_tools.frames import open_source
+from splitcomp_tools.frames.installed import MissingPackageError, installed_file
 from splitcomp_tools.frames.photos import PHOTOS, PhotoSource, read_photo, select
-from splitcomp_tools.model.installed import MissingPackageError, installed_file
 
 REPO = Path(__file__).resolve().parents[2]
 

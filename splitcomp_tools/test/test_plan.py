@@ -18,9 +18,9 @@ import pytest
 
 from splitcomp_core.bundle import load_bundle
 from splitcomp_core.cuts import HeadCuts, TailCuts
+from splitcomp_tools.demo.models import DEMO_LABELS, DEMO_MODEL
 from splitcomp_tools.model.analyze import analyze_model
 from splitcomp_tools.model.plan import Candidate, Link, bandwidth_ranges, candidate_cuts, predict
-from splitcomp_tools.shapes.bundle import DEMO_LABELS, DEMO_MODEL
 
 MODEL_ARGS = [str(DEMO_MODEL), "--labels", str(DEMO_LABELS), "--crop", "128"]
 SLOWER = 20.0

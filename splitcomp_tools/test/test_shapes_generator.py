@@ -5,7 +5,7 @@ import time
 import numpy as np
 import pytest
 
-from splitcomp_tools.shapes.generator import CLASS_NAMES, ShapeGenerator
+from splitcomp_tools.frames.shapes import CLASS_NAMES, ShapeGenerator
 
 
 def test_there_are_at_least_ten_distinct_classes():

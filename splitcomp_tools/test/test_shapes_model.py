@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from splitcomp_tools.shapes.generator import CLASS_NAMES, ShapeGenerator
+from splitcomp_tools.frames.shapes import CLASS_NAMES, ShapeGenerator
 from splitcomp_tools.shapes.model import INPUT_NAME, MEAN, OUTPUT_NAME, STD, BasicBlock, ShapesResNet, normalize
 
 SHIPPED = Path(__file__).resolve().parents[1] / "models" / "shapes"

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from splitcomp_tools.shapes.train import main, stage_outputs
+from splitcomp_tools.shapes.train import stage_outputs
+from splitcomp_tools.train_shapes import main
 
 SHIPPED_MODEL = Path(__file__).resolve().parents[1] / "models" / "shapes" / "model.onnx"
 

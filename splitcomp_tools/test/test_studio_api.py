@@ -33,8 +33,8 @@ from splitcomp_core.preprocess import Preprocessor
 from splitcomp_core.quantization import EncoderConfig
 from splitcomp_core.runtime import InferenceSession
 from splitcomp_core.tail import TailPipeline
+from splitcomp_tools.demo.models import DEMO_LABELS, DEMO_MODEL
 from splitcomp_tools.frames.generator import GeneratorSource
-from splitcomp_tools.shapes.bundle import DEMO_LABELS, DEMO_MODEL
 from splitcomp_tools.studio import catalog
 from splitcomp_tools.studio.app import create_app
 from splitcomp_tools.studio.config import Settings

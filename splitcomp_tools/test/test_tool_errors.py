@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 
 from splitcomp_core.bundle import MANIFEST_FILE
-from splitcomp_tools import analyze, export, split
+from splitcomp_tools import analyze, bench, export, split, testbed, train_shapes
+from splitcomp_tools.demo import command as demo
 from splitcomp_tools.model import calibrate, classify, plan
-from splitcomp_tools.run import bench, bench_codec, bench_pipeline, bench_planner, demo, testbed
-from splitcomp_tools.shapes import train
+from splitcomp_tools.run import bench_codec, bench_planner
 from splitcomp_tools.studio import server as studio_server
 
 MODEL = Path(__file__).resolve().parents[1] / "models" / "shapes" / "model.onnx"
@@ -209,12 +209,12 @@ def test_export_reports_a_failing_user_module(tmp_path, capsys, monkeypatch, sou
     [
         (demo.main, ["--rate=-1"], "--rate"),
         (demo.main, ["--frames", "0"], "--frames"),
-        (bench_pipeline.main, ["--codec", "brotli"], "--codec"),
-        (bench_pipeline.main, ["--bits", "9"], "--bits"),
-        (bench_pipeline.main, ["--duration", "nan"], "--duration"),
+        (bench.main, ["pipeline", "--codec", "brotli"], "--codec"),
+        (bench.main, ["pipeline", "--bits", "9"], "--bits"),
+        (bench.main, ["pipeline", "--duration", "nan"], "--duration"),
         (bench_codec.main, ["--shape", "1,0,3"], "--shape"),
-        (train.main, ["--out", "x", "--min-accuracy", "2"], "--min-accuracy"),
-        (train.main, ["--out", "x", "--epochs", "0"], "--epochs"),
+        (train_shapes.main, ["--out", "x", "--min-accuracy", "2"], "--min-accuracy"),
+        (train_shapes.main, ["--out", "x", "--epochs", "0"], "--epochs"),
         (calibrate.main, ["b", "--images", "generator", "--count", "0"], "--count"),
         (classify.main, ["b", "--frames", "generator", "--top-k", "0"], "--top-k"),
         (analyze.main, ["m.onnx", "--max-tensors", "9"], "--max-tensors"),
@@ -274,7 +274,7 @@ READ_ONLY_DRIVER = textwrap.dedent(
     import json, sys
     from splitcomp_tools import analyze, export, split
     from splitcomp_tools.model import calibrate
-    from splitcomp_tools.run import demo
+    from splitcomp_tools.demo import command as demo
     ro, model, cut, bundle = sys.argv[1:5]
     cases = {
         "split": (split.main, [model, "--at", cut, "--out", ro + "/bundle"]),

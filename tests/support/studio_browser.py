@@ -30,7 +30,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-DEMO_CUT = "/stage2/block1/relu/Relu_output_0"  # where `make demo` splits (shapes.bundle.choose_cut)
+DEMO_CUT = "/stage2/block1/relu/Relu_output_0"  # where `make demo` splits (model.cut_choice.choose_cut)
 TIMEOUT_MS = 60_000
 
 
@@ -152,9 +152,9 @@ def run_flow(
 
 def _screenshot(out: Path) -> None:
     """The README's picture: a studio of its own, the demo model split and calibrated, one generated frame tested."""
+    from splitcomp_tools.demo.models import DEMO_LABELS, DEMO_MODEL
+    from splitcomp_tools.draw.annotate import write_png
     from splitcomp_tools.frames.generator import GeneratorSource
-    from splitcomp_tools.nodes.annotate import write_png
-    from splitcomp_tools.shapes.bundle import DEMO_LABELS, DEMO_MODEL
 
     reason = browser_missing()
     if reason:

@@ -1,4 +1,4 @@
-"""Frame sources (no ROS): generated frames, image folders, videos, cameras and rosbag2 recordings."""
+"""Frame sources (no ROS): generated shapes, photos from installed wheels, image folders, videos, cameras, rosbag2."""
 
 from splitcomp_tools.frames.base import FrameSource
 from splitcomp_tools.frames.registry import open_source

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from splitcomp_tools.frames.base import FrameSource
-from splitcomp_tools.shapes.generator import ShapeGenerator
+from splitcomp_tools.frames.shapes import ShapeGenerator
 
 
 class GeneratorSource(FrameSource):

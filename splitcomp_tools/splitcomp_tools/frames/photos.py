@@ -23,7 +23,7 @@ import numpy as np
 from splitcomp_core.errors import SplitcompError
 from splitcomp_core.images import read_image
 from splitcomp_tools.frames.base import FrameSource
-from splitcomp_tools.model.installed import installed_file
+from splitcomp_tools.frames.installed import installed_file
 
 SUBSETS = ("train", "test")
 MIN_SCALE = 0.6  # the smallest crop, as a share of the largest crop of the frame's shape that fits the photo

@@ -66,7 +66,7 @@ from splitcomp_tools.cli_options import add_model_arguments, preprocessing_from
 from splitcomp_tools.frames import open_source
 from splitcomp_tools.model.analyze import Analysis, analyze_model
 from splitcomp_tools.model.calibrate import Calibration, Result, calibrate
-from splitcomp_tools.model.prepare import choose_cut
+from splitcomp_tools.model.cut_choice import choose_cut
 from splitcomp_tools.model.split import Preprocessing, split_model
 
 DEFAULT_BANDWIDTHS = (1.1, 5.85, 18.88, 100.0)

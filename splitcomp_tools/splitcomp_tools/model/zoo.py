@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from splitcomp_core.postprocess import parse_labels
-from splitcomp_tools.model.installed import MissingPackageError, installed_file
+from splitcomp_tools.frames.installed import MissingPackageError, installed_file
 from splitcomp_tools.model.metadata import metadata_props
 
 if TYPE_CHECKING:

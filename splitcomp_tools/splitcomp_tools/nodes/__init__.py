@@ -1,1 +1,1 @@
-"""Helper nodes (rclpy): image_source and overlay, and the drawing the overlay does (annotate, no ROS)."""
+"""Helper nodes (rclpy): image_source and overlay; the overlay draws with draw/annotate.py."""

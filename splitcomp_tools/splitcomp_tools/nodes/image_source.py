@@ -21,7 +21,6 @@ from splitcomp_ros.node_support import (
     StartupError,
     declare_params,
     refuse_unknown_overrides,
-    run_node,
 )
 from splitcomp_tools.frames import open_source
 from splitcomp_tools.frames.base import PreloadedSource
@@ -142,11 +141,3 @@ class ImageSource(Node):
 
     def close(self) -> None:
         self._source.close()
-
-
-def main(args=None) -> int:
-    return run_node(ImageSource, args, HELP)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -18,8 +18,8 @@ from splitcomp_core.stats import RateMeter
 from splitcomp_msgs.msg import Classification
 from splitcomp_ros.images import array_to_image, image_to_array
 from splitcomp_ros.messages import stamp_key
-from splitcomp_ros.node_support import NodeHelp, Param, SplitcompNode, declare_params, run_node
-from splitcomp_tools.nodes.annotate import annotate, drawable, result_lines
+from splitcomp_ros.node_support import NodeHelp, Param, SplitcompNode, declare_params
+from splitcomp_tools.draw.annotate import annotate, drawable, result_lines
 
 PARAMS = (
     Param("cache_size", 30, "How many recent frames wait for their result.", read_only=True, int_range=(1, 1000)),
@@ -31,7 +31,8 @@ HELP = NodeHelp(
     "splitcomp_tools",
     "overlay",
     "Draws each classification (splitcomp/classification) on the camera frame it answers (image_raw, matched\n"
-    "by stamp) and publishes it on splitcomp/overlay for rviz.",
+    "by stamp) and publishes it on splitcomp/overlay for rviz. `overlay --example PNG` only draws an example\n"
+    "result on a generated frame into PNG.",
     PARAMS,
 )
 
@@ -73,11 +74,3 @@ class Overlay(SplitcompNode):
         lines = result_lines(scores, result.latency_ms, result.feature_bytes, self._result_rate.rate(), self._top_n)
         self._publisher.publish(array_to_image(annotate(image, lines), encoding, frame.header))
         self.health.published()
-
-
-def main(args=None) -> int:
-    return run_node(Overlay, args, HELP)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

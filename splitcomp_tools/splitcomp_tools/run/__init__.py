@@ -1,1 +1,1 @@
-"""Whole-product runs (rclpy): the demo, the benchmarks, and nodes started as processes."""
+"""Whole-product runs (rclpy): the benchmarks, the pipeline runner, nodes started as processes, the test bed."""

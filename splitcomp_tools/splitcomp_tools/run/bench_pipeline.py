@@ -27,10 +27,9 @@ from splitcomp_core.codec import CODE_BITS, CODEC_NAMES, RAW_BITS
 from splitcomp_core.errors import SplitcompError
 from splitcomp_core.files import atomic_write_text
 from splitcomp_tools.cli import ToolParser, check_outputs, float_in, run_cli
-from splitcomp_tools.model.prepare import DEFAULT_CACHE, prepare_bundle
 from splitcomp_tools.nodes.image_source import RATE_RANGE
 from splitcomp_tools.run import bench_link
-from splitcomp_tools.run.demo_models import DEMO_MODELS
+from splitcomp_tools.run.bench_models import BenchModels
 from splitcomp_tools.run.pipeline_run import PipelineRun
 
 
@@ -104,14 +103,14 @@ def format_result(result: dict) -> str:
     return "\n".join(lines)
 
 
-def build_parser() -> ToolParser:
+def build_parser(models: BenchModels) -> ToolParser:
     p = ToolParser(prog="bench pipeline", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument(
         "--bundle", help="bundle to run (default: --model, split and calibrated (4-bit ranges) as `demo` prepares it)"
     )
     p.add_argument(
         "--model",
-        choices=tuple(DEMO_MODELS),
+        choices=models.names,
         default="shapes",
         help="the demo model to prepare when no --bundle is given (default: shapes, the toy of the README's figures)",
     )
@@ -120,7 +119,7 @@ def build_parser() -> ToolParser:
         help="image_source's frames: photos:test, generator, a folder, a video (default: the model's held-out frames)",
     )
     p.add_argument(
-        "--cache", default=str(DEFAULT_CACHE), help=f"exported models are kept here (default: {DEFAULT_CACHE})"
+        "--cache", default=str(models.cache), help=f"exported models are kept here (default: {models.cache})"
     )
     p.add_argument("--rate", type=float_in(*RATE_RANGE), default=30.0, help="camera frames per second (default: 30)")
     p.add_argument(
@@ -190,9 +189,9 @@ def head_params(args: argparse.Namespace) -> dict[str, object]:
     return params
 
 
-def _main(argv: Sequence[str] | None) -> int:
+def _main(argv: Sequence[str] | None, models: BenchModels) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
+    args = build_parser(models).parse_args(argv)
     frames = round(args.rate * args.duration)
     if frames < 2:
         raise SplitcompError("--rate x --duration must give at least 2 frames")
@@ -201,12 +200,7 @@ def _main(argv: Sequence[str] | None) -> int:
     if (schedule or args.cycle_cuts or args.robot_cpus) and args.link is None:
         raise SplitcompError("--schedule, --cycle-cuts and --robot-cpus work on the test bed of --link: give --link")
     out = Path(args.out)
-    model = DEMO_MODELS[args.model]
-    bundle = (
-        Path(args.bundle)
-        if args.bundle
-        else prepare_bundle(model, out / "bundle", Path(args.cache), evaluation_frames=100, quiet=True).path
-    )
+    bundle = Path(args.bundle) if args.bundle else models.prepare(args.model, out / "bundle", Path(args.cache))
     if args.cycle_cuts:
         if args.cycle_cuts <= args.settle or args.rounds < 1:
             raise SplitcompError("--cycle-cuts must be longer than --settle, and --rounds at least 1")
@@ -220,7 +214,7 @@ def _main(argv: Sequence[str] | None) -> int:
         out / "logs",
         args.rate,
         frame_count=frames,
-        source=args.source or model.evaluation_images,
+        source=args.source or models.held_out(args.model),
         watch_frames=False,
         preload=30,
         head_params=head_params(args),
@@ -249,9 +243,6 @@ def _main(argv: Sequence[str] | None) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    return run_cli(_main, argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def main(argv: Sequence[str] | None, models: BenchModels) -> int:
+    """`bench pipeline` (argv after its name), on `models` unless --bundle is given."""
+    return run_cli(lambda args: _main(args, models), argv)

@@ -18,7 +18,6 @@ import json
 import os
 import re
 import statistics
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,9 +32,8 @@ from splitcomp_core.errors import SplitcompError
 from splitcomp_core.files import atomic_write_text
 from splitcomp_msgs.msg import Classification
 from splitcomp_tools.cli import ToolParser, check_outputs, float_in, int_in, run_cli
-from splitcomp_tools.model.prepare import DEFAULT_CACHE, prepare_bundle
 from splitcomp_tools.nodes.image_source import RATE_RANGE
-from splitcomp_tools.run.demo_models import DEMO_MODELS
+from splitcomp_tools.run.bench_models import BenchModels
 from splitcomp_tools.run.local_launch import NodeProcess
 
 NODES = ("tail_node", "head_node", "image_source")
@@ -199,14 +197,14 @@ def format_summary(result: dict) -> str:
     return "\n".join(lines)
 
 
-def build_parser() -> ToolParser:
+def build_parser(models: BenchModels) -> ToolParser:
     p = ToolParser(prog="bench restarts", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--bundle", help="bundle to run (default: --model, prepared as `bench pipeline` prepares it)")
     p.add_argument(
-        "--model", choices=tuple(DEMO_MODELS), default="shapes", help="the demo model to prepare (default: shapes)"
+        "--model", choices=models.names, default="shapes", help="the demo model to prepare (default: shapes)"
     )
     p.add_argument(
-        "--cache", default=str(DEFAULT_CACHE), help=f"exported models are kept here (default: {DEFAULT_CACHE})"
+        "--cache", default=str(models.cache), help=f"exported models are kept here (default: {models.cache})"
     )
     p.add_argument(
         "--nodes",
@@ -258,8 +256,8 @@ def _use_profile(profile: str | None) -> str | None:
     return str(path)
 
 
-def _main(argv: Sequence[str] | None) -> int:
-    args = build_parser().parse_args(argv)
+def _main(argv: Sequence[str] | None, models: BenchModels) -> int:
+    args = build_parser(models).parse_args(argv)
     nodes = [n for n in args.nodes.split(",") if n]
     unknown = [n for n in nodes if n not in NODES]
     if unknown or not nodes:
@@ -268,13 +266,7 @@ def _main(argv: Sequence[str] | None) -> int:
     profile = _use_profile(args.profile)
     os.environ.setdefault("RCUTILS_LOGGING_BUFFERED_STREAM", "0")  # ready lines reach the logs at once
     out = Path(args.out)
-    bundle = (
-        Path(args.bundle)
-        if args.bundle
-        else prepare_bundle(
-            DEMO_MODELS[args.model], out / "bundle", Path(args.cache), evaluation_frames=100, quiet=True
-        ).path
-    )
+    bundle = Path(args.bundle) if args.bundle else models.prepare(args.model, out / "bundle", Path(args.cache))
     log_dir = out / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     load_before = os.getloadavg()[0]
@@ -305,9 +297,6 @@ def _main(argv: Sequence[str] | None) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    return run_cli(_main, argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def main(argv: Sequence[str] | None, models: BenchModels) -> int:
+    """`bench restarts` (argv after its name), on `models` unless --bundle is given."""
+    return run_cli(lambda args: _main(args, models), argv)

@@ -21,7 +21,6 @@ removes what is left. Needs root, iproute2 (`ip`, `tc`) and a kernel with tbf.
 
 from __future__ import annotations
 
-import argparse
 import atexit
 import contextlib
 import dataclasses
@@ -30,7 +29,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -38,7 +36,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from splitcomp_core.errors import SplitcompError
-from splitcomp_tools.cli import ToolParser, run_cli
 
 SIDES = ("robot", "edge")
 QUEUE_BYTES = 2 * 1024 * 1024
@@ -371,39 +368,3 @@ def _run(argv: Sequence[str], check: bool = True) -> subprocess.CompletedProcess
     if check and result.returncode != 0:
         raise TestbedError(f"`{' '.join(argv)}` failed ({result.returncode}): {result.stderr.strip()}")
     return result
-
-
-def build_parser() -> ToolParser:
-    parser = ToolParser(prog="testbed", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    commands = parser.add_subparsers(dest="command", required=True)
-    up = commands.add_parser("up", help="build a bed at RATE Mbit/s, print its names, remove it on Ctrl-C")
-    up.add_argument("rate", type=float, metavar="RATE")
-    clean = commands.add_parser("cleanup", help="remove what a SIGKILLed bed with PREFIX (sc<pid>) left behind")
-    clean.add_argument("prefix", metavar="PREFIX")
-    return parser
-
-
-def _main(argv: Sequence[str] | None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.command == "cleanup":
-        left = cleanup(args.prefix)
-        print(f"removed the bed {args.prefix}" + (f"; still there: {left}" if left else ""))
-        return 1 if left else 0
-    with Testbed(args.rate) as bed:
-        print(json.dumps(dataclasses.asdict(bed)), flush=True)
-        print(f"run a command inside: ip netns exec {bed.namespaces['robot']} ...  (Ctrl-C removes the bed)")
-        try:
-            while True:
-                time.sleep(3600)
-        except KeyboardInterrupt:
-            pass
-    print(f"removed the bed {bed.prefix}; left: {bed.leftovers()}")
-    return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    return run_cli(_main, argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

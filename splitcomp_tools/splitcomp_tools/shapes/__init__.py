@@ -1,1 +1,1 @@
-"""The demo model (no ROS): its shape generator, network, training and the demo bundle."""
+"""The toy model (no ROS): its network and its training on generated shapes (frames/shapes.py)."""

