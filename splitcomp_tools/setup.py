@@ -27,7 +27,7 @@ setup(
             "export = splitcomp_tools.model.export:main",
             "analyze = splitcomp_tools.model.analyze:main",
             "split = splitcomp_tools.model.split:main",
-            "calibrate = splitcomp_tools.model.calibrate:main",
+            "calibrate = splitcomp_tools.calibrate:main",
             "plan = splitcomp_tools.model.plan:main",
             "bench = splitcomp_tools.run.bench:main",
             "ros = splitcomp_tools.run.ros:main",

@@ -24,8 +24,9 @@ from splitcomp_core.head import HeadPipeline
 from splitcomp_core.postprocess import softmax
 from splitcomp_core.quantization import EncoderConfig
 from splitcomp_core.tail import TailPipeline
+from splitcomp_tools import calibrate, classify
 from splitcomp_tools.frames.photos import read_photo
-from splitcomp_tools.model import calibrate, classify, split, zoo
+from splitcomp_tools.model import split, zoo
 from splitcomp_tools.model.analyze import analyze_model
 from splitcomp_tools.model.prepare import choose_cut, exported
 

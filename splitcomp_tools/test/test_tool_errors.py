@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from splitcomp_core.bundle import MANIFEST_FILE
-from splitcomp_tools.model import analyze, calibrate, classify, export, plan, split
+from splitcomp_tools import calibrate, classify, plan
+from splitcomp_tools.model import analyze, export, split
 from splitcomp_tools.run import bench, bench_codec, bench_pipeline, bench_planner, demo, testbed
 from splitcomp_tools.shapes import train
 from splitcomp_tools.studio import server as studio_server
@@ -271,7 +272,8 @@ def test_a_closed_pipe_is_a_quiet_exit(tmp_path):
 READ_ONLY_DRIVER = textwrap.dedent(
     """
     import json, sys
-    from splitcomp_tools.model import analyze, calibrate, export, split
+    from splitcomp_tools import calibrate
+    from splitcomp_tools.model import analyze, export, split
     from splitcomp_tools.run import demo
     ro, model, cut, bundle = sys.argv[1:5]
     cases = {

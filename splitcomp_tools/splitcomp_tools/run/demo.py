@@ -28,7 +28,8 @@ from splitcomp_ros.images import image_to_array
 from splitcomp_ros.messages import stamp_key
 from splitcomp_tools.cli import ToolParser, float_in, int_in, run_cli
 from splitcomp_tools.model.baseline import FULL_FRAME, FULL_SIZE_QUALITY, MODEL_SIZE, JpegBaseline
-from splitcomp_tools.model.calibrate import MAX_COUNT, Result, head_mode
+from splitcomp_tools.model.calibrate import MAX_COUNT
+from splitcomp_tools.model.encodings import Result, head_mode
 from splitcomp_tools.model.prepare import DEFAULT_CACHE, prepare_bundle
 from splitcomp_tools.nodes.annotate import write_png
 from splitcomp_tools.nodes.image_source import RATE_RANGE
