@@ -28,7 +28,7 @@ setup(
             "analyze = splitcomp_tools.model.analyze:main",
             "split = splitcomp_tools.model.split:main",
             "calibrate = splitcomp_tools.calibrate:main",
-            "plan = splitcomp_tools.model.plan:main",
+            "plan = splitcomp_tools.plan:main",
             "bench = splitcomp_tools.run.bench:main",
             "ros = splitcomp_tools.run.ros:main",
             "testbed = splitcomp_tools.run.testbed:main",
