@@ -32,7 +32,7 @@ setup(
             "bench = splitcomp_tools.run.bench:main",
             "ros = splitcomp_tools.run.ros:main",
             "testbed = splitcomp_tools.run.testbed:main",
-            "classify = splitcomp_tools.model.classify:main",
+            "classify = splitcomp_tools.classify:main",
             "demo = splitcomp_tools.run.demo:main",
             "image_source = splitcomp_tools.nodes.image_source:main",
             "overlay = splitcomp_tools.nodes.overlay:main",
