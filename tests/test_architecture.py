@@ -219,15 +219,7 @@ def defines_main(path: pathlib.Path) -> bool:
     return any(isinstance(n, ast.FunctionDef) and n.name == "main" for n in ast.parse(path.read_text()).body)
 
 
-MOVING_TO_THE_TOP = {"export", "analyze", "split", "calibrate", "plan", "classify"}  # remove each when it lands
-
-
-def tool_param(tool: str, target: str):
-    marks = pytest.mark.xfail(strict=False, reason="house move in progress") if tool in MOVING_TO_THE_TOP else ()
-    return pytest.param(tool, target, marks=marks, id=tool)
-
-
-@pytest.mark.parametrize("tool, target", [tool_param(*entry) for entry in sorted(console_scripts().items())])
+@pytest.mark.parametrize("tool, target", sorted(console_scripts().items()))
 def test_each_console_script_is_a_command_that_python_m_runs(tool, target):
     module, _, function = target.partition(":")
     assert function == "main", f"{tool} = {target}: point it at the command's main"
@@ -250,25 +242,9 @@ def test_each_command_is_a_console_script():
 
 MAX_MODULE_LINES = 500
 MAX_FUNCTION_LINES = 80
-BEING_SPLIT = {  # other helpers of the house move are splitting these; remove each from here when it lands
-    "splitcomp_core/splitcomp_core/bundle.py",
-    "splitcomp_tools/splitcomp_tools/model/graph.py",
-    "splitcomp_tools/splitcomp_tools/model/split.py",
-    "splitcomp_tools/splitcomp_tools/model/export.py",
-    "splitcomp_tools/splitcomp_tools/model/analyze.py",
-    "splitcomp_tools/splitcomp_tools/model/calibrate.py",
-    "splitcomp_tools/splitcomp_tools/model/plan.py",
-    "splitcomp_tools/splitcomp_tools/studio/app.py",
-}
 
 
-def sized(path: pathlib.Path):
-    relative = path.relative_to(ROOT).as_posix()
-    marks = pytest.mark.xfail(strict=False, reason="house move in progress") if relative in BEING_SPLIT else ()
-    return pytest.param(path, marks=marks, id=relative)
-
-
-@pytest.mark.parametrize("path", [sized(path) for path in sorted(MODULES.values())])
+@pytest.mark.parametrize("path", sorted(MODULES.values()), ids=lambda path: path.relative_to(ROOT).as_posix())
 def test_modules_and_functions_are_small(path):
     text = path.read_text()
     lines = len(text.splitlines())

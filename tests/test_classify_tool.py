@@ -1,6 +1,7 @@
 """classify runs image files through a bundle's split pipeline and reports the unsplit model's class."""
 
 import json
+import re
 
 import cv2
 import numpy as np
@@ -9,9 +10,9 @@ from splitcomp_core.bundle import load_bundle
 from splitcomp_core.postprocess import softmax
 from splitcomp_core.preprocess import Preprocessor
 from splitcomp_core.runtime import InferenceSession
+from splitcomp_tools import classify
 from splitcomp_tools.demo.models import DEMO_MODEL
 from splitcomp_tools.frames.generator import GeneratorSource
-from splitcomp_tools.model import classify
 
 
 def test_classify_agrees_with_the_unsplit_model(demo_bundle, tmp_path, capsys):
@@ -62,3 +63,16 @@ def test_classify_needs_images_or_frames_but_not_both(demo_bundle, tmp_path, cap
     assert "not both" in capsys.readouterr().err
     assert classify.main([str(demo_bundle), "--frames", "generator", "--count", "0"]) == 2
     assert "--count: must be from 1" in capsys.readouterr().err
+
+
+def test_the_text_form_is_one_line_per_frame_with_the_json_figures(demo_bundle, capsys):
+    argv = [str(demo_bundle), "--frames", "generator", "--count", "2", "--top-k", "2"]
+    assert classify.main([*argv, "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert classify.main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2
+    for row, line in zip(rows, lines):
+        best = ", ".join(f"{r['label']} {r['score']:.1%}" for r in row["results"])
+        assert line.startswith(f"{row['image']}: {best}  ({row['feature_bytes']} B, head "), line
+        assert re.fullmatch(r".* B, head \d+\.\d ms, tail \d+\.\d ms\)", line), line

@@ -24,10 +24,10 @@ from splitcomp_core.head import HeadPipeline
 from splitcomp_core.postprocess import softmax
 from splitcomp_core.quantization import EncoderConfig
 from splitcomp_core.tail import TailPipeline
-from splitcomp_tools import split
+from splitcomp_tools import calibrate, classify, split
 from splitcomp_tools.demo.prepare import exported
 from splitcomp_tools.frames.photos import read_photo
-from splitcomp_tools.model import calibrate, classify, zoo
+from splitcomp_tools.model import zoo
 from splitcomp_tools.model.analyze import analyze_model
 from splitcomp_tools.model.cut_choice import choose_cut
 

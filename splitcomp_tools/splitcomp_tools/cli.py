@@ -9,12 +9,15 @@ reader closing the pipe (`analyze --json | head -1`) ends the tool quietly.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import os
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import NoReturn
+
+from tqdm import tqdm
 
 from splitcomp_core.console import EXIT_CLOSED_PIPE, ClosedPipe, closed_pipe_is_quiet
 from splitcomp_core.errors import SplitcompError
@@ -99,12 +102,21 @@ def describe_os_error(exc: OSError) -> str:
     return f"{text} ({hint})" if hint else text
 
 
-def check_outputs(outputs: Iterable[tuple[str, str | os.PathLike | None]], inputs: Iterable[Path]) -> None:
+def check_outputs(
+    outputs: Iterable[tuple[str, str | os.PathLike | None]], inputs: Iterable[Path], files: bool = False
+) -> None:
     """Refuse, before any work, an output path that is one of the command's inputs or another output.
 
     `outputs` are (option, path) pairs, a None path being an option not given; `inputs` are the files
-    the command reads (a bundle's manifest and models, the model to analyze).
+    the command reads (a bundle's manifest and models, the model to analyze). With `files`, every
+    output must also be a file name in an existing folder, so a long run does not fail at its end.
     """
+    outputs = list(outputs)
+    for option, path in outputs if files else []:
+        if path is not None and Path(path).is_dir():
+            raise UsageError(f"{option} {path}: is a directory; give a file name")
+        if path is not None and not Path(path).parent.is_dir():
+            raise UsageError(f"{option} {path}: directory {Path(path).parent} does not exist")
     protected = {_identity(p): p for p in inputs if p.exists()}
     seen: dict[tuple[int, int] | str, str] = {}
     for option, path in outputs:
@@ -133,6 +145,36 @@ def format_table(header: Sequence[str], rows: Iterable[Sequence[object]], left: 
         ).rstrip()
         for row in table
     )
+
+
+@contextlib.contextmanager
+def progress_bars(
+    enabled: bool, labels: Mapping[str, Sequence[str]] | None = None
+) -> Iterator[Callable[[str, int, int], None] | None]:
+    """A library's progress callback, (phase, done, total), drawn on stderr as one bar per pass; None when off.
+
+    A pass starts when the phase changes or `done` starts over; its bar is named by the next of
+    `labels[phase]` (e.g. the frame sources in the order they are read), else by the phase.
+    """
+    if not enabled:
+        yield None
+        return
+    names = {phase: list(given) for phase, given in (labels or {}).items()}
+    bars: list[tuple[str, tqdm]] = []
+
+    def report(phase: str, done: int, total: int) -> None:
+        if not bars or bars[-1][0] != phase or done <= bars[-1][1].n:
+            if bars:
+                bars[-1][1].close()
+            queue = names.get(phase)
+            bars.append((phase, tqdm(total=total, desc=queue.pop(0) if queue else phase, file=sys.stderr)))
+        bars[-1][1].update(done - bars[-1][1].n)
+
+    try:
+        yield report
+    finally:
+        for _, bar in bars:
+            bar.close()
 
 
 def _identity(path: Path) -> tuple[int, int] | str:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from splitcomp_core.codec import CODEC_NONE, decode, encode, range_params
-from splitcomp_tools.model.calibrate import (
+from splitcomp_tools.model.ranges import (
     calibrate_tensor,
     channel_rows,
     mse_ranges,

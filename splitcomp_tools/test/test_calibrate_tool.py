@@ -25,9 +25,11 @@ from splitcomp_core.head import HeadPipeline
 from splitcomp_core.preprocess import Preprocessor
 from splitcomp_core.quantization import EncoderConfig
 from splitcomp_core.tail import TailPipeline
+from splitcomp_tools.calibrate import main
 from splitcomp_tools.frames.shapes import CLASS_NAMES, ShapeGenerator
 from splitcomp_tools.model.baseline import JPEG_QUALITIES
-from splitcomp_tools.model.calibrate import BITS, QUANTIZED_METHODS, calibrate, main
+from splitcomp_tools.model.calibrate import calibrate
+from splitcomp_tools.model.encodings import BITS, QUANTIZED_METHODS
 from splitcomp_tools.model.export import export_torch_module
 from splitcomp_tools.model.split import split_model
 

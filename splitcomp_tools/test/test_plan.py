@@ -20,7 +20,10 @@ from splitcomp_core.bundle import load_bundle
 from splitcomp_core.cuts import HeadCuts, TailCuts
 from splitcomp_tools.demo.models import DEMO_LABELS, DEMO_MODEL
 from splitcomp_tools.model.analyze import analyze_model
-from splitcomp_tools.model.plan import Candidate, Link, bandwidth_ranges, candidate_cuts, predict
+from splitcomp_tools.model.candidates import Candidate, candidate_cuts
+from splitcomp_tools.model.latency import Link, bandwidth_ranges, predict
+from splitcomp_tools.model.plan import Plan
+from splitcomp_tools.report.plan import format_table
 
 MODEL_ARGS = [str(DEMO_MODEL), "--labels", str(DEMO_LABELS), "--crop", "128"]
 SLOWER = 20.0
@@ -158,6 +161,8 @@ def test_the_plot_and_a_bad_profile(planned, tmp_path):
         (["--bandwidths", "0,5"], "--bandwidths must be positive"),
         (["--agreement", "1.5"], "--agreement must be a fraction"),
         ([], "--images is required"),
+        (["--plot", "/nonexistent-folder/plan.png"], "directory /nonexistent-folder does not exist"),
+        (["--json", str(DEMO_MODEL)], "an input of this command"),
     ],
 )
 def test_bad_options_are_one_error_line(args, problem):
@@ -185,3 +190,31 @@ def test_ranges_follow_the_crossings_of_the_winners():
     assert large.predicted_ms["1.1"] == pytest.approx(12.0 + 98_400 * 8e-3 / 1.1)
     (_, _, cross), _ = bandwidth_ranges([small, large], [1.1, 100.0], best, bucket)
     assert cross == pytest.approx(98_400 * 8e-3 / 20.0)
+
+
+def test_the_table_puts_names_left_figures_right_and_marks_the_best():
+    def measured(cut_id, tensor, share, encoding, bytes_, head, tail):
+        bits, quantization, codec = encoding.split("/")
+        c = Candidate(cut_id, [tensor], share, 1, share, bits=int(bits), quantization=quantization, codec=codec)
+        c.bytes, c.agreement, (c.head_ms, c.head_total_ms), (c.tail_ms, c.tail_total_ms) = bytes_, 1.0, head, tail
+        return c
+
+    cut = measured("cut1", "/a/tensor", 0.25, "4/per_channel_mse/zstd", 1_000, (1.0, 1.5), (2.0, 2.5))
+    edge = measured("input", "image", 0.0, "8/clip/none", 100_000, (0.1, 0.2), (3.0, 3.5))
+    link, rates = Link(2.0), [1.1, 100.0]
+    best = predict([edge, cut], rates, link)
+    ranges = bandwidth_ranges([edge, cut], rates, best, link)
+    plan = Plan(
+        "m.onnx", "generator", 4, 0.99, rates, link, {"robot": "r", "edge": "r"}, [edge, cut], best, "cut1", ranges
+    )
+    assert format_table(plan).splitlines()[4:] == [
+        "cut              tensor             head FLOPs       bits/method/codec    bytes      head ms      tail ms"
+        "  @1.1 Mbit/s  @100 Mbit/s",
+        "input            (the model input)       0.0 %             8/clip/none  100,000  0.20 (0.10)  3.50 (3.00)"
+        "       733.0         13.7",
+        "cut1 (old rule)  /a/tensor              25.0 %  4/per_channel_mse/zstd    1,000  1.50 (1.00)  2.50 (2.00)"
+        "        13.3*         6.1*",
+        "",
+        "best cut: 1.1 Mbit/s -> cut1, 100 Mbit/s -> cut1",
+        "ranges:   cut1 from 0 Mbit/s",
+    ]

@@ -18,9 +18,8 @@ from pathlib import Path
 import pytest
 
 from splitcomp_core.bundle import MANIFEST_FILE
-from splitcomp_tools import analyze, bench, export, split, testbed, train_shapes
+from splitcomp_tools import analyze, bench, calibrate, classify, export, plan, split, testbed, train_shapes
 from splitcomp_tools.demo import command as demo
-from splitcomp_tools.model import calibrate, classify, plan
 from splitcomp_tools.run import bench_codec, bench_planner
 from splitcomp_tools.studio import server as studio_server
 
@@ -272,8 +271,7 @@ def test_a_closed_pipe_is_a_quiet_exit(tmp_path):
 READ_ONLY_DRIVER = textwrap.dedent(
     """
     import json, sys
-    from splitcomp_tools import analyze, export, split
-    from splitcomp_tools.model import calibrate
+    from splitcomp_tools import analyze, calibrate, export, split
     from splitcomp_tools.demo import command as demo
     ro, model, cut, bundle = sys.argv[1:5]
     cases = {

@@ -11,7 +11,7 @@ import cv2
 from splitcomp_ros.echo import message_to_yaml
 from splitcomp_ros.images import image_to_array
 from splitcomp_tools.draw.annotate import write_png
-from splitcomp_tools.model.calibrate import Result, head_mode
+from splitcomp_tools.model.encodings import Result, head_mode
 from splitcomp_tools.run.pipeline_run import PipelineRun
 
 

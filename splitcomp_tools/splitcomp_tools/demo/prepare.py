@@ -18,14 +18,16 @@ from pathlib import Path
 
 from splitcomp_core.bundle import update_quantization
 from splitcomp_core.errors import SplitcompError
+from splitcomp_tools.cli import progress_bars
 from splitcomp_tools.model import zoo
 from splitcomp_tools.model.analyze import CutReport, analyze_model
-from splitcomp_tools.model.calibrate import Calibration, calibrate, describe_choice, format_table
+from splitcomp_tools.model.calibrate import Calibration, calibrate
 from splitcomp_tools.model.cut_choice import choose_cut
 from splitcomp_tools.model.export import export_pretrained
 from splitcomp_tools.model.graph import load_model
 from splitcomp_tools.model.metadata import SOURCE_KEY, recorded, recorded_labels, recorded_preprocessing
 from splitcomp_tools.model.split import Preprocessing, split_model
+from splitcomp_tools.report.calibrate import describe_choice, format_table
 
 DEFAULT_CACHE = Path("out/models")
 
@@ -104,15 +106,17 @@ def prepare_bundle(
             f"head {cut.head_flops_share:.0%} of the FLOPs"
         )
     split_model(path, cut.tensors, out, preprocessing=model.preprocessing, labels_path=model.labels, overwrite=True)
-    calibration = calibrate(
-        out,
-        model.calibration_images,
-        count=calibration_frames,
-        bits=4,
-        progress=not quiet and sys.stderr.isatty(),
-        eval_images=model.evaluation_images,
-        eval_count=evaluation_frames,
-    )
+    sources = {"frames": [model.calibration_images, model.evaluation_images]}
+    with progress_bars(not quiet and sys.stderr.isatty(), sources) as bars:
+        calibration = calibrate(
+            out,
+            model.calibration_images,
+            count=calibration_frames,
+            bits=4,
+            eval_images=model.evaluation_images,
+            eval_count=evaluation_frames,
+            on_progress=bars,
+        )
     if target_agreement is not None:
         calibration = calibration.with_default(calibration.cheapest(target_agreement) or calibration.best())
     update_quantization(out, calibration.quantization)

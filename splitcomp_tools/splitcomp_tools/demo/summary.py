@@ -14,7 +14,7 @@ from splitcomp_core.tail import TailPipeline
 from splitcomp_ros.images import image_to_array
 from splitcomp_ros.messages import stamp_key
 from splitcomp_tools.model.baseline import FULL_FRAME, FULL_SIZE_QUALITY, MODEL_SIZE, JpegBaseline
-from splitcomp_tools.model.calibrate import Result
+from splitcomp_tools.model.encodings import Result
 from splitcomp_tools.run.pipeline_run import PipelineRun
 
 

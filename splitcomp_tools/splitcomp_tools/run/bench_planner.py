@@ -25,6 +25,7 @@ from splitcomp_core.bundle import CutChoice, load_bundle, write_multi_cut_bundle
 from splitcomp_core.errors import SplitcompError
 from splitcomp_core.files import atomic_write_text
 from splitcomp_tools.cli import ToolParser, run_cli
+from splitcomp_tools.cli import format_table as table
 
 PICK_TOLERANCE = 0.10  # the pick's measured latency may exceed the best candidate's by this share
 PREDICTION_TOLERANCE = 0.25  # predicted and measured latency of the pick may differ by this share
@@ -121,15 +122,9 @@ def format_table(plan: dict[str, Any], rows: Sequence[dict[str, Any]]) -> str:
             f"{100 * row['prediction_error']:+.1f} %" + ("" if row["prediction_ok"] else " (over 25 %)"),
         ]
         lines.append(cells)
-    widths = [max(len(str(r[i])) for r in (header, *lines)) for i in range(len(header))]
-    text = ["  ".join(str(c).rjust(w) for c, w in zip(r, widths)) for r in (header, *lines)]
     old = plan.get("heuristic")
-    return "\n".join(
-        [
-            f"median end-to-end latency (ms) over the test bed; * = best candidate; old rule = {old} at 4 bits",
-            *text,
-        ]
-    )
+    title = f"median end-to-end latency (ms) over the test bed; * = best candidate; old rule = {old} at 4 bits"
+    return title + "\n" + table(header, lines, left=())
 
 
 def build_parser() -> ToolParser:

@@ -31,8 +31,10 @@ from splitcomp_tools.model import calibrate as calibration
 from splitcomp_tools.model import graph
 from splitcomp_tools.model import split as splitting
 from splitcomp_tools.model.analyze import analyze_model, cut_records
-from splitcomp_tools.model.calibrate import calibrate, format_table, write_outputs
+from splitcomp_tools.model.calibrate import calibrate
+from splitcomp_tools.model.calibration import save_calibration
 from splitcomp_tools.model.split import Preprocessing, split_model
+from splitcomp_tools.report.calibrate import format_table, plot_png
 
 IMAGENET_MEAN, IMAGENET_STD = splitting.IMAGENET_MEAN, splitting.IMAGENET_STD  # split's defaults
 MAX_CUT_TENSORS = graph.MAX_CUT_TENSORS
@@ -115,7 +117,7 @@ def calibrate_bundle(
     Runs in a worker process; `calibrate` reports each phase's progress through `progress`.
     """
     calibration = calibrate(bundle_dir, images, count, bits=bits, method=method, seed=seed, on_progress=progress)
-    write_outputs(calibration, json_path=None, plot_path=str(plot), dry_run=False)
+    save_calibration(calibration, {plot: plot_png(calibration)})
     result = calibration.to_json(written=True)
     result["table"] = format_table(calibration)
     return result

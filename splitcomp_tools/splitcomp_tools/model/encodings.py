@@ -1,0 +1,153 @@
+"""Every way to send a cut tensor, measured: bytes per frame and top-1 agreement with the unsplit model.
+
+The head runs once per frame and its float outputs are kept (`collect`); every (bits, method) is a
+re-encoding of those through the wire codec, and the tail runs once per (bits, method): codecs are
+lossless, they only change bytes, so every codec's size comes from the same packed payload.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from splitcomp_core.codec import (
+    CODEC_BY_NAME,
+    CODEC_NAMES,
+    CODEC_NONE,
+    QuantParams,
+    clip_params,
+    compress,
+    decode,
+    encode,
+    range_params,
+)
+from splitcomp_core.errors import SplitcompError
+from splitcomp_core.head import HeadPipeline
+from splitcomp_core.tail import TailPipeline
+from splitcomp_tools.frames import FrameSource
+from splitcomp_tools.model.baseline import JpegBaseline
+from splitcomp_tools.model.ranges import GRANULARITIES, TensorCalibration
+
+BITS = (2, 3, 4, 6, 8)
+RAW_FLOAT_BITS = (16, 32)
+QUANTIZED_METHODS = ("clip", *tuple(f"{g}_{m}" for g in GRANULARITIES for m in ("percentile", "mse")))
+
+
+# The head node's `quantization` mode that sends each table method's ranges.
+HEAD_MODES = {"clip": "clip", "per_tensor": "calibrated", "per_channel": "per_channel"}
+
+
+Progress = Callable[[str, int, int], None]  # (phase, done, total)
+
+
+class CalibrationError(SplitcompError, ValueError):
+    """A calibration request that cannot run: bad option values, or no frames to measure."""
+
+
+@dataclass(frozen=True)
+class Result:
+    """One way to send a frame: its mean bytes per frame, and how often the answer is the unsplit model's.
+
+    `method` is a QUANTIZED_METHODS name, "raw" (float16/32 features), "jpeg" (the frame at model input
+    size) or "jpeg_full" (the frame as the camera gave it); `agreement` is a fraction of frames.
+    """
+
+    method: str
+    bits: int | None
+    codec: str | None
+    quality: int | None
+    bytes_per_frame: float
+    agreement: float
+
+    def setting(self) -> str:
+        """How the head node is told to send this way, e.g. "bits 6, quantization per_channel, codec zstd"."""
+        if self.bits is None or self.codec is None:
+            return f"JPEG q{self.quality}"
+        if self.method == "raw":
+            return f"bits {self.bits}, codec {self.codec}"
+        return f"bits {self.bits}, quantization {head_mode(self.method)}, codec {self.codec}"
+
+
+def head_mode(method: str) -> str:
+    """The head's `quantization` parameter for a QUANTIZED_METHODS name ("per_channel_mse" -> "per_channel")."""
+    return HEAD_MODES[method.rsplit("_", 1)[0] if method != "clip" else "clip"]
+
+
+def collect(
+    head: HeadPipeline,
+    source: FrameSource,
+    count: int,
+    jpeg: JpegBaseline | None = None,
+    on_progress: Progress | None = None,
+) -> dict[str, np.ndarray]:
+    """One pass over the frames: each frame's float cut tensors, stacked per tensor (and its JPEG baselines)."""
+    kept: dict[str, list[np.ndarray]] = {name: [] for name in head.cut_names}
+    for done, frame in enumerate(source.frames(count), 1):
+        features = head.features(frame, "rgb8")[0]
+        for name in head.cut_names:
+            kept[name].append(features[name])
+        if jpeg is not None:
+            jpeg.add(frame)
+        if on_progress is not None:
+            on_progress("frames", done, count)
+    if not kept[head.cut_names[0]]:
+        raise CalibrationError(
+            "the image source gave no frames that could be read; check --images, --eval-images (and --topic)"
+        )
+    features = {name: np.stack(arrays) for name, arrays in kept.items()}
+    for name, values in features.items():
+        if not np.all(np.isfinite(values)):
+            raise CalibrationError(
+                f"cut tensor '{name}' holds NaN or infinite values; the head model or the bundle's input spec is broken"
+            )
+    return features
+
+
+def evaluate(
+    features: Mapping[str, np.ndarray],
+    tail: TailPipeline,
+    reference: np.ndarray,
+    encodings: Mapping[tuple[str, int], Mapping[str, QuantParams | None]],
+    on_progress: Progress | None = None,
+) -> list[Result]:
+    """Encode every frame's tensors each way (params None = raw floats of that many bits), decode them as the
+    tail would, and run the tail once per way; every codec's bytes come from the same packed payload."""
+    results: list[Result] = []
+    for done, ((method, bits), params) in enumerate(encodings.items()):
+        if on_progress is not None:
+            on_progress("encodings", done, len(encodings))
+        sizes = dict.fromkeys(CODEC_NAMES, 0)
+        decoded = {}
+        for name, frames in features.items():
+            restored = np.empty_like(frames)
+            for i, x in enumerate(frames):
+                tensor = encode(name, x, params[name], CODEC_NONE, raw_bits=bits if params[name] is None else 32)
+                for codec in CODEC_NAMES:
+                    sizes[codec] += len(compress(tensor.data, CODEC_BY_NAME[codec]))
+                restored[i] = decode(tensor)
+            decoded[name] = restored
+        agreement = float(np.mean(tail.top1(decoded) == reference))
+        results.extend(Result(method, bits, c, None, sizes[c] / len(reference), agreement) for c in CODEC_NAMES)
+    if on_progress is not None:
+        on_progress("encodings", len(encodings), len(encodings))
+    return results
+
+
+def encodings_for(
+    tensors: Mapping[str, TensorCalibration], bits: Sequence[int], clip: tuple[float, float]
+) -> dict[tuple[str, int], dict[str, QuantParams | None]]:
+    """Every (method, bits) to compare, with each tensor's parameters: seed clip, four calibrated ways, raw floats."""
+    encodings: dict[tuple[str, int], dict[str, QuantParams | None]] = {}
+    for b in bits:
+        encodings[("clip", b)] = {name: clip_params(b, *clip) for name in tensors}
+        for granularity in GRANULARITIES:
+            for method in ("percentile", "mse"):
+                ranges = {name: t.ranges(granularity, method, b) for name, t in tensors.items()}
+                encodings[(f"{granularity}_{method}", b)] = {
+                    name: range_params(b, r.lo, r.hi) for name, r in ranges.items()
+                }
+    for raw in RAW_FLOAT_BITS:
+        encodings[("raw", raw)] = dict.fromkeys(tensors)
+    return encodings

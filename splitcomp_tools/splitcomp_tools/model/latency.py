@@ -1,0 +1,77 @@
+"""The link model of a plan's predictions: predicted latency = robot head time + bytes x 8 / rate + edge
+tail time + the fixed transport overhead measured on the test bed; the best cut per rate, and the
+ranges of rates where each winner wins (between two winners the boundary is where their predictions cross).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+from collections.abc import Mapping, Sequence
+
+from splitcomp_tools.model.candidates import Candidate
+
+# Median of latency - head - tail - bytes*8/rate over `bench pipeline --link` runs on the demo model at
+# 1.1, 5.85, 18.88 and 100 Mbit/s (README, "The split planner"): camera transport, image conversion, DDS.
+DEFAULT_OVERHEAD_MS = 2.0
+
+
+def key(mbps: float) -> str:
+    """A bandwidth as the JSON and the tables name it: 1.1, 5.85, 18.88, 100."""
+    return f"{mbps:g}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Link:
+    """The link model of the predictions: a message's bytes beyond `burst_bytes` cross at the link rate, and
+    `overhead_ms` is everything else (camera transport, serialization, DDS) as measured on the test bed.
+
+    A serial link has no burst. A token-bucket shaper (the test bed's tbf: 1600 bytes, one full frame; many
+    operators' policers) lets a full bucket through at once, so small messages cost nothing of the rate.
+    """
+
+    overhead_ms: float = DEFAULT_OVERHEAD_MS
+    burst_bytes: float = 0.0
+
+    def waiting_bytes(self, c: Candidate) -> float:
+        assert c.bytes is not None
+        return max(0.0, c.bytes - self.burst_bytes)
+
+    def latency(self, c: Candidate, mbps: float) -> float:
+        assert c.head_total_ms is not None and c.tail_total_ms is not None
+        return c.head_total_ms + self.waiting_bytes(c) * 8e-3 / mbps + c.tail_total_ms + self.overhead_ms
+
+
+def predict(candidates: Sequence[Candidate], bandwidths: Sequence[float], link: Link) -> dict[str, str]:
+    """Fill in each candidate's predicted latency per bandwidth; the best cut per bandwidth."""
+    best = {}
+    for mbps in bandwidths:
+        for c in candidates:
+            c.predicted_ms[key(mbps)] = link.latency(c, mbps)
+        best[key(mbps)] = min(candidates, key=lambda c: c.predicted_ms[key(mbps)]).cut_id
+    return best
+
+
+def bandwidth_ranges(
+    candidates: Sequence[Candidate], bandwidths: Sequence[float], best: Mapping[str, str], link: Link
+) -> list[tuple[str, float, float | None]]:
+    """The winners in order of bandwidth, each with the rates where it wins: from 0, boundaries where two cross."""
+    by_id = {c.cut_id: c for c in candidates}
+    order: list[tuple[str, float]] = []
+    for mbps in sorted(bandwidths):
+        cut_id = best[key(mbps)]
+        if not order or order[-1][0] != cut_id:
+            order.append((cut_id, mbps))
+    ranges: list[tuple[str, float, float | None]] = []
+    low = 0.0
+    for (a_id, a_at), (b_id, b_at) in itertools.pairwise(order):
+        a, b = by_id[a_id], by_id[b_id]
+        fixed_a, fixed_b = link.latency(a, math.inf), link.latency(b, math.inf)
+        extra_bits = (link.waiting_bytes(b) - link.waiting_bytes(a)) * 8e-3
+        cross = extra_bits / (fixed_a - fixed_b) if fixed_a > fixed_b else math.nan
+        boundary = cross if a_at < cross <= b_at else math.sqrt(a_at * b_at)
+        ranges.append((a_id, low, boundary))
+        low = boundary
+    ranges.append((order[-1][0], low, None))
+    return ranges

@@ -1,0 +1,135 @@
+"""calibrate's results for people: the comparison table, the chosen default in one line, a plot, the JSON."""
+
+from __future__ import annotations
+
+import io
+import json
+
+from matplotlib.figure import Figure
+
+from splitcomp_core.codec import CODEC_NAMES
+from splitcomp_tools.cli import format_table as table
+from splitcomp_tools.model.baseline import FULL_FRAME, MODEL_SIZE
+from splitcomp_tools.model.calibration import Calibration
+from splitcomp_tools.model.encodings import Result
+
+
+def format_table(calibration: Calibration) -> str:
+    """The comparison as text: split computing per method and bits (agreement, bytes per codec), then JPEG."""
+    by_key: dict[tuple[str, int | None], dict[str, Result]] = {}
+    for r in calibration.results:
+        if r.codec is not None:
+            by_key.setdefault((r.method, r.bits), {})[r.codec] = r
+    low, high = calibration.clip
+    header = ["method", "bits", "agreement", *(f"{c} B/frame" for c in CODEC_NAMES)]
+    rows = [
+        [
+            f"clip {low:g}..{high:g}" if method == "clip" else method,
+            str(bits),
+            _percent(next(iter(codecs.values())).agreement),
+            *(f"{codecs[c].bytes_per_frame:,.0f}" for c in CODEC_NAMES),
+        ]
+        for (method, bits), codecs in by_key.items()
+    ]
+    jpeg_rows = [
+        [
+            "jpeg at model input size" if r.method == MODEL_SIZE else "jpeg of the full frame",
+            str(r.quality),
+            _percent(r.agreement),
+            f"{r.bytes_per_frame:,.0f}",
+        ]
+        for r in calibration.results
+        if r.codec is None
+    ]
+    judged = (
+        f"; agreement on {calibration.eval_frames} other frames from {calibration.eval_images}"
+        if calibration.eval_images
+        else ""
+    )
+    q = calibration.quantization
+    title = (
+        f"{calibration.bundle}: ranges from {calibration.frames} frames from {calibration.images}{judged}; "
+        f"agreement = top-1 equal to the unsplit model\nstored: {calibration.method} ranges at {calibration.bits} "
+        f"bits; the head's default: bits {q.bits}, quantization {q.mode}, codec {q.codec}"
+    )
+    return "\n".join(
+        [
+            title,
+            "",
+            table(header, rows),
+            "",
+            table(["what a robot would send instead", "quality", "agreement", "B/frame"], jpeg_rows),
+        ]
+    )
+
+
+def describe_choice(calibration: Calibration, target: float) -> str:
+    """One line: which encoding is the head's default now, and whether it reaches `target`."""
+    chosen = calibration.default
+    if chosen is None:
+        return "head default: as stored (no encoding was chosen from the table)"
+    reached = "reaches" if chosen.agreement >= target else "is the best; none reaches"
+    return (
+        f"head default: {chosen.method} at {chosen.bits} bits with codec {chosen.codec}: {_percent(chosen.agreement)} "
+        f"agreement in {chosen.bytes_per_frame:,.0f} B/frame ({reached} {_percent(target)})"
+    )
+
+
+def _percent(fraction: float) -> str:
+    return f"{100.0 * fraction:.1f} %"
+
+
+def plot_png(calibration: Calibration, codec: str = "zstd") -> bytes:
+    """A PNG of bytes per frame (log scale, split methods with `codec`) against agreement, one series per method."""
+    fig = Figure(figsize=(9, 5.5), layout="constrained")
+    ax = fig.add_subplot()
+    series: dict[str, list[Result]] = {}
+    for r in calibration.results:
+        if r.codec in (codec, None):
+            series.setdefault(r.method, []).append(r)
+    for method, points in series.items():
+        points.sort(key=_plot_order)
+        label = _plot_label(calibration, method, codec)
+        ax.plot([p.bytes_per_frame for p in points], [100.0 * p.agreement for p in points], "o-", label=label)
+        for p in points:
+            note = f"q{p.quality}" if p.quality is not None else f"{p.bits}b"
+            ax.annotate(
+                note, (p.bytes_per_frame, 100.0 * p.agreement), textcoords="offset points", xytext=(3, 3), fontsize=7
+            )
+    ax.set_xscale("log")
+    ax.set_xlabel("bytes per frame")
+    ax.set_ylabel("top-1 agreement with the unsplit model (%)")
+    judged = (
+        f"; measured on {calibration.eval_frames} from {calibration.eval_images}" if calibration.eval_images else ""
+    )
+    ax.set_title(f"{calibration.bundle.name}: ranges from {calibration.frames} frames of {calibration.images}{judged}")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=110)
+    return png.getvalue()
+
+
+def _plot_order(r: Result) -> int:
+    """A point's place along its series: its bits, or for JPEG its quality."""
+    order = r.bits if r.bits is not None else r.quality
+    assert order is not None  # every Result has bits or a quality
+    return order
+
+
+def _plot_label(calibration: Calibration, method: str, codec: str) -> str:
+    if method == "clip":
+        low, high = calibration.clip
+        return f"clip {low:g}..{high:g} ({codec})"
+    if method == "raw":
+        return f"raw float ({codec})"
+    if method == MODEL_SIZE:
+        return "JPEG at model input size"
+    if method == FULL_FRAME:
+        return "JPEG of the full frame"
+    return f"{method.replace('_', ' ')} ({codec})"
+
+
+def json_text(calibration: Calibration, written: bool) -> str:
+    """What --json writes: the results and the stored ranges."""
+    return json.dumps(calibration.to_json(written), indent=2) + "\n"

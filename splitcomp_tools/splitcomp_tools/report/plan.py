@@ -1,0 +1,86 @@
+"""plan's results for people: the table of candidates and predicted latencies, and a PNG of both."""
+
+from __future__ import annotations
+
+import io
+import math
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from splitcomp_tools.cli import format_table as table
+from splitcomp_tools.model.candidates import EDGE_ONLY, ROBOT_ONLY
+from splitcomp_tools.model.latency import key
+from splitcomp_tools.model.plan import Plan
+
+
+def format_table(plan: Plan) -> str:
+    """One row per candidate; the predicted latency per bandwidth with the best marked by *."""
+    bandwidths = [key(b) for b in plan.bandwidths]
+    header = ["cut", "tensor", "head FLOPs", "bits/method/codec", "bytes", "head ms", "tail ms"]
+    header += [f"@{b} Mbit/s" for b in bandwidths]
+    rows = []
+    for c in plan.candidates:
+        tensor = {EDGE_ONLY: "(the model input)", ROBOT_ONLY: "(the scores)"}.get(c.cut_id, c.tensors[0])
+        rows.append(
+            [
+                c.cut_id + (" (old rule)" if c.cut_id == plan.heuristic else ""),
+                tensor if len(tensor) <= 40 else "..." + tensor[-37:],
+                f"{100 * c.head_flops_share:.1f} %",
+                f"{c.bits}/{c.quantization}/{c.codec}",
+                f"{c.bytes:,.0f}",
+                f"{c.head_total_ms:.2f} ({c.head_ms:.2f})",
+                f"{c.tail_total_ms:.2f} ({c.tail_ms:.2f})",
+                *(f"{c.predicted_ms[b]:.1f}" + ("*" if plan.best[b] == c.cut_id else " ") for b in bandwidths),
+            ]
+        )
+    same = plan.profiles["robot"] == plan.profiles["edge"]
+    notes = [
+        f"{plan.model}: {len(plan.candidates)} candidates; encodings reach {plan.agreement:.1%} top-1 agreement with "
+        f"the unsplit model on {plan.frames} frames from {plan.images}",
+        f"head/tail ms: the whole stage (ONNX Runtime alone in brackets); robot times: {plan.profiles['robot']}; "
+        f"edge times: {plan.profiles['edge']}" + (" (one machine's times stand for both sides)" if same else ""),
+        f"predicted ms = head + bytes x 8 / bandwidth + tail + {plan.link.overhead_ms:.2f} ms fixed transport overhead"
+        + (
+            f"; the link lets {plan.link.burst_bytes:g} bytes of a message through at once"
+            if plan.link.burst_bytes
+            else ""
+        ),
+        "",
+        table(header, rows, left=(0, 1)),
+        "",
+        "best cut: " + ", ".join(f"{b} Mbit/s -> {plan.best[b]}" for b in bandwidths),
+        "ranges:   " + ", ".join(f"{c} {_range(lo, hi)}" for c, lo, hi in plan.ranges),
+    ]
+    return "\n".join(notes)
+
+
+def _range(low: float, high: float | None) -> str:
+    return f"from {low:.3g} Mbit/s" if high is None else f"{low:.3g} to {high:.3g} Mbit/s"
+
+
+def plot_png(plan: Plan) -> bytes:
+    """PNG: predicted latency against bandwidth (one line per cut), and bytes against head compute."""
+    fig = Figure(figsize=(12, 5), layout="constrained")
+    latency, cost = fig.subplots(1, 2)
+    rates = np.geomspace(min(plan.bandwidths) / 2, max(plan.bandwidths) * 2, 200)
+    for c in plan.candidates:
+        assert c.head_total_ms is not None and c.tail_total_ms is not None and c.bytes is not None
+        curve = plan.link.latency(c, math.inf) + plan.link.waiting_bytes(c) * 8e-3 / rates
+        winner = c.cut_id in plan.best.values()
+        latency.plot(rates, curve, "-" if winner else ":", lw=2 if winner else 1, label=c.cut_id)
+        latency.plot(plan.bandwidths, [c.predicted_ms[key(b)] for b in plan.bandwidths], "o", ms=3, color="k")
+        cost.scatter(100 * c.head_flops_share, c.bytes, s=30)
+        cost.annotate(c.cut_id, (100 * c.head_flops_share, c.bytes), textcoords="offset points", xytext=(4, 4))
+    for b in plan.bandwidths:
+        latency.axvline(b, color="grey", lw=0.5)
+    latency.set(xscale="log", yscale="log", xlabel="link rate (Mbit/s)", ylabel="predicted end-to-end latency (ms)")
+    latency.set_title("predicted latency per cut (solid: best at some rate)")
+    latency.legend(fontsize=7, ncol=2)
+    latency.grid(True, which="both", alpha=0.3)
+    cost.set(yscale="log", xlabel="share of the model's FLOPs in the head (%)", ylabel="bytes per frame on the wire")
+    cost.set_title(f"bytes at {plan.agreement:.0%} agreement against head compute")
+    cost.grid(True, which="both", alpha=0.3)
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=110)
+    return png.getvalue()
