@@ -66,7 +66,8 @@ def tiny_entropy_bundle(tmp_path_factory, tiny_bundle):
     import shutil
 
     from splitcomp_core.bundle import MODES, load_bundle
-    from splitcomp_core.entropy import fit_table, write_entropy_models
+    from splitcomp_core.entropy import write_entropy_models
+    from splitcomp_core.entropy_fit import fit_head_tables
     from splitcomp_core.head import HeadPipeline
     from splitcomp_core.quantization import EncoderConfig
 
@@ -74,12 +75,8 @@ def tiny_entropy_bundle(tmp_path_factory, tiny_bundle):
     shutil.copytree(tiny_bundle.path, path)
     head = HeadPipeline(load_bundle(path), providers=["cpu"])
     features = [head.features(frame)[0] for frame in video_frames(40, seed=11)]
-    tables = []
-    for mode in MODES:
-        for bits in range(1, 9):
-            head.configure(EncoderConfig(bits=bits, mode=mode, clip_max=6.0))
-            codes = [head.encode_codes(f)[1] for f in features]
-            tables.append(fit_table("feat", bits, mode, [c["feat"] for c in codes]))
+    configs = [EncoderConfig(bits=bits, mode=mode, clip_max=6.0) for mode in MODES for bits in range(1, 9)]
+    tables = fit_head_tables(head, features, configs)
     write_entropy_models(path, tables)
     return load_bundle(path)
 

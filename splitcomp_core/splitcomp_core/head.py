@@ -14,7 +14,7 @@ import numpy as np
 
 from splitcomp_core.bundle import Bundle
 from splitcomp_core.codec import RAW_BITS, EncodedTensor, QuantParams
-from splitcomp_core.entropy import EntropyTable, load_entropy_models
+from splitcomp_core.entropy import EntropyModels, EntropyTable, load_entropy_models
 from splitcomp_core.interframe import encode_tensor
 from splitcomp_core.preprocess import Preprocessor
 from splitcomp_core.quantization import EncoderConfig, resolve_params
@@ -52,10 +52,12 @@ class HeadPipeline:
         providers: Sequence[str] = DEFAULT_PROVIDERS,
         allow_cpu_fallback: bool = True,
         intra_op_threads: int | None = None,
+        entropy_models: EntropyModels | None = None,
     ) -> None:
+        """`entropy_models` replaces the bundle's own entropy.json (a benchmark's or calibration's fresh fit)."""
         self.bundle = bundle
         self.cut_names = [t.name for t in bundle.manifest.cut]
-        self.entropy_models = load_entropy_models(bundle.path)
+        self.entropy_models = entropy_models if entropy_models is not None else load_entropy_models(bundle.path)
         self.preprocess = Preprocessor(bundle.manifest.input)
         spec = bundle.manifest.input
         self.session = InferenceSession(

@@ -15,7 +15,7 @@ import numpy as np
 
 from splitcomp_core.bundle import DYNAMIC, Bundle
 from splitcomp_core.codec import DEFAULT_MAX_ELEMENTS, EncodedTensor, payload_bytes
-from splitcomp_core.entropy import load_entropy_models
+from splitcomp_core.entropy import EntropyModels, load_entropy_models
 from splitcomp_core.errors import CodecError, EntropyModelError, InferenceError, SplitcompError
 from splitcomp_core.interframe import Reference, decode_tensor, entropy_table
 from splitcomp_core.postprocess import top_k_labelled
@@ -67,13 +67,15 @@ class TailPipeline:
         top_k: int = 5,
         max_elements: int = DEFAULT_MAX_ELEMENTS,
         intra_op_threads: int | None = None,
+        entropy_models: EntropyModels | None = None,
     ) -> None:
+        """`entropy_models` replaces the bundle's own entropy.json (as the head's must match)."""
         self.bundle = bundle
         self.model_id = bundle.manifest.model_id
         self.cut = bundle.manifest.cut
         self.top_k = top_k
         self.max_elements = max_elements
-        self.entropy_models = load_entropy_models(bundle.path)
+        self.entropy_models = entropy_models if entropy_models is not None else load_entropy_models(bundle.path)
         # The head always sends batch 1; other dynamic sizes are unknown until the first message.
         shapes = {t.name: [1 if i == 0 and d < 0 else d for i, d in enumerate(t.shape)] for t in self.cut}
         known = all(d > 0 for shape in shapes.values() for d in shape)

@@ -254,3 +254,25 @@ def test_the_head_refuses_codec_entropy_without_a_model(tiny_bundle, tiny_entrop
         HeadPipeline(tiny_bundle, EncoderConfig(codec="entropy"), providers=["cpu"])
     with pytest.raises(CodecError, match=r"bits 1\.\.8"):
         HeadPipeline(tiny_entropy_bundle, EncoderConfig(codec="entropy", bits=16), providers=["cpu"])
+
+
+def test_tables_are_fitted_on_the_heads_own_codes_and_its_settings_restored(tiny_bundle):
+    from splitcomp_core.entropy import EntropyModels
+    from splitcomp_core.entropy_fit import fit_head_tables
+
+    head = HeadPipeline(tiny_bundle, EncoderConfig(bits=6, codec="lz4"), providers=["cpu"])
+    features = [head.features(f)[0] for f in video_frames(6, seed=8)]
+    tables = fit_head_tables(head, features, [EncoderConfig(bits=3, mode="calibrated"), EncoderConfig(bits=5)])
+    assert [(t.tensor, t.bits, t.mode) for t in tables] == [("feat", 3, "calibrated"), ("feat", 5, "clip")]
+    assert head.config == EncoderConfig(bits=6, codec="lz4")
+    with pytest.raises(CodecError, match=r"1\.\.8 bits"):
+        fit_head_tables(head, features, [EncoderConfig(bits=16)])
+    models = EntropyModels(tables)
+    coder = HeadPipeline(
+        tiny_bundle, EncoderConfig(bits=3, mode="calibrated", codec="entropy"), ["cpu"], entropy_models=models
+    )
+    receiver = TailPipeline(tiny_bundle, ["cpu"], entropy_models=models)
+    sent = coder(video_frames(7, seed=8)[-1])
+    assert np.array_equal(
+        receiver.decode(tiny_bundle.manifest.model_id, sent.tensors).codes["feat"], sent.codes["feat"]
+    )
