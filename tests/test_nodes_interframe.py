@@ -11,10 +11,9 @@ import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 from drifting import video_frames
-from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
 from rclpy.qos import qos_profile_sensor_data
-from ros_harness import NodeProcess, Probe, diagnostics_values
+from ros_harness import NodeProcess, Probe, diagnostics_values, set_parameter
 from sensor_msgs.msg import Image
 
 from splitcomp_core.head import HeadPipeline
@@ -25,10 +24,6 @@ from splitcomp_ros.images import array_to_image
 
 TAIL = "splitcomp: /tail_node"
 HEAD = "splitcomp: /head_node"
-VALUES = {
-    int: ("integer_value", ParameterType.PARAMETER_INTEGER),
-    str: ("string_value", ParameterType.PARAMETER_STRING),
-}
 
 
 class Bench:
@@ -75,14 +70,7 @@ class Bench:
         return self.probe.spin_until(lambda: stamp in self.answers, wait)
 
     def set(self, name: str, value):
-        field, kind = VALUES[type(value)]
-        request = SetParameters.Request(
-            parameters=[Parameter(name=name, value=ParameterValue(type=kind, **{field: value}))]
-        )
-        assert self.params.wait_for_service(timeout_sec=10)
-        future = self.params.call_async(request)
-        assert self.probe.spin_until(future.done, 10.0)
-        return future.result().results[0]
+        return set_parameter(self.probe, self.params, name, value)
 
     def close(self) -> None:
         self.probe.close()

@@ -4,10 +4,9 @@ cut with `ros2 param set bandwidth_mbps` between two frames, losing none, and bo
 import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
-from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
 from rclpy.qos import qos_profile_sensor_data
-from ros_harness import NodeProcess, Probe, diagnostics_values
+from ros_harness import NodeProcess, Probe, diagnostics_values, set_parameter
 from sensor_msgs.msg import Image
 from tiny_models import TINY_LABELS
 
@@ -19,11 +18,6 @@ from splitcomp_ros.qos import features_qos
 
 RNG = np.random.default_rng(3)
 FRAME = RNG.integers(0, 256, (32, 32, 3), dtype=np.uint8)
-VALUES = {
-    float: ("double_value", ParameterType.PARAMETER_DOUBLE),
-    int: ("integer_value", ParameterType.PARAMETER_INTEGER),
-    str: ("string_value", ParameterType.PARAMETER_STRING),
-}
 
 
 class Pipeline:
@@ -53,13 +47,7 @@ class Pipeline:
         self.camera.publish(msg)
 
     def set_bandwidth(self, value):
-        field, kind = VALUES[type(value)]
-        value_msg = ParameterValue(type=kind, **{field: value})
-        request = SetParameters.Request(parameters=[Parameter(name="bandwidth_mbps", value=value_msg)])
-        assert self.params.wait_for_service(timeout_sec=10)
-        future = self.params.call_async(request)
-        assert self.probe.spin_until(future.done, 10.0)
-        return future.result().results[0]
+        return set_parameter(self.probe, self.params, "bandwidth_mbps", value)
 
     def answered(self, count: int, timeout: float = 10.0) -> bool:
         return self.probe.spin_until(lambda: len(self.results) >= count, timeout)
