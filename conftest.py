@@ -7,6 +7,7 @@ nodes) would hear each other's topics. Child processes inherit the environment s
 import os
 
 import pytest
+from drifting import video_frames
 from tiny_models import TINY_LABELS, onnx_model, tiny_head, tiny_pooled_head, tiny_pooled_tail, tiny_tail
 
 
@@ -56,6 +57,28 @@ def tiny_bundle(tmp_path_factory):
 
     manifest = _tiny_manifest("feat", [1, 4, 16, 16], 6.0, [6.0, 5.0, 4.0, 3.0])
     return write_bundle(tmp_path_factory.mktemp("tiny") / "bundle", tiny_head(), tiny_tail(), manifest, TINY_LABELS)
+
+
+@pytest.fixture(scope="session")
+def tiny_entropy_bundle(tmp_path_factory, tiny_bundle):
+    """The tiny bundle with an entropy model (entropy.json) for every bit width and range mode, fitted on
+    the codes of 40 consecutive frames of a drifting scene."""
+    import shutil
+
+    from splitcomp_core.bundle import MODES, load_bundle
+    from splitcomp_core.entropy import write_entropy_models
+    from splitcomp_core.entropy_fit import fit_head_tables
+    from splitcomp_core.head import HeadPipeline
+    from splitcomp_core.quantization import EncoderConfig
+
+    path = tmp_path_factory.mktemp("tiny_entropy") / "bundle"
+    shutil.copytree(tiny_bundle.path, path)
+    head = HeadPipeline(load_bundle(path), providers=["cpu"])
+    features = [head.features(frame)[0] for frame in video_frames(40, seed=11)]
+    configs = [EncoderConfig(bits=bits, mode=mode, clip_max=6.0) for mode in MODES for bits in range(1, 9)]
+    tables = fit_head_tables(head, features, configs)
+    write_entropy_models(path, tables)
+    return load_bundle(path)
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,8 @@ import time
 from collections.abc import Callable
 
 import rclpy
+from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+from rcl_interfaces.srv import SetParameters
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 
@@ -66,6 +68,26 @@ class Probe:
         self.executor.shutdown()
         self.node.destroy_node()
         rclpy.shutdown(context=self.context)
+
+
+PARAMETER_VALUES = {
+    bool: ("bool_value", ParameterType.PARAMETER_BOOL),
+    float: ("double_value", ParameterType.PARAMETER_DOUBLE),
+    int: ("integer_value", ParameterType.PARAMETER_INTEGER),
+    str: ("string_value", ParameterType.PARAMETER_STRING),
+}
+
+
+def set_parameter(probe: Probe, client, name: str, value):
+    """`ros2 param set` through a node's set_parameters service (`client`); returns its SetParametersResult."""
+    field, kind = PARAMETER_VALUES[type(value)]
+    request = SetParameters.Request(
+        parameters=[Parameter(name=name, value=ParameterValue(type=kind, **{field: value}))]
+    )
+    assert client.wait_for_service(timeout_sec=10)
+    future = client.call_async(request)
+    assert probe.spin_until(future.done, 10.0)
+    return future.result().results[0]
 
 
 def diagnostics_values(status) -> dict:

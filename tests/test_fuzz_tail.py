@@ -2,7 +2,10 @@
 
 The tail must stay up, answer every valid message exactly as TailPipeline does in this process, answer
 no malformed one (never a non-finite score), count every malformed one under its reason and lose
-none. Sends are paced by the subscription's depth (features_qos keeps 5): at most four malformed
+none. The valid ones use every codec, the entropy codec included, and are key frames or P-frames
+against the valid message before them; the malformed ones include P-frames without their reference,
+with a wrong one or one that loops, entropy models the tail does not hold, and lying or truncated
+entropy streams. Sends are paced by the subscription's depth (features_qos keeps 5): at most four malformed
 messages and one valid one are in flight, and the next round starts once the valid one is answered,
 so a busy machine slows the test down instead of overflowing the tail's queue.
 """
@@ -22,9 +25,13 @@ import zstandard
 from diagnostic_msgs.msg import DiagnosticArray
 from ros_harness import NodeProcess, Probe, diagnostics_values
 
-from splitcomp_core.codec import CODEC_LZ4, CODEC_NONE, CODEC_ZSTD, EncodedTensor
+from splitcomp_core.codec import CODEC_ENTROPY, CODEC_LZ4, CODEC_NONE, CODEC_ZSTD, EncodedTensor
+from splitcomp_core.cuts import TailCuts
+from splitcomp_core.entropy import max_stream_bytes
 from splitcomp_core.head import HeadPipeline
 from splitcomp_core.quantization import EncoderConfig
+from splitcomp_core.references import InterFrameTail
+from splitcomp_core.sequence import sender_key
 from splitcomp_core.tail import FeaturesRejected, TailPipeline
 from splitcomp_msgs.msg import Classification, SplitFeatures
 from splitcomp_ros.messages import tensor_to_msg
@@ -36,7 +43,9 @@ LONG_TEXT = "x" * 10_240
 SENDER = "fuzz_camera"
 replace = dataclasses.replace
 
-Spoiler = Callable[[np.random.Generator], tuple[list[EncodedTensor], str, str]]
+Spoiler = Callable[[np.random.Generator], tuple]  # -> (tensors, model_id, reason[, reference rule])
+# A P-frame's reference: rule(its own sequence, the sequence of the frame the tail holds or None) -> reference_sequence
+Rule = Callable[[int, "int | None"], int]
 
 
 def zstd_with_content_size(payload: bytes, claimed: int) -> bytes:
@@ -54,30 +63,53 @@ def zstd_with_content_size(payload: bytes, claimed: int) -> bytes:
     return bytes(frame)
 
 
+@dataclasses.dataclass
+class Valid:
+    """One valid frame as a key frame (`tensors`), with what it takes to send it as a P-frame instead."""
+
+    tensors: list[EncodedTensor]
+    codes: dict | None  # its codes (None: raw floats, never a P-frame)
+    config: EncoderConfig
+    features: dict
+
+
+class ValidMessages(list):
+    """Every encoding the head can send (bits 1-8 in each range mode, raw 16/32, every codec) of a few frames."""
+
+    def __init__(self, bundle) -> None:
+        super().__init__()
+        self.head = HeadPipeline(bundle, providers=["cpu"])
+        rng = np.random.default_rng(1)
+        features = [self.head.features(rng.integers(0, 256, (24, 32, 3), dtype=np.uint8))[0] for _ in range(2)]
+        modes = ("clip", "calibrated", "per_channel")
+        configs = [EncoderConfig(bits=b, mode=m, clip_max=6.0) for b in range(1, 9) for m in modes]
+        for config in configs + [EncoderConfig(bits=b) for b in (16, 32)]:
+            for codec in ("none", "zstd", "lz4", "entropy"):
+                if codec == "entropy" and config.bits > 8:
+                    continue
+                coded = dataclasses.replace(config, codec=codec)
+                self.head.configure(coded)
+                for f in features:
+                    self.append(Valid(*self.head.encode_codes(f), coded, f))
+
+    def p_frame(self, valid: Valid, reference_codes: dict) -> list[EncodedTensor]:
+        """The same frame coded against `reference_codes`: it must be answered exactly as its key frame."""
+        self.head.configure(valid.config)
+        return self.head.encode_codes(valid.features, reference_codes)[0]
+
+
 def valid_messages(bundle) -> list[list[EncodedTensor]]:
-    """Every encoding the head can send (bits 1-8 in each range mode, raw 16/32, each codec) of a few frames."""
-    head = HeadPipeline(bundle, providers=["cpu"])
-    rng = np.random.default_rng(1)
-    frames = [rng.integers(0, 256, (24, 32, 3), dtype=np.uint8) for _ in range(2)]
-    configs = [
-        EncoderConfig(bits=b, mode=m, clip_max=6.0) for b in range(1, 9) for m in ("clip", "calibrated", "per_channel")
-    ]
-    configs += [EncoderConfig(bits=b) for b in (16, 32)]
-    messages = []
-    for config in configs:
-        for codec in ("none", "zstd", "lz4"):
-            head.configure(dataclasses.replace(config, codec=codec))
-            messages += [head(frame).tensors for frame in frames]
-    return messages
+    return [v.tensors for v in ValidMessages(bundle)]
 
 
-def spoilers(base: EncodedTensor, model_id: str) -> dict[str, tuple[str, Spoiler]]:
-    """Each malformed class: (the reason the tail must count it under, a random variant of it)."""
+def spoilers(base: EncodedTensor, coded: EncodedTensor, other_digest: str, model_id: str) -> dict[str, Spoiler]:
+    """Each malformed class: a random variant of it, with the reason the tail must count it under.
+
+    `base` is a valid 4-bit tensor of codec none, `coded` one of the entropy codec, `other_digest` an entropy
+    model the tail holds for another bit width.
+    """
     packed = base.packed_size
     elements = math.prod(base.shape)
-
-    def one(t: EncodedTensor) -> tuple[list[EncodedTensor], str]:
-        return [t], model_id
 
     def wrong_model_id(rng):
         choice = rng.integers(3)
@@ -120,7 +152,7 @@ def spoilers(base: EncodedTensor, model_id: str) -> dict[str, tuple[str, Spoiler
         return [replace(base, scale=scale, offset=offset)], model_id, "codec"
 
     def codec(rng):
-        return [replace(base, codec=int(rng.integers(3, 256)))], model_id, "codec"
+        return [replace(base, codec=int(rng.integers(CODEC_ENTROPY + 1, 256)))], model_id, "codec"
 
     def packed_size(rng):
         value = int(rng.choice([0, packed - 1, packed + 1, packed * 2, 2**32 - 1]))
@@ -168,7 +200,55 @@ def spoilers(base: EncodedTensor, model_id: str) -> dict[str, tuple[str, Spoiler
         tensor = EncodedTensor(base.name, base.shape, raw_bits, empty, empty, CODEC_NONE, len(data), data)
         return [tensor], model_id, "non_finite"
 
+    def entropy_model(rng):
+        variants = [
+            replace(coded, entropy_model="sha256:" + rng.bytes(32).hex()),
+            replace(coded, entropy_model=""),
+            replace(coded, entropy_model=LONG_TEXT),
+            replace(coded, entropy_model=other_digest),  # held, but for other bits
+            replace(base, entropy_model=coded.entropy_model),  # codec none needs no model
+        ]
+        return [variants[rng.integers(len(variants))]], model_id, "entropy_model"
+
+    def entropy_stream(rng):
+        data = coded.data
+        at = int(rng.integers(4, len(data) - 4))
+        variants = [
+            replace(coded, data=data[: int(rng.integers(0, len(data)))]),  # truncated, down to nothing
+            replace(coded, data=data[:-4] + rng.bytes(4)),  # another CRC
+            replace(coded, data=data[:-4] + rng.bytes(4 * int(rng.integers(1, 8))) + data[-4:]),  # extra words
+            replace(coded, data=data[:at] + bytes([data[at] ^ (1 << int(rng.integers(8)))]) + data[at + 1 :]),
+            replace(coded, data=rng.bytes(len(data))),
+            replace(coded, data=bytes(max_stream_bytes(elements) + 4)),  # longer than any stream of these codes
+            replace(coded, packed_size=int(rng.choice([0, packed - 1, packed + 1, 2**32 - 1]))),  # a size that lies
+        ]
+        return [variants[rng.integers(len(variants))]], model_id, "codec"
+
+    def p_frame_missing(rng):
+        """A P-frame naming a frame the tail does not hold: never sent, malformed, or one before the held one."""
+
+        def rule(sequence: int, held: int | None) -> int:
+            options = [sequence - 1, sequence - 2, 1, *((held - 1, held + 1) if held else ())]
+            options = [s for s in options if 0 < s < sequence and s != held]
+            return int(rng.choice(options)) if options else sequence
+
+        return [coded if rng.integers(2) else base], model_id, "missing_reference", rule
+
+    def p_frame_loop(rng):
+        """A P-frame naming itself or a later frame (two such frames would each wait for the other)."""
+        ahead = int(rng.integers(0, 3))
+        return (
+            [coded if rng.integers(2) else base],
+            model_id,
+            "missing_reference",
+            lambda sequence, held: sequence + ahead,
+        )
+
     spoil = [
+        entropy_model,
+        entropy_stream,
+        p_frame_missing,
+        p_frame_loop,
         wrong_model_id,
         tensor_count,
         tensor_name,
@@ -185,8 +265,9 @@ def spoilers(base: EncodedTensor, model_id: str) -> dict[str, tuple[str, Spoiler
     return {f.__name__: f for f in spoil}
 
 
-def message(tensors, model_id: str, sequence: int) -> SplitFeatures:
+def message(tensors, model_id: str, sequence: int, reference: int = 0) -> SplitFeatures:
     msg = SplitFeatures()
+    msg.reference_sequence = reference
     msg.header.frame_id = SENDER
     msg.header.stamp.sec = sequence
     msg.sequence = sequence
@@ -221,11 +302,13 @@ class Tail:
             if status.name == "splitcomp: /tail_node":
                 self.status = diagnostics_values(status)
 
-    def send(self, tensors, model_id: str) -> int:
-        """Publish one message with the next sequence number of its sender (frame_id, model_id)."""
+    def send(self, tensors, model_id: str, rule: Rule | None = None, held: int | None = None) -> int:
+        """Publish one message with the next sequence number of its sender (frame_id, model_id); a P-frame
+        names the reference `rule` gives for it (`held`: the frame the tail holds as its reference)."""
         self.sequences[model_id] += 1
         sequence = self.sequences[model_id]
-        self.publisher.publish(message(tensors, model_id, sequence))
+        reference = rule(sequence, held) if rule is not None else 0
+        self.publisher.publish(message(tensors, model_id, sequence, reference))
         return sequence
 
     def close(self) -> int:
@@ -233,19 +316,30 @@ class Tail:
         return self.node.stop()
 
 
-def test_ten_thousand_malformed_features_between_valid_ones(tiny_bundle, tmp_path):
-    bundle = tiny_bundle
+def fuzz_inputs(bundle):
+    """The valid messages, their answers by TailPipeline, and the malformed classes built from them."""
     model_id = bundle.manifest.model_id
-    valid = valid_messages(bundle)
+    valid = ValidMessages(bundle)
     reference = TailPipeline(bundle, ["cpu"], top_k=5)
-    expected = [reference(model_id, tensors).results for tensors in valid]
-    base = next(t[0] for t in valid if t[0].bits == 4 and t[0].codec == CODEC_NONE and t[0].scale.size == 1)
-    classes = spoilers(base, model_id)
+    expected = [reference(model_id, v.tensors).results for v in valid]
+    tensors = [v.tensors[0] for v in valid]
+    base = next(t for t in tensors if t.bits == 4 and t.codec == CODEC_NONE and t.scale.size == 1)
+    coded = next(t for t in tensors if t.bits == 4 and t.codec == CODEC_ENTROPY and t.scale.size == 1)
+    other = next(t.entropy_model for t in tensors if t.codec == CODEC_ENTROPY and t.bits == 5)
+    return valid, expected, spoilers(base, coded, other, model_id)
+
+
+def test_ten_thousand_malformed_features_between_valid_ones(tiny_entropy_bundle, tmp_path):
+    bundle = tiny_entropy_bundle
+    model_id = bundle.manifest.model_id
+    valid, expected, classes = fuzz_inputs(bundle)
     rng = np.random.default_rng(2024)
     tail = Tail(bundle, tmp_path)
     sent: Counter = Counter()
     sent_classes: Counter = Counter()
     valid_sent: dict[int, int] = {}  # sequence -> index into valid
+    p_frames = 0
+    held: tuple[int, dict] | None = None  # the valid frame the tail holds as this sender's reference
     start = time.monotonic()
     try:
         names = list(classes)
@@ -254,13 +348,22 @@ def test_ten_thousand_malformed_features_between_valid_ones(tiny_bundle, tmp_pat
         while malformed < MALFORMED:
             for _ in range(min(PER_ROUND, MALFORMED - malformed)):
                 name = names[int(rng.integers(len(names)))]
-                tensors, bad_id, reason = classes[name](rng)
-                tail.send(tensors, bad_id)
+                tensors, bad_id, reason, *rule = classes[name](rng)
+                tail.send(tensors, bad_id, *rule, held=held[0] if held else None)
+                if reason == "missing_reference":
+                    held = None  # the tail drops the sender's reference and waits for a key frame
                 sent[reason] += 1
                 sent_classes[name] += 1
                 malformed += 1
             index = round_number % len(valid)
-            sequence = tail.send(valid[index], model_id)
+            item = valid[index]
+            if held is not None and item.codes is not None and rng.integers(2):
+                reference, codes = held
+                sequence = tail.send(valid.p_frame(item, codes), model_id, lambda s, h, r=reference: r)
+                p_frames += 1
+            else:
+                sequence = tail.send(item.tensors, model_id)
+            held = (sequence, item.codes) if item.codes is not None else None
             valid_sent[sequence] = index
             round_number += 1
             assert tail.probe.spin_until(lambda sequence=sequence: sequence in tail.answers, 20.0), (
@@ -277,7 +380,8 @@ def test_ten_thousand_malformed_features_between_valid_ones(tiny_bundle, tmp_pat
         assert tail.probe.spin_until(counted, 15.0), tail.status
         status = tail.status
         print(
-            f"\n{MALFORMED} malformed + {len(valid_sent)} valid over DDS in {elapsed:.1f} s; classes {dict(sent_classes)}"
+            f"\n{MALFORMED} malformed + {len(valid_sent)} valid ({p_frames} P-frames) over DDS in {elapsed:.1f} s; "
+            f"classes {dict(sent_classes)}"
         )
     finally:
         code = tail.close()
@@ -299,8 +403,8 @@ def test_ten_thousand_malformed_features_between_valid_ones(tiny_bundle, tmp_pat
     )
 
 
-def test_sequence_gaps_are_lost_messages_and_a_restarted_head_is_not(tiny_bundle, tmp_path):
-    bundle = tiny_bundle
+def test_sequence_gaps_are_lost_messages_and_a_restarted_head_is_not(tiny_entropy_bundle, tmp_path):
+    bundle = tiny_entropy_bundle
     valid = valid_messages(bundle)[0]
     tail = Tail(bundle, tmp_path)
     answered = []
@@ -319,15 +423,25 @@ def test_sequence_gaps_are_lost_messages_and_a_restarted_head_is_not(tiny_bundle
         assert tail.close() == 0, tail.node.log()
 
 
-def test_every_spoiler_is_malformed_as_its_reason_says(tiny_bundle):
-    """Each class's variants are malformed in the way its reason says, checked in this process."""
-    valid = valid_messages(tiny_bundle)
-    base = next(t[0] for t in valid if t[0].bits == 4 and t[0].codec == CODEC_NONE and t[0].scale.size == 1)
-    reference = TailPipeline(tiny_bundle, ["cpu"], top_k=5)
+def test_every_spoiler_is_malformed_as_its_reason_says(tiny_entropy_bundle):
+    """Each class's variants are malformed in the way its reason says, checked in this process, with the sender's
+    reference held (a valid key frame just before each) so that a P-frame's reference is really wrong."""
+    valid, _, classes = fuzz_inputs(tiny_entropy_bundle)
+    model_id = tiny_entropy_bundle.manifest.model_id
+    frames = InterFrameTail(TailCuts(tiny_entropy_bundle, providers=["cpu"]))
+    key = next(v for v in valid if v.codes is not None)
+    sender = sender_key("splitcomp/features", SENDER, model_id)
     rng = np.random.default_rng(7)
-    for name, spoil in spoilers(base, tiny_bundle.manifest.model_id).items():
+    sequence = 0
+    for name, spoil in classes.items():
         for _ in range(50):
-            tensors, model_id, reason = spoil(rng)
+            sequence += 2
+            frames(sender, sequence - 1, 0, "", model_id, key.tensors)
+            tensors, bad_id, reason, *rule = spoil(rng)
+            reference = rule[0](sequence, sequence - 1) if rule else 0
             with pytest.raises(FeaturesRejected) as info:
-                reference(model_id, tensors)
+                frames(sender, sequence, reference, "", bad_id, tensors)
             assert info.value.reason == reason, (name, str(info.value))
+    frames(sender, sequence + 1, 0, "", model_id, key.tensors)
+    p_frame = valid.p_frame(key, key.codes)
+    assert frames(sender, sequence + 2, sequence + 1, "", model_id, p_frame).results  # the valid P-frame is answered

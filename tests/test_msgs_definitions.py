@@ -58,7 +58,9 @@ def readme_additions() -> dict:
 
 def test_fields_match_the_design_then_the_readme_additions_in_order():
     additions = readme_additions()
-    assert additions[SplitFeatures] == {"cut_id": "string"} and additions[Classification] == {"cut_id": "string"}
+    assert additions[SplitFeatures] == {"cut_id": "string", "reference_sequence": "uint64"}
+    assert additions[Classification] == {"cut_id": "string"}
+    assert additions[EncodedTensor] == {"entropy_model": "string"}
     for msg_type, fields in DESIGN_FIELDS.items():
         actual = msg_type.get_fields_and_field_types()
         assert list(actual.items()) == [*fields.items(), *additions[msg_type].items()], msg_type.__name__
@@ -66,3 +68,4 @@ def test_fields_match_the_design_then_the_readme_additions_in_order():
 
 def test_codec_constants():
     assert (EncodedTensor.CODEC_NONE, EncodedTensor.CODEC_ZSTD, EncodedTensor.CODEC_LZ4) == (0, 1, 2)
+    assert EncodedTensor.CODEC_ENTROPY == 3

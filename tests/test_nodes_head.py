@@ -7,10 +7,9 @@ import numpy as np
 import pytest
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
-from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
 from rclpy.qos import qos_profile_sensor_data
-from ros_harness import NodeProcess, Probe, diagnostics_values
+from ros_harness import NodeProcess, Probe, diagnostics_values, set_parameter
 from sensor_msgs.msg import CompressedImage, Image
 
 from splitcomp_core.bundle import load_bundle
@@ -91,19 +90,7 @@ class HeadHarness:
         return None
 
     def set(self, name, value):
-        kinds = {
-            int: ("integer_value", ParameterType.PARAMETER_INTEGER),
-            str: ("string_value", ParameterType.PARAMETER_STRING),
-            float: ("double_value", ParameterType.PARAMETER_DOUBLE),
-        }
-        field, kind = kinds[type(value)]
-        request = SetParameters.Request(
-            parameters=[Parameter(name=name, value=ParameterValue(type=kind, **{field: value}))]
-        )
-        assert self.params.wait_for_service(timeout_sec=10)
-        future = self.params.call_async(request)
-        assert self.probe.spin_until(future.done, 10.0)
-        return future.result().results[0]
+        return set_parameter(self.probe, self.params, name, value)
 
     def last_diagnostics(self):
         self.probe.spin_until(lambda: False, 1.5)

@@ -4,10 +4,9 @@ cut with `ros2 param set bandwidth_mbps` between two frames, losing none, and bo
 import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
-from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
 from rclpy.qos import qos_profile_sensor_data
-from ros_harness import NodeProcess, Probe, diagnostics_values
+from ros_harness import NodeProcess, Probe, diagnostics_values, set_parameter
 from sensor_msgs.msg import Image
 from tiny_models import TINY_LABELS
 
@@ -19,11 +18,6 @@ from splitcomp_ros.qos import features_qos
 
 RNG = np.random.default_rng(3)
 FRAME = RNG.integers(0, 256, (32, 32, 3), dtype=np.uint8)
-VALUES = {
-    float: ("double_value", ParameterType.PARAMETER_DOUBLE),
-    int: ("integer_value", ParameterType.PARAMETER_INTEGER),
-    str: ("string_value", ParameterType.PARAMETER_STRING),
-}
 
 
 class Pipeline:
@@ -53,13 +47,10 @@ class Pipeline:
         self.camera.publish(msg)
 
     def set_bandwidth(self, value):
-        field, kind = VALUES[type(value)]
-        value_msg = ParameterValue(type=kind, **{field: value})
-        request = SetParameters.Request(parameters=[Parameter(name="bandwidth_mbps", value=value_msg)])
-        assert self.params.wait_for_service(timeout_sec=10)
-        future = self.params.call_async(request)
-        assert self.probe.spin_until(future.done, 10.0)
-        return future.result().results[0]
+        return set_parameter(self.probe, self.params, "bandwidth_mbps", value)
+
+    def set_parameter(self, name, value):
+        return set_parameter(self.probe, self.params, name, value)
 
     def answered(self, count: int, timeout: float = 10.0) -> bool:
         return self.probe.spin_until(lambda: len(self.results) >= count, timeout)
@@ -148,3 +139,21 @@ def test_the_tail_refuses_a_cut_it_does_not_have(pipeline, tiny_multi_cut_bundle
 
     assert pipeline.probe.spin_until(counted, 5.0), pipeline.diagnostics.get("splitcomp: /tail_node")
     assert "is not a cut of this bundle" in pipeline.tail.log()
+
+
+def test_with_inter_frame_coding_a_cut_switch_starts_with_a_key_frame(pipeline):
+    assert pipeline.set_parameter("keyframe_interval", 10).successful
+    assert pipeline.set_bandwidth(3.0).successful
+    first = len(pipeline.features)
+    for i in range(12):
+        if i == 6:
+            assert pipeline.set_bandwidth(50.0).successful
+        count = len(pipeline.results) + 1
+        pipeline.frame(20_000 + i)
+        assert pipeline.answered(count), pipeline.tail.log()[-2000:]
+    pipeline.probe.spin_for(0.5)
+    sent = [(f.cut_id, f.reference_sequence, f.sequence) for f in pipeline.features[first:]]
+    assert sent[0][1] == 0 and all(ref == seq - 1 for _, ref, seq in sent[1:6]), sent
+    switch = next(i for i, (cut, _, _) in enumerate(sent) if cut == "pooled")
+    assert sent[switch][1] == 0 and all(ref == seq - 1 for _, ref, seq in sent[switch + 1 :]), sent
+    assert pipeline.set_parameter("keyframe_interval", 0).successful

@@ -24,9 +24,12 @@ from splitcomp_core.errors import CodecError
 CODEC_NONE = 0
 CODEC_ZSTD = 1
 CODEC_LZ4 = 2
+CODEC_ENTROPY = 3  # codes under a probability model the bundle holds (splitcomp_core.entropy), not a frame format
 CODEC_BY_NAME = {"none": CODEC_NONE, "zstd": CODEC_ZSTD, "lz4": CODEC_LZ4}
-CODEC_NAMES = tuple(CODEC_BY_NAME)  # the names every option, parameter and schema offers
+CODEC_NAMES = tuple(CODEC_BY_NAME)  # the codecs that need nothing but the bytes: every table and schema offers them
+HEAD_CODECS = (*CODEC_NAMES, "entropy")  # what the head may be set to; "entropy" also needs the bundle's model
 _CODEC_NAMES = {number: name for name, number in CODEC_BY_NAME.items()}
+_WIRE_CODEC_NAMES = {**_CODEC_NAMES, CODEC_ENTROPY: "entropy"}
 
 CODE_BITS = tuple(range(1, 9))  # quantized widths
 RAW_BITS = (16, 32)  # raw float16/float32 pass-through
@@ -83,6 +86,7 @@ class EncodedTensor:
     codec: int
     packed_size: int
     data: bytes
+    entropy_model: str = ""  # the digest of the probability model of CODEC_ENTROPY; "" for every other codec
 
 
 def payload_bytes(tensors: Sequence[EncodedTensor]) -> int:
@@ -295,15 +299,34 @@ def decode(t: EncodedTensor, max_elements: int = DEFAULT_MAX_ELEMENTS) -> np.nda
     """Validate, then decode to a float32 tensor of `t.shape`; any inconsistency is a CodecError."""
     validate(t, max_elements)
     shape = tuple(int(d) for d in t.shape)
+    bits = int(t.bits)
+    if bits in RAW_BITS:
+        payload = _payload(t)
+        return np.frombuffer(payload, dtype=_RAW_DTYPES[bits]).astype(np.float32).reshape(shape)
+    return dequantize(unpacked_codes(t, max_elements), shape, quant_params(t))
+
+
+def unpacked_codes(t: EncodedTensor, max_elements: int = DEFAULT_MAX_ELEMENTS) -> np.ndarray:
+    """The codes (uint8, `t.shape`) a quantized tensor of codec none, zstd or lz4 carries, after validating it."""
+    validate(t, max_elements)
+    if int(t.bits) in RAW_BITS:
+        raise CodecError(f"bits {t.bits} are raw floats, not codes")
+    shape = tuple(int(d) for d in t.shape)
+    return unpack_bits(_payload(t), int(t.bits), math.prod(shape)).reshape(shape)
+
+
+def quant_params(t: EncodedTensor) -> QuantParams:
+    """The quantization a validated tensor of codes declares (its bits, scale and offset)."""
+    return QuantParams(bits=int(t.bits), scale=t.scale, offset=t.offset)
+
+
+def _payload(t: EncodedTensor) -> bytes:
+    if t.codec == CODEC_ENTROPY:
+        raise CodecError("codec entropy needs the bundle's entropy model: decode it with splitcomp_core.interframe")
     payload = decompress(t.data, int(t.codec), int(t.packed_size))
     if len(payload) != t.packed_size:
         raise CodecError(f"data decompressed to {len(payload)} bytes but packed_size says {t.packed_size}")
-    bits = int(t.bits)
-    if bits in RAW_BITS:
-        return np.frombuffer(payload, dtype=_RAW_DTYPES[bits]).astype(np.float32).reshape(shape)
-    count = math.prod(shape)
-    params = QuantParams(bits=bits, scale=t.scale, offset=t.offset)
-    return dequantize(unpack_bits(payload, bits, count), shape, params)
+    return payload
 
 
 def validate(t: EncodedTensor, max_elements: int = DEFAULT_MAX_ELEMENTS) -> None:
@@ -314,7 +337,9 @@ def validate(t: EncodedTensor, max_elements: int = DEFAULT_MAX_ELEMENTS) -> None
     bits = t.bits
     if not _is_int(bits) or not (1 <= bits <= 8 or bits in RAW_BITS):
         raise CodecError(f"bits must be 1..8 (codes), 16 or 32 (raw floats), got {bits!r}")
-    _check_codec(t.codec)
+    _check_codec(t.codec, _WIRE_CODEC_NAMES)
+    if t.codec == CODEC_ENTROPY and bits in RAW_BITS:
+        raise CodecError(f"codec entropy codes quantized codes, not raw {bits}-bit floats")
     shape = _check_shape(t.shape, max_elements)
     count = math.prod(shape)
     scale = np.asarray(t.scale, dtype=np.float32)
@@ -348,7 +373,7 @@ def validate(t: EncodedTensor, max_elements: int = DEFAULT_MAX_ELEMENTS) -> None
     data_len = memoryview(t.data).nbytes
     if t.codec == CODEC_NONE and data_len != expected:
         raise CodecError(f"data holds {data_len} bytes but codec none with packed_size {expected} needs exactly that")
-    if t.codec != CODEC_NONE and data_len == 0:
+    if t.codec not in (CODEC_NONE, CODEC_ENTROPY) and data_len == 0:
         raise CodecError(f"data is empty but codec {_CODEC_NAMES[t.codec]} needs a frame")
 
 
@@ -365,11 +390,10 @@ def _check_code_bits(bits: object, field_name: str) -> None:
         raise CodecError(f"{field_name} must be an integer 1..8 for quantized codes, got {bits!r}")
 
 
-def _check_codec(codec: object) -> int:
-    if not _is_int(codec) or int(codec) not in _CODEC_NAMES:
-        raise CodecError(
-            f"codec {codec!r} is unknown: use {CODEC_NONE} (none), {CODEC_ZSTD} (zstd) or {CODEC_LZ4} (lz4)"
-        )
+def _check_codec(codec: object, known: dict[int, str] = _CODEC_NAMES) -> int:
+    if not _is_int(codec) or int(codec) not in known:
+        names = ", ".join(f"{number} ({name})" for number, name in known.items())
+        raise CodecError(f"codec {codec!r} is unknown here: use {names}")
     return int(codec)
 
 

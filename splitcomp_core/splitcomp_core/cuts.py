@@ -15,6 +15,7 @@ from typing import Any
 from splitcomp_core.bundle import Bundle
 from splitcomp_core.codec import EncodedTensor, packed_size_for
 from splitcomp_core.head import HeadPipeline, HeadResult
+from splitcomp_core.interframe import Reference
 from splitcomp_core.link import DEFAULT_OVERHEAD_MS, CutRange, CutSwitcher
 from splitcomp_core.quantization import EncoderConfig
 from splitcomp_core.tail import FeaturesRejected, TailPipeline, TailResult
@@ -86,11 +87,18 @@ class TailCuts:
         for pipeline in self.pipelines.values():
             pipeline.top_k = top_k
 
-    def __call__(self, cut_id: str, model_id: str, tensors: Sequence[EncodedTensor]) -> TailResult:
+    def __call__(
+        self,
+        cut_id: str,
+        model_id: str,
+        tensors: Sequence[EncodedTensor],
+        reference_sequence: int = 0,
+        reference: Reference | None = None,
+    ) -> TailResult:
         pipeline = self.pipelines.get(cut_id)
         if pipeline is None:
             known = ", ".join(repr(c) for c in self.pipelines)
             raise FeaturesRejected(
                 "cut_id", f"cut_id {cut_id[:64]!r} is not a cut of this bundle ({known}): head and tail bundles differ"
             )
-        return pipeline(model_id, tensors)
+        return pipeline(model_id, tensors, reference_sequence, reference)

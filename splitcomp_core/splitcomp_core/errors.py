@@ -13,6 +13,10 @@ class CodecError(SplitcompError, ValueError):
     """An encoded tensor is malformed; the message names the offending field."""
 
 
+class EntropyModelError(CodecError):
+    """An entropy-coded tensor names a probability model the receiver does not hold (or may not have)."""
+
+
 class BundleError(SplitcompError):
     """A split bundle is missing, incomplete or inconsistent; the message names the file."""
 

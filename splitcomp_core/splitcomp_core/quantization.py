@@ -12,7 +12,16 @@ from collections.abc import Mapping
 import numpy as np
 
 from splitcomp_core.bundle import MODES, QuantizationSpec
-from splitcomp_core.codec import CODE_BITS, CODEC_BY_NAME, CODEC_NAMES, RAW_BITS, QuantParams, clip_params, range_params
+from splitcomp_core.codec import (
+    CODE_BITS,
+    CODEC_BY_NAME,
+    CODEC_ENTROPY,
+    HEAD_CODECS,
+    RAW_BITS,
+    QuantParams,
+    clip_params,
+    range_params,
+)
 from splitcomp_core.errors import CodecError
 
 
@@ -33,13 +42,15 @@ class EncoderConfig:
             raise CodecError(f"quantization must be one of {', '.join(MODES)}, got {self.mode!r}")
         if not (np.isfinite(self.clip_min) and np.isfinite(self.clip_max) and self.clip_min < self.clip_max):
             raise CodecError(f"clip_min must be below clip_max, got {self.clip_min} and {self.clip_max}")
-        if self.codec not in CODEC_BY_NAME:
-            raise CodecError(f"codec must be one of {', '.join(CODEC_NAMES)}, got {self.codec!r}")
+        if self.codec not in HEAD_CODECS:
+            raise CodecError(f"codec must be one of {', '.join(HEAD_CODECS)}, got {self.codec!r}")
+        if self.codec == "entropy" and self.bits in RAW_BITS:
+            raise CodecError(f"codec entropy codes quantized codes: set bits 1..8, not {self.bits}")
         return self
 
     @property
     def codec_id(self) -> int:
-        return CODEC_BY_NAME[self.codec]
+        return CODEC_BY_NAME.get(self.codec, CODEC_ENTROPY)
 
     @classmethod
     def from_manifest(cls, spec: QuantizationSpec) -> EncoderConfig:

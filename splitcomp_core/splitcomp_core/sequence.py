@@ -21,6 +21,11 @@ DEFAULT_MAX_SENDERS = 64
 DEFAULT_MAX_GAP = 100_000
 
 
+def sender_key(*parts: str) -> bytes:
+    """A fixed-size key for a sender named by text from its messages (and the topic they came on)."""
+    return hashlib.blake2b("\0".join(parts).encode("utf-8", "replace"), digest_size=16).digest()
+
+
 @dataclasses.dataclass(frozen=True)
 class Observed:
     """What one message said about its sender's stream: messages lost before it, or a new stream."""
@@ -45,7 +50,7 @@ class SequenceGaps:
         self.restarts = 0
 
     def observe(self, frame_id: str, model_id: str, sequence: int) -> Observed:
-        key = hashlib.blake2b(f"{frame_id}\0{model_id}".encode("utf-8", "replace"), digest_size=16).digest()
+        key = sender_key(frame_id, model_id)
         previous = self._last.pop(key, None)
         self._last[key] = sequence
         while len(self._last) > self._max_senders:

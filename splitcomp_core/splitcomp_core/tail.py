@@ -14,8 +14,10 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from splitcomp_core.bundle import DYNAMIC, Bundle
-from splitcomp_core.codec import DEFAULT_MAX_ELEMENTS, EncodedTensor, decode, payload_bytes
-from splitcomp_core.errors import CodecError, InferenceError, SplitcompError
+from splitcomp_core.codec import DEFAULT_MAX_ELEMENTS, EncodedTensor, payload_bytes
+from splitcomp_core.entropy import EntropyModels, load_entropy_models
+from splitcomp_core.errors import CodecError, EntropyModelError, InferenceError, SplitcompError
+from splitcomp_core.interframe import Reference, decode_tensor, entropy_table
 from splitcomp_core.postprocess import top_k_labelled
 from splitcomp_core.runtime import DEFAULT_PROVIDERS, InferenceSession
 
@@ -37,14 +39,25 @@ class TailResult:
     decode_ms: float
     tail_ms: float
     post_ms: float
+    codes: dict[str, np.ndarray] | None = None  # the frame's codes (None for raw floats): a later P-frame's reference
 
     @property
     def total_ms(self) -> float:
         return self.decode_ms + self.tail_ms + self.post_ms
 
 
+@dataclasses.dataclass
+class Decoded:
+    """One message's tensors as the tail model takes them, and their codes (None when any tensor is raw floats)."""
+
+    feeds: dict[str, np.ndarray]
+    codes: dict[str, np.ndarray] | None
+    decode_ms: float
+    feature_bytes: int
+
+
 class TailPipeline:
-    """Owns the tail's ONNX Runtime session (created once) and the bundle's expectations."""
+    """Owns the tail's ONNX Runtime session (created once), the bundle's expectations and its entropy models."""
 
     def __init__(
         self,
@@ -54,12 +67,15 @@ class TailPipeline:
         top_k: int = 5,
         max_elements: int = DEFAULT_MAX_ELEMENTS,
         intra_op_threads: int | None = None,
+        entropy_models: EntropyModels | None = None,
     ) -> None:
+        """`entropy_models` replaces the bundle's own entropy.json (as the head's must match)."""
         self.bundle = bundle
         self.model_id = bundle.manifest.model_id
         self.cut = bundle.manifest.cut
         self.top_k = top_k
         self.max_elements = max_elements
+        self.entropy_models = entropy_models if entropy_models is not None else load_entropy_models(bundle.path)
         # The head always sends batch 1; other dynamic sizes are unknown until the first message.
         shapes = {t.name: [1 if i == 0 and d < 0 else d for i, d in enumerate(t.shape)] for t in self.cut}
         known = all(d > 0 for shape in shapes.values() for d in shape)
@@ -125,18 +141,53 @@ class TailPipeline:
             answers.append(scores.reshape(stop - start, -1).argmax(axis=1))
         return np.concatenate(answers) if answers else np.empty(0, dtype=np.int64)
 
-    def __call__(self, model_id: str, tensors: Sequence[EncodedTensor]) -> TailResult:
+    def decode(
+        self,
+        model_id: str,
+        tensors: Sequence[EncodedTensor],
+        reference_sequence: int = 0,
+        reference: Reference | None = None,
+    ) -> Decoded:
+        """Check and decode one message; a P-frame (reference_sequence > 0) only against exactly that `reference`.
+
+        Rejections come in this order: the cut (model_id, tensor_count, tensor_name, shape), `entropy_model` (a
+        model this bundle does not hold), `missing_reference`, `codec` (malformed data), `non_finite`.
+        """
         self.check(model_id, tensors)
-        t0 = time.perf_counter()
         try:
-            feeds = {t.name: decode(t, self.max_elements).astype(self._dtypes[t.name], copy=False) for t in tensors}
+            tables = [entropy_table(t, self.entropy_models) for t in tensors]
+        except EntropyModelError as exc:
+            raise FeaturesRejected("entropy_model", str(exc)) from exc
+        codes_of = _reference_codes(model_id, tensors, reference_sequence, reference)
+        t0 = time.perf_counter()
+        feeds, codes = {}, {}
+        try:
+            for t, table in zip(tensors, tables):
+                values, codes[t.name] = decode_tensor(t, table, codes_of.get(t.name), self.max_elements)
+                feeds[t.name] = values.astype(self._dtypes[t.name], copy=False)
         except CodecError as exc:
             raise FeaturesRejected("codec", str(exc)) from exc
         for name, values in feeds.items():
             _require_finite(values, f"tensor '{name}'")
+        whole = {name: c for name, c in codes.items() if c is not None}
+        return Decoded(
+            feeds, whole if len(whole) == len(codes) else None, (time.perf_counter() - t0) * 1e3, payload_bytes(tensors)
+        )
+
+    def __call__(
+        self,
+        model_id: str,
+        tensors: Sequence[EncodedTensor],
+        reference_sequence: int = 0,
+        reference: Reference | None = None,
+    ) -> TailResult:
+        return self.answer(self.decode(model_id, tensors, reference_sequence, reference))
+
+    def answer(self, decoded: Decoded) -> TailResult:
+        """The tail model and the top-k on decoded features."""
         t1 = time.perf_counter()
         try:
-            scores = self.session.run(feeds)[self._output.name]
+            scores = self.session.run(decoded.feeds)[self._output.name]
         except InferenceError as exc:
             raise FeaturesRejected("inference", str(exc)) from exc
         t2 = time.perf_counter()
@@ -152,11 +203,34 @@ class TailPipeline:
         t3 = time.perf_counter()
         return TailResult(
             results=results,
-            feature_bytes=payload_bytes(tensors),
-            decode_ms=(t1 - t0) * 1e3,
+            feature_bytes=decoded.feature_bytes,
+            decode_ms=decoded.decode_ms,
             tail_ms=(t2 - t1) * 1e3,
             post_ms=(t3 - t2) * 1e3,
+            codes=decoded.codes,
         )
+
+
+def _reference_codes(
+    model_id: str, tensors: Sequence[EncodedTensor], reference_sequence: int, reference: Reference | None
+) -> dict[str, np.ndarray]:
+    """The codes a P-frame adds its differences to: only those of exactly the frame it names, of its cut and shapes."""
+    if not reference_sequence:
+        return {}
+    if reference is None or reference.sequence != reference_sequence or reference.model_id != model_id:
+        held = "none" if reference is None else f"#{reference.sequence}"
+        raise FeaturesRejected(
+            "missing_reference",
+            f"a P-frame coded against #{reference_sequence}, but the tail holds {held} from this sender (of this cut); "
+            f"waiting for its next key frame",
+        )
+    for t in tensors:
+        ref = reference.codes.get(t.name)
+        if ref is None or ref.shape != tuple(int(d) for d in t.shape):
+            raise FeaturesRejected(
+                "missing_reference", f"the reference #{reference.sequence} holds no codes of '{t.name}' in this shape"
+            )
+    return dict(reference.codes)
 
 
 def _require_finite(values: np.ndarray, what: str) -> None:

@@ -9,6 +9,11 @@ nobody has subscribed to splitcomp/features for a while.
 With a multi-cut bundle every cut's head is loaded at start-up and `bandwidth_mbps` picks the cut:
 a number selects the cut whose range holds it from the next frame on; `auto` follows the link rate
 that the round trips of the head's own frames show (it listens to splitcomp/classification).
+
+With `keyframe_interval` N > 0 the head codes frames as differences to the frame it sent before (P-frames),
+with a key frame every N frames, and listens to splitcomp/classification whatever the bundle: a frame
+unanswered after `keyframe_timeout_s`, or an answer that skips frames, makes the next frame a key frame
+(splitcomp_core.keyframes decides; this node only passes answers and parameters on).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import time
 from typing import TypeAlias
 
 from rcl_interfaces.msg import SetParametersResult
+from rclpy.subscription import Subscription
 from rclpy.time import Time
 from sensor_msgs.msg import CompressedImage, Image
 
@@ -25,6 +31,7 @@ from splitcomp_core.cuts import HeadCuts, switcher_for
 from splitcomp_core.errors import SplitcompError
 from splitcomp_core.head import HeadPipeline
 from splitcomp_core.images import DEFAULT_MAX_IMAGE_PIXELS
+from splitcomp_core.keyframes import DEFAULT_TIMEOUT_S, MAX_INTERVAL, InterFrameHead, KeyframeSchedule
 from splitcomp_core.link import parse_bandwidth
 from splitcomp_msgs.msg import Classification, SplitFeatures
 from splitcomp_ros.diagnostics import NO_INPUT_WARN_S
@@ -55,6 +62,20 @@ HEAD_PARAMS = (
         "Link rate in Mbit/s that picks the cut of a multi-cut bundle, or auto: estimated from the frames' "
         "round trips.",
         dynamic_typing=True,
+    ),
+    Param(
+        "keyframe_interval",
+        0,
+        "Inter-frame coding: a key frame every N frames, the others coded as differences to the frame sent before "
+        "(P-frames); 0 = off (every frame a key frame).",
+        int_range=(0, MAX_INTERVAL),
+    ),
+    Param(
+        "keyframe_timeout_s",
+        DEFAULT_TIMEOUT_S,
+        "With keyframe_interval > 0: a frame the tail has not answered after this many seconds makes the next "
+        "frame a key frame (a lost or rejected frame ends the P-frame chain).",
+        float_range=(0.01, 3600.0),
     ),
     Param(
         "max_rate_hz",
@@ -103,12 +124,15 @@ class HeadNode(SplitcompNode):
             qos = input_qos(qos_name)
             self.switcher = switcher_for(runtime.bundle)
             self.switcher.set_bandwidth(parse_bandwidth(bandwidth))
+            self.schedule = KeyframeSchedule(params["keyframe_interval"], params["keyframe_timeout_s"])
         except (SplitcompError, ValueError) as exc:
             raise StartupError(f"head_node: {exc}") from exc
         for warning in self.heads.warnings:
             self.get_logger().warning(warning)
         self.report_model(runtime.bundle, self.pipeline.session.provider)
         self._sequence = 0
+        self._frames = InterFrameHead(self.heads, self.schedule)
+        self._answers: Subscription | None = None
         self._logged_cut = self.switcher.current
         self._publisher = self.create_publisher(SplitFeatures, FEATURES_TOPIC, features_qos())
         self._unmatched_since: float | None = time.monotonic()
@@ -119,13 +143,13 @@ class HeadNode(SplitcompNode):
             self.create_subscription(CompressedImage, "image_raw/compressed", self._on_frame, qos)
         else:
             self.create_subscription(Image, "image_raw", self._on_frame, qos)
-        if runtime.bundle.cuts:
-            self.create_subscription(Classification, "splitcomp/classification", self._on_classification, 10)
+        self._listen_to_answers()
         self.add_on_set_parameters_callback(self._on_parameters)
         self.get_logger().info(
             f"head ready: model {runtime.bundle.manifest.model_id[:19]}, cut {self.pipeline.cut_names}, "
             f"provider {self.pipeline.session.provider}, {self.pipeline.config}"
             + (f", cuts {list(self.heads.pipelines)}, bandwidth_mbps {bandwidth}" if runtime.bundle.cuts else "")
+            + (f", keyframe_interval {self.schedule.interval}" if self.schedule.listens else "")
         )
 
     @property
@@ -169,10 +193,9 @@ class HeadNode(SplitcompNode):
         cut_id = self.switcher.next_cut(time.monotonic())  # one cut for the whole frame: switches fall between frames
         if self.switcher.current != self._logged_cut:
             self._log_switch()
-        pipeline = self.heads.pipelines[cut_id]
-        head = pipeline(image, encoding)
         self._sequence += 1
-        model_id = pipeline.bundle.manifest.model_id
+        head = self._frames(self._sequence, cut_id, image, encoding, time.monotonic())
+        model_id = self.heads.pipelines[cut_id].bundle.manifest.model_id
         return features_msg(msg.header, self._sequence, model_id, head, convert_ms, cut_id), head
 
     def _log_switch(self) -> None:
@@ -183,9 +206,18 @@ class HeadNode(SplitcompNode):
         )
         self._logged_cut = self.switcher.current
 
+    def _listen_to_answers(self) -> None:
+        """Subscribe to the tail's answers once a multi-cut bundle or inter-frame coding needs them."""
+        if self._answers is None and (self.heads.bundle.cuts or self.schedule.listens):
+            self._answers = self.create_subscription(
+                Classification, "splitcomp/classification", self._on_classification, 10
+            )
+
     def _on_classification(self, msg: Classification) -> None:
-        """The answer to one of our frames: its round trip tells the switcher how fast the link is."""
+        """The answer to one of our frames: its round trip tells the switcher how fast the link is, and its
+        sequence tells the key-frame schedule which frames the tail decoded."""
         self.switcher.answered(msg.sequence, time.monotonic(), msg.tail_ms)
+        self.schedule.answered(msg.sequence)
 
     def _on_parameters(self, params) -> SetParametersResult:
         changed = {p.name: p.value for p in params}
@@ -197,6 +229,14 @@ class HeadNode(SplitcompNode):
             bandwidth = parse_bandwidth(changed["bandwidth_mbps"]) if "bandwidth_mbps" in changed else None
         except ValueError as exc:
             return SetParametersResult(successful=False, reason=clip_text(exc))
+        try:
+            if "keyframe_interval" in changed:
+                self.schedule.set_interval(changed["keyframe_interval"])
+            if "keyframe_timeout_s" in changed:
+                self.schedule.set_timeout(changed["keyframe_timeout_s"])
+        except ValueError as exc:
+            return SetParametersResult(successful=False, reason=clip_text(exc))
+        self._listen_to_answers()
         if changed.keys() & set(ENCODER_PARAMS):
             try:
                 warnings = self.heads.configure(encoder_changes(changed))
@@ -219,6 +259,10 @@ class HeadNode(SplitcompNode):
         fields = self.health.fields
         fields["encoder"] = str(self.pipeline.config)
         fields["cut_id"] = self.switcher.current
+        fields["keyframe_interval"] = str(self.schedule.interval)
+        counts = self.health.counts
+        counts["key_frames"], counts["p_frames"] = self.schedule.key_frames, self.schedule.p_frames
+        counts["keyframe_losses"] = self.schedule.losses
         if self.heads.bundle.cuts:
             fields["model_id"] = self.pipeline.bundle.manifest.model_id
             fields["bandwidth_mbps"] = str(self.get_parameter("bandwidth_mbps").value)

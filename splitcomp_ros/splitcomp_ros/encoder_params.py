@@ -8,7 +8,7 @@ from typing import Any
 from rclpy.node import Node
 
 from splitcomp_core.bundle import MODES, QuantizationSpec
-from splitcomp_core.codec import CODEC_NAMES
+from splitcomp_core.codec import HEAD_CODECS
 from splitcomp_core.quantization import EncoderConfig
 from splitcomp_ros.node_support import Param, declare_params
 
@@ -18,7 +18,14 @@ ENCODER_PARAM_SPECS = (
     Param("quantization", "calibrated", "Ranges for quantization.", choices=MODES, default_text=_BUNDLE),
     Param("clip_min", 0.0, "Lower end of the fixed clip range (quantization=clip).", default_text=_BUNDLE),
     Param("clip_max", 32.0, "Upper end of the fixed clip range (quantization=clip).", default_text=_BUNDLE),
-    Param("codec", "none", "Entropy coder after bit packing.", choices=CODEC_NAMES, default_text=_BUNDLE),
+    Param(
+        "codec",
+        "none",
+        "How the codes are compressed: none, zstd or lz4 after bit packing, or entropy (rANS under the bundle's "
+        "entropy.json model).",
+        choices=HEAD_CODECS,
+        default_text=_BUNDLE,
+    ),
 )
 # parameter name -> EncoderConfig field
 FIELD_OF_PARAM = {

@@ -32,6 +32,7 @@ def tensor_to_msg(tensor: EncodedTensor) -> EncodedTensorMsg:
     msg.packed_size = int(tensor.packed_size)
     # array.array is the type rclpy stores uint8[] as; handing it one skips a per-byte check.
     msg.data = array.array("B", tensor.data)
+    msg.entropy_model = tensor.entropy_model
     return msg
 
 
@@ -45,6 +46,7 @@ def tensor_from_msg(msg: EncodedTensorMsg) -> EncodedTensor:
         codec=int(msg.codec),
         packed_size=int(msg.packed_size),
         data=msg.data.tobytes() if isinstance(msg.data, array.array) else bytes(msg.data),
+        entropy_model=msg.entropy_model,
     )
 
 
@@ -66,6 +68,7 @@ def features_msg(
     out.preprocess_ms = convert_ms + result.preprocess_ms
     out.head_ms = result.head_ms
     out.encode_ms = result.encode_ms
+    out.reference_sequence = result.reference_sequence
     return out
 
 

@@ -37,3 +37,25 @@ def test_clip_tensor_decodes_like_the_original():
     x = np.linspace(-3, 40, 2 * 3 * 4, dtype=np.float32).reshape(2, 3, 4)
     sent = encode("t", x, clip_params(4), 0)
     np.testing.assert_array_equal(decode(roundtrip(sent)), decode(sent))
+
+
+def test_an_entropy_coded_p_frame_keeps_its_model_digest_and_reference():
+    from splitcomp_core.codec import CODEC_ENTROPY
+    from splitcomp_core.entropy import fit_table
+    from splitcomp_core.head import HeadResult
+    from splitcomp_core.interframe import decode_tensor, encode_tensor
+    from splitcomp_msgs.msg import SplitFeatures
+    from splitcomp_ros.messages import features_msg
+
+    rng = np.random.default_rng(2)
+    x, y = (np.maximum(rng.standard_normal((1, 4, 6, 6)), 0).astype(np.float32) for _ in range(2))
+    params = range_params(4, np.zeros(4), np.full(4, 3.0))
+    _, reference = encode_tensor("t", x, params, 0)
+    table = fit_table("t", 4, "per_channel", [reference])
+    sent, codes = encode_tensor("t", y, params, CODEC_ENTROPY, table=table, reference=reference)
+    msg = features_msg(SplitFeatures().header, 9, "m", HeadResult([sent], 0.0, 0.0, 0.0, reference_sequence=8), 0.0)
+    got = deserialize_message(serialize_message(msg), SplitFeatures)
+    assert got.reference_sequence == 8 and got.tensors[0].codec == EncodedTensorMsg.CODEC_ENTROPY
+    tensor = tensor_from_msg(got.tensors[0])
+    assert tensor.entropy_model == table.digest and tensor.data == sent.data
+    np.testing.assert_array_equal(decode_tensor(tensor, table, reference)[1], codes)

@@ -7,6 +7,11 @@ counted as `lost` from gaps in each sender's sequence numbers (see splitcomp_cor
 
 With a multi-cut bundle every cut's tail is loaded at start-up and each message is answered by the
 cut its cut_id names, so the head may switch cuts between any two frames.
+
+A P-frame (reference_sequence > 0) is decoded only against exactly the frame it names, which the tail
+keeps per sender (splitcomp_core.references); a sender is the topic it publishes on, its camera's
+frame_id and its bundle's stream. Otherwise it is rejected as `missing_reference` until that sender's
+next key frame.
 """
 
 from __future__ import annotations
@@ -20,7 +25,8 @@ from rclpy.time import Time
 from splitcomp_core.codec import DEFAULT_MAX_ELEMENTS
 from splitcomp_core.cuts import TailCuts
 from splitcomp_core.errors import SplitcompError
-from splitcomp_core.sequence import SequenceGaps
+from splitcomp_core.references import InterFrameTail
+from splitcomp_core.sequence import SequenceGaps, sender_key
 from splitcomp_core.tail import TailResult
 from splitcomp_msgs.msg import Classification, SplitFeatures
 from splitcomp_ros.messages import classification_msg, tensor_from_msg
@@ -105,7 +111,9 @@ class TailNode(SplitcompNode):
         self._vision = (
             self.create_publisher(VisionClassification, "splitcomp/vision_classification", 10) if vision else None
         )
-        self.create_subscription(SplitFeatures, "splitcomp/features", self._on_features, features_qos())
+        self.frames = InterFrameTail(self.tails)
+        subscription = self.create_subscription(SplitFeatures, "splitcomp/features", self._on_features, features_qos())
+        self._topic = subscription.topic_name
         self.add_on_set_parameters_callback(self._on_parameters)
         self.get_logger().info(
             f"tail ready: model {runtime.bundle.manifest.model_id[:19]}, provider {provider}"
@@ -114,10 +122,19 @@ class TailNode(SplitcompNode):
 
     def _on_features(self, msg: SplitFeatures) -> None:
         self.health.received()
-        self._count_lost(msg)
+        stream = self._stream_of.get(msg.model_id, msg.model_id)
+        self._count_lost(msg, stream)
+        sender = sender_key(self._topic, msg.header.frame_id, stream)
         result = self.rejects.run(
             f"features #{msg.sequence}",
-            lambda: self.tails(msg.cut_id, msg.model_id, [tensor_from_msg(t) for t in msg.tensors]),
+            lambda: self.frames(
+                sender,
+                msg.sequence,
+                msg.reference_sequence,
+                msg.cut_id,
+                msg.model_id,
+                [tensor_from_msg(t) for t in msg.tensors],
+            ),
         )
         if result is None:
             return
@@ -132,8 +149,7 @@ class TailNode(SplitcompNode):
         self.health.published()
         self._record(result, out)
 
-    def _count_lost(self, msg: SplitFeatures) -> None:
-        stream = self._stream_of.get(msg.model_id, msg.model_id)
+    def _count_lost(self, msg: SplitFeatures, stream: str) -> None:
         seen = self._gaps.observe(msg.header.frame_id, stream, msg.sequence)
         if seen.lost:
             self.health.counts["lost"] += seen.lost
@@ -179,6 +195,7 @@ class TailNode(SplitcompNode):
     def refresh_health(self) -> None:
         """The cut of the last answered message, and, for a multi-cut bundle, how many frames each cut answered."""
         self.health.fields["cut_id"] = self._last_cut
+        self.health.fields["reference_senders"] = str(self.frames.senders())
         if self.tails.bundle.cuts:
             self.health.fields.update({f"frames.{cut}": str(n) for cut, n in self._cut_counts.items()})
 

@@ -97,3 +97,36 @@ def test_bad_arguments_exit_2_with_a_message(argv, capsys):
     assert main(argv) == 2
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err.startswith("error:") and len(captured.err.splitlines()) == 1
+
+
+def test_a_real_cut_is_measured_with_every_codec_and_p_frames(tiny_bundle, tmp_path, capsys):
+    out = tmp_path / "cut.json"
+    argv = ["--bundle", str(tiny_bundle.path), "--images", "generator", "--count", "4", "--eval-images", "generator"]
+    argv += ["--eval-count", "3", "--repeats", "1", "--bits", "3", "--quantization", "per_channel", "--json", str(out)]
+    assert main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = "codec  key B/frame  encode ms  decode ms  P B/frame  P encode ms  P decode ms"
+    assert " ".join(lines[0].split()) == " ".join(header.split())
+    assert [line.split()[0] for line in lines[1:5]] == ["none", "zstd", "lz4", "entropy"]
+    assert "feat 1x4x16x16 at 3 bits (per_channel)" in lines[-1] and lines[-1].endswith("intra coding's: yes.")
+    report = json.loads(out.read_text())
+    assert report["fit"]["frames"] == 4 and report["eval"]["frames"] == 3
+    codecs = report["codecs"]
+    assert codecs["none"]["key_bytes"] == codecs["none"]["p_bytes"] == -(-4 * 16 * 16 * 3 // 8)
+    assert all(r["p_identical"] for r in codecs.values())
+    assert not (tiny_bundle.path / "entropy.json").exists(), "the benchmark writes nothing into the bundle"
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [["--bits", "16"], ["--eval-images", "/no/such/video.mp4"], ["--images", "generator", "--count", "1"]],
+)
+def test_a_real_cut_with_bad_arguments_exits_2(tiny_bundle, extra, capsys):
+    assert main(["--bundle", str(tiny_bundle.path), "--images", "generator", "--count", "3", *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and len(err.splitlines()) == 1, err
+
+
+def test_a_multi_cut_bundle_names_its_cuts(tiny_multi_cut_bundle, capsys):
+    assert main(["--bundle", str(tiny_multi_cut_bundle.path)]) == 2
+    assert "multi-cut bundle; pass one of its cuts" in capsys.readouterr().err

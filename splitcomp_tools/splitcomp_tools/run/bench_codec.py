@@ -3,7 +3,8 @@
 The seed sent a cut feature either as a text string of '0'/'1' characters (clip 0..32, 4 bits) or as
 a JSON list of floats. Both are re-implemented here from that description, deliberately as slow as
 they were (a Python loop per element is the point of the comparison), and timed in the same run as
-our quantize + bit-pack (+ zstd/LZ4) path on the same post-ReLU-like tensor.
+our quantize + bit-pack (+ zstd/LZ4) path on the same post-ReLU-like tensor. With `--bundle`, every codec
+(the entropy codec and P-frames included) runs on a real cut's features instead (run/bench_codec_cut.py).
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from splitcomp_core.bundle import MODES
 from splitcomp_core.codec import CODEC_BY_NAME, DEFAULT_MAX_ELEMENTS, clip_params, decode, encode
 from splitcomp_core.files import atomic_write_text
 from splitcomp_tools.cli import ToolParser, check_outputs, int_in, run_cli
+from splitcomp_tools.run.bench_codec_cut import CutBenchOptions, format_cut_report, run_cut_bench
 
 SEED_CLIP_MIN = 0.0
 SEED_CLIP_MAX = 32.0
@@ -179,13 +182,15 @@ def _build_parser() -> ToolParser:
     parser = ToolParser(
         prog="bench codec",
         description="Time the feature codec (none, zstd, lz4) against the seed's bit-string and JSON "
-        "encodings on a post-ReLU-like tensor; prints a table (--json FILE: the measurements as JSON).",
+        "encodings on a post-ReLU-like tensor; or, with --bundle, every codec (entropy and P-frames included) "
+        "on a real cut's features; prints a table (--json FILE: the measurements as JSON).",
     )
     parser.add_argument(
         "--repeats",
         type=int_in(1, 100_000),
-        default=200,
-        help="timed runs per codec for our codec (default 200; medians are reported)",
+        default=None,
+        help="timed runs per codec for our codec (default 200; medians are reported); with --bundle, per frame "
+        "(default 5)",
     )
     parser.add_argument(
         "--seed-repeats", type=int_in(1, 1000), default=3, help="timed runs for the slow seed encoders (default 3)"
@@ -203,16 +208,39 @@ def _build_parser() -> ToolParser:
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed of the test tensor")
     parser.add_argument("--json", metavar="FILE", help="also write the measurements to this file as JSON")
+    real = parser.add_argument_group("a real cut (--bundle)")
+    real.add_argument("--bundle", metavar="DIR", help="measure on this single-cut bundle's features instead")
+    real.add_argument("--images", default="photos:train", help="frames the entropy tables are fitted on")
+    real.add_argument("--count", type=int_in(2, 100_000), default=200, help="how many of them (default 200)")
+    real.add_argument("--eval-images", default="photos:test", help="frames measured (in order: P-frames)")
+    real.add_argument("--eval-count", type=int_in(2, 100_000), default=100, help="how many of them (default 100)")
+    real.add_argument("--quantization", choices=MODES, help="range mode (default: the bundle's)")
     return parser
 
 
 def _main(argv: Sequence[str] | None) -> int:
     args = _build_parser().parse_args(argv)
     check_outputs([("--json", args.json)], [])
-    result = run_codec_bench(args.repeats, args.shape, args.bits, args.seed, args.seed_repeats)
+    if args.bundle:
+        options = CutBenchOptions(
+            args.bundle,
+            args.images,
+            args.count,
+            args.eval_images,
+            args.eval_count,
+            args.bits,
+            args.quantization,
+            args.repeats or 5,
+            args.seed,
+        )
+        result = run_cut_bench(options)
+        text = format_cut_report(result)
+    else:
+        result = run_codec_bench(args.repeats or 200, args.shape, args.bits, args.seed, args.seed_repeats)
+        text = format_report(result)
     if args.json:
         atomic_write_text(args.json, json.dumps(result, indent=2) + "\n")
-    print(format_report(result))
+    print(text)
     return 0
 
 
