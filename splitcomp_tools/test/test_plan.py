@@ -22,6 +22,8 @@ from splitcomp_tools.model.analyze import analyze_model
 from splitcomp_tools.model.plan import Candidate, Link, bandwidth_ranges, candidate_cuts, predict
 from splitcomp_tools.shapes.bundle import DEMO_LABELS, DEMO_MODEL
 
+pytestmark = pytest.mark.slow  # a whole plan (every candidate calibrated and timed): `make test-fast` leaves it out
+
 MODEL_ARGS = [str(DEMO_MODEL), "--labels", str(DEMO_LABELS), "--crop", "128"]
 SLOWER = 20.0
 
