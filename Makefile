@@ -12,15 +12,16 @@ ROS ?= jazzy
 ROS_TESTS := tests splitcomp_ros/test
 ROS_ENV := $(if $(filter-out jazzy,$(ROS)),export SPLITCOMP_PYPI_ROS=$(ROS) &&)
 
-.PHONY: help setup build test test-ros lint demo studio bench clean
+.PHONY: help setup build test test-fast test-ros lint demo studio bench clean
 
 help:
 	@echo "make demo   - set up, build, and run the split pipeline end to end on EfficientNet-Lite0 and real photos"
-	@echo "make test   - set up, build, and run every test"
+	@echo "make test   - set up, build, and run every test (what CI runs)"
+	@echo "make test-fast - unit and property tests, lint and one DDS round trip (under 3 minutes; no slow marker)"
 	@echo "make test-ros ROS=kilted - only the ROS-facing tests ($(ROS_TESTS)), on ROS 2 Kilted (default jazzy)"
 	@echo "make lint   - ruff (lint and format check) and mypy, as the tests run them"
 	@echo "make studio - the web page (and JSON API) at http://127.0.0.1:8000/: upload, cut, split, calibrate, test, download"
-	@echo "make bench  - codec, pipeline and restart benchmarks, as tables (figures in the README)"
+	@echo "make bench  - codec, pipeline and restart benchmarks, as tables (figures in docs/measurements.md)"
 	@echo "make setup  - virtual environment with pinned dependencies, then colcon build"
 	@echo "make clean  - remove build outputs and the virtual environment"
 
@@ -29,6 +30,12 @@ setup build:
 
 test: setup
 	@$(ENV) && python -m pytest $(PYTEST_ARGS)
+
+# The inner loop: it sets up only a workspace that was never set up (after changing requirements,
+# messages or entry points, run make setup). Tests marked slow (pytest.ini) are left out.
+test-fast:
+	@[[ -f "$${SPLITCOMP_VENV:-.venv}/.splitcomp-deps" && -f install/setup.bash ]] || bash scripts/setup.sh
+	@$(ENV) && python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 test-ros:
 	@$(ROS_ENV) bash scripts/setup.sh

@@ -26,7 +26,10 @@ from splitcomp_tools.frames.generator import GeneratorSource
 from splitcomp_tools.model import analyze, split
 from splitcomp_tools.model.calibrate import calibrate
 
-pytestmark = pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")  # the computed padding, as in EfficientNet
+pytestmark = [
+    pytest.mark.slow,  # the conformance suite: `make test-fast` leaves it out
+    pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning"),  # the computed padding, as in EfficientNet
+]
 FRAMES = 5
 CASES = {"vit": ("dynamo", 3), "efficientnet": ("torchscript", 4)}  # family: exporter, rank of the cut tensor
 

@@ -1,6 +1,10 @@
 """On the shipped demo model, calibrated 4-bit features agree with the unsplit model on >= 99 % of new frames."""
 
+import pytest
+
 from splitcomp_tools.model.calibrate import calibrate
+
+pytestmark = pytest.mark.slow  # the demo model split and calibrated: `make test-fast` leaves it out
 
 
 def test_calibrated_4_bits_agree_with_the_unsplit_model(demo_bundle):

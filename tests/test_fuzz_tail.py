@@ -37,6 +37,8 @@ from splitcomp_msgs.msg import Classification, SplitFeatures
 from splitcomp_ros.messages import tensor_to_msg
 from splitcomp_ros.qos import features_qos
 
+pytestmark = pytest.mark.slow  # 12,500 messages over DDS: `make test-fast` leaves it out
+
 MALFORMED = 10_000
 PER_ROUND = 4  # + 1 valid message = features_qos().depth: nothing can be overwritten while in flight
 LONG_TEXT = "x" * 10_240

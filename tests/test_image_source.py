@@ -5,11 +5,14 @@ import sys
 
 import cv2
 import numpy as np
+import pytest
 from ros_harness import NodeProcess, Probe
 from sensor_msgs.msg import Image
 
 from splitcomp_ros.images import image_to_array
 from splitcomp_tools.run.local_launch import executable_path, ros_arguments
+
+pytestmark = pytest.mark.slow  # nodes as processes over DDS: `make test-fast` leaves it out
 
 
 def test_folder_source_loops_in_order_and_stops_at_count(tmp_path):

@@ -1,7 +1,7 @@
-"""The generated messages carry exactly the original contract's fields, types and constants (DESIGN_FIELDS), then the README's additions.
+"""The generated messages carry exactly the fields, types and constants of the original design, then the additions.
 
 The design is a contract that is extended by appending fields, never by renaming them: each addition is
-documented in the README's table of added fields, and this test reads that table.
+documented in the table of added fields in docs/architecture.md ("Wire format"), and this test reads that table.
 """
 
 import pathlib
@@ -9,7 +9,7 @@ import re
 
 from splitcomp_msgs.msg import Classification, ClassScore, EncodedTensor, SplitFeatures
 
-README = (pathlib.Path(__file__).resolve().parents[1] / "README.md").read_text()
+ARCHITECTURE = (pathlib.Path(__file__).resolve().parents[1] / "docs" / "architecture.md").read_text()
 MESSAGES = {m.__name__: m for m in (EncodedTensor, SplitFeatures, ClassScore, Classification)}
 IDL_TYPES = {"string": "string", "float32": "float", "uint32": "uint32", "uint64": "uint64", "int32": "int32"}
 
@@ -47,17 +47,17 @@ DESIGN_FIELDS = {
 }
 
 
-def readme_additions() -> dict:
-    """{message type: {field: idl type}} from the README's rows `| `Message` | `field` | `type` | meaning |`."""
+def documented_additions() -> dict:
+    """{message type: {field: idl type}} from docs/architecture.md's rows `| `Message` | `field` | `type` | meaning |`."""
     added: dict = {m: {} for m in DESIGN_FIELDS}
-    for message, field, kind in re.findall(r"^\| `(\w+)` \| `(\w+)` \| `(\w+)` \|", README, re.M):
+    for message, field, kind in re.findall(r"^\| `(\w+)` \| `(\w+)` \| `(\w+)` \|", ARCHITECTURE, re.M):
         if message in MESSAGES:
             added[MESSAGES[message]][field] = IDL_TYPES[kind]
     return added
 
 
-def test_fields_match_the_design_then_the_readme_additions_in_order():
-    additions = readme_additions()
+def test_fields_match_the_design_then_the_documented_additions_in_order():
+    additions = documented_additions()
     assert additions[SplitFeatures] == {"cut_id": "string", "reference_sequence": "uint64"}
     assert additions[Classification] == {"cut_id": "string"}
     assert additions[EncodedTensor] == {"entropy_model": "string"}

@@ -19,6 +19,8 @@ from splitcomp_ros.images import array_to_image
 from splitcomp_ros.messages import tensor_from_msg
 from splitcomp_tools.frames.generator import GeneratorSource
 
+pytestmark = pytest.mark.slow  # nodes as processes over DDS: `make test-fast` leaves it out
+
 RGB = GeneratorSource(320, 240, seed=9).read()
 YUV = cv2.cvtColor(cv2.cvtColor(RGB, cv2.COLOR_RGB2BGR), cv2.COLOR_BGR2YUV_YUY2)
 GOOD = {

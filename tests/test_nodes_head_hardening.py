@@ -6,6 +6,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from ros_harness import NodeProcess, Probe, diagnostics_values
 from sensor_msgs.msg import CompressedImage
@@ -15,6 +16,8 @@ from splitcomp_core.errors import ImageFormatError
 from splitcomp_core.images import decode_compressed
 from splitcomp_msgs.msg import SplitFeatures
 from splitcomp_ros.images import array_to_image
+
+pytestmark = pytest.mark.slow  # nodes as processes over DDS: `make test-fast` leaves it out
 
 RNG = np.random.default_rng(17)
 

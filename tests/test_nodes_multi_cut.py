@@ -16,6 +16,8 @@ from splitcomp_ros.images import array_to_image
 from splitcomp_ros.messages import features_msg
 from splitcomp_ros.qos import features_qos
 
+pytestmark = pytest.mark.slow  # nodes as processes over DDS: `make test-fast` leaves it out
+
 RNG = np.random.default_rng(3)
 FRAME = RNG.integers(0, 256, (32, 32, 3), dtype=np.uint8)
 

@@ -21,6 +21,8 @@ from splitcomp_ros.images import array_to_image
 from splitcomp_tools.demo.models import DEMO_MODEL
 from splitcomp_tools.frames.generator import GeneratorSource
 
+pytestmark = pytest.mark.slow  # nodes as processes over DDS: `make test-fast` leaves it out
+
 FRAMES = 100
 
 

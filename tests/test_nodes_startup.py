@@ -11,6 +11,8 @@ import pytest
 
 from splitcomp_tools.run.local_launch import executable_path, ros_arguments
 
+pytestmark = pytest.mark.slow  # nodes as processes: `make test-fast` leaves it out
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 NODES = [("splitcomp_head_node", "head_node"), ("splitcomp_tail_node", "tail_node")]
 

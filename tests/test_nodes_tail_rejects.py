@@ -3,6 +3,7 @@
 import dataclasses
 
 import numpy as np
+import pytest
 import zstandard
 from diagnostic_msgs.msg import DiagnosticArray
 from ros_harness import NodeProcess, Probe, diagnostics_values
@@ -15,6 +16,8 @@ from splitcomp_msgs.msg import Classification, SplitFeatures
 from splitcomp_ros.messages import tensor_to_msg
 from splitcomp_ros.qos import features_qos
 from splitcomp_tools.frames.generator import GeneratorSource
+
+pytestmark = pytest.mark.slow  # nodes as processes over DDS: `make test-fast` leaves it out
 
 RNG = np.random.default_rng(11)
 

@@ -15,6 +15,8 @@ from splitcomp_ros.images import array_to_image, image_to_array
 from splitcomp_tools.draw.annotate import annotate, band_rect, result_lines
 from splitcomp_tools.frames.generator import GeneratorSource
 
+pytestmark = pytest.mark.slow  # nodes as processes over DDS: `make test-fast` leaves it out
+
 CACHE, TOP_N = 4, 2
 RGB = GeneratorSource(640, 480, seed=21).read()
 FRAMES = {

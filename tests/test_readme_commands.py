@@ -1,7 +1,8 @@
-"""The commands the README shows run here: each tool answers --help, analyze runs for real,
+"""The commands the README and docs/ show run here: each tool answers --help, analyze runs for real,
 make targets exist, and the scripts and files named exist."""
 
 import itertools
+import os
 import pathlib
 import re
 import shlex
@@ -12,11 +13,12 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
+DOCS = {path: path.read_text() for path in sorted((ROOT / "docs").glob("*.md"))}  # the pages the README links to
 
 
-def command_lines():
+def command_lines(text: str) -> list[str]:
     lines = []
-    for block in re.findall(r"```bash\n(.*?)```", README, re.S):
+    for block in re.findall(r"```bash\n(.*?)```", text, re.S):
         joined = re.sub(r"\\\n\s*", " ", block)
         lines += [
             line.split("  #")[0].strip()
@@ -26,26 +28,42 @@ def command_lines():
     return lines
 
 
-TOOL_LINES = [line for line in command_lines() if line.startswith("python -m splitcomp_tools.")]
-MAKE_LINES = [line for line in command_lines() if line.startswith("make ")]
+ALL_LINES = [line for text in (README, *DOCS.values()) for line in command_lines(text)]
+README_TOOL_LINES = [line for line in command_lines(README) if line.startswith("python -m splitcomp_tools.")]
+TOOL_LINES = [line for line in ALL_LINES if line.startswith("python -m splitcomp_tools.")]
+MAKE_LINES = sorted({line for line in ALL_LINES if line.startswith("make ")})
+
+
+def help_argv(line: str) -> tuple[str, ...]:
+    """The module (and bench's subcommand) a command line runs: what `--help` is asked of."""
+    words = shlex.split(line)
+    module = words[2]
+    return (module, *(words[3:4] if module.endswith(".bench") else []))
+
+
+HELP_ARGVS = sorted({help_argv(line) for line in TOOL_LINES})  # each tool once, however many lines show it
+
+
+def named_in_docs(path: str) -> bool:
+    """The README names it from the repository root, a page in docs/ from its own folder."""
+    return path in README or any(os.path.relpath(path, "docs") in text or path in text for text in DOCS.values())
 
 
 def test_the_readme_shows_commands():
-    assert len(TOOL_LINES) >= 6 and {"make demo", "make test"} <= {line.split("#")[0].strip() for line in MAKE_LINES}
+    assert len(README_TOOL_LINES) >= 6
+    assert {"make demo", "make test", "make test-fast"} <= {line.split("#")[0].strip() for line in MAKE_LINES}
 
 
-@pytest.mark.parametrize("line", TOOL_LINES)
-def test_tool_answers_help(line):
-    words = shlex.split(line)
-    module = words[2]
-    argv = [sys.executable, "-m", module] + (words[3:4] if module.endswith(".bench") else []) + ["--help"]
+@pytest.mark.parametrize("module", HELP_ARGVS, ids=" ".join)
+def test_tool_answers_help(module):
+    argv = [sys.executable, "-m", *module, "--help"]
     result = subprocess.run(argv, capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert result.returncode == 0, result.stderr
     assert "usage" in result.stdout.lower()
 
 
 def test_analyze_example_runs_on_the_shipped_model():
-    (line,) = [line for line in TOOL_LINES if ".analyze " in line]
+    (line,) = [line for line in README_TOOL_LINES if ".analyze " in line]
     result = subprocess.run(
         [sys.executable, *shlex.split(line)[1:]], capture_output=True, text=True, timeout=120, cwd=ROOT
     )
@@ -71,7 +89,7 @@ def test_paths_named_in_commands_exist():
         "docs/studio.png",
         "config/splitcomp.rviz",
     ):
-        assert path in README and (ROOT / path).exists(), path
+        assert named_in_docs(path) and (ROOT / path).exists(), path
 
 
 def test_the_image_files_the_classify_example_names_exist():
@@ -81,3 +99,16 @@ def test_the_image_files_the_classify_example_names_exist():
     for words in examples:
         images = list(itertools.takewhile(lambda w: not w.startswith("-"), words[4:]))  # after the bundle
         assert images and all((ROOT / image).is_file() for image in images), images
+
+
+def test_the_readme_links_every_page_in_docs():
+    for path in DOCS:
+        assert f"](docs/{path.name})" in README, f"README does not link docs/{path.name}"
+
+
+@pytest.mark.parametrize("page", [ROOT / "README.md", *DOCS], ids=lambda p: p.name)
+def test_relative_links_lead_to_files(page):
+    for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text()):
+        if "://" in target or target.startswith(("#", "mailto:")):
+            continue
+        assert (page.parent / target.split("#")[0]).exists(), f"{page.name} links {target}, which is missing"

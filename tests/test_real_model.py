@@ -31,6 +31,8 @@ from splitcomp_tools.model import zoo
 from splitcomp_tools.model.analyze import analyze_model
 from splitcomp_tools.model.cut_choice import choose_cut
 
+pytestmark = pytest.mark.slow  # EfficientNet-Lite0 on real photos: `make test-fast` leaves it out
+
 CATS = range(281, 286)  # tabby, tiger cat, Persian, Siamese, Egyptian cat
 ESPRESSO = 967
 MODEL = "efficientnet_lite0"

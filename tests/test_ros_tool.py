@@ -3,7 +3,10 @@
 import subprocess
 import sys
 
+import pytest
 from ros_harness import NodeProcess
+
+pytestmark = pytest.mark.slow  # nodes as processes over DDS: `make test-fast` leaves it out
 
 
 def ros(*argv, timeout=60):

@@ -20,6 +20,8 @@ from splitcomp_core.runtime import InferenceSession
 from splitcomp_tools.demo.models import DEMO_LABELS, DEMO_MODEL
 from splitcomp_tools.frames.generator import GeneratorSource
 
+pytestmark = pytest.mark.slow  # a real browser: `make test-fast` leaves it out
+
 
 def test_upload_choose_a_cut_split_and_classify_in_the_browser(tmp_path):
     reason = browser_missing()

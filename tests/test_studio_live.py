@@ -15,6 +15,8 @@ from studio_browser import browser_missing, browser_page, studio_server
 from splitcomp_tools.demo.models import DEMO_LABELS
 from splitcomp_tools.run.pipeline_run import PipelineRun
 
+pytestmark = pytest.mark.slow  # a pipeline of nodes over DDS: `make test-fast` leaves it out
+
 TIMEOUT_S = 60.0
 
 

@@ -16,7 +16,10 @@ from splitcomp_tools.run.testbed import Testbed, cleanup, leftovers, why_unavail
 
 PEER = pathlib.Path(__file__).with_name("link_peer.py")
 REASON = why_unavailable()
-pytestmark = pytest.mark.skipif(REASON is not None, reason=f"no test bed here: {REASON}")
+pytestmark = [
+    pytest.mark.slow,  # the two-host test bed: `make test-fast` leaves it out
+    pytest.mark.skipif(REASON is not None, reason=f"no test bed here: {REASON}"),
+]
 
 
 def test_100_kb_at_1_1_mbit_s_takes_0_7_s_not_a_millisecond(tmp_path):

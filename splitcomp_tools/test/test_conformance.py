@@ -28,7 +28,10 @@ from splitcomp_tools import split as split_tool
 from splitcomp_tools.frames.generator import GeneratorSource
 from splitcomp_tools.model import analyze, calibrate, classify, split
 
-pytestmark = pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")  # the computed padding, as in EfficientNet
+pytestmark = [
+    pytest.mark.slow,  # the conformance suite: `make test-fast` leaves it out
+    pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning"),  # the computed padding, as in EfficientNet
+]
 COMBINATIONS = [(f, e, d) for f in FAMILIES for e in EXPORTERS for d in (False, True)]
 CALIBRATION_FRAMES = 6
 

@@ -25,6 +25,8 @@ from splitcomp_tools.model.latency import Link, bandwidth_ranges, predict
 from splitcomp_tools.model.plan import Plan
 from splitcomp_tools.report.plan import format_table
 
+pytestmark = pytest.mark.slow  # a whole plan (every candidate calibrated and timed): `make test-fast` leaves it out
+
 MODEL_ARGS = [str(DEMO_MODEL), "--labels", str(DEMO_LABELS), "--crop", "128"]
 SLOWER = 20.0
 
