@@ -1,18 +1,22 @@
 """Robot side: the head node, and optionally an image_source standing in for a camera.
 
 ros2 launch splitcomp_tools robot.launch.py bundle:=/path/to/bundle [namespace:=robot1]
-    [head_config:=/path/to/head.yaml] [image_source:=true] [source:=generator]
+    [head_config:=/path/to/head.yaml] [image_source:=true] [source:=generator] [dds_profile:=auto]
+
+dds_profile: the Fast DDS profile of the nodes (splitcomp_tools.run.dds_profile): by default the installed
+config/fastdds.xml, unless FASTRTPS_/FASTDDS_DEFAULT_PROFILES_FILE is already exported (then that one is kept).
 """
 
 import os
 
 from ament_index_python.packages import get_package_share_directory
-from launch.actions import DeclareLaunchArgument, GroupAction
+from launch.actions import DeclareLaunchArgument, GroupAction, OpaqueFunction
 from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node, PushRosNamespace
 
 from launch import LaunchDescription
+from splitcomp_tools.run.dds_profile import ARGUMENT_DESCRIPTION, apply_in_launch
 
 
 def generate_launch_description():
@@ -35,6 +39,8 @@ def generate_launch_description():
                 default_value="generator",
                 description="image_source input: generator, a folder, a video file or a device",
             ),
+            DeclareLaunchArgument("dds_profile", default_value="auto", description=ARGUMENT_DESCRIPTION),
+            OpaqueFunction(function=apply_in_launch),  # the nodes below get config/fastdds.xml unless one is exported
             GroupAction(
                 [
                     PushRosNamespace(LaunchConfiguration("namespace")),
