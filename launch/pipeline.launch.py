@@ -1,12 +1,13 @@
 """Everything on one host: robot.launch.py (with image_source) and edge.launch.py, the overlay, optionally rviz2.
 
     ros2 launch splitcomp_tools pipeline.launch.py bundle:=/path/to/bundle [rviz:=true]
-        [source:=generator] [namespace:=demo] [head_config:=...] [tail_config:=...] [dds_profile:=auto]
+        [source:=generator] [namespace:=demo] [head_config:=...] [tail_config:=...] [camera_topic:=...]
+        [dds_profile:=auto]
 
 An include must pass every argument the included file requires (one without a default): `ros2 launch`
 checks each include against the names given to it, not against what this file received. So `bundle`
-is declared here and handed to both includes. namespace, source, head_config, tail_config and
-dds_profile have defaults there; a value given here reaches them as a launch configuration.
+is declared here and handed to both includes. namespace, source, head_config, tail_config,
+camera_topic and dds_profile have defaults there; a value given here reaches them as a launch configuration.
 """
 
 import os
@@ -36,6 +37,9 @@ def generate_launch_description():
             DeclareLaunchArgument("bundle", description="Path of the split bundle directory"),
             DeclareLaunchArgument("namespace", default_value="", description="Namespace of every node and topic"),
             DeclareLaunchArgument("rviz", default_value="false", description="Start rviz2 with config/splitcomp.rviz"),
+            DeclareLaunchArgument(
+                "camera_topic", default_value="image_raw", description="Camera topic of the head and the overlay"
+            ),
             DeclareLaunchArgument("dds_profile", default_value="auto", description=ARGUMENT_DESCRIPTION),
             OpaqueFunction(function=apply_in_launch),  # the nodes below get config/fastdds.xml unless one is exported
             include("robot.launch.py", bundle=bundle, image_source="true"),
@@ -43,7 +47,13 @@ def generate_launch_description():
             GroupAction(
                 [
                     PushRosNamespace(LaunchConfiguration("namespace")),
-                    Node(package="splitcomp_tools", executable="overlay", name="overlay", output="screen"),
+                    Node(
+                        package="splitcomp_tools",
+                        executable="overlay",
+                        name="overlay",
+                        output="screen",
+                        remappings=[("image_raw", LaunchConfiguration("camera_topic"))],
+                    ),
                     Node(
                         package="rviz2",
                         executable="rviz2",

@@ -23,6 +23,7 @@ from sensor_msgs.msg import Image
 
 from splitcomp_tools.run import dds_profile, local_launch
 from splitcomp_tools.run.dds_profile import PROFILE_VARIABLES, ProfileError, launch_environment, without_profile
+from splitcomp_tools.run.testbed import Bed
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 FASTRTPS, FASTDDS = PROFILE_VARIABLES
@@ -189,3 +190,13 @@ def test_bench_restarts_refuses_a_missing_profile_before_starting_anything(tmp_p
     )
     assert result.returncode == 2 and result.stderr.startswith("error: --profile "), result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(("distribution", "variable"), [("humble", FASTRTPS), ("jazzy", FASTRTPS), ("kilted", FASTDDS)])
+def test_the_test_bed_exports_its_profile_where_its_distribution_looks_and_a_launch_keeps_it(distribution, variable):
+    """From a shell without scripts/env.sh the bed used to pick FASTRTPS_... whatever the distribution: on Kilted,
+    Fast DDS 3 ignored it and a launch in the bed kept that dead name, so the nodes ran without the bed's profile."""
+    bed = Bed("sc0", {}, {}, {}, {}, "/bed", 7, 10.0)  # names only: nothing is built
+    env = bed.ros_env({"ROS_DISTRO": distribution, FASTRTPS: "/from/env.sh.xml", FASTDDS: "/other.xml"})
+    assert {k: v for k, v in env.items() if k in PROFILE_VARIABLES} == {variable: "/bed/fastdds.xml"}
+    assert launch_environment(env) == env

@@ -179,3 +179,16 @@ def test_launch_description_loads(path):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert module.generate_launch_description().entities
+
+
+def test_camera_topic_points_the_head_the_stand_in_camera_and_the_overlay_at_one_topic():
+    """A camera driver publishes outside the robot's namespace; camera_topic:= reaches it without `ros2 run`."""
+    given = {"bundle": "/data/bundle", "namespace": "robot1", "camera_topic": "/camera/color/image_raw"}
+    started, _ = launch_model.processes(ROOT / "launch" / "pipeline.launch.py", given, {"splitcomp_tools": ROOT})
+    remaps = {p.executable: dict(p.remappings) for p in started}
+    for executable in ("head_node", "image_source", "overlay"):
+        assert remaps[executable]["image_raw"] == "/camera/color/image_raw", executable
+    assert remaps["head_node"]["image_raw/compressed"] == "/camera/color/image_raw/compressed"
+    assert remaps["tail_node"] == {}
+    default, _ = launch_model.processes(ROOT / "launch" / "robot.launch.py", {"bundle": "b"}, {"splitcomp_tools": ROOT})
+    assert dict(default[0].remappings)["image_raw"] == "image_raw"  # by default: image_raw in the namespace, as before

@@ -90,6 +90,7 @@ class NodeEntry:
     name: str | None
     parameters: list  # a file (str/Join/Arg) or a dict of values each
     arguments: list
+    remappings: list  # [from, to] pairs; a list as `to` is concatenated, as launch does with substitutions
     condition: Condition | None
     namespace: Any  # None: no PushRosNamespace around it
     line: int
@@ -194,6 +195,7 @@ class _Reader:
             name=self.value(kwargs["name"]) if "name" in kwargs else None,
             parameters=self.value(kwargs["parameters"]) if "parameters" in kwargs else [],
             arguments=self.value(kwargs["arguments"]) if "arguments" in kwargs else [],
+            remappings=self.value(kwargs["remappings"]) if "remappings" in kwargs else [],
             condition=condition,
             namespace=namespace,
             line=call.lineno,
@@ -312,11 +314,13 @@ class Process:
     params_files: list[str]
     params: dict[str, str]
     arguments: list[str]
+    remappings: list[tuple[str, str]]
 
     def ros_args(self) -> list[str]:
-        """The remaps a launch_ros Node adds: the node's name and namespace."""
+        """The remaps a launch_ros Node adds: the node's name and namespace, then its remappings."""
         remaps = [f"__node:={self.name}"] if self.name else []
         remaps += [f"__ns:=/{self.namespace.strip('/')}"] if self.namespace.strip("/") else []
+        remaps += [f"{source}:={target}" for source, target in self.remappings]
         return [a for r in remaps for a in ("-r", r)]
 
 
@@ -365,7 +369,14 @@ def _process(node: NodeEntry, configurations: dict, share: dict) -> Process:
         files,
         params,
         [_resolve(a, configurations, share) for a in node.arguments],
+        [(_text(s, configurations, share), _text(t, configurations, share)) for s, t in node.remappings],
     )
+
+
+def _text(value: Any, configurations: dict, share: dict) -> str:
+    """A substitution as launch performs it: a list is the concatenation of its parts."""
+    resolved = _resolve(value, configurations, share)
+    return "".join(map(str, resolved)) if isinstance(resolved, list) else str(resolved)
 
 
 def _holds(condition: Condition, configurations: dict, share: dict) -> bool:
