@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import json
 import pathlib
 import re
 import shlex
@@ -17,8 +18,11 @@ import shutil
 import subprocess
 import sysconfig
 
+import launch_model
 import pytest
 import yaml
+
+from splitcomp_tools.run import dds_profile
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DOCKER = ROOT / "docker"
@@ -186,6 +190,29 @@ def check_launch_command(argv: list[str], where: str) -> None:
             assert fields["executable"] in scripts, f"{argv[3]}: {fields['package']} has no {fields['executable']}"
             module = ROOT / fields["package"] / (scripts[fields["executable"]].replace(".", "/") + ".py")
             assert module.is_file(), f"{argv[3]}: {fields['executable']} runs missing {module.relative_to(ROOT)}"
+
+
+def image_environment(name: str) -> dict[str, str]:
+    """The ENV of the image's last stage (the one that runs), with what it inherits from the stage it is FROM."""
+    stages: dict[str, dict[str, str]] = {}
+    current: dict[str, str] = {}
+    for instruction in parse_dockerfile(DOCKERFILES[name]):
+        if instruction.keyword == "FROM":
+            words = instruction.args.split()
+            current = dict(stages.get(words[0], {}))
+            if len(words) == 3:
+                stages[words[2]] = current
+        elif instruction.keyword == "ENV":
+            current.update(word.split("=", 1) for word in shlex.split(instruction.args))
+    return current
+
+
+def installed_profile_in_image(name: str) -> str:
+    """share/splitcomp_tools/config/fastdds.xml under the image's colcon --install-base."""
+    for words in shell_commands(name):
+        if words[:1] == ["colcon"] and "--install-base" in words:
+            return words[words.index("--install-base") + 1] + "/share/splitcomp_tools/config/fastdds.xml"
+    raise AssertionError(f"{name}: no colcon build with --install-base")
 
 
 def compose() -> dict:
@@ -390,3 +417,32 @@ def test_compose_robot_uses_the_jetson_image_and_runtime():
     robot = compose()["services"]["robot"]
     assert robot["build"]["dockerfile"] == "docker/robot.Dockerfile"
     assert robot["runtime"] == "nvidia" and robot["profiles"] == ["robot"]
+
+
+# --- the Fast DDS profile (issue 17) ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", DOCKERFILES)
+def test_image_gives_every_process_the_installed_profile_under_its_distributions_variable(name):
+    """A launch keeps it as exported; `ros2 run` and a camera driver in the container get it too."""
+    env = image_environment(name)
+    variable = dds_profile.profile_variable(env["ROS_DISTRO"])
+    assert env.get(variable) == installed_profile_in_image(name), f"{name}: {variable} is not the installed profile"
+    assert set(env) & set(dds_profile.PROFILE_VARIABLES) == {variable}, f"{name}: set only {variable}"
+    assert (ROOT / "config" / "fastdds.xml").is_file()
+    assert '"../config/*"' in (ROOT / "splitcomp_tools" / "setup.py").read_text()  # installed to share/.../config
+
+
+def test_compose_services_pass_the_profile_their_image_sets():
+    images = {"splitcomp-robot:0.1.0": "robot", "splitcomp-edge:0.1.0": "edge"}
+    for name, service in compose()["services"].items():
+        image = image_environment(images[service["image"]])
+        variables = {k: v for k, v in service["environment"].items() if k in dds_profile.PROFILE_VARIABLES}
+        assert variables == {k: v for k, v in image.items() if k in dds_profile.PROFILE_VARIABLES}, name
+
+
+def test_every_launch_file_a_container_starts_applies_the_profile():
+    started = {c[3] for c in (s["command"] for s in compose()["services"].values())}
+    started |= {json.loads(i.args)[3] for n in DOCKERFILES for i in instructions(n, "CMD")}
+    for launch_file in started:
+        assert "apply_in_launch" in launch_model.read(ROOT / "launch" / launch_file).opaque_functions(), launch_file

@@ -1,6 +1,9 @@
-"""Launch files, checked without `launch` (not on PyPI): they parse, and everything they name exists.
+"""Launch files, checked without `launch` (not on PyPI): they parse, everything they name exists, every
+include passes what the included file requires, and every file gives its nodes the Fast DDS profile.
 
-Where launch_ros imports (a system ROS install), generate_launch_description() is also loaded.
+The static reader (tests/support/launch_model.py) covers every launch/*.launch.py, so a file added later
+(a fleet launch file) is held to the same rules. Where launch_ros imports (a system ROS install),
+generate_launch_description() is also loaded.
 """
 
 import ast
@@ -8,7 +11,10 @@ import importlib.util
 import pathlib
 import re
 
+import launch_model
 import pytest
+
+from splitcomp_tools.run import dds_profile
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 LAUNCH_FILES = sorted((ROOT / "launch").glob("*.launch.py"))
@@ -42,7 +48,72 @@ def declared_arguments(path) -> set:
 
 
 def test_the_three_launch_files_exist():
-    assert {p.name for p in LAUNCH_FILES} == {"robot.launch.py", "edge.launch.py", "pipeline.launch.py"}
+    assert {p.name for p in LAUNCH_FILES} >= {"robot.launch.py", "edge.launch.py", "pipeline.launch.py"}
+
+
+@pytest.mark.parametrize("path", LAUNCH_FILES, ids=lambda p: p.name)
+def test_every_include_passes_every_argument_the_included_file_requires(path):
+    """`ros2 launch` refuses an include that leaves out a required argument (one without a default) of the
+    included file, or of a file that one includes unless that nested include passes it: the parent's own
+    arguments do not count (launch, IncludeLaunchDescription.execute). The pipeline broke this once; on that
+    file (pipeline.launch.py before issue 17, including robot.launch.py with only image_source) this test failed:
+
+        pipeline.launch.py:33: includes robot.launch.py without its required argument 'bundle'; given: ['image_source']
+        pipeline.launch.py:34: includes edge.launch.py without its required argument 'bundle'; given: []
+
+    as the real launch did: "Included launch description missing required argument 'bundle' ..., given: [image_source]".
+    """
+    assert launch_model.include_rule_violations(path) == []
+
+
+def test_the_include_rule_catches_a_missing_argument_also_through_a_nested_include(tmp_path):
+    """The rule above, on small files: direct, nested (a middle file that does not pass it on), and satisfied."""
+    header = "from launch import LaunchDescription\nfrom launch.actions import DeclareLaunchArgument\n"
+    include = (
+        "import os\nfrom launch.actions import IncludeLaunchDescription\n"
+        "from launch.launch_description_sources import PythonLaunchDescriptionSource\n"
+    )
+    (tmp_path / "leaf.launch.py").write_text(
+        header + "def generate_launch_description():\n"
+        "    return LaunchDescription([DeclareLaunchArgument('bundle', description='b'),"
+        " DeclareLaunchArgument('rate', default_value='30')])\n"
+    )
+    for name, middle_passes in (("middle.launch.py", ""), ("passing.launch.py", "'bundle': 'x'")):
+        (tmp_path / name).write_text(
+            header + include + "def generate_launch_description():\n"
+            "    source = PythonLaunchDescriptionSource(os.path.join('share', 'leaf.launch.py'))\n"
+            f"    return LaunchDescription([IncludeLaunchDescription(source, launch_arguments={{{middle_passes}}}.items())])\n"
+        )
+    (tmp_path / "top.launch.py").write_text(
+        header + include + "def generate_launch_description():\n"
+        "    def include(name, **arguments):\n"
+        "        source = PythonLaunchDescriptionSource(os.path.join('share', name))\n"
+        "        return IncludeLaunchDescription(source, launch_arguments=arguments.items())\n"
+        "    return LaunchDescription([include('middle.launch.py', rate='5'), include('passing.launch.py')])\n"
+    )
+    assert launch_model.include_rule_violations(tmp_path / "middle.launch.py") == [
+        "middle.launch.py:8: includes leaf.launch.py without its required argument 'bundle'; given: []"
+    ]
+    assert launch_model.include_rule_violations(tmp_path / "passing.launch.py") == []
+    assert launch_model.include_rule_violations(tmp_path / "top.launch.py") == [
+        "top.launch.py:10: includes middle.launch.py without its required argument 'bundle' (through leaf.launch.py); "
+        "given: ['rate']"
+    ]
+
+
+@pytest.mark.parametrize("path", LAUNCH_FILES, ids=lambda p: p.name)
+def test_every_launch_file_gives_its_nodes_the_fast_dds_profile(path):
+    """A dds_profile argument (default auto) and dds_profile.apply_in_launch before the first node, in every file."""
+    launch = launch_model.read(path)
+    declared = launch.declared()
+    assert dds_profile.ARGUMENT in declared, f"{path.name} declares no {dds_profile.ARGUMENT}"
+    assert declared[dds_profile.ARGUMENT].default == dds_profile.AUTO
+    kinds = [type(e).__name__ if not isinstance(e, tuple) else e[1] for e in launch.entities]
+    assert "apply_in_launch" in kinds, f"{path.name} does not run dds_profile.apply_in_launch"
+    first_start = min((i for i, k in enumerate(kinds) if k in ("NodeEntry", "Include")), default=len(kinds))
+    assert kinds.index("apply_in_launch") < first_start, f"{path.name} starts something before applying the profile"
+    imports = [n for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.ImportFrom)]
+    assert any(n.module == "splitcomp_tools.run.dds_profile" for n in imports), path.name
 
 
 @pytest.mark.parametrize("path", LAUNCH_FILES, ids=lambda p: p.name)
@@ -59,12 +130,28 @@ def test_nodes_name_installed_executables(path):
 
 
 def test_pipeline_includes_robot_and_edge_instead_of_repeating_them():
-    text = (ROOT / "launch" / "pipeline.launch.py").read_text()
-    assert len(list(calls(ast.parse(text), "IncludeLaunchDescription"))) == 1  # one helper includes both
-    assert '"robot.launch.py", image_source="true"' in text and '"edge.launch.py"' in text
-    pipeline_nodes = {keyword_strings(c)["executable"] for c in calls(ast.parse(text), "Node")}
-    assert pipeline_nodes == {"overlay", "rviz2"}
-    assert not declared_arguments(ROOT / "launch" / "pipeline.launch.py") & {"bundle", "head_config", "tail_config"}
+    launch = launch_model.read(ROOT / "launch" / "pipeline.launch.py")
+    includes = {i.file: i.arguments for i in launch.includes()}
+    bundle = launch_model.Arg("bundle")
+    assert includes == {
+        "robot.launch.py": {"bundle": bundle, "image_source": "true"},
+        "edge.launch.py": {"bundle": bundle},
+    }
+    assert {n.executable for n in launch.nodes()} == {"overlay", "rviz2"}
+    assert launch.declared()["bundle"].required  # handed on to both includes
+    assert not set(launch.declared()) & {"head_config", "tail_config", "source"}  # theirs, with defaults
+
+
+def test_one_host_pipeline_starts_what_robot_and_edge_start_plus_the_overlay():
+    share = {"splitcomp_tools": ROOT}
+    given = {"bundle": "/data/bundle", "namespace": "demo"}
+    pipeline, profile = launch_model.processes(ROOT / "launch" / "pipeline.launch.py", given, share)
+    robot, _ = launch_model.processes(ROOT / "launch" / "robot.launch.py", {**given, "image_source": "true"}, share)
+    edge, _ = launch_model.processes(ROOT / "launch" / "edge.launch.py", given, share)
+    assert [p.executable for p in pipeline] == ["head_node", "image_source", "tail_node", "overlay"]
+    assert pipeline[:3] == robot + edge and profile == ["apply_in_launch"] * 3
+    assert {p.namespace for p in pipeline} == {"demo"} and pipeline[0].params == {"bundle": "/data/bundle"}
+    assert pipeline[0].params_files == [str(ROOT / "config" / "head.yaml")]
 
 
 @pytest.mark.parametrize("path", LAUNCH_FILES, ids=lambda p: p.name)
@@ -73,11 +160,11 @@ def test_named_config_files_exist(path):
         assert (ROOT / "config" / name).is_file(), f"{path.name} names config/{name}, which is missing"
 
 
-def test_readme_documents_every_launch_argument():
-    readme = (ROOT / "README.md").read_text()
+def test_readme_or_the_deployment_guide_documents_every_launch_argument():
+    docs = (ROOT / "README.md").read_text() + (ROOT / "docs" / "deployment.md").read_text()
     for path in LAUNCH_FILES:
         for argument in declared_arguments(path):
-            assert f"{argument}:=" in readme, f"README does not show the {path.name} argument {argument}:="
+            assert f"{argument}:=" in docs, f"README/docs do not show the {path.name} argument {argument}:="
 
 
 def test_setup_installs_launch_and_config():
@@ -92,3 +179,16 @@ def test_launch_description_loads(path):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert module.generate_launch_description().entities
+
+
+def test_camera_topic_points_the_head_the_stand_in_camera_and_the_overlay_at_one_topic():
+    """A camera driver publishes outside the robot's namespace; camera_topic:= reaches it without `ros2 run`."""
+    given = {"bundle": "/data/bundle", "namespace": "robot1", "camera_topic": "/camera/color/image_raw"}
+    started, _ = launch_model.processes(ROOT / "launch" / "pipeline.launch.py", given, {"splitcomp_tools": ROOT})
+    remaps = {p.executable: dict(p.remappings) for p in started}
+    for executable in ("head_node", "image_source", "overlay"):
+        assert remaps[executable]["image_raw"] == "/camera/color/image_raw", executable
+    assert remaps["head_node"]["image_raw/compressed"] == "/camera/color/image_raw/compressed"
+    assert remaps["tail_node"] == {}
+    default, _ = launch_model.processes(ROOT / "launch" / "robot.launch.py", {"bundle": "b"}, {"splitcomp_tools": ROOT})
+    assert dict(default[0].remappings)["image_raw"] == "image_raw"  # by default: image_raw in the namespace, as before

@@ -8,6 +8,11 @@ the first one it publishes, for head_node and image_source the first one of a ca
 after the kill. What remains after "ready" is DDS discovery between the new process and the
 running ones, which config/fastdds.xml tunes. The load average before and after is printed, since
 every figure from a shared machine is only as good as how busy it was.
+
+--environment launch starts the nodes (and the probe) as `ros2 launch` would on a robot whose shell
+has ROS and the workspace sourced but not scripts/env.sh: this environment without the profile
+variables, plus what the launch files add (dds_profile.launch_environment, --profile as their
+dds_profile argument).
 """
 
 from __future__ import annotations
@@ -34,6 +39,16 @@ from splitcomp_msgs.msg import Classification
 from splitcomp_tools.cli import ToolParser, check_outputs, float_in, int_in, run_cli
 from splitcomp_tools.nodes.image_source import RATE_RANGE
 from splitcomp_tools.run.bench_models import BenchModels
+from splitcomp_tools.run.dds_profile import (
+    AUTO,
+    NONE,
+    PROFILE_VARIABLES,
+    describe,
+    launch_environment,
+    profile_variable,
+    ros_distribution,
+    without_profile,
+)
 from splitcomp_tools.run.local_launch import NodeProcess
 
 NODES = ("tail_node", "head_node", "image_source")
@@ -44,7 +59,8 @@ READY = {
     "head_node": re.compile(r"\[(\d+\.\d+)\] \[head_node\]: head ready:"),
     "image_source": re.compile(r"\[(\d+\.\d+)\] \[image_source\]: publishing .* on image_raw"),
 }
-PROFILE_VARIABLES = ("FASTRTPS_DEFAULT_PROFILES_FILE", "FASTDDS_DEFAULT_PROFILES_FILE")
+ENVIRONMENTS = ("env.sh", "launch")
+ENVIRONMENT_NAMES = {"env.sh": "this shell's environment (scripts/env.sh)", "launch": "the launch files' environment"}
 GOAL_S = 1.0
 SETTLE_S = 6.0
 
@@ -61,7 +77,7 @@ class Restart:
 class Pipeline:
     """The three nodes as processes, each restartable, and the probe that hears the classifications."""
 
-    def __init__(self, bundle: Path, log_dir: Path, rate_hz: float, threads: int) -> None:
+    def __init__(self, bundle: Path, log_dir: Path, rate_hz: float, threads: int, env: dict[str, str]) -> None:
         config = Path(get_package_share_directory("splitcomp_tools")) / "config"
         self.log_dir = log_dir
         model = {"bundle": str(bundle), "intra_op_threads": threads}
@@ -70,6 +86,7 @@ class Pipeline:
             "head_node": (model, config / "head.yaml"),
             "image_source": ({"source": "generator", "rate_hz": float(rate_hz), "preload": 30}, None),
         }
+        self.env = env
         self.processes: dict[str, NodeProcess] = {}
         self.logs: dict[str, IO] = {}
         self.received: list[tuple[float, float]] = []  # (receive time, camera stamp), both time.time()
@@ -94,7 +111,12 @@ class Pipeline:
         params, params_file = self.commands[name]
         spawned = time.time()
         self.processes[name] = NodeProcess(
-            PACKAGES[name], name, params, log=self.logs[name], params_file=str(params_file) if params_file else None
+            PACKAGES[name],
+            name,
+            params,
+            log=self.logs[name],
+            params_file=str(params_file) if params_file else None,
+            env=self.env,
         )
         return spawned, path
 
@@ -190,8 +212,8 @@ def format_summary(result: dict) -> str:
     load = result["load_average"]
     lines += [
         "",
-        f"every restart within {GOAL_S:g} s of its ready line: {'yes' if met else 'no'}; Fast DDS profile "
-        f"{result['profile'] or '(none: Fast DDS defaults)'}; load average (1 min) {load['before']:.1f} before, "
+        f"every restart within {GOAL_S:g} s of its ready line: {'yes' if met else 'no'}; nodes started in "
+        f"{ENVIRONMENT_NAMES[result['environment']]}; Fast DDS profile {result['profile']}; load average (1 min) {load['before']:.1f} before, "
         f"{load['after']:.1f} after, on {result['cpus']} CPUs",
     ]
     return "\n".join(lines)
@@ -234,26 +256,40 @@ def build_parser(models: BenchModels) -> ToolParser:
         "the restarted one a core; 0 = ONNX Runtime's default)",
     )
     p.add_argument(
+        "--environment",
+        choices=ENVIRONMENTS,
+        default="env.sh",
+        help="env.sh: every process gets this shell's environment (scripts/env.sh's profile); launch: the one the "
+        "launch files build from it without the profile variables, as on a robot that never sourced env.sh "
+        "(default: env.sh)",
+    )
+    p.add_argument(
         "--profile",
         metavar="XML",
-        help="the Fast DDS profile for every process (default: the one scripts/env.sh set, config/fastdds.xml)",
+        help=f"the Fast DDS profile for every process, or {NONE} for Fast DDS's defaults (default: env.sh's; "
+        f"with --environment launch this is the launch files' dds_profile argument, default {AUTO})",
     )
     p.add_argument("--out", default="out/bench_restarts", help="bundle and logs folder (default: out/bench_restarts)")
     p.add_argument("--json", metavar="FILE", help="also write every restart to this file as JSON")
     return p
 
 
-def _use_profile(profile: str | None) -> str | None:
-    """Point this process and the nodes at `profile`; returns the profile in use."""
-    if profile is None:
-        return next((os.environ[v] for v in PROFILE_VARIABLES if os.environ.get(v)), None)
-    path = Path(profile)
-    if not path.is_file():
-        raise SplitcompError(f"--profile {profile}: no such file")
-    names = [v for v in PROFILE_VARIABLES if v in os.environ] or list(PROFILE_VARIABLES)
-    for name in names:
-        os.environ[name] = str(path.resolve())
-    return str(path)
+def _environment(kind: str, profile: str | None) -> dict[str, str]:
+    """The environment every process gets, and this one too (the probe), for --environment and --profile."""
+    if profile not in (None, NONE, AUTO) and not Path(profile).is_file():
+        raise SplitcompError(f"--profile {profile}: no such file; give a Fast DDS XML profile or {NONE}")
+    if kind == "launch":
+        env = launch_environment(without_profile(), profile or AUTO)
+    elif profile is None:
+        env = dict(os.environ)
+    else:
+        env = without_profile()
+        if profile != NONE:
+            env[profile_variable(ros_distribution(env))] = str(Path(profile).resolve())
+    for name in PROFILE_VARIABLES:
+        os.environ.pop(name, None)
+    os.environ.update({k: v for k, v in env.items() if k in PROFILE_VARIABLES})
+    return env
 
 
 def _main(argv: Sequence[str] | None, models: BenchModels) -> int:
@@ -263,14 +299,14 @@ def _main(argv: Sequence[str] | None, models: BenchModels) -> int:
     if unknown or not nodes:
         raise SplitcompError(f"--nodes {args.nodes!r}: name some of {', '.join(NODES)}")
     check_outputs([("--json", args.json)], [])
-    profile = _use_profile(args.profile)
+    env = _environment(args.environment, args.profile)
     os.environ.setdefault("RCUTILS_LOGGING_BUFFERED_STREAM", "0")  # ready lines reach the logs at once
     out = Path(args.out)
     bundle = Path(args.bundle) if args.bundle else models.prepare(args.model, out / "bundle", Path(args.cache))
     log_dir = out / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     load_before = os.getloadavg()[0]
-    pipeline = Pipeline(bundle, log_dir, args.rate, args.intra_op_threads)
+    pipeline = Pipeline(bundle, log_dir, args.rate, args.intra_op_threads, env)
     restarts: list[Restart] = []
     try:
         for name in NODES:
@@ -285,7 +321,8 @@ def _main(argv: Sequence[str] | None, models: BenchModels) -> int:
     finally:
         pipeline.close()
     result = {
-        "profile": profile,
+        "environment": args.environment,
+        "profile": describe(env),
         "cpus": os.cpu_count(),
         "load_average": {"before": load_before, "after": os.getloadavg()[0]},
         "nodes": summarize(restarts),

@@ -1,12 +1,13 @@
 """Start installed node executables as separate processes, as `ros2 launch` would.
 
 The ros2 CLI and launch are not on PyPI, so the demo, the pipeline benchmark and the tests start
-`<prefix>/lib/<package>/<executable>` (exactly what `ros2 run` starts) with `--ros-args`.
+`<prefix>/lib/<package>/<executable>` (exactly what `ros2 run` starts) with `--ros-args`, in the
+environment the launch files give their nodes (dds_profile.launch_environment: this process's, plus
+the installed Fast DDS profile unless one is exported).
 """
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from typing import IO
 from ament_index_python.packages import PackageNotFoundError, get_package_prefix
 
 from splitcomp_core.errors import SplitcompError
+from splitcomp_tools.run.dds_profile import launch_environment
 
 
 def executable_path(package: str, executable: str) -> Path:
@@ -57,8 +59,12 @@ class NodeProcess:
         params_file: str | None = None,
         extra_args: Sequence[str] = (),
         prefix: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
     ) -> None:
-        """`prefix` goes before the command, e.g. the test bed's `ip netns exec ...` (it must exec, keeping the PID)."""
+        """`prefix` goes before the command, e.g. the test bed's `ip netns exec ...` (it must exec, keeping the PID).
+
+        `env` is the node's whole environment; by default the one a launch file would give it.
+        """
         self.name = executable
         cmd = [
             *prefix,
@@ -68,7 +74,10 @@ class NodeProcess:
             *extra_args,
         ]
         self.process = subprocess.Popen(
-            cmd, stdout=log or subprocess.DEVNULL, stderr=subprocess.STDOUT, env=dict(os.environ)
+            cmd,
+            stdout=log or subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+            env=dict(env) if env is not None else launch_environment(),
         )
 
     def running(self) -> bool:

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from splitcomp_core.errors import SplitcompError
+from splitcomp_tools.run.dds_profile import PROFILE_VARIABLES, profile_variable, ros_distribution
 
 SIDES = ("robot", "edge")
 QUEUE_BYTES = 2 * 1024 * 1024
@@ -43,9 +44,8 @@ MIN_BURST_BYTES = 1600  # one 1514-byte frame passes; smaller and tbf drops full
 RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024  # camera frames over UDP inside the robot side
 SHM_SIZE = "512m"
 ENV_VAR = "SPLITCOMP_TESTBED"  # a child started by a bed finds the bed's names here
-_PROFILE_VARIABLES = ("FASTRTPS_DEFAULT_PROFILES_FILE", "FASTDDS_DEFAULT_PROFILES_FILE")
 _CLEARED_VARIABLES = (
-    *_PROFILE_VARIABLES,
+    *PROFILE_VARIABLES,
     "FASTDDS_BUILTIN_TRANSPORTS",
     "ROS_LOCALHOST_ONLY",
     "ROS_STATIC_PEERS",
@@ -158,12 +158,16 @@ class Bed:
         return _run(["tc", "-s", "-n", self.namespaces[side], "qdisc", "show", "dev", self.devices[side]]).stdout
 
     def ros_env(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
-        """The environment for ROS 2 processes in the bed: UDP-only profile, subnet discovery, the bed's domain."""
+        """The environment for ROS 2 processes in the bed: UDP-only profile, subnet discovery, the bed's domain.
+
+        The profile goes into the variable this distribution's Fast DDS reads (dds_profile decides), so a
+        launch started in the bed keeps it as a profile the user exported.
+        """
         env = dict(os.environ if base is None else base)
-        profile_variable = next((v for v in reversed(_PROFILE_VARIABLES) if v in env), _PROFILE_VARIABLES[0])
+        variable = profile_variable(ros_distribution(env))
         for name in _CLEARED_VARIABLES:
             env.pop(name, None)
-        env[profile_variable] = str(Path(self.workdir) / "fastdds.xml")
+        env[variable] = str(Path(self.workdir) / "fastdds.xml")
         env["RMW_IMPLEMENTATION"] = "rmw_fastrtps_cpp"
         env["ROS_DOMAIN_ID"] = str(self.domain_id)
         if env.get("ROS_DISTRO") == "humble":
