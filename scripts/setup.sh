@@ -160,5 +160,7 @@ build_workspace() {
 ensure_system_tools
 ensure_browser
 install_dependencies
+# The Triton server of the tests and `bench fleet` lives in its own venv (it needs numpy<2).
+[[ ${SPLITCOMP_SKIP_TOOLS:-0} == 1 ]] || PYTHON=$python bash "$root/scripts/triton_venv.sh"
 build_workspace
 say "ready: ${SPLITCOMP_PYPI_ROS:+SPLITCOMP_PYPI_ROS=$SPLITCOMP_PYPI_ROS }source $root/scripts/env.sh to use the workspace"

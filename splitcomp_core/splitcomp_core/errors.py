@@ -31,3 +31,15 @@ class InferenceError(SplitcompError):
 
 class ImageFormatError(SplitcompError, ValueError):
     """An image's encoding, size or step is not one we can convert."""
+
+
+class BackendUnavailable(SplitcompError):
+    """A remote inference server could not answer; `reason` names why, for counters and diagnostics.
+
+    Reasons of the Triton session: triton_down (no connection), triton_timeout (no answer in time),
+    triton_not_ready (the model is missing or still loading), triton_refused (a shape or dtype refused).
+    """
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
