@@ -26,7 +26,7 @@ def build_onnx():
     return onnx_model
 
 
-def _tiny_manifest(cut: str, shape: list, max_value: float, channels: list):
+def _tiny_manifest(cut: str, shape: list, max_value: float, channels: list, batch: int = 1):
     """The tiny model's manifest for a cut at tensor `cut`, with fixed ranges (whole tensor and per channel)."""
     from splitcomp_core.bundle import InputSpec, Manifest, OutputSpec, QuantizationSpec, TensorSpec
 
@@ -35,8 +35,8 @@ def _tiny_manifest(cut: str, shape: list, max_value: float, channels: list):
         model_id="",
         source="test",
         cut=[TensorSpec(cut, shape)],
-        input=InputSpec("image", [1, 3, 16, 16], 16, 16, "RGB", [0.5] * 3, [0.25] * 3),
-        output=OutputSpec("logits", [1, 5]),
+        input=InputSpec("image", [batch, 3, 16, 16], 16, 16, "RGB", [0.5] * 3, [0.25] * 3),
+        output=OutputSpec("logits", [batch, 5]),
         quantization=QuantizationSpec(
             calibrated={
                 cut: {
@@ -57,6 +57,16 @@ def tiny_bundle(tmp_path_factory):
 
     manifest = _tiny_manifest("feat", [1, 4, 16, 16], 6.0, [6.0, 5.0, 4.0, 3.0])
     return write_bundle(tmp_path_factory.mktemp("tiny") / "bundle", tiny_head(), tiny_tail(), manifest, TINY_LABELS)
+
+
+@pytest.fixture(scope="session")
+def tiny_batch_bundle(tmp_path_factory):
+    """The tiny bundle with a dynamic batch dimension (input, cut and output): a tail that batches frames."""
+    from splitcomp_core.bundle import write_bundle
+
+    manifest = _tiny_manifest("feat", [-1, 4, 16, 16], 6.0, [6.0, 5.0, 4.0, 3.0], batch=-1)
+    path = tmp_path_factory.mktemp("tiny_batch") / "bundle"
+    return write_bundle(path, tiny_head("N"), tiny_tail("N"), manifest, TINY_LABELS)
 
 
 @pytest.fixture(scope="session")

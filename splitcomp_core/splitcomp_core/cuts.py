@@ -18,7 +18,7 @@ from splitcomp_core.head import HeadPipeline, HeadResult
 from splitcomp_core.interframe import Reference
 from splitcomp_core.link import DEFAULT_OVERHEAD_MS, CutRange, CutSwitcher
 from splitcomp_core.quantization import EncoderConfig
-from splitcomp_core.tail import FeaturesRejected, TailPipeline, TailResult
+from splitcomp_core.tail import Decoded, FeaturesRejected, TailPipeline, TailResult
 
 ENCODER_FIELDS = tuple(f.name for f in dataclasses.fields(EncoderConfig))
 
@@ -87,6 +87,26 @@ class TailCuts:
         for pipeline in self.pipelines.values():
             pipeline.top_k = top_k
 
+    def pipeline(self, cut_id: str) -> TailPipeline:
+        """The pipeline of the cut a message names; FeaturesRejected `cut_id` for any other."""
+        pipeline = self.pipelines.get(cut_id)
+        if pipeline is None:
+            known = ", ".join(repr(c) for c in self.pipelines)
+            raise FeaturesRejected(
+                "cut_id", f"cut_id {cut_id[:64]!r} is not a cut of this bundle ({known}): head and tail bundles differ"
+            )
+        return pipeline
+
+    def decode(
+        self,
+        cut_id: str,
+        model_id: str,
+        tensors: Sequence[EncodedTensor],
+        reference_sequence: int = 0,
+        reference: Reference | None = None,
+    ) -> Decoded:
+        return self.pipeline(cut_id).decode(model_id, tensors, reference_sequence, reference)
+
     def __call__(
         self,
         cut_id: str,
@@ -95,10 +115,4 @@ class TailCuts:
         reference_sequence: int = 0,
         reference: Reference | None = None,
     ) -> TailResult:
-        pipeline = self.pipelines.get(cut_id)
-        if pipeline is None:
-            known = ", ".join(repr(c) for c in self.pipelines)
-            raise FeaturesRejected(
-                "cut_id", f"cut_id {cut_id[:64]!r} is not a cut of this bundle ({known}): head and tail bundles differ"
-            )
-        return pipeline(model_id, tensors, reference_sequence, reference)
+        return self.pipeline(cut_id)(model_id, tensors, reference_sequence, reference)

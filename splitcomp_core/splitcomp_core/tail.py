@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Mapping, Sequence
+from typing import Protocol
 
 import numpy as np
 
@@ -22,6 +23,14 @@ from splitcomp_core.postprocess import top_k_labelled
 from splitcomp_core.runtime import DEFAULT_PROVIDERS, InferenceSession
 
 SCORE_BATCH = 32  # frames per tail run in top1() when the bundle's batch dimension is dynamic
+
+
+class Session(Protocol):
+    """What runs the tail's network: ONNX Runtime here, or a serving engine (Triton) elsewhere."""
+
+    provider: str
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]: ...
 
 
 class FeaturesRejected(SplitcompError):
@@ -68,8 +77,15 @@ class TailPipeline:
         max_elements: int = DEFAULT_MAX_ELEMENTS,
         intra_op_threads: int | None = None,
         entropy_models: EntropyModels | None = None,
+        session: Session | None = None,
+        batch_any: bool = False,
     ) -> None:
-        """`entropy_models` replaces the bundle's own entropy.json (as the head's must match)."""
+        """`entropy_models` replaces the bundle's own entropy.json (as the head's must match).
+
+        `session` replaces the tail's own ONNX Runtime session (e.g. a TritonSession): anything with
+        `provider` and `run(feeds)`. `batch_any` says that session takes frames in any number whatever
+        the model's batch dimension (Triton sends each row as a request of its own).
+        """
         self.bundle = bundle
         self.model_id = bundle.manifest.model_id
         self.cut = bundle.manifest.cut
@@ -79,7 +95,7 @@ class TailPipeline:
         # The head always sends batch 1; other dynamic sizes are unknown until the first message.
         shapes = {t.name: [1 if i == 0 and d < 0 else d for i, d in enumerate(t.shape)] for t in self.cut}
         known = all(d > 0 for shape in shapes.values() for d in shape)
-        self.session = InferenceSession(
+        self.session: Session = session or InferenceSession(
             bundle.tail_path,
             providers,
             allow_cpu_fallback,
@@ -91,6 +107,7 @@ class TailPipeline:
         self._output = bundle.manifest.output
         # Frames may share a tail run only when the model takes any batch, from the input to every cut tensor.
         self.batch_dynamic = bundle.manifest.input.shape[0] == DYNAMIC and all(t.shape[0] == DYNAMIC for t in self.cut)
+        self.batches = self.batch_dynamic or batch_any
 
     def check(self, model_id: str, tensors: Sequence[EncodedTensor]) -> None:
         """Raise FeaturesRejected unless the message matches this bundle's cut."""
@@ -185,30 +202,62 @@ class TailPipeline:
 
     def answer(self, decoded: Decoded) -> TailResult:
         """The tail model and the top-k on decoded features."""
+        result = self.answer_batch([decoded])[0]
+        if isinstance(result, FeaturesRejected):
+            raise result
+        return result
+
+    def answer_batch(self, frames: Sequence[Decoded]) -> list[TailResult | FeaturesRejected]:
+        """Each frame's answer, or why it has none, from one tail run over all of them when the tail batches.
+
+        A static-batch tail (`batches` false) runs them one at a time. A failed run rejects every frame
+        it held; a frame whose own scores are not finite or not class scores rejects only that frame.
+        The session's own errors that are not InferenceError (a BackendUnavailable) propagate.
+        """
+        if not frames:
+            return []
+        if not self.batches and len(frames) > 1:
+            return [r for d in frames for r in self.answer_batch([d])]
         t1 = time.perf_counter()
+        feeds = frames[0].feeds if len(frames) == 1 else _stacked([d.feeds for d in frames])
         try:
-            scores = self.session.run(decoded.feeds)[self._output.name]
+            scores = np.asarray(self.session.run(feeds)[self._output.name])
         except InferenceError as exc:
-            raise FeaturesRejected("inference", str(exc)) from exc
+            rejected = FeaturesRejected("inference", str(exc))
+            return [rejected for _ in frames]
+        tail_ms = (time.perf_counter() - t1) * 1e3 / len(frames)
+        if len(frames) > 1 and (scores.ndim < 1 or scores.shape[0] != len(frames)):
+            rejected = FeaturesRejected(
+                "postprocess", f"the tail answered {list(scores.shape)} for a batch of {len(frames)} frames"
+            )
+            return [rejected for _ in frames]
+        rows = [scores] if len(frames) == 1 else [scores[i : i + 1] for i in range(len(frames))]
+        return [self._ranked(d, row, tail_ms) for d, row in zip(frames, rows)]
+
+    def _ranked(self, decoded: Decoded, scores: np.ndarray, tail_ms: float) -> TailResult | FeaturesRejected:
         t2 = time.perf_counter()
-        scores = np.asarray(scores)
-        _require_finite(scores, "the tail's output for these features")
+        try:
+            _require_finite(scores, "the tail's output for these features")
+        except FeaturesRejected as exc:
+            return exc
         row = scores.reshape(-1) if scores.ndim <= 1 else scores.reshape(scores.shape[0], -1)[0]
         try:
             results = top_k_labelled(row, self.top_k, self.bundle.labels, self._output.kind)
         except ValueError as exc:
-            raise FeaturesRejected(
-                "postprocess", f"the tail's output {list(scores.shape)} is not class scores: {exc}"
-            ) from exc
-        t3 = time.perf_counter()
+            return FeaturesRejected("postprocess", f"the tail's output {list(scores.shape)} is not class scores: {exc}")
         return TailResult(
             results=results,
             feature_bytes=decoded.feature_bytes,
             decode_ms=decoded.decode_ms,
-            tail_ms=(t2 - t1) * 1e3,
-            post_ms=(t3 - t2) * 1e3,
+            tail_ms=tail_ms,
+            post_ms=(time.perf_counter() - t2) * 1e3,
             codes=decoded.codes,
         )
+
+
+def _stacked(feeds: Sequence[Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Frames' feeds (each of batch 1) as one batch, in their order."""
+    return {name: np.concatenate([f[name] for f in feeds], axis=0) for name in feeds[0]}
 
 
 def _reference_codes(

@@ -65,25 +65,27 @@ TINY_CONV_W = _RNG.normal(0, 0.5, (4, 3, 3, 3)).astype(np.float32)
 TINY_FC_W = _RNG.normal(0, 1.0, (4, 5)).astype(np.float32)
 
 
-def tiny_head() -> bytes:
-    """image [1,3,16,16] -> 3x3 Conv (4 channels) -> Relu -> feat [1,4,16,16]."""
+def tiny_head(batch: int | str = 1) -> bytes:
+    """image [1,3,16,16] -> 3x3 Conv (4 channels) -> Relu -> feat [1,4,16,16] (`batch` "N": any batch)."""
     nodes = [
         helper.make_node("Conv", ["image", "w"], ["c"], pads=[1, 1, 1, 1]),
         helper.make_node("Relu", ["c"], ["feat"]),
     ]
     return onnx_model(
-        nodes, {"image": [1, 3, 16, 16]}, {"feat": [1, 4, 16, 16]}, {"w": TINY_CONV_W}
+        nodes, {"image": [batch, 3, 16, 16]}, {"feat": [batch, 4, 16, 16]}, {"w": TINY_CONV_W}
     ).SerializeToString()
 
 
-def tiny_tail() -> bytes:
-    """feat [1,4,16,16] -> GlobalAveragePool -> Flatten -> MatMul -> logits [1,5]."""
+def tiny_tail(batch: int | str = 1) -> bytes:
+    """feat [1,4,16,16] -> GlobalAveragePool -> Flatten -> MatMul -> logits [1,5] (`batch` "N": any batch)."""
     nodes = [
         helper.make_node("GlobalAveragePool", ["feat"], ["p"]),
         helper.make_node("Flatten", ["p"], ["f"]),
         helper.make_node("MatMul", ["f", "fc"], ["logits"]),
     ]
-    return onnx_model(nodes, {"feat": [1, 4, 16, 16]}, {"logits": [1, 5]}, {"fc": TINY_FC_W}).SerializeToString()
+    return onnx_model(
+        nodes, {"feat": [batch, 4, 16, 16]}, {"logits": [batch, 5]}, {"fc": TINY_FC_W}
+    ).SerializeToString()
 
 
 def tiny_pooled_head() -> bytes:
