@@ -109,3 +109,16 @@ def tiny_multi_cut_bundle(tmp_path_factory, tiny_bundle):
         CutChoice("pooled", pooled, 10.0, None, {"bytes": 4}),
     ]
     return write_multi_cut_bundle(work / "bundle", cuts, "feat", {"transport_overhead_ms": 1.0}, source="test")
+
+
+@pytest.fixture(scope="session")
+def bad_videos(tmp_path_factory):
+    """A `.mp4` OpenCV cannot open, and a real AVI container that holds no frame (every tool refuses both)."""
+    import cv2
+
+    folder = tmp_path_factory.mktemp("videos")
+    (folder / "garbage.mp4").write_bytes(b"not a video" * 100)
+    writer = cv2.VideoWriter(str(folder / "empty.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 25, (64, 48))
+    writer.release()
+    assert (folder / "empty.avi").stat().st_size > 0
+    return folder

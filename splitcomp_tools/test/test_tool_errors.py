@@ -62,6 +62,22 @@ def bundle(tiny_bundle, tmp_path):
     return copy
 
 
+@pytest.mark.parametrize("name", ["garbage.mp4", "empty.avi"])
+def test_a_video_that_does_not_play_is_one_error_line_in_every_tool(bad_videos, bundle, tmp_path, capsys, name):
+    video, says = str(bad_videos / name), [name]
+    calibrate_argv = [str(bundle), "--images", "generator", "--count", "2", "--eval-images", f"photos:test,{video}"]
+    assert_refused(calibrate.main, [str(bundle), "--images", video, "--count", "2"], capsys, [bundle], says)
+    assert_refused(calibrate.main, calibrate_argv, capsys, [bundle], says)
+    assert_refused(classify.main, [str(bundle), "--frames", video], capsys, [bundle], says)
+    bench_argv = ["--bundle", str(bundle), "--eval-images", video, "--repeats", "1"]
+    assert_refused(bench_codec.main, bench_argv, capsys, [bundle], says)
+    out = tmp_path / "plan"  # plan says what it is measuring before it opens the frames
+    assert plan.main([str(MODEL), "--images", video, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert [line for line in err.splitlines() if line.startswith("error:")] == [err.splitlines()[-1]], err
+    assert name in err and "Traceback" not in err and not out.exists()
+
+
 # --- OSErrors other than not-found / is-a-directory / permission -------------------------------
 
 

@@ -14,7 +14,12 @@ from splitcomp_core.errors import SplitcompError
 
 
 class FrameSource:
-    """A finite or endless sequence of RGB frames that can start over."""
+    """A finite or endless sequence of RGB frames that can start over.
+
+    `fps` is the rate the frames were recorded at (a video file's), None when the source has none.
+    """
+
+    fps: float | None = None
 
     def read(self) -> np.ndarray | None:
         """The next frame, or None when the source is exhausted."""

