@@ -41,6 +41,8 @@ OPTIONAL = {
     "launch_ros",
     "onnxscript",
     "efficientnet_lite_pytorch",  # pip only (requirements/tools.txt): `export efficientnet_lite0` says so when missing
+    "constriction",  # pip only (requirements/python.txt; no aarch64 wheel): codec entropy says so when missing
+    "tritonclient",  # pip only (requirements/python.txt): backend triton says so when missing
 }
 
 

@@ -26,7 +26,8 @@ from splitcomp_core.runtime import InferenceSession
 from splitcomp_tools import analyze as analyze_tool
 from splitcomp_tools import split as split_tool
 from splitcomp_tools.frames.generator import GeneratorSource
-from splitcomp_tools.model import analyze, calibrate, classify, split
+from splitcomp_tools import calibrate, classify
+from splitcomp_tools.model import analyze, split
 
 pytestmark = [
     pytest.mark.slow,  # the conformance suite: `make test-fast` leaves it out
