@@ -416,3 +416,20 @@ def test_output_kind_option_overrides_the_guess(tmp_path, capsys):
     with pytest.raises(SplitError, match="output kind must be one of auto, logits, probabilities"):
         split_model(relu, ["a"], tmp_path / "d", output_kind="probs")
     assert not (tmp_path / "d").exists()
+
+
+def test_dynamic_batch_refuses_a_model_that_drops_its_batch_and_writes_nothing(tmp_path, capsys):
+    """A batch-1 export that squeezes the batch away cannot be rewritten: one error line that says what to do."""
+    nodes = [
+        helper.make_node("Relu", ["x"], ["r"]),
+        helper.make_node("Squeeze", ["r", "axes"], ["s"]),
+        helper.make_node("Neg", ["s"], ["n"]),
+        helper.make_node("Unsqueeze", ["n", "axes"], ["y"]),
+    ]
+    path = tmp_path / "squeezed.onnx"
+    axes = {"axes": np.array([0], dtype=np.int64)}
+    onnx.save(onnx_model(nodes, {"x": [1, 3, 4, 4]}, {"y": [1, 3, 4, 4]}, axes), str(path))
+    out = tmp_path / "bundle"
+    assert split.main([str(path), "--at", "r", "--out", str(out), "--dynamic-batch"]) == 2
+    _assert_refused(capsys, out, "--dynamic-batch", "batch of 3", "export the model with a dynamic batch")
+    assert split.main([str(path), "--at", "r", "--out", str(out)]) == 0  # without it, the static split works
