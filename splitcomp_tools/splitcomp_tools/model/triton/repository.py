@@ -16,8 +16,9 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from splitcomp_core.bundle import DYNAMIC, Bundle
+from splitcomp_core.bundle import Bundle
 from splitcomp_core.triton_session import triton_model_name
+from splitcomp_tools.model.split.batchable import dynamic_batch_command, takes_any_batch
 from splitcomp_tools.model.triton.config import (
     DEFAULT_QUEUE_DELAY_US,
     MAX_BATCH_LIMIT,
@@ -62,7 +63,7 @@ def write_triton_repo(
     """
     out = Path(out)
     cuts = bundle.all_cuts()
-    batch = _max_batch(bundle, cuts, max_batch)
+    batch = _max_batch(bundle, max_batch)
     _check_request(out, platform, queue_delay_us, [triton_model_name(c) for c in cuts], overwrite)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
     try:
@@ -77,25 +78,17 @@ def write_triton_repo(
     return [dataclasses.replace(m, path=out / m.name) for m in models]
 
 
-def _max_batch(bundle: Bundle, cuts: Sequence[Bundle], wanted: int | None) -> int:
+def _max_batch(bundle: Bundle, wanted: int | None) -> int:
     """The batch Triton may merge: any for a dynamic-batch tail, 1 for a static one (with the fix)."""
-    batchable = all(
-        c.manifest.input.shape[0] == DYNAMIC and all(t.shape[0] == DYNAMIC for t in c.manifest.cut) for c in cuts
-    )
+    batchable = takes_any_batch(bundle)
     if wanted is None:
         return DEFAULT_MAX_BATCH if batchable else 1
     if not 1 <= wanted <= MAX_BATCH_LIMIT:
         raise TritonRepoError(f"--max-batch must be from 1 to {MAX_BATCH_LIMIT}, got {wanted}")
     if wanted > 1 and not batchable:
-        m = bundle.manifest
-        remake = (
-            f"plan {m.source} --dynamic-batch --out {bundle.path}-batch ..."
-            if bundle.cuts
-            else f"split {m.source} --at {','.join(t.name for t in m.cut)} --out {bundle.path}-batch --dynamic-batch"
-        )
         raise TritonRepoError(
             f"{bundle.path}: its tail takes a batch of 1 only, so --max-batch {wanted} cannot batch; make a "
-            f"dynamic-batch bundle with `{remake}`, or pass --max-batch 1"
+            f"dynamic-batch bundle with `{dynamic_batch_command(bundle)}`, or pass --max-batch 1"
         )
     return wanted
 
