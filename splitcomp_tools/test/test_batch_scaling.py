@@ -21,7 +21,7 @@ def test_a_dynamic_batch_tail_is_measured_at_every_batch_size(tiny_batch_bundle)
 def test_a_static_batch_tail_runs_batch_1_and_refuses_more_with_the_fix(tiny_bundle):
     (row,) = tail_batch_scaling(tiny_bundle.path, batches=(1,), frames="photos:test", count=2, repeats=2)
     assert row["batch"] == 1 and row["same_top1"] is True
-    with pytest.raises(UsageError, match="batch of 1 only.*--dynamic-batch"):
+    with pytest.raises(UsageError, match=r"batch of 1 only.*--dynamic-batch"):
         tail_batch_scaling(tiny_bundle.path, batches=(1, 2), frames="photos:test", count=2, repeats=2)
     with pytest.raises(UsageError, match="batch sizes"):
         tail_batch_scaling(tiny_bundle.path, batches=(0,), repeats=2)

@@ -433,3 +433,34 @@ def test_dynamic_batch_refuses_a_model_that_drops_its_batch_and_writes_nothing(t
     assert split.main([str(path), "--at", "r", "--out", str(out), "--dynamic-batch"]) == 2
     _assert_refused(capsys, out, "--dynamic-batch", "batch of 3", "export the model with a dynamic batch")
     assert split.main([str(path), "--at", "r", "--out", str(out)]) == 0  # without it, the static split works
+
+
+def test_dynamic_batch_rewrites_a_batch_1_reshape_and_concatenated_constant(tmp_path, capsys):
+    """Reshape to [1, -1] and a [1, 1, 48] token concatenated with the features: head and tail take any batch."""
+    rng = np.random.default_rng(0)
+    nodes = [
+        helper.make_node("Relu", ["x"], ["r"]),
+        helper.make_node("Reshape", ["r", "flat"], ["f"]),
+        helper.make_node("Unsqueeze", ["f", "one"], ["u"]),
+        helper.make_node("Concat", ["token", "u"], ["c"], axis=1),
+        helper.make_node("ReduceMean", ["c"], ["m"], axes=[1], keepdims=0),
+        helper.make_node("MatMul", ["m", "w"], ["y"]),
+    ]
+    weights = {
+        "flat": np.array([1, -1], dtype=np.int64),
+        "one": np.array([1], dtype=np.int64),
+        "token": rng.standard_normal((1, 1, 48)).astype(np.float32),
+        "w": rng.standard_normal((48, 5)).astype(np.float32),
+    }
+    path = tmp_path / "static.onnx"
+    onnx.save(onnx_model(nodes, {"x": [1, 3, 4, 4]}, {"y": [1, 5]}, weights), str(path))
+    out = tmp_path / "bundle"
+    assert split.main([str(path), "--at", "r", "--out", str(out), "--dynamic-batch"]) == 0
+    manifest = load_bundle(out).manifest
+    assert manifest.input.shape[0] == manifest.cut[0].shape[0] == manifest.output.shape[0] == DYNAMIC
+    x = rng.standard_normal((3, 3, 4, 4)).astype(np.float32)
+    (batched,) = _through_bundle(out, x)
+    full = _session(path)
+    alone = np.concatenate([full.run(None, {"x": x[k : k + 1]})[0] for k in range(3)])
+    np.testing.assert_allclose(batched, alone, atol=1e-5)
+    assert str(path) == manifest.source  # the model, not the rewritten copy, is what the bundle came from

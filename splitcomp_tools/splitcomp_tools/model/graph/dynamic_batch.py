@@ -39,8 +39,11 @@ def make_batch_dynamic(model: onnx.ModelProto) -> list[str]:
             v.type.tensor_type.shape.dim[0].dim_param = BATCH_SYMBOL
     del model.graph.value_info[:]  # shapes inferred at batch 1
     changes = [f"input '{v.name}' takes a dynamic batch" for v in inputs]
-    changes += _reshape_targets(model, g)
+    replaced: list[str] = []
+    changes += _reshape_targets(model, g, replaced)
     changes += _concatenated_constants(model, g, ranks)
+    for name in replaced:  # last: removing nodes detaches the NodeProtos `g` holds
+        _drop_unread_constant(model, name)
     return changes
 
 
@@ -61,11 +64,12 @@ def _constant(model: onnx.ModelProto, g: Graph, name: str) -> np.ndarray | None:
     return None if value is None else numpy_helper.to_array(value)
 
 
-def _reshape_targets(model: onnx.ModelProto, g: Graph) -> list[str]:
+def _reshape_targets(model: onnx.ModelProto, g: Graph, replaced: list[str]) -> list[str]:
     """Reshapes of features to a constant target `[1, ...]` take their batch from the data instead.
 
     The leading 1 becomes -1 (the size that keeps the element count) where no other dim is -1, else
     0 (the input's own dim 0; `allowzero` is cleared, which changes nothing for a target without 0).
+    The old targets' names are added to `replaced`.
     """
     changes = []
     for node in g.nodes:
@@ -83,9 +87,23 @@ def _reshape_targets(model: onnx.ModelProto, g: Graph) -> list[str]:
         rebased[0] = 0 if -1 in target[1:] else -1
         name = _fresh(model, f"{node.input[1]}_dynamic_batch")
         model.graph.initializer.append(numpy_helper.from_array(rebased, name))
+        replaced.append(node.input[1])
         node.input[1] = name
         changes.append(f"Reshape '{node.name}' takes its batch from its input instead of {target.tolist()}")
     return changes
+
+
+def _drop_unread_constant(model: onnx.ModelProto, name: str) -> None:
+    """Remove the initializer or Constant node `name` once nothing reads it (ONNX Runtime warns of it)."""
+    read = {t for n in model.graph.node for t in n.input} | {o.name for o in model.graph.output}
+    if name in read:
+        return
+    kept = [t for t in model.graph.initializer if t.name != name]
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(kept)
+    nodes = [n for n in model.graph.node if not (n.op_type == "Constant" and list(n.output) == [name])]
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
 
 
 def _concatenated_constants(model: onnx.ModelProto, g: Graph, ranks: dict[str, int]) -> list[str]:
