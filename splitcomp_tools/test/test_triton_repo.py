@@ -68,9 +68,10 @@ def test_a_multi_cut_bundle_gets_one_model_per_cut_and_other_models_stay(
     for name, cut in names.items():
         config = parsed(repo / name)
         assert name == f"splitcomp-{cut.cut_id}-{cut.bundle.manifest.model_id.split(':')[1][:12]}"
-        # a static-batch tail serves one frame per run, without a batcher
-        assert config.max_batch_size == 1 and not config.HasField("dynamic_batching")
-        assert [list(t.dims) for t in config.input] == [cut.bundle.manifest.cut[0].shape[1:]]
+        # a static-batch tail serves one frame per run, without a batcher, its dims the full shapes
+        assert config.max_batch_size == 0 and not config.HasField("dynamic_batching")
+        assert [list(t.dims) for t in config.input] == [cut.bundle.manifest.cut[0].shape]
+        assert [list(t.dims) for t in config.output] == [[1, 5]]
         assert (repo / name / "1" / "model.onnx").read_bytes() == cut.bundle.tail_path.read_bytes()
     assert triton_repo.main([str(tiny_multi_cut_bundle.path), "--out", str(repo), "--overwrite"]) == 0
     assert all(parsed(repo / name).backend == "python" for name in names)
@@ -87,3 +88,11 @@ def test_the_model_name_is_one_rule_for_every_cut(tiny_bundle, tiny_multi_cut_bu
         triton_model_name(tiny_multi_cut_bundle, "nope")
     with pytest.raises(BundleError, match="single-cut"):
         triton_model_name(tiny_bundle, "feat")
+
+
+def test_a_static_tail_gets_a_plan_without_a_batch_profile(tiny_bundle, tmp_path):
+    repo = tmp_path / "repo"
+    assert triton_repo.main([str(tiny_bundle.path), "--out", str(repo), "--platform", "tensorrt_plan"]) == 0
+    folder = repo / triton_model_name(tiny_bundle)
+    assert parsed(folder).max_batch_size == 0
+    assert "trtexec --onnx=tail.onnx --saveEngine=1/model.plan\n" in (folder / "build_plan.sh").read_text()

@@ -1,7 +1,8 @@
 """The config.pbtxt of a tail: its tensors as Triton declares them, the batcher and where the model runs.
 
 With `max_batch_size` above 0 Triton's dims leave out the batch axis, which every input and output of
-the tail must then lead with; a static-batch tail (batch fixed at 1) serves with `max_batch_size: 1`.
+the tail must then lead with; a static-batch tail (batch fixed at 1) serves with `max_batch_size: 0` and
+its full shapes, the only way Triton's onnxruntime and TensorRT backends take a fixed first dim.
 """
 
 from __future__ import annotations

@@ -59,15 +59,19 @@ def write_triton_repo(
 ) -> list[TritonModel]:
     """Write a model per cut of `bundle` into the repository `out` (made if missing; other models stay).
 
-    `max_batch` None is 16 for a tail that takes any batch, 1 for a static-batch tail, which refuses more.
+    `max_batch` None is 16 for a tail that takes any batch, 1 for a static-batch tail, which refuses more
+    (its config says `max_batch_size: 0`: no batching, the full shapes).
     """
     out = Path(out)
     cuts = bundle.all_cuts()
     batch = _max_batch(bundle, max_batch)
     _check_request(out, platform, queue_delay_us, [triton_model_name(c) for c in cuts], overwrite)
+    # Triton's onnxruntime and TensorRT backends batch only a model whose first dim is dynamic: a static
+    # tail is served with max_batch_size 0 and its full shapes, which the requests of one frame match.
+    triton_batch = batch if takes_any_batch(bundle) else 0
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
     try:
-        models = [_write_model(cut, staging, platform, batch, queue_delay_us) for cut in cuts]
+        models = [_write_model(cut, staging, platform, triton_batch, queue_delay_us) for cut in cuts]
         out.mkdir(exist_ok=True)
         for m in models:
             if (out / m.name).exists():
@@ -125,7 +129,7 @@ def _write_model(cut: Bundle, staging: Path, platform: str, max_batch: int, queu
         script.write_text(plan_script(inputs, max_batch), encoding="utf-8")
         script.chmod(0o755)
     (folder / CONFIG_FILE).write_text(config, encoding="utf-8")
-    return TritonModel(name, cut.cut_id, platform, max_batch, folder)
+    return TritonModel(name, cut.cut_id, platform, max(max_batch, 1), folder)
 
 
 def trtexec_command(inputs: Sequence[Tensor], max_batch: int) -> str:
