@@ -99,3 +99,19 @@ def test_a_stopped_server_is_down_quickly_and_a_restarted_one_answers_the_same_s
     server.start()
     assert session.ready()
     assert session.run({"feat": frames(2)})["logits"].shape == (2, 5)
+
+
+def test_a_tail_pipeline_over_triton_answers_as_over_onnx_runtime(server, tail, tiny_batch_bundle):
+    """Real frames encoded by the head, decoded by the tail, run as one batch on Triton or in ONNX Runtime."""
+    from splitcomp_core.head import HeadPipeline
+    from splitcomp_core.tail import TailPipeline
+    from splitcomp_tools.frames.generator import GeneratorSource
+
+    head = HeadPipeline(tiny_batch_bundle, providers=["cpu"])
+    local = TailPipeline(tiny_batch_bundle, ["cpu"])
+    remote = TailPipeline(tiny_batch_bundle, session=TritonSession(server.url, tail, timeout_s=5.0), batch_any=True)
+    model_id = tiny_batch_bundle.manifest.model_id
+    decoded = [local.decode(model_id, head(GeneratorSource(32, 32, seed=s).read()).tensors) for s in range(5)]
+    for want, got in zip(local.answer_batch(decoded), remote.answer_batch(decoded)):
+        assert [r[0] for r in got.results] == [r[0] for r in want.results]
+        assert [r[2] for r in got.results] == pytest.approx([r[2] for r in want.results], abs=1e-4)

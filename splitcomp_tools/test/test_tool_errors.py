@@ -340,6 +340,7 @@ def test_a_read_only_file_system_is_one_line_per_tool(bundle, tmp_path):
         (["BUNDLE", "--out", "REPO", "--queue-delay-us", "-1"], ("--queue-delay-us",)),
         (["BUNDLE", "--out", "FILE"], ("is a file", "directory for the model repository")),
         (["BUNDLE", "--out", "MISSING/REPO"], ("does not exist",)),
+        (["BUNDLE", "--out", "BUNDLE/models"], ("inside the bundle",)),
         (["BUNDLE", "--out", "REPO", "--max-batch", "4"], ("batch of 1 only", "--dynamic-batch", "--max-batch 1")),
     ],
 )
@@ -353,5 +354,5 @@ def test_triton_repo_refuses_bad_input_and_writes_nothing(bundle, tmp_path, caps
     file.write_text("not a repository")
     paths = {"BUNDLE": str(bundle), "REPO": str(repo), "FILE": str(file), "MISSING": str(tmp_path / "missing")}
     argv = [paths.get(a.split("/")[0], a.split("/")[0]) + a[len(a.split("/")[0]) :] for a in argv]
-    assert_refused(triton_repo.main, argv, capsys, unchanged=[repo, repo / "other", file], says=says)
+    assert_refused(triton_repo.main, argv, capsys, unchanged=[repo, repo / "other", file, bundle], says=says)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle", "file.txt", "repo"]  # no staging left behind

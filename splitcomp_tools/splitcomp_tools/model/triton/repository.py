@@ -65,7 +65,7 @@ def write_triton_repo(
     out = Path(out)
     cuts = bundle.all_cuts()
     batch = _max_batch(bundle, max_batch)
-    _check_request(out, platform, queue_delay_us, [triton_model_name(c) for c in cuts], overwrite)
+    _check_request(bundle.path, out, platform, queue_delay_us, [triton_model_name(c) for c in cuts], overwrite)
     # Triton's onnxruntime and TensorRT backends batch only a model whose first dim is dynamic: a static
     # tail is served with max_batch_size 0 and its full shapes, which the requests of one frame match.
     triton_batch = batch if takes_any_batch(bundle) else 0
@@ -97,7 +97,9 @@ def _max_batch(bundle: Bundle, wanted: int | None) -> int:
     return wanted
 
 
-def _check_request(out: Path, platform: str, queue_delay_us: int, names: Sequence[str], overwrite: bool) -> None:
+def _check_request(
+    bundle: Path, out: Path, platform: str, queue_delay_us: int, names: Sequence[str], overwrite: bool
+) -> None:
     if platform not in PLATFORMS:
         raise TritonRepoError(f"--platform must be one of {', '.join(PLATFORMS)}, got {platform!r}")
     if not 0 <= queue_delay_us <= MAX_QUEUE_DELAY_US:
@@ -106,6 +108,8 @@ def _check_request(out: Path, platform: str, queue_delay_us: int, names: Sequenc
         raise TritonRepoError(f"--out {out}: is a file; name a directory for the model repository")
     if not out.parent.is_dir():
         raise TritonRepoError(f"--out {out}: directory {out.parent} does not exist")
+    if out.resolve().is_relative_to(bundle.resolve()):
+        raise TritonRepoError(f"--out {out}: is inside the bundle {bundle}; name a repository directory outside it")
     taken = [n for n in names if (out / n).exists()]
     if taken and not overwrite:
         raise TritonRepoError(f"--out {out}: already holds model {', '.join(taken)}; pass --overwrite to replace it")
