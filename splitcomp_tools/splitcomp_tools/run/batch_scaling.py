@@ -13,12 +13,11 @@ import statistics
 import time
 from collections.abc import Sequence
 
-from splitcomp_core.bundle import load_bundle
+from splitcomp_core.bundle import dynamic_batch_command, load_bundle
 from splitcomp_core.head import HeadPipeline
 from splitcomp_core.tail import Decoded, FeaturesRejected, TailPipeline, TailResult
 from splitcomp_tools.cli import UsageError
 from splitcomp_tools.frames.registry import open_source
-from splitcomp_tools.model.split.batchable import dynamic_batch_command
 
 DEFAULT_BATCHES = (1, 2, 4, 8, 16)
 MAX_BATCH = 1024

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import onnx
 
-from splitcomp_core.bundle import DYNAMIC, Bundle
 from splitcomp_tools.model.graph.dynamic_batch import check_batch_rewrite, make_batch_dynamic
 from splitcomp_tools.model.split.spec import SplitError
 from splitcomp_tools.model.split.verify import TOLERANCE
@@ -54,19 +53,3 @@ def check_batchable(
             f"--dynamic-batch: {original} fixes its batch at 1 in a way the rewrite does not cover ({problem}); "
             f"export the model with a dynamic batch (`export ... --dynamic-batch`) and split that"
         )
-
-
-def takes_any_batch(bundle: Bundle) -> bool:
-    """Whether every cut's tail takes any batch: the input and every cut tensor lead with a dynamic dim."""
-    return all(
-        c.manifest.input.shape[0] == DYNAMIC and all(t.shape[0] == DYNAMIC for t in c.manifest.cut)
-        for c in bundle.all_cuts()
-    )
-
-
-def dynamic_batch_command(bundle: Bundle) -> str:
-    """The command that makes a dynamic-batch bundle of a static-batch one, from the model it was split from."""
-    m = bundle.manifest
-    if bundle.cuts:
-        return f"plan {m.source} --dynamic-batch --out {bundle.path}-batch ..."
-    return f"split {m.source} --at {','.join(t.name for t in m.cut)} --out {bundle.path}-batch --dynamic-batch"

@@ -16,9 +16,8 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from splitcomp_core.bundle import Bundle
+from splitcomp_core.bundle import Bundle, dynamic_batch_command, takes_any_batch
 from splitcomp_core.triton_session import triton_model_name
-from splitcomp_tools.model.split.batchable import dynamic_batch_command, takes_any_batch
 from splitcomp_tools.model.triton.config import (
     DEFAULT_QUEUE_DELAY_US,
     MAX_BATCH_LIMIT,
