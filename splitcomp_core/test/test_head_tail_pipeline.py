@@ -252,16 +252,3 @@ def test_top1_refuses_tensors_that_do_not_fit_the_cut(bundle, frames):
     with pytest.raises(FeaturesRejected) as info:
         tail.top1({"other": stacked["feat"]})
     assert info.value.reason == "tensor_name"
-
-
-def test_a_bundle_says_whether_its_tail_batches_and_how_to_make_one_that_does(
-    tiny_bundle, tiny_batch_bundle, tiny_multi_cut_bundle
-):
-    from splitcomp_core.bundle import dynamic_batch_command, takes_any_batch
-
-    assert takes_any_batch(tiny_batch_bundle) and not takes_any_batch(tiny_bundle)
-    assert not takes_any_batch(tiny_multi_cut_bundle)
-    assert dynamic_batch_command(tiny_bundle) == f"split test --at feat --out {tiny_bundle.path}-batch --dynamic-batch"
-    assert dynamic_batch_command(tiny_multi_cut_bundle).startswith(
-        "plan "
-    ) and "--dynamic-batch" in dynamic_batch_command(tiny_multi_cut_bundle)
