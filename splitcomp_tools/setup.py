@@ -38,6 +38,7 @@ setup(
             "overlay = splitcomp_tools.overlay:main",
             "train_shapes = splitcomp_tools.train_shapes:main",
             "studio = splitcomp_tools.studio.server:main",
+            "triton_repo = splitcomp_tools.triton_repo:main",
         ],
     },
 )

@@ -1,7 +1,7 @@
-"""TritonSession against a real tritonserver (the pytriton wheel's, python backend running ONNX Runtime).
+"""TritonSession against a real tritonserver (the pytriton wheel's), over a repository written by `triton_repo`.
 
-The repository is written here by hand until `triton_repo` exists; where the server cannot start, the
-tests skip and say why.
+The python platform runs ONNX Runtime inside Triton's python backend; where the server cannot start,
+the tests skip and say why.
 """
 
 import time
@@ -9,64 +9,26 @@ import time
 import numpy as np
 import onnxruntime as ort
 import pytest
-from onnx import helper
-from tiny_models import TINY_FC_W, onnx_model, save
 from triton_server import TritonServer, find_server
 
 pytest.importorskip("tritonclient.grpc", reason="tritonclient[grpc] is not installed (requirements/python.txt)")
 
 from splitcomp_core.errors import BackendUnavailable
-from splitcomp_core.triton_session import TritonSession
-
-CONFIG = """name: "tail"
-backend: "python"
-max_batch_size: 8
-input [{ name: "feat" data_type: TYPE_FP32 dims: [4, 16, 16] }]
-output [{ name: "logits" data_type: TYPE_FP32 dims: [5] }]
-dynamic_batching { max_queue_delay_microseconds: 20000 }
-instance_group [{ kind: KIND_CPU count: 1 }]
-"""
-MODEL_PY = """import os, sys
-sys.path[:0] = [p for p in os.environ.get("SPLITCOMP_TRITON_SITE_PACKAGES", "").split(os.pathsep) if p]
-import numpy as np
-import onnxruntime as ort
-import triton_python_backend_utils as pb
-
-
-class TritonPythonModel:
-    def initialize(self, args):
-        path = os.path.join(args["model_repository"], args["model_version"], "tail.onnx")
-        self.session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
-
-    def execute(self, requests):
-        rows = [pb.get_input_tensor_by_name(r, "feat").as_numpy() for r in requests]
-        scores = self.session.run(["logits"], {"feat": np.concatenate(rows)})[0]
-        answers, start = [], 0
-        for row in rows:
-            part = np.ascontiguousarray(scores[start : start + len(row)])
-            answers.append(pb.InferenceResponse(output_tensors=[pb.Tensor("logits", part)]))
-            start += len(row)
-        return answers
-"""
+from splitcomp_core.triton_session import TritonSession, triton_model_name
+from splitcomp_tools import triton_repo
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, tiny_batch_bundle, tiny_multi_cut_bundle):
     info, why = find_server()
     if info is None:
         pytest.skip(why)
     work = tmp_path_factory.mktemp("triton")
-    version = work / "repo" / "tail" / "1"
-    version.mkdir(parents=True)
-    nodes = [
-        helper.make_node("GlobalAveragePool", ["feat"], ["p"]),
-        helper.make_node("Flatten", ["p"], ["f"]),
-        helper.make_node("MatMul", ["f", "fc"], ["logits"]),
-    ]
-    save(onnx_model(nodes, {"feat": ["N", 4, 16, 16]}, {"logits": ["N", 5]}, {"fc": TINY_FC_W}), version / "tail.onnx")
-    (version / "model.py").write_text(MODEL_PY)
-    (version.parent / "config.pbtxt").write_text(CONFIG)
-    triton = TritonServer(info, work / "repo", work)
+    repo = work / "repo"
+    batching = [str(tiny_batch_bundle.path), "--out", str(repo), "--max-batch", "8", "--queue-delay-us", "20000"]
+    assert triton_repo.main(batching) == 0
+    assert triton_repo.main([str(tiny_multi_cut_bundle.path), "--out", str(repo)]) == 0
+    triton = TritonServer(info, repo, work)
     try:
         triton.start()
     except RuntimeError as exc:
@@ -75,37 +37,58 @@ def server(tmp_path_factory):
     triton.stop()
 
 
-def frames(n):
-    return np.random.default_rng(3).random((n, 4, 16, 16), dtype=np.float32)
+@pytest.fixture(scope="module")
+def tail(tiny_batch_bundle):
+    return triton_model_name(tiny_batch_bundle)
 
 
-def test_answers_equal_onnx_runtime_and_overlapping_requests_are_batched(server):
-    session = TritonSession(server.url, "tail", timeout_s=5.0)
+def frames(n, shape=(4, 16, 16)):
+    return np.random.default_rng(3).random((n, *shape), dtype=np.float32)
+
+
+def onnx_runtime(path, feeds):
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, feeds)[0]
+
+
+def test_answers_equal_onnx_runtime_and_overlapping_requests_are_batched(server, tail, tiny_batch_bundle):
+    session = TritonSession(server.url, tail, timeout_s=5.0)
     assert session.ready()
     x = frames(8)
     got = session.run({"feat": x})["logits"]
-    want = ort.InferenceSession(str(server.repo / "tail/1/tail.onnx"), providers=["CPUExecutionProvider"]).run(
-        None, {"feat": x}
-    )[0]
     assert got.shape == (8, 5)
-    np.testing.assert_allclose(got, want, atol=1e-4)
+    np.testing.assert_allclose(got, onnx_runtime(tiny_batch_bundle.tail_path, {"feat": x}), atol=1e-4)
     import tritonclient.grpc as grpcclient
 
-    stats = grpcclient.InferenceServerClient(server.url).get_inference_statistics("tail").model_stats[0]
+    stats = grpcclient.InferenceServerClient(server.url).get_inference_statistics(tail).model_stats[0]
     assert stats.execution_count < stats.inference_count
 
 
-def test_an_unknown_model_is_not_ready_and_a_wrong_shape_is_refused(server):
+def test_every_cut_of_a_multi_cut_bundle_is_served_by_its_own_model(server, tiny_multi_cut_bundle):
+    names = set()
+    for cut in tiny_multi_cut_bundle.cuts:
+        name = triton_model_name(tiny_multi_cut_bundle, cut.cut_id)
+        names.add(name)
+        (spec,) = cut.bundle.manifest.cut
+        x = frames(3, tuple(spec.shape[1:]))
+        got = TritonSession(server.url, name, timeout_s=5.0).run({spec.name: x})["logits"]
+        want = np.concatenate([onnx_runtime(cut.bundle.tail_path, {spec.name: x[k : k + 1]}) for k in range(3)])
+        assert got.shape == (3, 5)
+        np.testing.assert_allclose(got, want, atol=1e-4)
+    assert len(names) == len(tiny_multi_cut_bundle.cuts) == 2
+    assert triton_model_name(tiny_multi_cut_bundle) == triton_model_name(tiny_multi_cut_bundle, "feat")
+
+
+def test_an_unknown_model_is_not_ready_and_a_wrong_shape_is_refused(server, tail):
     with pytest.raises(BackendUnavailable) as caught:
         TritonSession(server.url, "nope", timeout_s=5.0).run({"feat": frames(1)})
     assert caught.value.reason == "triton_not_ready"
     with pytest.raises(BackendUnavailable) as caught:
-        TritonSession(server.url, "tail", timeout_s=5.0).run({"feat": frames(1)[:, :3]})
+        TritonSession(server.url, tail, timeout_s=5.0).run({"feat": frames(1)[:, :3]})
     assert caught.value.reason == "triton_refused"
 
 
-def test_a_stopped_server_is_down_quickly_and_a_restarted_one_answers_the_same_session(server):
-    session = TritonSession(server.url, "tail", timeout_s=1.0)
+def test_a_stopped_server_is_down_quickly_and_a_restarted_one_answers_the_same_session(server, tail):
+    session = TritonSession(server.url, tail, timeout_s=1.0)
     assert session.run({"feat": frames(2)})["logits"].shape == (2, 5)
     server.stop()
     start = time.monotonic()
@@ -116,3 +99,19 @@ def test_a_stopped_server_is_down_quickly_and_a_restarted_one_answers_the_same_s
     server.start()
     assert session.ready()
     assert session.run({"feat": frames(2)})["logits"].shape == (2, 5)
+
+
+def test_a_tail_pipeline_over_triton_answers_as_over_onnx_runtime(server, tail, tiny_batch_bundle):
+    """Real frames encoded by the head, decoded by the tail, run as one batch on Triton or in ONNX Runtime."""
+    from splitcomp_core.head import HeadPipeline
+    from splitcomp_core.tail import TailPipeline
+    from splitcomp_tools.frames.generator import GeneratorSource
+
+    head = HeadPipeline(tiny_batch_bundle, providers=["cpu"])
+    local = TailPipeline(tiny_batch_bundle, ["cpu"])
+    remote = TailPipeline(tiny_batch_bundle, session=TritonSession(server.url, tail, timeout_s=5.0), batch_any=True)
+    model_id = tiny_batch_bundle.manifest.model_id
+    decoded = [local.decode(model_id, head(GeneratorSource(32, 32, seed=s).read()).tensors) for s in range(5)]
+    for want, got in zip(local.answer_batch(decoded), remote.answer_batch(decoded)):
+        assert [r[0] for r in got.results] == [r[0] for r in want.results]
+        assert [r[2] for r in got.results] == pytest.approx([r[2] for r in want.results], abs=1e-4)

@@ -6,6 +6,8 @@ join the same server-side batch. Every failure is a BackendUnavailable whose `re
 (triton_down, triton_timeout, triton_not_ready, triton_refused); no call waits longer than `timeout_s`.
 After a connection failure the next call opens a fresh channel, so a restarted server is used again
 without waiting for gRPC's reconnect backoff. tritonclient is imported here only, when a session is made.
+`triton_model_name` is the one rule naming a bundle's tail in a model repository (triton_repo writes it,
+tail_node asks for it when `triton_model` is empty).
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from splitcomp_core.errors import BackendUnavailable, RuntimeSetupError
+from splitcomp_core.bundle import Bundle
+from splitcomp_core.errors import BackendUnavailable, BundleError, RuntimeSetupError
 
 DOWN = "triton_down"
 TIMEOUT = "triton_timeout"
@@ -26,6 +29,28 @@ NOT_READY = "triton_not_ready"
 REFUSED = "triton_refused"
 _GRACE_S = 0.05  # beyond the gRPC deadline, for the cancelled calls' callbacks to arrive
 _NOT_READY_TEXT = ("unknown model", "not found", "is not ready", "unavailable model", "not loaded")
+MODEL_PREFIX = "splitcomp"
+_ID_DIGITS = 12  # of the cut's model_id digest in the name
+
+
+def triton_model_name(bundle: Bundle, cut_id: str | None = None) -> str:
+    """The Triton model name of a bundle's tail: `splitcomp-<digest>`, or `splitcomp-<cut_id>-<digest>` for one
+    cut of a multi-cut bundle (`cut_id` None: the bundle's default cut, or the cut a cut's own Bundle is).
+
+    `<digest>` is the first 12 hex digits of that cut's model_id, so the name does not depend on where the
+    bundle lies, and a repository written from another bundle, or from an older split of this one, answers
+    `triton_not_ready` rather than another network's classes.
+    """
+    cuts = {c.cut_id: c.bundle for c in bundle.cuts}
+    if cut_id is None:
+        cut_id = bundle.cut_id
+    elif cuts and cut_id not in cuts:
+        raise BundleError(f"{bundle.path}: has no cut {cut_id!r}; its cuts are {sorted(cuts)}")
+    elif not cuts and cut_id != bundle.cut_id:
+        raise BundleError(f"{bundle.path}: is a single-cut bundle; it has no cut {cut_id!r}")
+    manifest = cuts[cut_id].manifest if cuts else bundle.manifest
+    digest = manifest.model_id.split(":")[-1][:_ID_DIGITS]
+    return "-".join(p for p in (MODEL_PREFIX, cut_id, digest) if p)
 
 
 class _Replies:

@@ -65,6 +65,13 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         "tensor before that view, read it from the tensor the view reshapes instead, once measured to have the same "
         "dim 0 (analyze says when this applies)",
     )
+    parser.add_argument(
+        "--dynamic-batch",
+        action="store_true",
+        help="make head and tail take any batch (the manifest records -1), also from a model exported at batch 1, "
+        "so a tail can answer many frames in one run; the rewritten model must answer a batch as it answers "
+        "each frame alone",
+    )
 
 
 def preprocessing_from(args: argparse.Namespace) -> dict[str, Any]:

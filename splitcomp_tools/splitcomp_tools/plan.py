@@ -127,7 +127,9 @@ def _main(argv: Sequence[str] | None) -> int:
         raise UsageError(f"--out {args.out}: already exists; choose another folder or pass --overwrite")
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="splitcomp-plan-"))
     work.mkdir(parents=True, exist_ok=True)
-    options = ModelOptions(preprocessing_from(args), args.labels, args.output, args.output_kind, args.rebase_batch)
+    options = ModelOptions(
+        preprocessing_from(args), args.labels, args.output, args.output_kind, args.rebase_batch, args.dynamic_batch
+    )
     try:
         (_profile if args.profile_device else _plan)(args, work, options)
     finally:

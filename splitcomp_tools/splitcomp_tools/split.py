@@ -58,6 +58,7 @@ def _main(argv: Sequence[str] | None) -> int:
         output_kind=args.output_kind,
         overwrite=args.overwrite,
         rebase_batch=args.rebase_batch,
+        dynamic_batch=args.dynamic_batch,
     )
     print(split_summary(bundle, cut, check))
     return 0

@@ -20,9 +20,11 @@ from conformance_models import CLASSES, EXPORTERS, FAMILIES, export_family
 
 from splitcomp_core.bundle import DYNAMIC, load_bundle
 from splitcomp_core.codec import packed_size_for
+from splitcomp_core.head import HeadPipeline
 from splitcomp_core.postprocess import softmax
 from splitcomp_core.preprocess import Preprocessor
 from splitcomp_core.runtime import InferenceSession
+from splitcomp_core.tail import TailPipeline, TailResult
 from splitcomp_tools import analyze as analyze_tool
 from splitcomp_tools import calibrate, classify
 from splitcomp_tools import split as split_tool
@@ -145,3 +147,36 @@ def test_efficientnet_lite0_with_a_dynamic_batch_keeps_its_cuts_and_concrete_sha
     assert len(analysis.cuts) == 56 and not analysis.notes
     bundle, _ = split.split_model(path, ["/_blocks.6/Add_output_0"], tmp_path / "bundle", random_samples=1)
     assert bundle.manifest.cut[0].shape == [DYNAMIC, 80, 14, 14]
+
+
+DYNAMIC_BATCH_CASES = [("efficientnet", "dynamo"), ("shuffle", "dynamo"), ("vit", "torchscript")]
+
+
+@pytest.mark.parametrize(("family", "exporter"), DYNAMIC_BATCH_CASES, ids=[f"{f}-{e}" for f, e in DYNAMIC_BATCH_CASES])
+def test_static_batch_split_with_dynamic_batch_answers_a_batch_as_each_frame(
+    family, exporter, conformance_root, tmp_path
+):
+    """A batch-1 export split with --dynamic-batch: -1 batch in manifest and parts, 4 frames in one run as 4 alone.
+
+    The families whose batch-1 exports hold the batch as constants: a flatten's [1, -1], a channel
+    shuffle's [1, 2, C/2, H, W], a cls token concatenated at batch 1.
+    """
+    model = export_family(family, exporter, False, conformance_root)
+    singles = [c.tensors for c in analyze.analyze_model(model.path).cuts if len(c.tensors) == 1]
+    cut = singles[len(singles) // 2]
+    out = tmp_path / "bundle"
+    assert split_tool.main([str(model.path), "--at", ",".join(cut), "--out", str(out), "--dynamic-batch"]) == 0
+    bundle = load_bundle(out)
+    assert bundle.manifest.input.shape[0] == DYNAMIC and bundle.manifest.output.shape[0] == DYNAMIC
+    assert all(t.shape[0] == DYNAMIC and all(d > 0 for d in t.shape[1:]) for t in bundle.manifest.cut)
+    declared = {**_declared(bundle.head_path), **_declared(bundle.tail_path)}
+    assert all(declared[t.name] == t.shape for t in bundle.manifest.cut)
+    head, tail = HeadPipeline(bundle, providers=["cpu"]), TailPipeline(bundle, ["cpu"], top_k=3)
+    assert tail.batches
+    frames = [GeneratorSource(64, 48, seed=s).read() for s in range(4)]
+    decoded = [tail.decode(bundle.manifest.model_id, head(f).tensors) for f in frames]
+    together = tail.answer_batch(decoded)
+    for alone, batched in zip((tail.answer(d) for d in decoded), together):
+        assert isinstance(batched, TailResult)
+        assert [r[0] for r in batched.results] == [r[0] for r in alone.results]
+        assert [r[2] for r in batched.results] == pytest.approx([r[2] for r in alone.results], abs=1e-4)

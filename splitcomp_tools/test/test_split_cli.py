@@ -416,3 +416,51 @@ def test_output_kind_option_overrides_the_guess(tmp_path, capsys):
     with pytest.raises(SplitError, match="output kind must be one of auto, logits, probabilities"):
         split_model(relu, ["a"], tmp_path / "d", output_kind="probs")
     assert not (tmp_path / "d").exists()
+
+
+def test_dynamic_batch_refuses_a_model_that_drops_its_batch_and_writes_nothing(tmp_path, capsys):
+    """A batch-1 export that squeezes the batch away cannot be rewritten: one error line that says what to do."""
+    nodes = [
+        helper.make_node("Relu", ["x"], ["r"]),
+        helper.make_node("Squeeze", ["r", "axes"], ["s"]),
+        helper.make_node("Neg", ["s"], ["n"]),
+        helper.make_node("Unsqueeze", ["n", "axes"], ["y"]),
+    ]
+    path = tmp_path / "squeezed.onnx"
+    axes = {"axes": np.array([0], dtype=np.int64)}
+    onnx.save(onnx_model(nodes, {"x": [1, 3, 4, 4]}, {"y": [1, 3, 4, 4]}, axes), str(path))
+    out = tmp_path / "bundle"
+    assert split.main([str(path), "--at", "r", "--out", str(out), "--dynamic-batch"]) == 2
+    _assert_refused(capsys, out, "--dynamic-batch", "batch of 3", "export the model with a dynamic batch")
+    assert split.main([str(path), "--at", "r", "--out", str(out)]) == 0  # without it, the static split works
+
+
+def test_dynamic_batch_rewrites_a_batch_1_reshape_and_concatenated_constant(tmp_path, capsys):
+    """Reshape to [1, -1] and a [1, 1, 48] token concatenated with the features: head and tail take any batch."""
+    rng = np.random.default_rng(0)
+    nodes = [
+        helper.make_node("Relu", ["x"], ["r"]),
+        helper.make_node("Reshape", ["r", "flat"], ["f"]),
+        helper.make_node("Unsqueeze", ["f", "one"], ["u"]),
+        helper.make_node("Concat", ["token", "u"], ["c"], axis=1),
+        helper.make_node("ReduceMean", ["c"], ["m"], axes=[1], keepdims=0),
+        helper.make_node("MatMul", ["m", "w"], ["y"]),
+    ]
+    weights = {
+        "flat": np.array([1, -1], dtype=np.int64),
+        "one": np.array([1], dtype=np.int64),
+        "token": rng.standard_normal((1, 1, 48)).astype(np.float32),
+        "w": rng.standard_normal((48, 5)).astype(np.float32),
+    }
+    path = tmp_path / "static.onnx"
+    onnx.save(onnx_model(nodes, {"x": [1, 3, 4, 4]}, {"y": [1, 5]}, weights), str(path))
+    out = tmp_path / "bundle"
+    assert split.main([str(path), "--at", "r", "--out", str(out), "--dynamic-batch"]) == 0
+    manifest = load_bundle(out).manifest
+    assert manifest.input.shape[0] == manifest.cut[0].shape[0] == manifest.output.shape[0] == DYNAMIC
+    x = rng.standard_normal((3, 3, 4, 4)).astype(np.float32)
+    (batched,) = _through_bundle(out, x)
+    full = _session(path)
+    alone = np.concatenate([full.run(None, {"x": x[k : k + 1]})[0] for k in range(3)])
+    np.testing.assert_allclose(batched, alone, atol=1e-5)
+    assert str(path) == manifest.source  # the model, not the rewritten copy, is what the bundle came from

@@ -444,3 +444,20 @@ def test_a_port_in_use_is_one_error_line(tmp_path):
         )
     assert result.returncode == 2 and result.stderr.startswith("error: cannot listen on 127.0.0.1")
     assert "Traceback" not in result.stderr
+
+
+def test_split_request_with_dynamic_batch_makes_a_batchable_bundle(tmp_path):
+    """A batch-1 export: the plain split keeps batch 1, `dynamic_batch` records -1 from input to output."""
+    from conformance_models import export_family
+
+    static = export_family("residual", "torchscript", False, tmp_path / "export").path
+    with make_client(tmp_path / "studio") as client:
+        model = upload(client, static.read_bytes(), "residual.onnx").json()
+        cut = "/layer1/Relu_1_output_0"
+        plain = client.post(f"/api/models/{model['id']}/split", json={"at": [cut]})
+        batchable = client.post(f"/api/models/{model['id']}/split", json={"at": [cut], "dynamic_batch": True})
+        assert plain.status_code == batchable.status_code == 201, batchable.text
+        assert plain.json()["manifest"]["cut"][0]["shape"] == [1, 8, 32, 32]
+        manifest = batchable.json()["manifest"]
+        assert manifest["cut"][0]["shape"] == [-1, 8, 32, 32]
+        assert manifest["input"]["shape"][0] == manifest["output"]["shape"][0] == -1

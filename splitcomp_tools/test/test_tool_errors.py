@@ -328,3 +328,31 @@ def test_a_read_only_file_system_is_one_line_per_tool(bundle, tmp_path):
         assert len(lines) == 1 and "Read-only file system" in lines[0], section
     assert "Traceback" not in result.stderr
     assert snapshot([bundle]) == before, "calibrate rewrote the manifest although its --plot failed"
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["NOT_A_BUNDLE", "--out", "REPO"], ("bundle directory not found",)),
+        (["BUNDLE", "--out", "REPO", "--platform", "tensorrt"], ("--platform", "python")),
+        (["BUNDLE", "--out", "REPO", "--max-batch", "0"], ("--max-batch",)),
+        (["BUNDLE", "--out", "REPO", "--max-batch", "100000"], ("--max-batch",)),
+        (["BUNDLE", "--out", "REPO", "--queue-delay-us", "-1"], ("--queue-delay-us",)),
+        (["BUNDLE", "--out", "FILE"], ("is a file", "directory for the model repository")),
+        (["BUNDLE", "--out", "MISSING/REPO"], ("does not exist",)),
+        (["BUNDLE", "--out", "BUNDLE/models"], ("inside the bundle",)),
+        (["BUNDLE", "--out", "REPO", "--max-batch", "4"], ("batch of 1 only", "--dynamic-batch", "--max-batch 1")),
+    ],
+)
+def test_triton_repo_refuses_bad_input_and_writes_nothing(bundle, tmp_path, capsys, argv, says):
+    from splitcomp_tools import triton_repo
+
+    repo, file = tmp_path / "repo", tmp_path / "file.txt"
+    repo.mkdir()
+    (repo / "other").mkdir()
+    (repo / "other" / "config.pbtxt").write_text('name: "other"\n')
+    file.write_text("not a repository")
+    paths = {"BUNDLE": str(bundle), "REPO": str(repo), "FILE": str(file), "MISSING": str(tmp_path / "missing")}
+    argv = [paths.get(a.split("/")[0], a.split("/")[0]) + a[len(a.split("/")[0]) :] for a in argv]
+    assert_refused(triton_repo.main, argv, capsys, unchanged=[repo, repo / "other", file, bundle], says=says)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle", "file.txt", "repo"]  # no staging left behind

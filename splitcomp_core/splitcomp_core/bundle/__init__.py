@@ -8,10 +8,12 @@ bundle directory is either complete and verified, or absent.
 
 One idea per module: schema.py (names, limits and the JSON schema of each format_version), manifest.py
 (the dataclasses and their cross-field rules), validate.py (checks on the manifest as JSON),
-model_files.py (model_id and the ONNX files' fit), read.py (load_bundle), multi_cut.py (format_version 2)
-and write.py (atomic, verified writes). Import from here: `from splitcomp_core.bundle import load_bundle`.
+model_files.py (model_id and the ONNX files' fit), read.py (load_bundle), multi_cut.py (format_version 2),
+write.py (atomic, verified writes) and batch.py (whether a tail batches, and the command that makes one
+that does). Import from here: `from splitcomp_core.bundle import load_bundle`.
 """
 
+from splitcomp_core.bundle.batch import dynamic_batch_command, takes_any_batch
 from splitcomp_core.bundle.manifest import (
     Bundle,
     CutChoice,
@@ -72,11 +74,13 @@ __all__ = [
     "QuantizationSpec",
     "TensorSpec",
     "compute_model_id",
+    "dynamic_batch_command",
     "load_bundle",
     "manifest_with_quantization",
     "model_id_of_files",
     "multi_cut_model_id",
     "read_manifest",
+    "takes_any_batch",
     "update_quantization",
     "write_bundle",
     "write_multi_cut_bundle",

@@ -21,6 +21,7 @@ from onnx import helper
 from splitcomp_core.bundle import DYNAMIC, Bundle, QuantizationSpec, TensorSpec, load_bundle, write_bundle
 from splitcomp_core.errors import SplitcompError
 from splitcomp_tools.model.analyze import Analysis
+from splitcomp_tools.model.graph.dynamic_batch import make_batch_dynamic
 from splitcomp_tools.model.split import Preprocessing, split_model
 
 FLOPS_TOLERANCE = 0.01  # head FLOPs shares closer than this (of the whole model) count as equal compute
@@ -33,13 +34,14 @@ class PlanError(SplitcompError, ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class ModelOptions:
-    """How to split the model into bundles: split's options (labels, preprocessing, the output, --rebase-batch)."""
+    """How to split the model into bundles: split's options (labels, preprocessing, the output, --rebase-batch, ...)."""
 
     preprocessing: Preprocessing | Mapping[str, Any] | None = None  # None or the fields given: what export recorded
     labels: str | None = None
     output: str | None = None
     output_kind: str = "auto"
     rebase_batch: bool = False
+    dynamic_batch: bool = False
 
 
 @dataclasses.dataclass
@@ -112,19 +114,25 @@ def build_bundles(model: Path, candidates: Sequence[Candidate], work: Path, opti
             output_kind=options.output_kind,
             overwrite=True,
             rebase_batch=options.rebase_batch,
+            dynamic_batch=options.dynamic_batch,
         )
         c.bundle, like = bundle.path, like or bundle
     if like is None and extremes:
         raise PlanError(f"{model}: no single-tensor cut to split at; `analyze {model}` lists the cuts")
     for c in extremes:
         assert like is not None
-        c.bundle = _extreme_bundle(model, like, c.cut_id, work / c.cut_id).path
+        c.bundle = _extreme_bundle(model, like, c.cut_id, work / c.cut_id, options.dynamic_batch).path
         c.tensors = [t.name for t in load_bundle(c.bundle).manifest.cut]
 
 
-def _extreme_bundle(model: Path, like: Bundle, cut_id: str, out: Path) -> Bundle:
-    """`input`: head = identity, tail = the model; `output`: head = the model, tail = identity."""
+def _extreme_bundle(model: Path, like: Bundle, cut_id: str, out: Path, dynamic_batch: bool) -> Bundle:
+    """`input`: head = identity, tail = the model; `output`: head = the model, tail = identity.
+
+    With `dynamic_batch` the model is given a dynamic batch as the split of `like` gave it.
+    """
     full = onnx.load(str(model))
+    if dynamic_batch:
+        make_batch_dynamic(full)
     m = like.manifest
     name, shape = (m.input.name, m.input.shape) if cut_id == EDGE_ONLY else (m.output.name, m.output.shape)
     dims: list[int | str] = ["N" if d == DYNAMIC else d for d in shape]

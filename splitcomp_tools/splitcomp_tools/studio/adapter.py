@@ -98,10 +98,24 @@ def preprocessing(
 
 
 def split(
-    model: Path, at: Sequence[str], out: Path, prep: Preprocessing, labels: Path | None, output_kind: str = "auto"
+    model: Path,
+    at: Sequence[str],
+    out: Path,
+    prep: Preprocessing,
+    labels: Path | None,
+    output_kind: str = "auto",
+    dynamic_batch: bool = False,
 ) -> dict[str, Any]:
     """Split and verify, as `split` does; the manifest and the verification (head∘tail against the full model)."""
-    bundle, check = split_model(model, list(at), out, preprocessing=prep, labels_path=labels, output_kind=output_kind)
+    bundle, check = split_model(
+        model,
+        list(at),
+        out,
+        preprocessing=prep,
+        labels_path=labels,
+        output_kind=output_kind,
+        dynamic_batch=dynamic_batch,
+    )
     return {"manifest": bundle.manifest.to_dict(), "verification": dataclasses.asdict(check)}
 
 

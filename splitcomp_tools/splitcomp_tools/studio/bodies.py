@@ -40,6 +40,7 @@ class SplitBody(BaseModel):
     preprocessing: PreprocessingBody | None = Field(None, description="default: the model's own defaults")
     labels: Literal["model", "none"] | LabelsFile = "model"
     output_kind: Literal["auto", "logits", "probabilities"] = "auto"
+    dynamic_batch: bool = Field(False, description="head and tail take any batch (split --dynamic-batch)")
 
 
 class CalibrateBody(BaseModel):

@@ -33,6 +33,7 @@ from splitcomp_core.bundle import (
 from splitcomp_core.postprocess import load_labels
 from splitcomp_tools.model import graph as gr
 from splitcomp_tools.model.metadata import recorded_labels, recorded_preprocessing
+from splitcomp_tools.model.split.batchable import batchable_model, check_batchable
 from splitcomp_tools.model.split.spec import OUTPUT_KINDS, Preprocessing, SplitError
 from splitcomp_tools.model.split.verify import TOLERANCE, Verification, image_inputs, random_inputs, verify
 
@@ -61,6 +62,7 @@ def split_model(
     output_kind: str = "auto",
     overwrite: bool = False,
     rebase_batch: bool = False,
+    dynamic_batch: bool = False,
 ) -> tuple[Bundle, Verification]:
     """Split the model at `cut`, verify head∘tail against it, and write the bundle to `out_dir`.
 
@@ -72,38 +74,42 @@ def split_model(
     (`graph.rebase_batch_reads`), so cuts before an `x.view(x.size(0), -1)` exist. A model that
     `export` gave class names and preprocessing (its metadata_props) uses them unless `labels_path`
     or `preprocessing` says otherwise; a mapping for `preprocessing` holds only the fields to change.
+    `dynamic_batch` splits a static-batch model as if exported with a dynamic batch
+    (`split.batchable`), so head and tail take any batch and the manifest records it as -1.
     """
     out = Path(out_dir)
     _check_request(model_path, out, overwrite, output_kind, random_samples)
-    source = _load(model_path, preprocessing, rebase_batch)
-    parts.check_cut(source.g, cut)
-    output = spec.output_name(source.g, output_name)
-    types = _measure(source, cut)
-    labels, output_shape = _labels(source, output, types, labels_path)
-    samples = random_inputs(source.fixed[source.input.name], random_samples)
-    images = image_inputs(Path(images_dir), source.input) if images_dir is not None else []
-    if not samples and not images:
-        raise SplitError("nothing to verify on: give random samples > 0 or --images")
-    head_bytes, tail_bytes = _extract(source, cut, types)
-    verification = verify(str(model_path), head_bytes, tail_bytes, source.input.name, samples, images)
-    _check_verification(verification, {t: [1 if d == DYNAMIC else d for d in types[t].shape] for t in cut}, out)
-    manifest = Manifest(
-        format_version=FORMAT_VERSION,
-        model_id="",
-        source=str(model_path),
-        cut=[TensorSpec(t, list(types[t].shape), types[t].dtype) for t in cut],
-        input=source.input,
-        output=OutputSpec(
-            output,
-            output_shape,
-            spec.output_kind(source.g, output) if output_kind == "auto" else output_kind,
-        ),
-        quantization=QuantizationSpec(),
-        verification=verification.to_manifest(),
-        created_by="splitcomp_tools split",
-    )
-    bundle = write_bundle(out, head_bytes, tail_bytes, manifest, labels, overwrite=overwrite)
-    return bundle, verification
+    with batchable_model(model_path, dynamic_batch) as path:
+        source = _load(path, preprocessing, rebase_batch)
+        check_batchable(model_path, path, source.input.name, source.fixed[source.input.name])
+        parts.check_cut(source.g, cut)
+        output = spec.output_name(source.g, output_name)
+        types = _measure(source, cut)
+        labels, output_shape = _labels(source, output, types, labels_path)
+        samples = random_inputs(source.fixed[source.input.name], random_samples)
+        images = image_inputs(Path(images_dir), source.input) if images_dir is not None else []
+        if not samples and not images:
+            raise SplitError("nothing to verify on: give random samples > 0 or --images")
+        head_bytes, tail_bytes = _extract(source, cut, types)
+        verification = verify(str(model_path), head_bytes, tail_bytes, source.input.name, samples, images)
+        _check_verification(verification, {t: [1 if d == DYNAMIC else d for d in types[t].shape] for t in cut}, out)
+        manifest = Manifest(
+            format_version=FORMAT_VERSION,
+            model_id="",
+            source=str(model_path),
+            cut=[TensorSpec(t, list(types[t].shape), types[t].dtype) for t in cut],
+            input=source.input,
+            output=OutputSpec(
+                output,
+                output_shape,
+                spec.output_kind(source.g, output) if output_kind == "auto" else output_kind,
+            ),
+            quantization=QuantizationSpec(),
+            verification=verification.to_manifest(),
+            created_by="splitcomp_tools split",
+        )
+        bundle = write_bundle(out, head_bytes, tail_bytes, manifest, labels, overwrite=overwrite)
+        return bundle, verification
 
 
 def _check_request(

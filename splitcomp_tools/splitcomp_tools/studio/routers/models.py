@@ -178,7 +178,9 @@ def split_model(studio: Studio, entry: ModelEntry, body: SplitBody) -> dict[str,
         labels.write_text(body.labels.file, encoding="utf-8")
     key, folder = studio.workspace.new_bundle_dir()
     try:
-        made = adapter.split(entry.path, body.at, folder / "bundle", options, labels, body.output_kind)
+        made = adapter.split(
+            entry.path, body.at, folder / "bundle", options, labels, body.output_kind, body.dynamic_batch
+        )
         bundle = BundleEntry(key, folder, entry.id, entry.name, list(body.at), time.time(), made["verification"])
         studio.workspace.add_bundle(bundle)
     except SplitcompError as exc:
