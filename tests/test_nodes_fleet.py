@@ -1,0 +1,136 @@
+"""One tail_node serving a fleet over real DDS: per-robot topics, batched answers equal to each frame alone,
+and a hostile robot rejected and counted under its own name while the others' answers do not change."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+from diagnostic_msgs.msg import DiagnosticArray
+from ros_harness import NodeProcess, Probe, diagnostics_values
+
+from splitcomp_core.head import HeadPipeline
+from splitcomp_core.quantization import EncoderConfig
+from splitcomp_core.tail import TailPipeline
+from splitcomp_msgs.msg import Classification, SplitFeatures
+from splitcomp_ros.messages import tensor_to_msg
+from splitcomp_ros.qos import features_qos
+
+pytestmark = pytest.mark.slow  # nodes as processes over DDS: `make test-fast` leaves it out
+
+TAIL = "splitcomp: /fleet/tail_node"
+RNG = np.random.default_rng(19)
+
+
+def encoded(bundle, count):
+    head = HeadPipeline(bundle, EncoderConfig(bits=6, mode="per_channel"), providers=["cpu"])
+    return [head(RNG.integers(0, 256, (24, 20, 3), dtype=np.uint8), "rgb8").tensors for _ in range(count)]
+
+
+def message(tensors, model_id, sequence, frame_id="camera"):
+    msg = SplitFeatures()
+    msg.header.frame_id = frame_id
+    msg.header.stamp.sec = sequence
+    msg.sequence = sequence
+    msg.model_id = model_id
+    msg.tensors = [tensor_to_msg(t) for t in tensors]
+    return msg
+
+
+class Fleet:
+    """A fleet tail in namespace /fleet and a probe that plays the robots and reads answers and diagnostics."""
+
+    def __init__(self, bundle, tmp_path, robots, **params) -> None:
+        common = {"bundle": str(bundle.path), "providers": ["cpu"], "robots": robots, **params}
+        self.tail = NodeProcess("splitcomp_tail_node", "tail_node", common, tmp_path, namespace="/fleet")
+        self.probe = Probe("fleet_probe")
+        self.answers: dict[str, dict[int, Classification]] = {r: {} for r in robots}
+        self.statuses: dict[str, dict] = {}
+        self.publishers = {}
+        node = self.probe.node
+        for robot in robots:
+            node.create_subscription(
+                Classification,
+                f"/fleet/{robot}/splitcomp/classification",
+                lambda m, r=robot: self.answers[r].setdefault(m.sequence, m),
+                50,
+            )
+            self.publishers[robot] = node.create_publisher(
+                SplitFeatures, f"/fleet/{robot}/splitcomp/features", features_qos()
+            )
+        node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
+        for publisher in self.publishers.values():
+            assert self.probe.wait_for_subscriber(publisher), self.tail.log()
+
+    def _on_diagnostics(self, msg: DiagnosticArray) -> None:
+        for status in msg.status:
+            if status.name.startswith(TAIL):
+                self.statuses[status.name[len(TAIL) :].strip()] = diagnostics_values(status)
+
+    def close(self) -> None:
+        self.probe.close()
+        assert self.tail.stop() == 0, self.tail.log()
+
+
+def same_answer(got: Classification, expected) -> None:
+    assert [r.class_id for r in got.results] == [c for c, _, _ in expected.results]
+    np.testing.assert_allclose([r.score for r in got.results], [s for *_, s in expected.results], atol=1e-4)
+
+
+def test_a_fleet_tail_answers_each_robot_as_one_frame_alone_and_a_hostile_robot_changes_nothing(
+    tiny_batch_bundle, tiny_bundle, tmp_path
+):
+    robots = ["r1", "r2", "r3", "hostile"]
+    fleet = Fleet(tiny_batch_bundle, tmp_path, robots, max_batch=4, batch_wait_ms=40.0)
+    model_id = tiny_batch_bundle.manifest.model_id
+    alone = TailPipeline(tiny_batch_bundle, ["cpu"], top_k=5)
+    frames = {r: encoded(tiny_batch_bundle, 6) for r in robots[:3]}
+    foreign = encoded(tiny_bundle, 1)[0]  # another bundle's features: the same shapes, another model_id
+    garbage = [dataclasses.replace(foreign[0], data=foreign[0].data[:-3])]
+    flood = encoded(tiny_batch_bundle, 1)[0]
+    try:
+        for step in range(6):
+            hostile = fleet.publishers["hostile"]
+            for n in range(2):  # floods: valid frames (2: its queue holds 5), another bundle's, garbage
+                hostile.publish(message(flood, model_id, 100 * step + n + 1))
+            hostile.publish(message(foreign, "sha256:" + "f" * 64, 1000 + step))
+            hostile.publish(message(garbage, model_id, 2000 + step))
+            for robot in robots[:3]:
+                fleet.publishers[robot].publish(message(frames[robot][step], model_id, step + 1))
+            done = lambda s=step + 1: all(s in fleet.answers[r] for r in robots[:3])  # noqa: E731
+            assert fleet.probe.spin_until(done, 20.0), fleet.tail.log()
+        for robot in robots[:3]:
+            for step, tensors in enumerate(frames[robot]):
+                same_answer(fleet.answers[robot][step + 1], alone(model_id, tensors))
+
+        def counted():
+            hostile = fleet.statuses.get("robot hostile", {})
+            return int(hostile.get("rejected.model_id", 0)) == 6 and int(hostile.get("rejected.codec", 0)) == 6
+
+        assert fleet.probe.spin_until(counted, 10.0), fleet.statuses or fleet.tail.log()
+        own = fleet.statuses[""]
+        sizes = {int(pair.split(":")[0]) for pair in own["batch_histogram"].split()}
+        assert max(sizes) > 1, own  # frames of several robots shared a tail run
+        assert own["backend"] == "onnxruntime" and "queue_wait_ms.p95" in own
+        for robot in robots[:3]:
+            values = fleet.statuses[f"robot {robot}"]
+            assert values["rejected"] == "0" and values["lost"] == "0", values
+            assert values["frames_out"] == "6" and "latency_ms.p95" in values
+            assert values["topic"] == f"/fleet/{robot}/splitcomp/features"
+            assert 0 < float(values["batch_share"]) < 1
+        assert "rejected features" in fleet.tail.log() and "'hostile'" in fleet.tail.log()
+    finally:
+        fleet.close()
+
+
+def test_a_static_batch_tail_serves_one_frame_at_a_time_and_says_how_to_batch(tiny_bundle, tmp_path):
+    fleet = Fleet(tiny_bundle, tmp_path, ["a", "b"], max_batch=8)
+    model_id = tiny_bundle.manifest.model_id
+    try:
+        for robot, tensors in zip("ab", encoded(tiny_bundle, 2)):
+            fleet.publishers[robot].publish(message(tensors, model_id, 1))
+        assert fleet.probe.spin_until(lambda: all(fleet.answers[r] for r in "ab"), 20.0), fleet.tail.log()
+        assert fleet.probe.spin_until(lambda: "batch_histogram" in fleet.statuses.get("", {}), 10.0)
+        assert fleet.statuses[""]["batch_histogram"] == "1:2" and fleet.statuses[""]["max_batch"] == "1"
+        assert fleet.tail.log().count("--dynamic-batch") == 1
+    finally:
+        fleet.close()
