@@ -1,12 +1,16 @@
 """One tail_node serving a fleet over real DDS: per-robot topics, batched answers equal to each frame alone,
-and a hostile robot rejected and counted under its own name while the others' answers do not change."""
+and a hostile robot rejected and counted under its own name while the others' answers do not change.
+With backend triton, a real tritonserver (tests/support/triton_server.py) answers; stopped, the tail reports
+an ERROR and counts the dropped frames under `triton_down`; restarted, it answers again by itself."""
 
 import dataclasses
+import shutil
 
 import numpy as np
 import pytest
-from diagnostic_msgs.msg import DiagnosticArray
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from ros_harness import NodeProcess, Probe, diagnostics_values
+from triton_server import TritonServer, find_server
 
 from splitcomp_core.head import HeadPipeline
 from splitcomp_core.quantization import EncoderConfig
@@ -45,6 +49,8 @@ class Fleet:
         self.probe = Probe("fleet_probe")
         self.answers: dict[str, dict[int, Classification]] = {r: {} for r in robots}
         self.statuses: dict[str, dict] = {}
+        self.levels: dict[str, bytes] = {}
+        self.messages: dict[str, str] = {}
         self.publishers = {}
         node = self.probe.node
         for robot in robots:
@@ -64,7 +70,10 @@ class Fleet:
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
         for status in msg.status:
             if status.name.startswith(TAIL):
-                self.statuses[status.name[len(TAIL) :].strip()] = diagnostics_values(status)
+                name = status.name[len(TAIL) :].strip()
+                self.statuses[name] = diagnostics_values(status)
+                self.levels[name] = status.level
+                self.messages[name] = status.message
 
     def close(self) -> None:
         self.probe.close()
@@ -132,5 +141,81 @@ def test_a_static_batch_tail_serves_one_frame_at_a_time_and_says_how_to_batch(ti
         assert fleet.probe.spin_until(lambda: "batch_histogram" in fleet.statuses.get("", {}), 10.0)
         assert fleet.statuses[""]["batch_histogram"] == "1:2" and fleet.statuses[""]["max_batch"] == "1"
         assert fleet.tail.log().count("--dynamic-batch") == 1
+    finally:
+        fleet.close()
+
+
+@pytest.fixture
+def triton(tiny_batch_bundle, tmp_path):
+    """A tritonserver whose repository holds the tiny tail under the bundle directory's name (the node's default)."""
+    pytest.importorskip("tritonclient.grpc", reason="tritonclient[grpc] is not installed (requirements/python.txt)")
+    from test_triton_server import CONFIG, MODEL_PY
+
+    info, why = find_server()
+    if info is None:
+        pytest.skip(why)
+    name = tiny_batch_bundle.path.name
+    version = tmp_path / "repo" / name / "1"
+    version.mkdir(parents=True)
+    shutil.copy(tiny_batch_bundle.tail_path, version / "tail.onnx")
+    (version / "model.py").write_text(MODEL_PY)
+    (version.parent / "config.pbtxt").write_text(CONFIG.replace('name: "tail"', f'name: "{name}"'))
+    server = TritonServer(info, tmp_path / "repo", tmp_path)
+    try:
+        server.start()
+    except RuntimeError as exc:
+        pytest.skip(f"tritonserver did not start: {exc}")
+    yield server
+    server.stop()
+
+
+def test_a_triton_tail_answers_as_onnx_runtime_reports_a_stopped_server_and_reconnects(
+    tiny_batch_bundle, triton, tmp_path
+):
+    robots = ["r1", "r2"]
+    fleet = Fleet(tiny_batch_bundle, tmp_path, robots, backend="triton", triton_url=triton.url, max_batch=4)
+    model_id = tiny_batch_bundle.manifest.model_id
+    alone = TailPipeline(tiny_batch_bundle, ["cpu"], top_k=5)
+    frames = encoded(tiny_batch_bundle, 8)
+    sequence = 0
+
+    def send_both(expect_answers: bool) -> None:
+        nonlocal sequence
+        sequence += 1
+        for robot, tensors in zip(robots, frames[sequence % 4 :]):
+            fleet.publishers[robot].publish(message(tensors, model_id, sequence))
+        if expect_answers:
+            done = lambda s=sequence: all(s in fleet.answers[r] for r in robots)  # noqa: E731
+            assert fleet.probe.spin_until(done, 20.0), fleet.tail.log()
+
+    try:
+        for _ in range(3):
+            send_both(True)
+        for robot_index, robot in enumerate(robots):
+            for seq, answer in fleet.answers[robot].items():
+                same_answer(answer, alone(model_id, frames[seq % 4 + robot_index]))
+        triton.stop()
+
+        def down():
+            values = fleet.statuses.get("robot r1", {})
+            return int(values.get("rejected.triton_down", 0)) > 0 and fleet.levels.get("") == DiagnosticStatus.ERROR
+
+        for _ in range(20):
+            send_both(False)
+            if fleet.probe.spin_until(down, 0.5):
+                break
+        assert down(), (fleet.statuses, fleet.tail.log())
+        assert "triton_down" in fleet.messages[""]
+        assert fleet.tail.process.poll() is None, "the tail crashed"
+        assert 1 <= fleet.tail.log().count(": dropped ") <= 2, fleet.tail.log()  # one line per 5 s of outage
+        triton.start()
+        answered = len(fleet.answers["r1"])
+        for _ in range(40):
+            send_both(False)
+            if fleet.probe.spin_until(lambda: len(fleet.answers["r1"]) > answered, 0.5):
+                break
+        assert len(fleet.answers["r1"]) > answered, fleet.tail.log()
+        assert fleet.probe.spin_until(lambda: fleet.levels.get("") != DiagnosticStatus.ERROR, 10.0), fleet.statuses
+        assert "answers again" in fleet.tail.log()
     finally:
         fleet.close()
