@@ -4,10 +4,13 @@ With backend triton, a real tritonserver (tests/support/triton_server.py) answer
 an ERROR and counts the dropped frames under `triton_down`; restarted, it answers again by itself."""
 
 import dataclasses
+import pathlib
 import shutil
 
+import launch_model
 import numpy as np
 import pytest
+from ament_index_python.packages import get_package_share_directory
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from ros_harness import NodeProcess, Probe, diagnostics_values
 from triton_server import TritonServer, find_server
@@ -43,9 +46,9 @@ def message(tensors, model_id, sequence, frame_id="camera"):
 class Fleet:
     """A fleet tail in namespace /fleet and a probe that plays the robots and reads answers and diagnostics."""
 
-    def __init__(self, bundle, tmp_path, robots, **params) -> None:
+    def __init__(self, bundle, tmp_path, robots, tail=None, **params) -> None:
         common = {"bundle": str(bundle.path), "providers": ["cpu"], "robots": robots, **params}
-        self.tail = NodeProcess("splitcomp_tail_node", "tail_node", common, tmp_path, namespace="/fleet")
+        self.tail = tail or NodeProcess("splitcomp_tail_node", "tail_node", common, tmp_path, namespace="/fleet")
         self.probe = Probe("fleet_probe")
         self.answers: dict[str, dict[int, Classification]] = {r: {} for r in robots}
         self.statuses: dict[str, dict] = {}
@@ -89,7 +92,7 @@ def test_a_fleet_tail_answers_each_robot_as_one_frame_alone_and_a_hostile_robot_
     tiny_batch_bundle, tiny_bundle, tmp_path
 ):
     robots = ["r1", "r2", "r3", "hostile"]
-    fleet = Fleet(tiny_batch_bundle, tmp_path, robots, max_batch=4, batch_wait_ms=40.0)
+    fleet = Fleet(tiny_batch_bundle, tmp_path, robots, max_batch=4, batch_wait_ms=40)
     model_id = tiny_batch_bundle.manifest.model_id
     alone = TailPipeline(tiny_batch_bundle, ["cpu"], top_k=5)
     frames = {r: encoded(tiny_batch_bundle, 6) for r in robots[:3]}
@@ -127,6 +130,40 @@ def test_a_fleet_tail_answers_each_robot_as_one_frame_alone_and_a_hostile_robot_
             assert values["topic"] == f"/fleet/{robot}/splitcomp/features"
             assert 0 < float(values["batch_share"]) < 1
         assert "rejected features" in fleet.tail.log() and "'hostile'" in fleet.tail.log()
+    finally:
+        fleet.close()
+
+
+def test_the_tail_that_edge_fleet_launch_starts_serves_its_robots_with_the_dds_profile(tiny_batch_bundle, tmp_path):
+    """The process edge_fleet.launch.py starts (read by launch_model), its arguments passed as launch passes them."""
+    root = pathlib.Path(__file__).resolve().parents[1]
+    share = {"splitcomp_tools": pathlib.Path(get_package_share_directory("splitcomp_tools"))}
+    given = {"bundle": str(tiny_batch_bundle.path), "robots": "[r1, r2]", "namespace": "fleet", "max_batch": "4"}
+    (process,), opaque = launch_model.processes(root / "launch" / "edge_fleet.launch.py", given, share)
+    assert opaque == ["apply_in_launch"] and process.executable == "tail_node"
+    params = {**process.params, "providers": "[cpu]"}
+    tail = NodeProcess(
+        process.package,
+        process.executable,
+        params,
+        tmp_path,
+        params_file=process.params_files[0],
+        ros_args=process.ros_args(),
+    )
+    fleet = Fleet(tiny_batch_bundle, tmp_path, ["r1", "r2"], tail=tail)
+    model_id = tiny_batch_bundle.manifest.model_id
+    alone = TailPipeline(tiny_batch_bundle, ["cpu"], top_k=5)
+    try:
+        frames = encoded(tiny_batch_bundle, 2)
+        for robot, tensors in zip(("r1", "r2"), frames):
+            fleet.publishers[robot].publish(message(tensors, model_id, 1))
+        assert fleet.probe.spin_until(lambda: all(fleet.answers[r] for r in ("r1", "r2")), 20.0), tail.log()
+        for robot, tensors in zip(("r1", "r2"), frames):
+            same_answer(fleet.answers[robot][1], alone(model_id, tensors))
+        assert fleet.probe.spin_until(lambda: "max_batch" in fleet.statuses.get("", {}), 10.0), tail.log()
+        assert fleet.statuses[""]["max_batch"] == "4" and fleet.statuses[""]["backend"] == "onnxruntime"
+        environ = pathlib.Path(f"/proc/{tail.process.pid}/environ").read_bytes().split(b"\0")
+        assert any(b"_DEFAULT_PROFILES_FILE=" in entry for entry in environ)
     finally:
         fleet.close()
 

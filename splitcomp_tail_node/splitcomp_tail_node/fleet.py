@@ -58,10 +58,10 @@ FLEET_PARAMS = (
     ),
     Param(
         "batch_wait_ms",
-        5.0,
-        "How long a queued frame waits for other robots' frames to join its batch.",
+        5,
+        "How long (ms) a queued frame waits for other robots' frames to join its batch.",
         read_only=True,
-        float_range=(0.0, 1000.0),
+        int_range=(0, 1000),
     ),
     Param("backend", "onnxruntime", "What runs the tail's network.", read_only=True, choices=BACKENDS),
     Param("triton_url", "127.0.0.1:8001", "Triton's gRPC address (host:port) for backend triton.", read_only=True),
