@@ -271,3 +271,12 @@ def test_a_triton_tail_answers_as_onnx_runtime_reports_a_stopped_server_and_reco
         assert "answers again" in fleet.tail.log()
     finally:
         fleet.close()
+
+
+def test_the_triton_model_is_the_bundle_directory_name_and_one_per_cut(tiny_batch_bundle, tiny_multi_cut_bundle):
+    from splitcomp_tail_node.fleet import triton_models
+
+    assert triton_models(tiny_batch_bundle, "") == {"": tiny_batch_bundle.path.name}
+    assert triton_models(tiny_batch_bundle, "tail") == {"": "tail"}
+    name = tiny_multi_cut_bundle.path.name
+    assert triton_models(tiny_multi_cut_bundle, "") == {"feat": f"{name}_feat", "pooled": f"{name}_pooled"}
