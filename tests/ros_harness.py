@@ -22,11 +22,23 @@ from splitcomp_tools.run import local_launch
 class NodeProcess:
     """An installed node in its own process, logging to a file the test prints on failure."""
 
-    def __init__(self, package: str, name: str, params: dict, log_dir: pathlib.Path, namespace: str = "") -> None:
+    def __init__(
+        self,
+        package: str,
+        name: str,
+        params: dict,
+        log_dir: pathlib.Path,
+        namespace: str = "",
+        params_file: str | None = None,
+        ros_args: list[str] | None = None,
+    ) -> None:
+        """`params_file` and `ros_args` (remaps) as a launch file gives them (tests/support/launch_model.Process)."""
         self.log_path = log_dir / f"{name}.log"
         self._log = open(self.log_path, "w")  # noqa: SIM115 - open while the node runs
         remap = ["-r", f"__ns:={namespace}"] if namespace else []
-        self._node = local_launch.NodeProcess(package, name, params, log=self._log, extra_args=remap)
+        self._node = local_launch.NodeProcess(
+            package, name, params, log=self._log, params_file=params_file, extra_args=[*remap, *(ros_args or [])]
+        )
         self.process = self._node.process
 
     def log(self) -> str:

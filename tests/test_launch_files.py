@@ -47,8 +47,9 @@ def declared_arguments(path) -> set:
     return {c.args[0].value for c in calls(ast.parse(path.read_text()), "DeclareLaunchArgument")}
 
 
-def test_the_three_launch_files_exist():
-    assert {p.name for p in LAUNCH_FILES} >= {"robot.launch.py", "edge.launch.py", "pipeline.launch.py"}
+def test_the_launch_files_exist():
+    expected = {"robot.launch.py", "edge.launch.py", "pipeline.launch.py", "edge_fleet.launch.py"}
+    assert {p.name for p in LAUNCH_FILES} >= expected
 
 
 @pytest.mark.parametrize("path", LAUNCH_FILES, ids=lambda p: p.name)
@@ -161,7 +162,7 @@ def test_named_config_files_exist(path):
 
 
 def test_readme_or_the_deployment_guide_documents_every_launch_argument():
-    docs = (ROOT / "README.md").read_text() + (ROOT / "docs" / "deployment.md").read_text()
+    docs = "".join((ROOT / name).read_text() for name in ("README.md", "docs/deployment.md", "docs/fleet.md"))
     for path in LAUNCH_FILES:
         for argument in declared_arguments(path):
             assert f"{argument}:=" in docs, f"README/docs do not show the {path.name} argument {argument}:="
@@ -179,6 +180,27 @@ def test_launch_description_loads(path):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert module.generate_launch_description().entities
+
+
+def test_edge_fleet_starts_one_tail_for_the_robots_with_the_batching_arguments():
+    """One tail_node in the namespace; robots and the batching arguments reach it over tail.yaml's values."""
+    share = {"splitcomp_tools": ROOT}
+    path = ROOT / "launch" / "edge_fleet.launch.py"
+    assert {d.name for d in launch_model.read(path).declared().values() if d.required} == {"bundle", "robots"}
+    given = {"bundle": "/data/bundle", "robots": "[r1, r2]", "namespace": "fleet", "backend": "triton"}
+    (tail,), opaque = launch_model.processes(path, given, share)
+    assert opaque == ["apply_in_launch"] and (tail.executable, tail.namespace) == ("tail_node", "fleet")
+    assert tail.params_files == [str(ROOT / "config" / "tail.yaml")]
+    assert tail.params == {
+        "bundle": "/data/bundle",
+        "robots": "[r1, r2]",
+        "max_batch": "8",
+        "batch_wait_ms": "5",
+        "backend": "triton",
+        "triton_url": "127.0.0.1:8001",
+    }
+    with pytest.raises(launch_model.LaunchReadError, match="robots"):
+        launch_model.processes(path, {"bundle": "/data/bundle"}, share)
 
 
 def test_camera_topic_points_the_head_the_stand_in_camera_and_the_overlay_at_one_topic():

@@ -18,7 +18,7 @@ from splitcomp_core.head import HeadPipeline, HeadResult
 from splitcomp_core.interframe import Reference
 from splitcomp_core.link import DEFAULT_OVERHEAD_MS, CutRange, CutSwitcher
 from splitcomp_core.quantization import EncoderConfig
-from splitcomp_core.tail import Decoded, FeaturesRejected, TailPipeline, TailResult
+from splitcomp_core.tail import Decoded, FeaturesRejected, Session, TailPipeline, TailResult
 
 ENCODER_FIELDS = tuple(f.name for f in dataclasses.fields(EncoderConfig))
 
@@ -79,9 +79,13 @@ class HeadCuts:
 class TailCuts:
     """One TailPipeline per cut; a message is answered by the pipeline of the cut_id it names."""
 
-    def __init__(self, bundle: Bundle, **pipeline_options: Any) -> None:
+    def __init__(self, bundle: Bundle, sessions: Mapping[str, Session] | None = None, **pipeline_options: Any) -> None:
+        """`sessions` (by cut_id) replace the cuts' own ONNX Runtime sessions (a Triton model per cut)."""
         self.bundle = bundle
-        self.pipelines = {b.cut_id: TailPipeline(b, **pipeline_options) for b in bundle.all_cuts()}
+        self.pipelines = {
+            b.cut_id: TailPipeline(b, session=(sessions or {}).get(b.cut_id), **pipeline_options)
+            for b in bundle.all_cuts()
+        }
 
     def set_top_k(self, top_k: int) -> None:
         for pipeline in self.pipelines.values():

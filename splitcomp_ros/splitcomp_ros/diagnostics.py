@@ -32,6 +32,8 @@ class NodeHealth:
         self.fields: dict[str, str] = {}
         # Conditions the node itself watches (e.g. nobody subscribes to its output): each makes the level WARN.
         self.warnings: dict[str, str] = {}
+        # Failures that stop the node answering (its inference server is down): each makes the level ERROR.
+        self.errors: dict[str, str] = {}
 
     def received(self) -> None:
         self.counts["frames_in"] += 1
@@ -49,7 +51,9 @@ class NodeHealth:
         self._recent_rejects.tick()
 
     def level(self) -> tuple:
-        """(level, message): ERROR on sustained rejects; WARN on no input, some rejects or a node's own warnings."""
+        """(level, message): ERROR on a node's own errors or sustained rejects; WARN on no input, some rejects or warnings."""
+        if self.errors:
+            return DiagnosticStatus.ERROR, "; ".join(self.errors.values())
         idle = self.input_rate.seconds_since_last()
         rejects, inputs = self._recent_rejects.rate(), self.input_rate.rate()
         share = rejects / inputs if inputs > 0 else (1.0 if rejects > 0 else 0.0)

@@ -17,11 +17,12 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import rclpy
-from diagnostic_msgs.msg import DiagnosticArray
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 from rclpy.utilities import remove_ros_args
 
 from splitcomp_core.bundle import Bundle, load_bundle
@@ -56,12 +57,19 @@ class SplitcompNode(Node):
     def refresh_health(self) -> None:
         """Called before each report; the default has nothing to add."""
 
+    def diagnostic_statuses(self) -> list[DiagnosticStatus]:
+        """The statuses of each report: the node's own; a fleet tail adds one per robot."""
+        return [self.health.to_status()]
+
     def close(self) -> None:
         """Called once before the node is destroyed; the default has nothing to stop."""
 
     def _publish_diagnostics(self) -> None:
         self.refresh_health()
-        self._diagnostics.publish(self.health.to_array(self.get_clock().now().to_msg()))
+        report = DiagnosticArray()
+        report.header.stamp = self.get_clock().now().to_msg()
+        report.status = self.diagnostic_statuses()
+        self._diagnostics.publish(report)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,13 +137,16 @@ def _ros_value(value: Any) -> str:
 def declare_param(node: Node, param: Param, default: Any = None) -> Any:
     """Declare one parameter with its descriptor (so `ros2 param describe` explains it); returns its value.
 
-    `default` replaces `param.default` when given (defaults that come from the bundle).
+    `default` replaces `param.default` when given (defaults that come from the bundle). An empty list
+    default declares a string array: rclpy would infer a byte array from `[]` and refuse a list of names.
     """
     value = param.default if default is None else default
+    typed = Parameter.Type.STRING_ARRAY if isinstance(value, list) and not value else value
     try:
-        return node.declare_parameter(param.name, value, param.descriptor()).value
+        declared = node.declare_parameter(param.name, typed, param.descriptor()).value
     except (InvalidParameterValueException, InvalidParameterTypeException) as exc:
         raise StartupError(f"{node.get_name()}: parameter '{param.name}': {exc}") from exc
+    return [] if declared is None and typed is Parameter.Type.STRING_ARRAY else declared
 
 
 def declare_params(node: Node, params: Sequence[Param], defaults: Mapping[str, Any] | None = None) -> dict[str, Any]:

@@ -12,6 +12,9 @@ A P-frame (reference_sequence > 0) is decoded only against exactly the frame it 
 keeps per sender (splitcomp_core.references); a sender is the topic it publishes on, its camera's
 frame_id and its bundle's stream. Otherwise it is rejected as `missing_reference` until that sender's
 next key frame.
+
+With `robots` (a list of namespaces) one tail serves a fleet, and with backend triton its network runs on a
+Triton server: see splitcomp_tail_node.fleet (per-robot topics and diagnostics, fair batches on a worker thread).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import collections
 from typing import TYPE_CHECKING
 
 from rcl_interfaces.msg import SetParametersResult
+from rclpy.exceptions import InvalidTopicNameException
 from rclpy.time import Time
 
 from splitcomp_core.codec import DEFAULT_MAX_ELEMENTS
@@ -28,12 +32,14 @@ from splitcomp_core.errors import SplitcompError
 from splitcomp_core.references import InterFrameTail
 from splitcomp_core.sequence import SequenceGaps, sender_key
 from splitcomp_core.tail import TailResult
+from splitcomp_core.triton_session import TritonSession
 from splitcomp_msgs.msg import Classification, SplitFeatures
 from splitcomp_ros.messages import classification_msg, tensor_from_msg
 from splitcomp_ros.node_support import (
     RUNTIME_PARAMS,
     NodeHelp,
     Param,
+    RuntimeParams,
     SplitcompNode,
     StartupError,
     declare_params,
@@ -42,6 +48,14 @@ from splitcomp_ros.node_support import (
 )
 from splitcomp_ros.qos import features_qos
 from splitcomp_ros.rejects import THROTTLE_S, clip_text
+from splitcomp_tail_node.fleet import (
+    BACKENDS,
+    DYNAMIC_BATCH_COMMAND,
+    FLEET_PARAMS,
+    MAX_ROBOTS,
+    FleetTail,
+    triton_models,
+)
 
 try:
     from vision_msgs.msg import Classification as VisionClassification
@@ -51,6 +65,7 @@ except ImportError:
 
 if TYPE_CHECKING:
     from rclpy.publisher import Publisher
+    from rclpy.subscription import Subscription
 
 TAIL_PARAMS = (
     Param("top_k", 5, "How many classes to publish, best first.", int_range=(1, 1000)),
@@ -76,7 +91,7 @@ HELP = NodeHelp(
     "tail_node",
     "Quantized cut tensors (splitcomp/features) in, checked against the bundle; the bundle's tail, top-k\n"
     "classes out on splitcomp/classification; health (rejects by reason, lost messages) on /diagnostics.",
-    (*RUNTIME_PARAMS, *TAIL_PARAMS),
+    (*RUNTIME_PARAMS, *TAIL_PARAMS, *FLEET_PARAMS),
 )
 
 
@@ -84,41 +99,107 @@ class TailNode(SplitcompNode):
     def __init__(self) -> None:
         super().__init__("tail_node", HELP.params)
         runtime = declare_runtime(self)
-        params = declare_params(self, TAIL_PARAMS)
-        top_k, max_elements, vision = params["top_k"], params["max_elements"], params["publish_vision_msgs"]
+        params = declare_params(self, (*TAIL_PARAMS, *FLEET_PARAMS))
+        vision = params["publish_vision_msgs"]
         if vision and VisionClassification is None:
             raise StartupError("tail_node: publish_vision_msgs is true but vision_msgs is not installed")
-        try:
-            self.tails = TailCuts(
-                runtime.bundle,
-                providers=runtime.providers,
-                allow_cpu_fallback=runtime.allow_cpu_fallback,
-                top_k=top_k,
-                max_elements=max_elements,
-                intra_op_threads=runtime.intra_op_threads,
-            )
-        except SplitcompError as exc:
-            raise StartupError(f"tail_node: {exc}") from exc
+        if params["backend"] not in BACKENDS:
+            raise StartupError(f"tail_node: backend {params['backend']!r} is not one of {', '.join(BACKENDS)}")
+        self._vision_on = vision
+        self.tails = self._load_tails(runtime, params)
         provider = self.tails.pipelines[runtime.bundle.cut_id].session.provider
         self.report_model(runtime.bundle, provider)
+        self.health.fields["backend"] = params["backend"]
         self._gaps = SequenceGaps()
         self.health.counts["lost"] = 0
         self._cut_counts: collections.Counter[str] = collections.Counter()
         self._last_cut = ""
         # The head numbers its frames once across cuts: a multi-cut bundle's cuts are one sender's stream.
         self._stream_of = {b.manifest.model_id: runtime.bundle.manifest.model_id for b in runtime.bundle.all_cuts()}
-        self._publisher = self.create_publisher(Classification, "splitcomp/classification", 10)
-        self._vision = (
-            self.create_publisher(VisionClassification, "splitcomp/vision_classification", 10) if vision else None
-        )
-        self.frames = InterFrameTail(self.tails)
-        subscription = self.create_subscription(SplitFeatures, "splitcomp/features", self._on_features, features_qos())
-        self._topic = subscription.topic_name
+        self.fleet: FleetTail | None = None
+        robots = self._robots(params["robots"])
+        if robots or params["backend"] == "triton":
+            self.fleet = FleetTail(self, self.tails, robots or [""], params["max_batch"], params["batch_wait_ms"] / 1e3)
+            self._say_how_it_batches(params["max_batch"])
+        else:
+            self._publish = self.answer_publisher("")
+            self.frames = InterFrameTail(self.tails)
+            self._topic = self.features_subscription("splitcomp/features", self._on_features).topic_name
         self.add_on_set_parameters_callback(self._on_parameters)
         self.get_logger().info(
             f"tail ready: model {runtime.bundle.manifest.model_id[:19]}, provider {provider}"
             + (f", cuts {list(self.tails.pipelines)}" if runtime.bundle.cuts else "")
+            + (f", robots {robots}" if robots else "")
         )
+
+    def _load_tails(self, runtime: RuntimeParams, params: dict) -> TailCuts:
+        """Every cut's tail: ONNX Runtime sessions, or with backend triton one Triton model per cut."""
+        options: dict = {"top_k": params["top_k"], "max_elements": params["max_elements"]}
+        if params["backend"] == "triton":
+            models = triton_models(runtime.bundle, params["triton_model"])
+            timeout = params["triton_timeout_s"]
+            options["batch_any"] = True
+        try:
+            if params["backend"] == "triton":
+                sessions = {cut: TritonSession(params["triton_url"], m, timeout) for cut, m in models.items()}
+                self._warn_unless_ready(sessions)
+                return TailCuts(runtime.bundle, sessions=sessions, **options)
+            return TailCuts(
+                runtime.bundle,
+                providers=runtime.providers,
+                allow_cpu_fallback=runtime.allow_cpu_fallback,
+                intra_op_threads=runtime.intra_op_threads,
+                **options,
+            )
+        except SplitcompError as exc:
+            raise StartupError(f"tail_node: {exc}") from exc
+
+    def _warn_unless_ready(self, sessions: dict[str, TritonSession]) -> None:
+        for session in sessions.values():
+            if not session.ready():
+                self.get_logger().warning(
+                    f"{session.provider}: the server or the model is not ready yet; frames are dropped and "
+                    f"counted until it is"
+                )
+
+    def _robots(self, robots: list) -> list[str]:
+        names = [str(r).strip() for r in robots]
+        if len(names) > MAX_ROBOTS or len(set(names)) != len(names) or any(n in ("", "/") for n in names):
+            raise StartupError(
+                f"tail_node: robots must be at most {MAX_ROBOTS} distinct, non-empty namespaces, got {robots[:8]}"
+            )
+        return names
+
+    def _say_how_it_batches(self, asked: int) -> None:
+        assert self.fleet is not None
+        if asked > 1 and self.fleet.max_batch == 1:
+            self.get_logger().warning(
+                f"the bundle's tail takes batch 1 only: serving one frame at a time (max_batch {asked} unused); "
+                f"make a batchable bundle with: {DYNAMIC_BATCH_COMMAND}"
+            )
+
+    def features_subscription(self, topic: str, callback) -> Subscription:
+        """The features subscription of one sender (a fleet robot's, or the single sender's)."""
+        try:
+            return self.create_subscription(SplitFeatures, topic, callback, features_qos())
+        except (InvalidTopicNameException, ValueError) as exc:
+            raise StartupError(f"tail_node: cannot subscribe to {topic!r}: {exc}") from exc
+
+    def answer_publisher(self, prefix: str):
+        """A function that publishes one answer on `<prefix>splitcomp/classification` (and vision_classification)."""
+        publisher = self.create_publisher(Classification, f"{prefix}splitcomp/classification", 10)
+        vision = (
+            self.create_publisher(VisionClassification, f"{prefix}splitcomp/vision_classification", 10)
+            if self._vision_on
+            else None
+        )
+
+        def publish(out: Classification) -> None:
+            publisher.publish(out)
+            if vision is not None:
+                self._publish_vision(vision, out)
+
+        return publish
 
     def _on_features(self, msg: SplitFeatures) -> None:
         self.health.received()
@@ -143,9 +224,7 @@ class TailNode(SplitcompNode):
         now = self.get_clock().now()
         latency_ms = (now - Time.from_msg(msg.header.stamp, clock_type=now.clock_type)).nanoseconds / 1e6
         out = classification_msg(msg, result, latency_ms)
-        self._publisher.publish(out)
-        if self._vision is not None:
-            self._publish_vision(self._vision, out)
+        self._publish(out)
         self.health.published()
         self._record(result, out)
 
@@ -194,10 +273,19 @@ class TailNode(SplitcompNode):
 
     def refresh_health(self) -> None:
         """The cut of the last answered message, and, for a multi-cut bundle, how many frames each cut answered."""
+        if self.fleet is not None:
+            return
         self.health.fields["cut_id"] = self._last_cut
         self.health.fields["reference_senders"] = str(self.frames.senders())
         if self.tails.bundle.cuts:
             self.health.fields.update({f"frames.{cut}": str(n) for cut, n in self._cut_counts.items()})
+
+    def diagnostic_statuses(self) -> list:
+        return self.fleet.statuses() if self.fleet is not None else super().diagnostic_statuses()
+
+    def close(self) -> None:
+        if self.fleet is not None:
+            self.fleet.close()
 
 
 def main(args=None) -> int:

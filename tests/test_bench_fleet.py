@@ -1,0 +1,60 @@
+"""`bench fleet` end to end on the tiny dynamic-batch bundle: two robots, a few seconds, real tail processes."""
+
+import json
+
+import pytest
+
+from splitcomp_tools import bench
+
+pytestmark = pytest.mark.slow  # nodes as processes over DDS: `make test-fast` leaves it out
+
+
+def test_bench_fleet_measures_each_configuration_per_robot(tiny_batch_bundle, tmp_path, capsys):
+    out = tmp_path / "fleet.json"
+    argv = ["fleet", "--bundle", str(tiny_batch_bundle.path), "--robots", "2", "--rate", "10", "--duration", "2"]
+    argv += ["--configs", "separate,batched", "--frames", "4", "--out", str(tmp_path / "run"), "--json", str(out)]
+    assert bench.main(argv) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("tail alone, ONNX Runtime, ms per frame: batch 1:")
+    assert "saturation (separate): 2 robot(s)" in printed and "saturation (batched): 2 robot(s)" in printed
+    result = json.loads(out.read_text())
+    assert sorted(result["batch_scaling_ms_per_frame"]) == ["1", "16", "2", "4", "8"] and result["tail_batches"]
+    runs = {r["config"]: r for r in result["runs"]}
+    for config, run in runs.items():
+        assert set(run["per_robot"]) == {"robot_0", "robot_1"}, config
+        assert run["published"] == 40 and run["answered"] == 40, run
+        assert 0 < run["p50_ms"] <= run["p95_ms"] < 1000
+        assert run["rss_mb"] > 10 and run["cpu_cores"] >= 0
+    assert runs["separate"]["batch_histogram"] == ""
+    sizes = dict(pair.split(":") for pair in runs["batched"]["batch_histogram"].split())
+    assert sum(int(size) * int(n) for size, n in sizes.items()) >= 40  # every measured frame went through a batch
+
+
+@pytest.mark.parametrize(
+    ("options", "said"),
+    [
+        (["--robots", "0"], "--robots '0': give robots from 1 to 64"),
+        (["--robots", "two"], "--robots 'two'"),
+        (["--configs", "separate,gpu"], "--configs 'separate,gpu': name some of separate, batched, triton"),
+    ],
+)
+def test_bench_fleet_refuses_bad_options_with_one_error_line(options, said, tmp_path, capsys):
+    assert bench.main(["fleet", "--out", str(tmp_path), *options]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and said in err and "Traceback" not in err
+    assert not any(tmp_path.iterdir())
+
+
+def test_bench_fleet_over_a_triton_server_it_starts(tiny_batch_bundle, tmp_path, capsys):
+    from splitcomp_tools.run import triton_run
+
+    pytest.importorskip("tritonclient.grpc", reason="tritonclient[grpc] is not installed (requirements/python.txt)")
+    info, why = triton_run._venv_paths()
+    if info is None:
+        pytest.skip(why)
+    out = tmp_path / "fleet.json"
+    argv = ["fleet", "--bundle", str(tiny_batch_bundle.path), "--robots", "2", "--duration", "2", "--frames", "4"]
+    assert bench.main([*argv, "--configs", "triton", "--out", str(tmp_path / "run"), "--json", str(out)]) == 0
+    (run,) = json.loads(out.read_text())["runs"]
+    assert run["config"] == "triton" and run["answered"] == run["published"] == 40, run
+    assert "saturation (triton): 2 robot(s)" in capsys.readouterr().out
