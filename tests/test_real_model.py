@@ -47,7 +47,8 @@ def lite0(lite0_cache, tmp_path_factory):
     assert split.main([str(model), "--at", cut.tensors[0], "--out", str(out)]) == 0
     report = out.parent / "calibration.json"
     argv = [str(out), "--images", "photos:train", "--count", "24", "--eval-images", "photos:test"]
-    argv += ["--eval-count", "24", "--target-agreement", "0.99", "--json", str(report), "--quiet"]
+    # 24 held-out frames support a low target only (a 0.99 lower bound needs 381 confident frames)
+    argv += ["--eval-count", "24", "--target-agreement", "0.5", "--json", str(report), "--quiet"]
     assert calibrate.main(argv) == 0
     return load_bundle(out), json.loads(report.read_text())
 
@@ -107,12 +108,14 @@ def test_calibration_is_judged_on_held_out_photos(lite0):
     assert report["frames"] == report["eval_frames"] == 24
     chosen = report["default"]
     features = [r for r in report["results"] if r["codec"] is not None]
-    reaching = [r for r in features if r["agreement"] >= 0.99]
+    jpeg = next(r for r in report["results"] if r["method"] == "jpeg_full")
+    reaching = [
+        r for r in features if r["stats"]["confident_interval"][0] >= 0.5 and r["agreement"] >= jpeg["agreement"]
+    ]
     if reaching:
-        assert chosen["agreement"] >= 0.99
         assert chosen["bytes_per_frame"] == min(r["bytes_per_frame"] for r in reaching)
     else:
-        assert chosen["agreement"] == max(r["agreement"] for r in features)
+        assert chosen["stats"]["confident_interval"][0] == max(r["stats"]["confident_interval"][0] for r in features)
     stored = bundle.manifest.quantization
     assert (stored.bits, stored.codec) == (chosen["bits"], chosen["codec"])
     raw = next(r for r in features if r["method"] == "raw" and r["bits"] == 32 and r["codec"] == "none")

@@ -24,9 +24,9 @@ from splitcomp_core.postprocess import softmax
 from splitcomp_core.preprocess import Preprocessor
 from splitcomp_core.runtime import InferenceSession
 from splitcomp_tools import analyze as analyze_tool
+from splitcomp_tools import calibrate, classify
 from splitcomp_tools import split as split_tool
 from splitcomp_tools.frames.generator import GeneratorSource
-from splitcomp_tools import calibrate, classify
 from splitcomp_tools.model import analyze, split
 
 pytestmark = [

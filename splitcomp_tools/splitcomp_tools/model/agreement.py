@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -75,6 +76,20 @@ class Agreement:
     def confident_interval(self) -> tuple[float, float]:
         return wilson_interval(self.confident_agree, self.confident_frames)
 
+    def to_json(self) -> dict[str, Any]:
+        """The counts, (a) and (b) with their 95 % Wilson intervals, and (c): what every tool's JSON carries."""
+        return {
+            "agree": self.agree,
+            "frames": self.frames,
+            "rate": self.rate,
+            "interval": list(self.interval()),
+            "confident_agree": self.confident_agree,
+            "confident_frames": self.confident_frames,
+            "confident_rate": self.confident_rate,
+            "confident_interval": list(self.confident_interval()),
+            "top5_overlap": self.top5_overlap,
+        }
+
 
 def measure(reference: np.ndarray, scores: np.ndarray, threshold: float = DEFAULT_CONFIDENCE) -> Agreement:
     """How `scores` (frames x classes) agree with the unsplit `reference` probabilities of the same frames."""
@@ -90,3 +105,15 @@ def meets(candidate: Agreement, jpeg: Agreement, target: float) -> bool:
     """The rule: the lower bound on confident agreement reaches `target` AND all-frame agreement is no worse
     than JPEG-95's on the same frames (point estimates)."""
     return candidate.confident_interval()[0] >= target and candidate.rate >= jpeg.rate
+
+
+def unsupported(confident_frames: int, target: float) -> str | None:
+    """Why `confident_frames` cannot support `target` (no encoding's lower bound could reach it), or None."""
+    needed = frames_needed(target)
+    if confident_frames >= needed:
+        return None
+    return (
+        f"only {confident_frames} confident frames; a lower bound of {target:.1%} needs at least {needed} "
+        f"(n / (n + 3.84) with no disagreement): judge on more frames, e.g. photos:test,video:bikes,video:carphone, "
+        f"or lower the target; no encoding is chosen on a point estimate"
+    )
