@@ -125,7 +125,7 @@ def test_calibration_is_judged_on_held_out_photos(lite0):
 def test_classify_takes_real_photos_as_frames(lite0, capsys):
     bundle, _ = lite0
     assert classify.main([str(bundle.path), "--frames", "photos:test", "--count", "2", "--json"]) == 0
-    chelsea, coffee = json.loads(capsys.readouterr().out)
+    chelsea, coffee = json.loads(capsys.readouterr().out)["rows"]
     assert (chelsea["image"], coffee["image"]) == ("photos:test#0", "photos:test#1")
     assert chelsea["results"][0]["class_id"] in CATS and coffee["results"][0]["label"] == "espresso"
 

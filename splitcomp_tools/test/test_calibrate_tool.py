@@ -365,8 +365,10 @@ def test_cli_target_writes_the_choice_and_its_entropy_model(setup, bundle, capsy
     out = capsys.readouterr().out
     assert "meets the rule at 0.8" in out and "confident-frame lower bound" in out
     loaded = load_bundle(bundle)
+    assert loaded.manifest.quantization.codec in CODECS  # the default is a codec the bundle schema holds
     if not ENTROPY:
         return
+    assert "head parameter codec:=entropy sends" in out
     head = HeadPipeline(loaded, providers=["cpu"])  # the stored default, now coded under the written model
     config = head.config
     head.configure(EncoderConfig(config.bits, config.mode, config.clip_min, config.clip_max, "entropy"))

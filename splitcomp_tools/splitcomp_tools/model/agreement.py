@@ -117,3 +117,11 @@ def unsupported(confident_frames: int, target: float) -> str | None:
         f"(n / (n + 3.84) with no disagreement): judge on more frames, e.g. photos:test,video:bikes,video:carphone, "
         f"or lower the target; no encoding is chosen on a point estimate"
     )
+
+
+def describe_rule(target: float) -> str:
+    """The rule `meets` applies, in one sentence, for the tools' output."""
+    return (
+        f"the 95 % Wilson lower bound of top-1 agreement on confident frames reaches {target:g} and top-1 "
+        "agreement on all frames is no worse than JPEG-95 of the full frame's on the same frames"
+    )

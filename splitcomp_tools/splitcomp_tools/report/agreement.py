@@ -28,14 +28,6 @@ def legend(confidence: float, stats: Agreement | None) -> str:
     )
 
 
-def rule(target: float) -> str:
-    """The selection rule in one sentence, for --help and the chosen-encoding line."""
-    return (
-        f"the 95 % Wilson lower bound of top-1 agreement on confident frames reaches {target:g} and top-1 "
-        "agreement on all frames is no worse than JPEG-95 of the full frame's on the same frames"
-    )
-
-
 RULE_HELP = (
     "the cheapest encoding whose 95 %% Wilson lower bound of top-1 agreement on confident frames (unsplit top-1 "
     "probability >= --confidence) reaches FRACTION AND whose top-1 agreement on all frames is no worse than JPEG-95 "

@@ -8,7 +8,9 @@ import json
 from matplotlib.figure import Figure
 
 from splitcomp_core.codec import CODEC_NAMES
+from splitcomp_core.entropy import ENTROPY_FILE
 from splitcomp_tools.cli import format_table as table
+from splitcomp_tools.model.agreement import describe_rule
 from splitcomp_tools.model.baseline import FULL_FRAME, MODEL_SIZE
 from splitcomp_tools.model.calibration import Calibration
 from splitcomp_tools.model.encodings import Result
@@ -70,11 +72,17 @@ def describe_choice(calibration: Calibration, target: float) -> str:
     reached = "meets the rule" if meets_rule else "is the best; none meets the rule"
     jpeg = calibration.jpeg_reference()
     low = chosen.stats.confident_interval()[0]
+    entropy = calibration.entropy_row()
+    coded = (
+        f"; with the written {ENTROPY_FILE}, head parameter codec:=entropy sends {entropy.bytes_per_frame:,.0f} B/frame"
+        if entropy is not None
+        else ""
+    )
     return (
         f"head default: {chosen.method} at {chosen.bits} bits with codec {chosen.codec}, "
         f"{chosen.bytes_per_frame:,.0f} B/frame: confident-frame lower bound {_percent(low)}, all frames "
         f"{_percent(chosen.agreement)} (JPEG-95 of the full frame: {_percent(jpeg.agreement)}); {reached} "
-        f"at {target:g} ({agreement.rule(target)})"
+        f"at {target:g} ({describe_rule(target)}){coded}"
     )
 
 
