@@ -13,9 +13,11 @@ from splitcomp_core.head import HeadPipeline
 from splitcomp_core.tail import TailPipeline
 from splitcomp_ros.images import image_to_array
 from splitcomp_ros.messages import stamp_key
+from splitcomp_tools.cli import format_table
 from splitcomp_tools.model.agreement import DEFAULT_CONFIDENCE, measure
 from splitcomp_tools.model.baseline import FULL_FRAME, FULL_SIZE_QUALITY, MODEL_SIZE, JpegBaseline
 from splitcomp_tools.model.encodings import Result
+from splitcomp_tools.report import agreement
 from splitcomp_tools.run.pipeline_run import PipelineRun
 
 
@@ -76,9 +78,11 @@ def summary_lines(s: dict, choice: Result | None) -> list[str]:
     lines = ["", "== summary"]
     lines.append(f"frames classified      {s['frames']} in {s['wall_s']:.1f} s ({s['fps']:.1f} fps)")
     if choice is not None:
+        low = choice.stats.confident_interval()[0] if choice.stats else 0.0
         lines.append(
-            f"encoder                {choice.method} at {choice.bits} bits, codec {choice.codec} "
-            f"(chosen from the table: {100 * choice.agreement:.1f} % agreement on held-out frames)"
+            f"encoder                {choice.method} at {choice.bits} bits, codec {choice.codec} (chosen from the "
+            f"table by the rule: {100 * low:.1f} % lower bound on confident held-out frames, "
+            f"{100 * choice.agreement:.1f} % on all)"
         )
     lines.append(f"end-to-end latency     p50 {s['latency_p50_ms']:.1f} ms, p95 {s['latency_p95_ms']:.1f} ms")
     full = s["jpeg"].get((FULL_FRAME, FULL_SIZE_QUALITY))
@@ -92,7 +96,13 @@ def summary_lines(s: dict, choice: Result | None) -> list[str]:
             "top-1 agreement        not measured: the probe received none of the classified frames (best effort)"
         )
         return lines
+    stats = s["stats"]
     lines.append(f"top-1 agreement        {s['agreement']:.1%} with the unsplit model ({s['compared']} frames)")
+    lines.append(f"on these frames        {agreement.legend(s['confidence'], stats)}")
+    rows = [["split features", *agreement.cells(stats)]]
+    if full is not None:
+        rows.append([f"JPEG q{full.quality} of camera frame", *agreement.cells(full.stats)])
+    lines.extend("  " + line for line in format_table(["", *agreement.HEADER], rows).splitlines())
     small = [j for (method, _), j in sorted(s["jpeg"].items()) if method == MODEL_SIZE]
     if small:
         cells = ", ".join(f"q{j.quality} {j.bytes_per_frame:,.0f} B {j.agreement:.0%}" for j in small)
