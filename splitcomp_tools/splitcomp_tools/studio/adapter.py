@@ -30,6 +30,7 @@ from splitcomp_tools.frames import open_source
 from splitcomp_tools.model import calibrate as calibration
 from splitcomp_tools.model import graph
 from splitcomp_tools.model import split as splitting
+from splitcomp_tools.model.agreement import DEFAULT_CONFIDENCE
 from splitcomp_tools.model.analyze import analyze_model, cut_records
 from splitcomp_tools.model.calibrate import calibrate
 from splitcomp_tools.model.calibration import save_calibration
@@ -110,13 +111,35 @@ def manifest(bundle_dir: Path) -> dict[str, Any]:
 
 
 def calibrate_bundle(
-    bundle_dir: Path, images: str, count: int, bits: int | None, method: str, seed: int, plot: Path, progress: Progress
+    bundle_dir: Path,
+    images: str,
+    count: int,
+    bits: int | None,
+    method: str,
+    seed: int,
+    plot: Path,
+    progress: Progress,
+    eval_images: str | None = None,
+    eval_count: int | None = None,
+    confidence: float = DEFAULT_CONFIDENCE,
 ) -> dict[str, Any]:
     """`calibrate` as the command runs it: measure, store the ranges in the manifest, write the plot.
 
-    Runs in a worker process; `calibrate` reports each phase's progress through `progress`.
+    Runs in a worker process; `calibrate` reports each phase's progress through `progress`. The result
+    carries each row's agreement statistics (all frames, confident frames, top-5 overlap, intervals).
     """
-    calibration = calibrate(bundle_dir, images, count, bits=bits, method=method, seed=seed, on_progress=progress)
+    calibration = calibrate(
+        bundle_dir,
+        images,
+        count,
+        bits=bits,
+        method=method,
+        seed=seed,
+        on_progress=progress,
+        eval_images=eval_images,
+        eval_count=eval_count,
+        confidence=confidence,
+    )
     save_calibration(calibration, {plot: plot_png(calibration)})
     result = calibration.to_json(written=True)
     result["table"] = format_table(calibration)
