@@ -10,7 +10,7 @@ from pathlib import Path
 
 from splitcomp_core.bundle import HEAD_FILE, LABELS_FILE, MANIFEST_FILE, TAIL_FILE
 from splitcomp_tools.cli import ToolParser, UsageError, check_outputs, int_in, progress_bars, run_cli
-from splitcomp_tools.model.agreement import DEFAULT_CONFIDENCE
+from splitcomp_tools.model.agreement import DEFAULT_CONFIDENCE, check_enough_frames
 from splitcomp_tools.model.calibrate import DEFAULT_COUNT, MAX_COUNT, calibrate
 from splitcomp_tools.model.calibration import InsufficientFrames, save_calibration
 from splitcomp_tools.model.ranges import DEFAULT_PERCENTILE, RANGE_METHODS
@@ -97,6 +97,12 @@ def _main(argv: Sequence[str] | None) -> int:
     )
     if args.target_agreement is not None and not 0.0 < args.target_agreement < 1.0:
         raise UsageError(f"--target-agreement must be above 0 and below 1, e.g. 0.99; got {args.target_agreement}")
+    if args.target_agreement is not None:
+        judged = args.eval_images or args.images
+        judged_count = args.eval_count if args.eval_images and args.eval_count else args.count
+        too_few = check_enough_frames(judged, judged_count, args.target_agreement)
+        if too_few is not None:
+            raise UsageError(too_few)
     sources = [args.images, *([args.eval_images] if args.eval_images else [])]
     with progress_bars(not args.quiet and sys.stderr.isatty(), {"frames": sources}) as bars:
         calibration = calibrate(

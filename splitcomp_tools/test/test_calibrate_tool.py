@@ -348,15 +348,23 @@ def test_too_few_confident_frames_is_refused_not_chosen_on_a_point_estimate(resu
         _synthetic(result, rows).cheapest(0.99)
 
 
-def test_cli_refuses_a_target_the_frames_cannot_support(setup, bundle, tmp_path, capsys):
+def test_cli_refuses_a_target_the_confident_frames_cannot_support(setup, bundle, tmp_path, capsys):
     before = _snapshot(bundle)
-    args = [str(bundle), "--images", str(setup[1]), "--count", "6", "--target-agreement", "0.99", "--quiet"]
-    assert main([*args, "--json", str(tmp_path / "c.json")]) == 2
+    args = [str(bundle), "--images", str(setup[1]), "--count", str(FRAMES), "--target-agreement", "0.8", "--quiet"]
+    assert main([*args, "--confidence", "1.0", "--json", str(tmp_path / "c.json")]) == 2  # no frame is that sure
     out, err = capsys.readouterr()
-    assert err.startswith("error: ") and "only 6 confident frames" in err and "381" in err and "Traceback" not in err
+    assert err.startswith("error: ") and "only 0 confident frames" in err and "at least 16" in err
+    assert "Traceback" not in err and err.count("\n") == 1
     assert "top-1 confident [95 % CI]" in out  # what was measured is shown, but nothing is chosen
     assert _snapshot(bundle) == before and not (tmp_path / "c.json").exists()
     assert "never a choice on a point estimate" in " ".join(build_parser().format_help().split())
+
+
+def test_cli_refuses_before_measuring_when_the_count_is_too_small(setup, bundle, capsys):
+    args = [str(bundle), "--images", str(setup[1]), "--eval-images", "generator,video:carphone", "--eval-count", "6"]
+    assert main([*args, "--target-agreement", "0.99"]) == 2
+    out, err = capsys.readouterr()
+    assert "at most 12 frames would be judged" in err and "381" in err and out == ""
 
 
 def test_cli_target_writes_the_choice_and_its_entropy_model(setup, bundle, capsys):

@@ -19,7 +19,7 @@ from splitcomp_tools.model.candidate_encodings import smallest_encoding
 from splitcomp_tools.model.candidates import Candidate, PlanError
 from splitcomp_tools.model.encodings import Result
 from splitcomp_tools.model.latency import Link, bandwidth_ranges, predict
-from splitcomp_tools.model.plan import Plan
+from splitcomp_tools.model.plan import Plan, make_plan
 from splitcomp_tools.report.plan import format_table
 
 
@@ -95,3 +95,8 @@ def test_help_says_the_rule_and_a_target_of_1_is_refused():
         [*run, "m.onnx", "--images", "generator", "--agreement", "1"], capture_output=True, text=True, timeout=120
     )
     assert refused.returncode == 2 and "below 1" in refused.stderr
+
+
+def test_a_count_too_small_for_the_target_is_refused_before_anything_runs(tmp_path):
+    with pytest.raises(PlanError, match=r"at most 300 frames would be judged.*381"):
+        make_plan(tmp_path / "not-read.onnx", "photos:test,video:bikes", tmp_path, count=150, agreement=0.99)

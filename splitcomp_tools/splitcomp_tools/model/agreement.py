@@ -125,3 +125,16 @@ def describe_rule(target: float) -> str:
         f"the 95 % Wilson lower bound of top-1 agreement on confident frames reaches {target:g} and top-1 "
         "agreement on all frames is no worse than JPEG-95 of the full frame's on the same frames"
     )
+
+
+def check_enough_frames(images: str, count: int, target: float) -> str | None:
+    """Before measuring: why `count` frames per source of `images` (a comma list) can never support `target`,
+    or None. At most count x sources frames are judged, and every one would have to be confident."""
+    most = count * len([part for part in images.split(",") if part.strip()])
+    if most >= frames_needed(target):
+        return None
+    return (
+        f"at most {most} frames would be judged ({count} per source of {images}); a lower bound of {target:.1%} "
+        f"needs at least {frames_needed(target)} confident frames: raise the count, judge on more sources, e.g. "
+        f"photos:test,video:bikes,video:carphone, or lower the target"
+    )

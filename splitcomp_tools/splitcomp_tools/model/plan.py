@@ -38,7 +38,7 @@ from typing import Any
 
 from splitcomp_core.bundle import Bundle, CutChoice, load_bundle, write_multi_cut_bundle
 from splitcomp_core.errors import SplitcompError
-from splitcomp_tools.model.agreement import DEFAULT_CONFIDENCE, DEPENDENCE_NOTE
+from splitcomp_tools.model.agreement import DEFAULT_CONFIDENCE, DEPENDENCE_NOTE, check_enough_frames
 from splitcomp_tools.model.analyze import Analysis, analyze_model
 from splitcomp_tools.model.candidate_encodings import Say, encode_candidates, old_rule_bundle
 from splitcomp_tools.model.candidates import (
@@ -125,6 +125,9 @@ def make_plan(
     """
     link = link or Link()
     _check_options(count, agreement, bandwidths, link, timing_frames, timing_rate)
+    too_few = check_enough_frames(images, count, agreement)
+    if too_few is not None:
+        raise PlanError(too_few)
     if not 0.01 <= robot_slowdown <= 1000:
         raise PlanError(f"--robot-slowdown must be between 0.01 and 1000, got {robot_slowdown}")
     model, options = Path(model), options or ModelOptions()
