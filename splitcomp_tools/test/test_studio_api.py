@@ -400,6 +400,10 @@ def test_upload_split_calibrate_classify_download(tmp_path):
         assert archive.status_code == 200
         overlays = [client.get(row["overlay_url"]) for row in answer["images"]]
 
+    agreement = answer["agreement"]
+    agreeing = sum(row["agree"] for row in answer["images"])
+    assert (agreement["split"]["agree"], agreement["split"]["frames"]) == (agreeing, len(answer["images"]))
+    assert agreement["jpeg95"]["frames"] == 2 and "not independent" in agreement["dependence_note"]
     full = InferenceSession(DEMO_MODEL, ["cpu"])
     manifest = load_bundle(tmp_path / "studio" / "bundles" / bundle / "bundle").manifest
     spec, output = manifest.input, manifest.output.name
@@ -416,6 +420,8 @@ def test_upload_split_calibrate_classify_download(tmp_path):
         assert 0 < row["feature_bytes"] < row["float32_bytes"] == 4 * 32 * 16 * 16
         _, jpeg = cv2.imencode(".jpg", cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
         assert row["jpeg95_bytes"] == jpeg.size
+        jpeg_input = preprocess(cv2.cvtColor(cv2.imdecode(jpeg, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB))
+        assert row["jpeg95"][0]["class_id"] == int(np.argmax(full.run({spec.name: jpeg_input})[output][0]))
         assert min(row["head_ms"], row["tail_ms"], row["encode_ms"]) > 0
         drawn = cv2.imdecode(np.frombuffer(shown.content, np.uint8), cv2.IMREAD_COLOR)
         assert drawn.shape == frame.shape and not np.array_equal(drawn[:, :, ::-1], frame)

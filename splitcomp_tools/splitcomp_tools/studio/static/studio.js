@@ -359,6 +359,13 @@ async function classifyImages(event) {
   form.append("quantization", $("classify-quantization").value);
   form.append("codec", $("classify-codec").value);
   const result = await api(`/api/bundles/${state.bundle}/classify`, { method: "POST", body: form });
+  const a = result.agreement;
+  const summary = el("table", {}, el("caption", {}, `agreement with the unsplit model on these ${a.split.frames} images; confident = its top-1 ` +
+    `probability ≥ ${a.confidence} (${a.split.confident_frames}); [..] = 95 % Wilson interval: ${a.dependence_note}`),
+    el("tr", {}, el("th", {}, ""), ...AGREEMENT_HEADS.map((h) => el("th", {}, h))),
+    el("tr", {}, el("td", {}, "split features"), ...agreementCells(a.split)),
+    el("tr", {}, el("td", {}, "JPEG-95 of the image"), ...agreementCells(a.jpeg95)));
+  $("classify-summary").replaceChildren(summary);
   $("classify-results").replaceChildren(...result.images.map((r) => {
     const ratio = r.jpeg95_bytes / r.feature_bytes;
     return el("div", { class: "result-card" },
