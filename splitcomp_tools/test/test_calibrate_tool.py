@@ -31,7 +31,7 @@ from splitcomp_tools.frames.shapes import CLASS_NAMES, ShapeGenerator
 from splitcomp_tools.model import entropy_sizes
 from splitcomp_tools.model.agreement import Agreement, frames_needed, meets
 from splitcomp_tools.model.baseline import JPEG_QUALITIES
-from splitcomp_tools.model.calibrate import calibrate
+from splitcomp_tools.model.calibrate import calibrate, shared_scenes
 from splitcomp_tools.model.calibration import InsufficientFrames
 from splitcomp_tools.model.encodings import BITS, QUANTIZED_METHODS, Result
 from splitcomp_tools.model.export import export_torch_module
@@ -401,3 +401,10 @@ def test_eval_images_judge_on_other_frames_than_the_ranges(setup):
     assert (split_result.frames, split_result.eval_frames, split_result.eval_images) == (8, 5, "generator")
     full = {r.method: r for r in split_result.results if r.codec is None}["jpeg_full"]
     assert full.bytes_per_frame > 20_000  # 640x480 generator frames, not the 48x40 calibration images
+
+
+def test_judging_on_the_scenes_the_ranges_came_from_is_flagged():
+    assert shared_scenes("photos:train", "photos:test,video:bikes,video:carphone") == []
+    assert shared_scenes("photos", "photos:test") == ["photos:test"]
+    assert shared_scenes("photos:train,video:bikes", "photos:test,video:bikes") == ["video:bikes"]
+    assert shared_scenes("generator", "generator") == [] and shared_scenes("generator", None) == []

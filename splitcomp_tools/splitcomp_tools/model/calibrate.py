@@ -93,7 +93,7 @@ def calibrate(
     finally:
         for source in sources:
             source.close()
-    notes = [f"{describe_skipped(s)}; measured on the others" for s in sources if describe_skipped(s)]
+    notes = _notes(sources, images, eval_images)
     frames = len(next(iter(features.values())))
     compared = sorted(set(BITS) | {bits})
     rng = np.random.default_rng(seed)
@@ -128,6 +128,29 @@ def calibrate(
         confidence=confidence,
         entropy_tables=tables,
     )
+
+
+def _notes(sources: list, images: str, eval_images: str | None) -> list[str]:
+    """What a user should know about the frames: image files that did not decode, scenes both sides share."""
+    notes = [f"{describe_skipped(s)}; measured on the others" for s in sources if describe_skipped(s)]
+    shared = shared_scenes(images, eval_images)
+    return notes + [f"{part} both calibrates and is judged: judge on other scenes" for part in shared]
+
+
+def shared_scenes(images: str, eval_images: str | None) -> list[str]:
+    """The sources of a comma list `eval_images` that show scenes the ranges came from: the same source (opened
+    again with another seed, a photo source gives other crops of the same photos) or `photos`, which holds every
+    photo. The generator draws new scenes for every frame."""
+    if not eval_images:
+        return []
+    ours = [p.strip() for p in images.split(",") if p.strip()]
+    theirs = [p.strip() for p in eval_images.split(",") if p.strip()]
+    return [
+        t
+        for t in theirs
+        if t != "generator"
+        and any(t == o or ("photos" in (t, o) and t.startswith("photos") and o.startswith("photos")) for o in ours)
+    ]
 
 
 def _check_options(
