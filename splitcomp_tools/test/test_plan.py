@@ -164,7 +164,8 @@ def test_the_plot_and_a_bad_profile(planned, tmp_path):
     del profile["candidates"]["cut9"]
     bad = tmp_path / "other.json"
     bad.write_text(json.dumps(profile))
-    run = plan_cli(*MODEL_ARGS, "--images", "generator", "--count", "2", "--robot-profile", str(bad), "--quiet")
+    args = ["--images", "generator", "--count", "4", "--agreement", "0.5", "--robot-profile", str(bad), "--quiet"]
+    run = plan_cli(*MODEL_ARGS, *args)
     assert run.returncode == 2 and "has no times for candidate cut9" in run.stderr
     assert run.stderr.count("\n") == 1 and "Traceback" not in run.stderr
 
