@@ -45,8 +45,10 @@ def test_classify_refuses_what_is_not_an_image(demo_bundle, tmp_path, capsys):
 
 def test_classify_takes_frames_from_a_source(demo_bundle, capsys):
     assert classify.main([str(demo_bundle), "--frames", "generator", "--count", "3", "--seed", "5", "--json"]) == 0
-    rows = json.loads(capsys.readouterr().out)
+    judged = json.loads(capsys.readouterr().out)
+    rows = judged["rows"]
     assert [row["image"] for row in rows] == ["generator#0", "generator#1", "generator#2"]
+    assert judged["agreement"]["split"]["frames"] == judged["agreement"]["jpeg_full"]["frames"] == 3
     manifest = load_bundle(demo_bundle).manifest
     full = InferenceSession(DEMO_MODEL, ["cpu"])
     preprocess = Preprocessor(manifest.input)
@@ -54,6 +56,7 @@ def test_classify_takes_frames_from_a_source(demo_bundle, capsys):
     for row in rows:
         expected = int(np.argmax(full.run({"image": preprocess(source.read())})["logits"][0]))
         assert row["results"][0]["class_id"] == expected
+        assert row["unsplit"]["class_id"] == expected  # the unsplit answer the agreement is counted against
 
 
 def test_classify_needs_images_or_frames_but_not_both(demo_bundle, tmp_path, capsys):
@@ -68,10 +71,11 @@ def test_classify_needs_images_or_frames_but_not_both(demo_bundle, tmp_path, cap
 def test_the_text_form_is_one_line_per_frame_with_the_json_figures(demo_bundle, capsys):
     argv = [str(demo_bundle), "--frames", "generator", "--count", "2", "--top-k", "2"]
     assert classify.main([*argv, "--json"]) == 0
-    rows = json.loads(capsys.readouterr().out)
+    rows = json.loads(capsys.readouterr().out)["rows"]
     assert classify.main(argv) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 2
+    assert lines[2] == "" and "not independent" in lines[3]  # then the agreement beside JPEG-95's
+    lines = lines[:2]
     for row, line in zip(rows, lines):
         best = ", ".join(f"{r['label']} {r['score']:.1%}" for r in row["results"])
         assert line.startswith(f"{row['image']}: {best}  ({row['feature_bytes']} B, head "), line

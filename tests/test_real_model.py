@@ -47,7 +47,8 @@ def lite0(lite0_cache, tmp_path_factory):
     assert split.main([str(model), "--at", cut.tensors[0], "--out", str(out)]) == 0
     report = out.parent / "calibration.json"
     argv = [str(out), "--images", "photos:train", "--count", "24", "--eval-images", "photos:test"]
-    argv += ["--eval-count", "24", "--target-agreement", "0.99", "--json", str(report), "--quiet"]
+    # 24 held-out frames support a low target only (a 0.99 lower bound needs 381 confident frames)
+    argv += ["--eval-count", "24", "--target-agreement", "0.5", "--json", str(report), "--quiet"]
     assert calibrate.main(argv) == 0
     return load_bundle(out), json.loads(report.read_text())
 
@@ -106,13 +107,16 @@ def test_calibration_is_judged_on_held_out_photos(lite0):
     assert (report["images"], report["eval_images"]) == ("photos:train", "photos:test")
     assert report["frames"] == report["eval_frames"] == 24
     chosen = report["default"]
-    features = [r for r in report["results"] if r["codec"] is not None]
-    reaching = [r for r in features if r["agreement"] >= 0.99]
+    # the codecs a bundle can hold as its default (the entropy rows say what codec:=entropy would send)
+    features = [r for r in report["results"] if r["codec"] in ("none", "zstd", "lz4")]
+    jpeg = next(r for r in report["results"] if r["method"] == "jpeg_full")
+    reaching = [
+        r for r in features if r["stats"]["confident_interval"][0] >= 0.5 and r["agreement"] >= jpeg["agreement"]
+    ]
     if reaching:
-        assert chosen["agreement"] >= 0.99
         assert chosen["bytes_per_frame"] == min(r["bytes_per_frame"] for r in reaching)
     else:
-        assert chosen["agreement"] == max(r["agreement"] for r in features)
+        assert chosen["stats"]["confident_interval"][0] == max(r["stats"]["confident_interval"][0] for r in features)
     stored = bundle.manifest.quantization
     assert (stored.bits, stored.codec) == (chosen["bits"], chosen["codec"])
     raw = next(r for r in features if r["method"] == "raw" and r["bits"] == 32 and r["codec"] == "none")
@@ -122,7 +126,7 @@ def test_calibration_is_judged_on_held_out_photos(lite0):
 def test_classify_takes_real_photos_as_frames(lite0, capsys):
     bundle, _ = lite0
     assert classify.main([str(bundle.path), "--frames", "photos:test", "--count", "2", "--json"]) == 0
-    chelsea, coffee = json.loads(capsys.readouterr().out)
+    chelsea, coffee = json.loads(capsys.readouterr().out)["rows"]
     assert (chelsea["image"], coffee["image"]) == ("photos:test#0", "photos:test#1")
     assert chelsea["results"][0]["class_id"] in CATS and coffee["results"][0]["label"] == "espresso"
 
@@ -130,13 +134,15 @@ def test_classify_takes_real_photos_as_frames(lite0, capsys):
 def test_the_demo_runs_the_real_model_over_dds(lite0_cache, tmp_path):
     out = tmp_path / "demo"
     argv = ["--cache", str(lite0_cache), "--out", str(out), "--frames", "24", "--show", "2"]
-    argv += ["--calibration-frames", "16", "--evaluation-frames", "16", "--rate", "12"]
+    # 16 frames per judged source hold few confident frames: a low target they support (0.5 needs 4)
+    argv += ["--calibration-frames", "16", "--evaluation-frames", "16", "--target-agreement", "0.5", "--rate", "12"]
     done = subprocess.run(
         [sys.executable, "-m", "splitcomp_tools.demo", *argv], capture_output=True, text=True, timeout=300
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     text = done.stdout
     assert f"{lite0_cache / MODEL}.onnx (cached)" in text and "photos:test" in text
+    assert "judged on 48 frames of photos:test,video:bikes,video:carphone" in text  # 16 of each source
     labels = load_bundle(out / "bundle").labels
     echoed = [line.split("label: ", 1)[1].strip("'\"") for line in text.splitlines() if "label: " in line]
     assert echoed and all(label in labels for label in echoed)

@@ -203,10 +203,15 @@ def max_stream_bytes(count: int) -> int:
 def write_entropy_models(bundle_dir: str | Path, tables: Sequence[EntropyTable]) -> Path:
     """Write `tables` as the bundle's ENTROPY_FILE (atomically), beside its manifest."""
     path = Path(bundle_dir) / ENTROPY_FILE
-    EntropyModels(tables, str(path))  # refuses duplicates before anything is written
-    document = {"format": FORMAT, "precision": PRECISION, "tables": [t.to_dict() for t in tables]}
-    atomic_write_text(path, json.dumps(document, separators=(",", ":")) + "\n")
+    atomic_write_text(path, entropy_document(tables, str(path)))
     return path
+
+
+def entropy_document(tables: Sequence[EntropyTable], origin: str = ENTROPY_FILE) -> str:
+    """The ENTROPY_FILE text of `tables`, for a caller that writes it together with other files (calibrate)."""
+    EntropyModels(tables, origin)  # refuses duplicates before anything is written
+    document = {"format": FORMAT, "precision": PRECISION, "tables": [t.to_dict() for t in tables]}
+    return json.dumps(document, separators=(",", ":")) + "\n"
 
 
 def load_entropy_models(bundle_dir: str | Path) -> EntropyModels:

@@ -19,7 +19,7 @@ from splitcomp_core.codec import DEFAULT_MAX_ELEMENTS, EncodedTensor, payload_by
 from splitcomp_core.entropy import EntropyModels, load_entropy_models
 from splitcomp_core.errors import CodecError, EntropyModelError, InferenceError, SplitcompError
 from splitcomp_core.interframe import Reference, decode_tensor, entropy_table
-from splitcomp_core.postprocess import top_k_labelled
+from splitcomp_core.postprocess import softmax, top_k_labelled
 from splitcomp_core.runtime import DEFAULT_PROVIDERS, InferenceSession
 
 SCORE_BATCH = 32  # frames per tail run in top1() when the bundle's batch dimension is dynamic
@@ -131,6 +131,18 @@ class TailPipeline:
         Calibration scores hundreds of re-encodings this way. Up to `batch` frames share one tail run
         only when the batch dimension is dynamic; a static-batch tail gets one frame at a time.
         """
+        # argmax keeps the lowest class id among equal scores, as top_k does; softmax keeps the order.
+        scores = self._scores(features, batch)
+        return scores.argmax(axis=1) if len(scores) else np.empty(0, dtype=np.int64)
+
+    def probabilities(self, features: Mapping[str, np.ndarray], batch: int = SCORE_BATCH) -> np.ndarray:
+        """Each of N frames' class probabilities (N x classes), as __call__ would publish them: how sure the
+        model is of a frame, and its top-k, for agreement statistics (splitcomp_tools.model.agreement)."""
+        scores = self._scores(features, batch)
+        return softmax(scores, axis=1) if self._output.kind == "logits" else scores.astype(np.float64)
+
+    def _scores(self, features: Mapping[str, np.ndarray], batch: int) -> np.ndarray:
+        """The tail's raw scores of N stacked frames, one row per frame."""
         if set(features) != {t.name for t in self.cut}:
             raise FeaturesRejected(
                 "tensor_name", f"expected tensors {[t.name for t in self.cut]}, got {sorted(features)}"
@@ -144,7 +156,7 @@ class TailPipeline:
         for spec in self.cut:
             _check_shape(spec.name, features[spec.name].shape[1:], spec.shape)
         step = max(1, batch) if self.batch_dynamic else 1
-        answers = []
+        rows = []
         for start in range(0, count, step):
             stop = min(count, start + step)
             feeds = {
@@ -154,9 +166,8 @@ class TailPipeline:
                 for t in self.cut
             }
             scores = np.asarray(self.session.run(feeds)[self._output.name])
-            # argmax keeps the lowest class id among equal scores, as top_k does; softmax keeps the order.
-            answers.append(scores.reshape(stop - start, -1).argmax(axis=1))
-        return np.concatenate(answers) if answers else np.empty(0, dtype=np.int64)
+            rows.append(scores.reshape(stop - start, -1))
+        return np.concatenate(rows) if rows else np.empty((0, 0), dtype=np.float32)
 
     def decode(
         self,

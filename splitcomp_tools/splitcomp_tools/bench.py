@@ -20,7 +20,7 @@ def _prepare(name: str, out: Path, cache: Path) -> Path:
     return prepare_bundle(DEMO_MODELS[name], out, cache, evaluation_frames=100, quiet=True).path
 
 
-DEMO = BenchModels(tuple(DEMO_MODELS), DEFAULT_CACHE, _prepare, lambda name: DEMO_MODELS[name].evaluation_images)
+DEMO = BenchModels(tuple(DEMO_MODELS), DEFAULT_CACHE, _prepare, lambda name: DEMO_MODELS[name].source)
 BENCHMARKS: dict[str, Callable[[Sequence[str]], int]] = {
     "codec": bench_codec.main,
     "pipeline": partial(bench_pipeline.main, models=DEMO),

@@ -10,9 +10,11 @@ from pathlib import Path
 
 from splitcomp_core.bundle import HEAD_FILE, LABELS_FILE, MANIFEST_FILE, TAIL_FILE
 from splitcomp_tools.cli import ToolParser, UsageError, check_outputs, int_in, progress_bars, run_cli
+from splitcomp_tools.model.agreement import DEFAULT_CONFIDENCE, check_enough_frames
 from splitcomp_tools.model.calibrate import DEFAULT_COUNT, MAX_COUNT, calibrate
-from splitcomp_tools.model.calibration import save_calibration
+from splitcomp_tools.model.calibration import InsufficientFrames, save_calibration
 from splitcomp_tools.model.ranges import DEFAULT_PERCENTILE, RANGE_METHODS
+from splitcomp_tools.report.agreement import RULE_HELP
 from splitcomp_tools.report.calibrate import describe_choice, format_table, json_text, plot_png
 
 
@@ -21,7 +23,9 @@ def build_parser() -> ToolParser:
         prog="calibrate",
         description="Measure a bundle's cut tensors on real frames, store clip ranges (per tensor and per channel) "
         "in its manifest, and print a table of bits x range method x codec against top-1 agreement with the "
-        "unsplit model and bytes per frame, next to sending the frame as JPEG.",
+        "unsplit model (on all frames, and on confident frames, each with its 95 % Wilson interval, and the mean "
+        "top-5 overlap) and bytes per frame, next to sending the frame as JPEG. Consecutive video frames are not "
+        "independent, so the intervals are optimistic on clips.",
     )
     parser.add_argument("bundle", help="bundle directory written by split")
     parser.add_argument(
@@ -34,7 +38,8 @@ def build_parser() -> ToolParser:
     parser.add_argument(
         "--eval-images",
         metavar="PATH",
-        help="measure the table on these frames instead (e.g. photos:test, which shares no photo with photos:train); "
+        help="measure the table on these frames instead: other scenes than --images, e.g. "
+        "photos:test,video:bikes,video:carphone (a comma list; photos:test shares no photo with photos:train); "
         "default: the calibration frames themselves",
     )
     parser.add_argument("--topic", default="", help="image topic of a rosbag2 (sensor_msgs/Image or CompressedImage)")
@@ -42,7 +47,9 @@ def build_parser() -> ToolParser:
         "--count", type=int_in(1, MAX_COUNT), default=DEFAULT_COUNT, help=f"frames to use (default {DEFAULT_COUNT})"
     )
     parser.add_argument(
-        "--eval-count", type=int_in(1, MAX_COUNT), help="frames of --eval-images to use (default: --count)"
+        "--eval-count",
+        type=int_in(1, MAX_COUNT),
+        help="frames of each source of --eval-images to use (a clip gives at most what it holds; default: --count)",
     )
     parser.add_argument(
         "--bits",
@@ -66,8 +73,16 @@ def build_parser() -> ToolParser:
         "--target-agreement",
         type=float,
         metavar="FRACTION",
-        help="store as the head's default the encoding (bits, range method, codec) with the fewest bytes whose "
-        "agreement reaches FRACTION, e.g. 0.99 (else the best one), instead of --bits with --method per tensor",
+        help="store as the head's default (instead of --bits with --method per tensor) the encoding (bits, range "
+        f"method, codec) chosen by the rule: {RULE_HELP}; where none meets it, the one with the highest lower bound",
+    )
+    parser.add_argument(
+        "--confidence",
+        type=float,
+        default=DEFAULT_CONFIDENCE,
+        metavar="P",
+        help=f"a judged frame is confident where the unsplit model's top-1 probability is >= P (default "
+        f"{DEFAULT_CONFIDENCE})",
     )
     parser.add_argument(
         "--seed", type=int, default=0, help="seed of the frame source and of the value sampling (evaluation: seed + 1)"
@@ -85,8 +100,14 @@ def _main(argv: Sequence[str] | None) -> int:
     check_outputs(
         outputs, [Path(args.bundle) / name for name in (MANIFEST_FILE, HEAD_FILE, TAIL_FILE, LABELS_FILE)], files=True
     )
-    if args.target_agreement is not None and not 0.0 < args.target_agreement <= 1.0:
-        raise UsageError(f"--target-agreement must be above 0 and at most 1, e.g. 0.99; got {args.target_agreement}")
+    if args.target_agreement is not None and not 0.0 < args.target_agreement < 1.0:
+        raise UsageError(f"--target-agreement must be above 0 and below 1, e.g. 0.99; got {args.target_agreement}")
+    if args.target_agreement is not None:
+        judged = args.eval_images or args.images
+        judged_count = args.eval_count if args.eval_images and args.eval_count else args.count
+        too_few = check_enough_frames(judged, judged_count, args.target_agreement)
+        if too_few is not None:
+            raise UsageError(too_few)
     sources = [args.images, *([args.eval_images] if args.eval_images else [])]
     with progress_bars(not args.quiet and sys.stderr.isatty(), {"frames": sources}) as bars:
         calibration = calibrate(
@@ -101,9 +122,14 @@ def _main(argv: Sequence[str] | None) -> int:
             eval_images=args.eval_images,
             eval_count=args.eval_count,
             on_progress=bars,
+            confidence=args.confidence,
         )
     if args.target_agreement is not None:
-        choice = calibration.cheapest(args.target_agreement)
+        try:
+            choice = calibration.cheapest(args.target_agreement)
+        except InsufficientFrames:
+            print(format_table(calibration))  # what was measured, though nothing is chosen or written
+            raise
         calibration = calibration.with_default(choice or calibration.best())
     side_files: dict[Path, bytes | str] = {}
     if args.plot:

@@ -14,9 +14,11 @@ from splitcomp_core.files import atomic_write_bytes, atomic_write_text
 from splitcomp_tools.cli import ToolParser, UsageError, check_outputs, run_cli
 from splitcomp_tools.cli_options import add_model_arguments, preprocessing_from
 from splitcomp_tools.model import plan as planning
+from splitcomp_tools.model.agreement import DEFAULT_CONFIDENCE
 from splitcomp_tools.model.candidates import ModelOptions
 from splitcomp_tools.model.devices import TIMING_FRAMES, TIMING_RATE_HZ, profile_device
 from splitcomp_tools.model.latency import DEFAULT_OVERHEAD_MS, Link, key
+from splitcomp_tools.report.agreement import RULE_HELP
 from splitcomp_tools.report.plan import format_table, plot_png
 
 
@@ -32,7 +34,15 @@ def build_parser() -> ToolParser:
         default=planning.DEFAULT_COUNT,
         help=f"frames per candidate (default {planning.DEFAULT_COUNT})",
     )
-    add("--agreement", type=float, default=planning.DEFAULT_AGREEMENT, help="top-1 agreement to reach (0.99)")
+    add(
+        "--agreement",
+        type=float,
+        default=planning.DEFAULT_AGREEMENT,
+        metavar="FRACTION",
+        help=f"per candidate, {RULE_HELP} (default {planning.DEFAULT_AGREEMENT})",
+    )
+    confident = "a judged frame is confident where the unsplit model's top-1 probability is >= P (default 0.5)"
+    add("--confidence", type=float, default=DEFAULT_CONFIDENCE, metavar="P", help=confident)
     default_bandwidths = ",".join(key(b) for b in planning.DEFAULT_BANDWIDTHS)
     add(
         "--bandwidths",
@@ -108,6 +118,7 @@ def _plan(args: argparse.Namespace, work: Path, options: ModelOptions) -> None:
         calibration_images=args.calibration_images,
         robot_slowdown=args.robot_slowdown,
         say=None if args.quiet else _say,
+        confidence=args.confidence,
     )
     if args.out:
         written = planning.write_bundle_of_winners(plan, args.out, overwrite=args.overwrite)

@@ -3,7 +3,16 @@
 import numpy as np
 import pytest
 
-from splitcomp_tools.model.agreement import Agreement, frames_needed, measure, meets, top_k_overlap, wilson_interval
+from splitcomp_tools.model.agreement import (
+    Agreement,
+    check_enough_frames,
+    frames_needed,
+    measure,
+    meets,
+    top_k_overlap,
+    unsupported,
+    wilson_interval,
+)
 
 
 def test_wilson_lower_bound_without_disagreement_is_n_over_n_plus_z_squared():
@@ -33,3 +42,15 @@ def test_the_rule_needs_the_lower_bound_and_jpeg_parity():
     assert meets(Agreement(95, 100, 400, 400, 0.9), jpeg, 0.99)
     assert not meets(Agreement(95, 100, 100, 100, 0.9), jpeg, 0.99)  # too few confident frames
     assert not meets(Agreement(80, 100, 400, 400, 0.9), jpeg, 0.99)  # worse than JPEG on all frames
+
+
+def test_unsupported_names_the_frames_a_target_needs():
+    assert unsupported(381, 0.99) is None
+    why = unsupported(380, 0.99)
+    assert why is not None and "only 380 confident frames" in why and "at least 381" in why
+
+
+def test_check_enough_frames_counts_every_source_of_a_list():
+    assert check_enough_frames("photos:test,video:bikes", 200, 0.99) is None  # up to 400 frames: maybe enough
+    why = check_enough_frames("photos:test", 200, 0.99)
+    assert why is not None and "at most 200 frames" in why and "381" in why

@@ -4,6 +4,7 @@ Agreement and bytes are checked against what the deployed pipelines (HeadPipelin
 and the unsplit ONNX model give on the same frames, not against numbers copied from a run.
 """
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -25,11 +26,14 @@ from splitcomp_core.head import HeadPipeline
 from splitcomp_core.preprocess import Preprocessor
 from splitcomp_core.quantization import EncoderConfig
 from splitcomp_core.tail import TailPipeline
-from splitcomp_tools.calibrate import main
+from splitcomp_tools.calibrate import build_parser, main
 from splitcomp_tools.frames.shapes import CLASS_NAMES, ShapeGenerator
+from splitcomp_tools.model import entropy_sizes
+from splitcomp_tools.model.agreement import Agreement, frames_needed, meets
 from splitcomp_tools.model.baseline import JPEG_QUALITIES
-from splitcomp_tools.model.calibrate import calibrate
-from splitcomp_tools.model.encodings import BITS, QUANTIZED_METHODS
+from splitcomp_tools.model.calibrate import calibrate, shared_scenes
+from splitcomp_tools.model.calibration import InsufficientFrames
+from splitcomp_tools.model.encodings import BITS, QUANTIZED_METHODS, Result
 from splitcomp_tools.model.export import export_torch_module
 from splitcomp_tools.model.split import split_model
 
@@ -38,6 +42,7 @@ CHANNELS = 8
 CUT_ELEMENTS = CHANNELS * 16 * 16
 MARGIN = 4.0
 MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+ENTROPY = ("entropy",) if entropy_sizes.available() else ()  # constriction is a pip-only package
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +108,7 @@ def _snapshot(directory: Path) -> dict[str, bytes]:
 
 def test_results_have_every_row(result):
     keys = {(r.method, r.bits, r.codec, r.quality) for r in result.results}
-    expected = {(m, b, c, None) for m in QUANTIZED_METHODS for b in BITS for c in CODECS}
+    expected = {(m, b, c, None) for m in QUANTIZED_METHODS for b in BITS for c in (*CODECS, *ENTROPY)}
     expected |= {("raw", b, c, None) for b in (16, 32) for c in CODECS}
     expected |= {("jpeg", None, None, q) for q in JPEG_QUALITIES} | {("jpeg_full", None, None, 95)}
     assert keys == expected
@@ -119,6 +124,9 @@ def test_bytes_are_the_packed_sizes_and_codecs_shrink_them(result):
             assert 0 < rows["zstd"].bytes_per_frame < rows["none"].bytes_per_frame + 64
             assert 0 < rows["lz4"].bytes_per_frame < rows["none"].bytes_per_frame + 64
             assert len({r.agreement for r in rows.values()}) == 1  # codecs are lossless
+            assert len({r.stats for r in rows.values()}) == 1
+            if ENTROPY and method != "raw":  # a model fitted on these frames codes them near their entropy
+                assert 0 < rows["entropy"].bytes_per_frame < rows["none"].bytes_per_frame + 64
 
 
 def test_agreement_is_exact_at_8_bits_and_worst_with_the_seed_clip_at_2(result):
@@ -188,7 +196,9 @@ def test_cli_stores_ranges_and_writes_table_json_and_plot(setup, bundle, tmp_pat
     assert code == 0
     table = capsys.readouterr().out
     assert "clip 0..32" in table and "per_channel_mse" in table and "jpeg of the full frame" in table
-    assert sorted(p.name for p in bundle.iterdir()) == ["head.onnx", "manifest.json", "tail.onnx"]
+    written = ["head.onnx", "manifest.json", "tail.onnx", *(["entropy.json"] if ENTROPY else [])]
+    assert sorted(p.name for p in bundle.iterdir()) == sorted(written)
+    assert "top-1 confident [95 % CI]" in table and "not independent" in table
     loaded = load_bundle(bundle)
     entry = loaded.manifest.quantization.calibrated[setup[3]]
     assert entry["method"] == "mse" and entry["bits"] == 4 and entry["frames"] == 12
@@ -208,7 +218,11 @@ def test_cli_stores_ranges_and_writes_table_json_and_plot(setup, bundle, tmp_pat
     report = json.loads(out_json.read_text())
     assert report["written"] is True and report["frames"] == 12
     assert report["calibrated"] == loaded.manifest.quantization.calibrated
-    assert len(report["results"]) == len(QUANTIZED_METHODS) * len(BITS) * len(CODECS) + 2 * len(CODECS) + 4
+    rows = len(QUANTIZED_METHODS) * len(BITS) * (len(CODECS) + len(ENTROPY)) + 2 * len(CODECS) + 4
+    assert len(report["results"]) == rows
+    assert report["confidence"] == 0.5 and report["confident_frames"] == 12 and "not independent" in str(report)
+    stats = next(r["stats"] for r in report["results"] if r["method"] == "jpeg_full")
+    assert stats["frames"] == 12 and stats["interval"][0] <= stats["rate"] <= stats["interval"][1]
     image = cv2.imread(str(out_png))
     assert image is not None and image.shape[0] > 200 and image.shape[1] > 200
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle", "calibration.json", "calibration.png"]
@@ -284,11 +298,14 @@ def test_runs_as_a_module():
     assert "--images" in done.stdout and "--dry-run" in done.stdout
 
 
-def test_the_cheapest_encoding_that_reaches_a_target_becomes_the_heads_default(setup, result, bundle):
-    choice = result.cheapest(1.0)
-    assert choice is not None and choice.agreement == 1.0 and choice.codec is not None
-    assert all(r.bytes_per_frame >= choice.bytes_per_frame for r in result.results if r.codec and r.agreement == 1.0)
-    assert result.cheapest(1.01) is None and result.best().agreement == 1.0
+def test_the_cheapest_encoding_that_meets_the_rule_becomes_the_heads_default(setup, result, bundle):
+    assert result.confident_frames() == FRAMES == frames_needed(0.8)  # 16 frames, all confident: 0.8 is supported
+    choice = result.cheapest(0.8)
+    assert choice is not None and choice.codec is not None and choice.stats is not None
+    assert choice.stats.confident_interval()[0] >= 0.8 and choice.agreement >= result.jpeg_reference().agreement
+    meeting = [r for r in result.results if r.codec and meets(r.stats, result.jpeg_reference().stats, 0.8)]
+    assert all(r.bytes_per_frame >= choice.bytes_per_frame for r in meeting)
+    assert result.best().stats.confident_interval()[0] == max(r.stats.confident_interval()[0] for r in meeting)
     chosen = result.with_default(choice)
     assert chosen.default == choice
     update_quantization(bundle, chosen.quantization)
@@ -298,8 +315,84 @@ def test_the_cheapest_encoding_that_reaches_a_target_becomes_the_heads_default(s
     tail = TailPipeline(loaded, providers=["cpu"])
     frames = _frames(setup[1])
     answers = [tail(loaded.manifest.model_id, head(f).tensors) for f in frames]
-    assert [a.results[0][0] for a in answers] == list(setup[4])  # agreement 1.0, as the row says
+    assert np.mean([a.results[0][0] for a in answers] == np.array(setup[4])) == pytest.approx(choice.agreement)
     assert np.mean([a.feature_bytes for a in answers]) == pytest.approx(choice.bytes_per_frame)
+
+
+def _row(method, bytes_, agree, confident_agree, frames=500, confident=400, codec="zstd"):
+    stats = Agreement(agree, frames, confident_agree, confident, 0.9)
+    bits = None if codec is None else 4
+    return Result(method, bits, codec, 95 if codec is None else None, bytes_, agree / frames, stats)
+
+
+def _synthetic(result, rows):
+    return dataclasses.replace(result, results=rows, default=None)
+
+
+def test_the_rule_needs_the_lower_bound_and_no_worse_than_jpeg(result):
+    jpeg = _row("jpeg_full", 30_000, 470, 380, codec=None)
+    cheap_but_worse_than_jpeg = _row("per_tensor_mse", 100, 450, 400)  # confident: all agree; all frames 90 %
+    short_of_the_bound = _row("per_channel_mse", 150, 490, 399)  # 399 / 400: lower bound 98.6 %
+    meets_it = _row("per_channel_percentile", 200, 480, 400)
+    calibration = _synthetic(result, [cheap_but_worse_than_jpeg, short_of_the_bound, meets_it, jpeg])
+    assert calibration.cheapest(0.99) == meets_it
+    assert calibration.cheapest(0.95) == short_of_the_bound  # its 98.6 % lower bound reaches 0.95
+    calibration = _synthetic(result, [cheap_but_worse_than_jpeg, short_of_the_bound, jpeg])
+    assert calibration.cheapest(0.99) is None
+    assert calibration.best() == cheap_but_worse_than_jpeg  # the highest lower bound, when none meets the rule
+
+
+def test_too_few_confident_frames_is_refused_not_chosen_on_a_point_estimate(result):
+    rows = [_row("per_tensor_mse", 100, 300, 300, frames=300, confident=300), _row("jpeg_full", 9e3, 1, 1, codec=None)]
+    with pytest.raises(InsufficientFrames, match=r"only 300 confident frames.*at least 381"):
+        _synthetic(result, rows).cheapest(0.99)
+
+
+def test_cli_refuses_a_target_the_confident_frames_cannot_support(setup, bundle, tmp_path, capsys):
+    before = _snapshot(bundle)
+    args = [str(bundle), "--images", str(setup[1]), "--count", str(FRAMES), "--target-agreement", "0.8", "--quiet"]
+    assert main([*args, "--confidence", "1.0", "--json", str(tmp_path / "c.json")]) == 2  # no frame is that sure
+    out, err = capsys.readouterr()
+    assert err.startswith("error: ") and "only 0 confident frames" in err and "at least 16" in err
+    assert "Traceback" not in err and err.count("\n") == 1
+    assert "top-1 confident [95 % CI]" in out  # what was measured is shown, but nothing is chosen
+    assert _snapshot(bundle) == before and not (tmp_path / "c.json").exists()
+    assert "never a choice on a point estimate" in " ".join(build_parser().format_help().split())
+
+
+def test_cli_refuses_before_measuring_when_the_count_is_too_small(setup, bundle, capsys):
+    args = [str(bundle), "--images", str(setup[1]), "--eval-images", "generator,video:carphone", "--eval-count", "6"]
+    assert main([*args, "--target-agreement", "0.99"]) == 2
+    out, err = capsys.readouterr()
+    assert "at most 12 frames would be judged" in err and "381" in err and out == ""
+
+
+def test_cli_target_writes_the_choice_and_its_entropy_model(setup, bundle, capsys):
+    args = [str(bundle), "--images", str(setup[1]), "--count", str(FRAMES), "--target-agreement", "0.8", "--quiet"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "meets the rule at 0.8" in out and "confident-frame lower bound" in out
+    loaded = load_bundle(bundle)
+    assert loaded.manifest.quantization.codec in CODECS  # the default is a codec the bundle schema holds
+    if not ENTROPY:
+        return
+    assert "head parameter codec:=entropy sends" in out
+    head = HeadPipeline(loaded, providers=["cpu"])  # the stored default, now coded under the written model
+    config = head.config
+    head.configure(EncoderConfig(config.bits, config.mode, config.clip_min, config.clip_max, "entropy"))
+    tail = TailPipeline(loaded, providers=["cpu"])
+    answers = [tail(loaded.manifest.model_id, head(f).tensors).results[0][0] for f in _frames(setup[1])]
+    assert answers == [
+        tail(loaded.manifest.model_id, HeadPipeline(loaded, providers=["cpu"])(f).tensors).results[0][0]
+        for f in _frames(setup[1])
+    ]
+
+
+def test_confidence_decides_which_frames_count(setup):
+    root, images, _, _, _ = setup
+    strict = calibrate(root / "bundle", str(images), count=8, confidence=1.0)
+    assert strict.confident_frames() == 0
+    assert all(r.stats.confident_frames == 0 and r.stats.frames == 8 for r in strict.results)
 
 
 def test_eval_images_judge_on_other_frames_than_the_ranges(setup):
@@ -308,3 +401,10 @@ def test_eval_images_judge_on_other_frames_than_the_ranges(setup):
     assert (split_result.frames, split_result.eval_frames, split_result.eval_images) == (8, 5, "generator")
     full = {r.method: r for r in split_result.results if r.codec is None}["jpeg_full"]
     assert full.bytes_per_frame > 20_000  # 640x480 generator frames, not the 48x40 calibration images
+
+
+def test_judging_on_the_scenes_the_ranges_came_from_is_flagged():
+    assert shared_scenes("photos:train", "photos:test,video:bikes,video:carphone") == []
+    assert shared_scenes("photos", "photos:test") == ["photos:test"]
+    assert shared_scenes("photos:train,video:bikes", "photos:test,video:bikes") == ["video:bikes"]
+    assert shared_scenes("generator", "generator") == [] and shared_scenes("generator", None) == []

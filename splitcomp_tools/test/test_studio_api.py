@@ -309,6 +309,26 @@ def test_calibrate_on_an_uploaded_video(client, tmp_path):
     assert done["result"]["frames"] == 6 and done["result"]["images"] == "upload"
 
 
+def test_calibrate_judges_on_other_frames_with_the_agreement_figures(client):
+    bundle = client.post("/api/models/demo/split", json={"at": [CUT]}).json()["bundle_id"]
+    url = f"/api/bundles/{bundle}/calibrate"
+    wrong = client.post(url, json={"count": 4, "eval_source": "generator,/etc"})
+    assert wrong.status_code == 400 and "eval_source" in wrong.json()["detail"]
+    assert client.post(url, json={"count": 4, "confidence": 1.5}).status_code == 422
+    body = {"source": "generator", "count": 6, "eval_source": "generator", "eval_count": 5, "confidence": 0.4}
+    job = client.post(url, json=body)
+    assert job.status_code == 202, job.text
+    done = wait_for(client, job.json()["job_id"])
+    assert done["status"] == "done", done["error"]
+    result = done["result"]
+    assert (result["frames"], result["eval_frames"], result["eval_images"]) == (6, 5, "generator")
+    assert result["confidence"] == 0.4 and "not independent" in result["dependence_note"]
+    jpeg = next(r for r in result["results"] if r["method"] == "jpeg_full")
+    assert jpeg["stats"]["frames"] == 5 and jpeg["stats"]["confident_frames"] == result["confident_frames"]
+    assert all(r["stats"]["frames"] == 5 for r in result["results"])
+    assert "top-1 confident [95 % CI]" in result["table"]
+
+
 def test_calibration_jobs_are_bounded(tmp_path):
     with make_client(tmp_path / "studio", max_active_jobs=1) as client:
         first, second = (client.post("/api/models/demo/split", json={"at": [CUT]}).json()["bundle_id"] for _ in "ab")
@@ -380,6 +400,10 @@ def test_upload_split_calibrate_classify_download(tmp_path):
         assert archive.status_code == 200
         overlays = [client.get(row["overlay_url"]) for row in answer["images"]]
 
+    agreement = answer["agreement"]
+    agreeing = sum(row["agree"] for row in answer["images"])
+    assert (agreement["split"]["agree"], agreement["split"]["frames"]) == (agreeing, len(answer["images"]))
+    assert agreement["jpeg95"]["frames"] == 2 and "not independent" in agreement["dependence_note"]
     full = InferenceSession(DEMO_MODEL, ["cpu"])
     manifest = load_bundle(tmp_path / "studio" / "bundles" / bundle / "bundle").manifest
     spec, output = manifest.input, manifest.output.name
@@ -396,6 +420,8 @@ def test_upload_split_calibrate_classify_download(tmp_path):
         assert 0 < row["feature_bytes"] < row["float32_bytes"] == 4 * 32 * 16 * 16
         _, jpeg = cv2.imencode(".jpg", cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
         assert row["jpeg95_bytes"] == jpeg.size
+        jpeg_input = preprocess(cv2.cvtColor(cv2.imdecode(jpeg, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB))
+        assert row["jpeg95"][0]["class_id"] == int(np.argmax(full.run({spec.name: jpeg_input})[output][0]))
         assert min(row["head_ms"], row["tail_ms"], row["encode_ms"]) > 0
         drawn = cv2.imdecode(np.frombuffer(shown.content, np.uint8), cv2.IMREAD_COLOR)
         assert drawn.shape == frame.shape and not np.array_equal(drawn[:, :, ::-1], frame)

@@ -72,10 +72,11 @@ def test_a_video_that_does_not_play_is_one_error_line_in_every_tool(bad_videos, 
     bench_argv = ["--bundle", str(bundle), "--eval-images", video, "--repeats", "1"]
     assert_refused(bench_codec.main, bench_argv, capsys, [bundle], says)
     out = tmp_path / "plan"  # plan says what it is measuring before it opens the frames
-    assert plan.main([str(MODEL), "--images", video, "--out", str(out)]) == 2
+    assert plan.main([str(MODEL), "--images", video, "--agreement", "0.5", "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert [line for line in err.splitlines() if line.startswith("error:")] == [err.splitlines()[-1]], err
     assert name in err and "Traceback" not in err and not out.exists()
+    assert "frames would be judged" not in err  # the video itself is what was refused
 
 
 # --- OSErrors other than not-found / is-a-directory / permission -------------------------------

@@ -31,7 +31,9 @@ EFFICIENTNET_LITE0 = DemoModel(
     name="efficientnet_lite0",
     onnx=lambda cache, quiet: exported("efficientnet_lite0", cache, quiet),
     calibration_images="photos:train",
-    evaluation_images="photos:test",
+    # Judged on other scenes than the ranges: held-out photos (--evaluation-frames crops) and both real clips.
+    evaluation_images="photos:test,video:bikes,video:carphone",
+    run_images="photos:test",
 )
 SHAPES = DemoModel(
     name="shapes",

@@ -4,24 +4,26 @@
 the ONNX file (the pretrained one exported once from its wheels into a cache folder), `choose_cut`
 (model/cut_choice.py), `split` (labels and preprocessing from the model's own metadata unless the entry
 says otherwise),
-`calibrate` on training frames with the table measured on held-out frames, and optionally the
-cheapest encoding that reaches a target agreement made the head's default.
+`calibrate` on training frames with the table measured on held-out frames (other scenes), and
+optionally the cheapest encoding that meets calibrate's rule at a target made the head's default,
+with the entropy model of the stored encoding written beside it.
 """
 
 from __future__ import annotations
 
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from splitcomp_core.bundle import update_quantization
 from splitcomp_core.errors import SplitcompError
 from splitcomp_tools.cli import progress_bars
 from splitcomp_tools.model import zoo
+from splitcomp_tools.model.agreement import frames_needed, unsupported
 from splitcomp_tools.model.analyze import CutReport, analyze_model
 from splitcomp_tools.model.calibrate import Calibration, calibrate
+from splitcomp_tools.model.calibration import InsufficientFrames, save_calibration
 from splitcomp_tools.model.cut_choice import choose_cut
 from splitcomp_tools.model.export import export_pretrained
 from splitcomp_tools.model.graph import load_model
@@ -36,7 +38,9 @@ DEFAULT_CACHE = Path("out/models")
 class DemoModel:
     """A model the demo can run: where its ONNX file comes from and which frames calibrate and judge it.
 
-    `preprocessing` and `labels` None mean what the model's export recorded.
+    `preprocessing` and `labels` None mean what the model's export recorded. `evaluation_images` judge
+    the encodings (a comma list of sources is one set); `run_images` feed image_source in the demo's
+    run and the pipeline benchmark (default: `evaluation_images`).
     """
 
     name: str
@@ -45,6 +49,12 @@ class DemoModel:
     evaluation_images: str
     preprocessing: Preprocessing | None = None
     labels: Path | None = None
+    run_images: str | None = None
+
+    @property
+    def source(self) -> str:
+        """What image_source plays in the demo's run."""
+        return self.run_images or self.evaluation_images
 
 
 @dataclass(frozen=True)
@@ -93,11 +103,14 @@ def prepare_bundle(
     cache: Path = DEFAULT_CACHE,
     calibration_frames: int = 200,
     evaluation_frames: int = 200,
-    target_agreement: float | None = None,
+    target_agreement: float | Sequence[float] | None = None,
     quiet: bool = False,
 ) -> PreparedBundle:
     """Split `model` at `choose_cut` into `out`, calibrate it (4-bit least-error ranges by default) and store
-    the result; with `target_agreement`, the cheapest encoding that reaches it becomes the head's default."""
+    the result; with `target_agreement`, the cheapest encoding that meets calibrate's rule at it becomes the
+    head's default. Several targets (highest first): the highest the judged set supports (enough confident
+    frames for its lower bound); InsufficientFrames when it supports none. What was judged, and why that
+    target, is printed."""
     path = model.onnx(Path(cache), quiet)
     cut = choose_cut(analyze_model(path))
     if not quiet:
@@ -117,11 +130,37 @@ def prepare_bundle(
             eval_count=evaluation_frames,
             on_progress=bars,
         )
+    target = None
     if target_agreement is not None:
-        calibration = calibration.with_default(calibration.cheapest(target_agreement) or calibration.best())
-    update_quantization(out, calibration.quantization)
+        targets = [target_agreement] if isinstance(target_agreement, float | int) else list(target_agreement)
+        target = supported_target(calibration, targets)
+        calibration = calibration.with_default(calibration.cheapest(target) or calibration.best())
+    save_calibration(calibration)
     if not quiet:
         print(format_table(calibration))
-        if target_agreement is not None:
-            print(describe_choice(calibration, target_agreement))
+        if target is not None:
+            print(judged_set(calibration, target, targets[0]))
+            print(describe_choice(calibration, target))
     return PreparedBundle(Path(out), cut, calibration)
+
+
+def supported_target(calibration: Calibration, targets: Sequence[float]) -> float:
+    """The first (highest) of `targets` the judged set's confident frames support; InsufficientFrames if none."""
+    for target in targets:
+        if unsupported(calibration.confident_frames(), target) is None:
+            return target
+    raise InsufficientFrames(unsupported(calibration.confident_frames(), min(targets)) or "")
+
+
+def judged_set(calibration: Calibration, target: float, wanted: float) -> str:
+    """Which set the encodings were judged on, how many of its frames are confident, and why this target."""
+    why = (
+        f"a {wanted:g} target needs {frames_needed(wanted)} confident frames (a longer run: more --evaluation-frames), "
+        f"so the highest target this set supports is used"
+        if target != wanted
+        else f"enough for a {target:g} target (it needs {frames_needed(target)})"
+    )
+    return (
+        f"judged on {calibration.eval_frames} frames of {calibration.eval_images} ({calibration.confident_frames()} "
+        f"confident at top-1 probability >= {calibration.confidence:g}): {why}; target {target:g}"
+    )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -75,6 +76,20 @@ class Agreement:
     def confident_interval(self) -> tuple[float, float]:
         return wilson_interval(self.confident_agree, self.confident_frames)
 
+    def to_json(self) -> dict[str, Any]:
+        """The counts, (a) and (b) with their 95 % Wilson intervals, and (c): what every tool's JSON carries."""
+        return {
+            "agree": self.agree,
+            "frames": self.frames,
+            "rate": self.rate,
+            "interval": list(self.interval()),
+            "confident_agree": self.confident_agree,
+            "confident_frames": self.confident_frames,
+            "confident_rate": self.confident_rate,
+            "confident_interval": list(self.confident_interval()),
+            "top5_overlap": self.top5_overlap,
+        }
+
 
 def measure(reference: np.ndarray, scores: np.ndarray, threshold: float = DEFAULT_CONFIDENCE) -> Agreement:
     """How `scores` (frames x classes) agree with the unsplit `reference` probabilities of the same frames."""
@@ -90,3 +105,36 @@ def meets(candidate: Agreement, jpeg: Agreement, target: float) -> bool:
     """The rule: the lower bound on confident agreement reaches `target` AND all-frame agreement is no worse
     than JPEG-95's on the same frames (point estimates)."""
     return candidate.confident_interval()[0] >= target and candidate.rate >= jpeg.rate
+
+
+def unsupported(confident_frames: int, target: float) -> str | None:
+    """Why `confident_frames` cannot support `target` (no encoding's lower bound could reach it), or None."""
+    needed = frames_needed(target)
+    if confident_frames >= needed:
+        return None
+    return (
+        f"only {confident_frames} confident frames; a lower bound of {target:.1%} needs at least {needed} "
+        f"(n / (n + 3.84) with no disagreement): judge on more frames, e.g. photos:test,video:bikes,video:carphone, "
+        f"or lower the target; no encoding is chosen on a point estimate"
+    )
+
+
+def describe_rule(target: float) -> str:
+    """The rule `meets` applies, in one sentence, for the tools' output."""
+    return (
+        f"the 95 % Wilson lower bound of top-1 agreement on confident frames reaches {target:g} and top-1 "
+        "agreement on all frames is no worse than JPEG-95 of the full frame's on the same frames"
+    )
+
+
+def check_enough_frames(images: str, count: int, target: float) -> str | None:
+    """Before measuring: why `count` frames per source of `images` (a comma list) can never support `target`,
+    or None. At most count x sources frames are judged, and every one would have to be confident."""
+    most = count * len([part for part in images.split(",") if part.strip()])
+    if most >= frames_needed(target):
+        return None
+    return (
+        f"at most {most} frames would be judged ({count} per source of {images}); a lower bound of {target:.1%} "
+        f"needs at least {frames_needed(target)} confident frames: raise the count, judge on more sources, e.g. "
+        f"photos:test,video:bikes,video:carphone, or lower the target"
+    )

@@ -11,7 +11,6 @@ which split verified head∘tail to give).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
 
 import cv2
 import numpy as np
@@ -20,6 +19,7 @@ from splitcomp_core.errors import SplitcompError
 from splitcomp_core.head import HeadPipeline
 from splitcomp_core.preprocess import Preprocessor
 from splitcomp_core.tail import TailPipeline
+from splitcomp_tools.model.agreement import DEFAULT_CONFIDENCE, Agreement, measure
 
 JPEG_QUALITIES = (50, 75, 95)
 FULL_SIZE_QUALITY = 95  # image_transport's default JPEG quality
@@ -29,12 +29,14 @@ FULL_FRAME = "jpeg_full"  # the camera frame as JPEG
 
 @dataclasses.dataclass(frozen=True)
 class JpegResult:
-    """One JPEG way to send frames: `method` is MODEL_SIZE or FULL_FRAME; `agreement` a fraction of frames."""
+    """One JPEG way to send frames: `method` is MODEL_SIZE or FULL_FRAME; `agreement` a fraction of frames,
+    `stats` the full agreement statistics (all frames, confident frames, top-5 overlap)."""
 
     method: str
     quality: int
     bytes_per_frame: float
     agreement: float
+    stats: Agreement
 
 
 class JpegBaseline:
@@ -50,7 +52,7 @@ class JpegBaseline:
         self._normalise = Preprocessor(dataclasses.replace(spec, resize="stretch", resize_size=None))
         self.keys = [(MODEL_SIZE, q) for q in JPEG_QUALITIES] + [(FULL_FRAME, FULL_SIZE_QUALITY)]
         self.bytes: dict[tuple[str, int], list[int]] = {k: [] for k in self.keys}
-        self.top1: dict[tuple[str, int], list[int]] = {k: [] for k in self.keys}
+        self.scores: dict[tuple[str, int], list[np.ndarray]] = {k: [] for k in self.keys}
 
     def add(self, frame: np.ndarray) -> None:
         """One HxWx3 RGB camera frame."""
@@ -79,17 +81,15 @@ class JpegBaseline:
         return decoded
 
     def _answer(self, key: tuple[str, int], features: dict[str, np.ndarray]) -> None:
-        self.top1[key].append(int(self.tail.top1({n: a[np.newaxis] for n, a in features.items()})[0]))
+        self.scores[key].append(self.tail.probabilities({n: a[np.newaxis] for n, a in features.items()})[0])
 
-    def results(self, reference: Iterable[int]) -> list[JpegResult]:
-        """Mean bytes per frame and agreement with `reference` (the unsplit model's class of each frame added)."""
-        expected = np.asarray(list(reference))
-        return [
-            JpegResult(
-                method,
-                quality,
-                float(np.mean(self.bytes[(method, quality)])),
-                float(np.mean(np.asarray(self.top1[(method, quality)]) == expected)),
+    def results(self, reference: np.ndarray, threshold: float = DEFAULT_CONFIDENCE) -> list[JpegResult]:
+        """Mean bytes per frame and agreement with `reference`, the unsplit model's probabilities of each frame
+        added (frames x classes); confident frames are those whose top-1 probability there reaches `threshold`."""
+        results = []
+        for method, quality in self.keys:
+            stats = measure(reference, np.stack(self.scores[(method, quality)]), threshold)
+            results.append(
+                JpegResult(method, quality, float(np.mean(self.bytes[(method, quality)])), stats.rate, stats)
             )
-            for method, quality in self.keys
-        ]
+        return results

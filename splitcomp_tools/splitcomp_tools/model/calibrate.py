@@ -25,6 +25,7 @@ from splitcomp_core.head import HeadPipeline
 from splitcomp_core.tail import TailPipeline
 from splitcomp_tools.frames import open_source
 from splitcomp_tools.frames.files import describe_skipped
+from splitcomp_tools.model.agreement import DEFAULT_CONFIDENCE
 from splitcomp_tools.model.baseline import JpegBaseline
 from splitcomp_tools.model.calibration import Calibration
 from splitcomp_tools.model.encodings import (
@@ -61,6 +62,7 @@ def calibrate(
     eval_images: str | None = None,
     eval_count: int | None = None,
     on_progress: Progress | None = None,
+    confidence: float = DEFAULT_CONFIDENCE,
 ) -> Calibration:
     """Measure a bundle's cut tensors on `count` frames from `images` and compare all ways to send them.
 
@@ -70,13 +72,15 @@ def calibrate(
     (default `count`) frames from there, a source opened with seed + 1 so that even the same source
     gives other frames; without it, on the calibration frames themselves. `on_progress(phase, done,
     total)` reports the phases "frames" (once per pass over a source) and "encodings" to a caller.
+    Every row carries the agreement statistics of `agreement.measure`: a judged frame is confident where
+    the unsplit model's top-1 probability reaches `confidence`.
     """
     bundle = load_bundle(bundle_path)
     quantization = bundle.manifest.quantization
     if bits is None:
         bits = quantization.bits if quantization.bits <= 8 else 4
     eval_count = count if eval_count is None else eval_count
-    _check_options(count, bits, method, percentile, max_samples, eval_count)
+    _check_options(count, bits, method, percentile, max_samples, eval_count, confidence)
     sources = [open_source(images, seed=seed, topic=topic)]
     try:
         if eval_images:  # opened before the long first pass, so a wrong name fails at once
@@ -89,7 +93,7 @@ def calibrate(
     finally:
         for source in sources:
             source.close()
-    notes = [f"{describe_skipped(s)}; measured on the others" for s in sources if describe_skipped(s)]
+    notes = _notes(sources, images, eval_images)
     frames = len(next(iter(features.values())))
     compared = sorted(set(BITS) | {bits})
     rng = np.random.default_rng(seed)
@@ -98,10 +102,12 @@ def calibrate(
         for name, values in features.items()
     }
     clip = (float(quantization.clip_min), float(quantization.clip_max))
-    reference = tail.top1(judged)
-    results = evaluate(judged, tail, reference, encodings_for(tensors, compared, clip), on_progress)
+    reference = tail.probabilities(judged)
+    encodings = encodings_for(tensors, compared, clip)
+    results, tables = evaluate(judged, tail, reference, encodings, on_progress, confidence, features)
     results.extend(
-        Result(r.method, None, None, r.quality, r.bytes_per_frame, r.agreement) for r in jpeg.results(reference)
+        Result(r.method, None, None, r.quality, r.bytes_per_frame, r.agreement, r.stats)
+        for r in jpeg.results(reference, confidence)
     )
     calibrated = {name: manifest_entry(t, method, bits, percentile, frames) for name, t in tensors.items()}
     return Calibration(
@@ -119,12 +125,45 @@ def calibrate(
         eval_images=eval_images,
         eval_frames=len(reference),
         notes=notes,
+        confidence=confidence,
+        entropy_tables=tables,
     )
 
 
+def _notes(sources: list, images: str, eval_images: str | None) -> list[str]:
+    """What a user should know about the frames: image files that did not decode, scenes both sides share."""
+    notes = [f"{describe_skipped(s)}; measured on the others" for s in sources if describe_skipped(s)]
+    shared = shared_scenes(images, eval_images)
+    return notes + [f"{part} both calibrates and is judged: judge on other scenes" for part in shared]
+
+
+def shared_scenes(images: str, eval_images: str | None) -> list[str]:
+    """The sources of a comma list `eval_images` that show scenes the ranges came from: the same source (opened
+    again with another seed, a photo source gives other crops of the same photos) or `photos`, which holds every
+    photo. The generator draws new scenes for every frame."""
+    if not eval_images:
+        return []
+    ours = [p.strip() for p in images.split(",") if p.strip()]
+    theirs = [p.strip() for p in eval_images.split(",") if p.strip()]
+    return [
+        t
+        for t in theirs
+        if t != "generator"
+        and any(t == o or ("photos" in (t, o) and t.startswith("photos") and o.startswith("photos")) for o in ours)
+    ]
+
+
 def _check_options(
-    count: int, bits: int, method: str, percentile: float, max_samples: int, eval_count: int | None = None
+    count: int,
+    bits: int,
+    method: str,
+    percentile: float,
+    max_samples: int,
+    eval_count: int | None = None,
+    confidence: float = DEFAULT_CONFIDENCE,
 ) -> None:
+    if not 0.0 <= confidence <= 1.0:
+        raise CalibrationError(f"--confidence must be from 0 to 1, e.g. 0.5; got {confidence}")
     if not 1 <= count <= MAX_COUNT:
         raise CalibrationError(f"--count must be from 1 to {MAX_COUNT}, got {count}")
     if eval_count is not None and not 1 <= eval_count <= MAX_COUNT:

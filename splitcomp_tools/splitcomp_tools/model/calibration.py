@@ -14,9 +14,25 @@ from pathlib import Path
 from typing import Any
 
 from splitcomp_core.bundle import QuantizationSpec, manifest_with_quantization
+from splitcomp_core.codec import CODEC_NAMES
+from splitcomp_core.entropy import ENTROPY_FILE, EntropyTable, entropy_document
 from splitcomp_core.files import atomic_write_all
+from splitcomp_tools.model.agreement import DEFAULT_CONFIDENCE, DEPENDENCE_NOTE, meets, unsupported
+from splitcomp_tools.model.baseline import FULL_FRAME
 from splitcomp_tools.model.encodings import QUANTIZED_METHODS, CalibrationError, Result, head_mode
 from splitcomp_tools.model.ranges import TensorCalibration, manifest_entry
+
+
+class InsufficientFrames(CalibrationError):
+    """Too few confident judged frames for any encoding's lower bound to reach the target (frames_needed)."""
+
+
+GRANULARITY_OF_MODE = {"calibrated": "per_tensor", "per_channel": "per_channel"}
+
+
+def lower_bound(r: Result) -> float:
+    """The 95 % Wilson lower bound of a row's top-1 agreement on confident frames (0 when unmeasured)."""
+    return r.stats.confident_interval()[0] if r.stats is not None else 0.0
 
 
 @dataclass
@@ -41,6 +57,8 @@ class Calibration:
     eval_frames: int = 0
     default: Result | None = None  # the table row made the head's default by with_default()
     notes: list[str] = dataclasses.field(default_factory=list)  # e.g. image files that did not decode
+    confidence: float = DEFAULT_CONFIDENCE  # a judged frame is confident at this unsplit top-1 probability
+    entropy_tables: dict[tuple[str, int], dict[str, EntropyTable]] = dataclasses.field(default_factory=dict, repr=False)
 
     def to_json(self, written: bool) -> dict[str, Any]:
         return {
@@ -57,23 +75,70 @@ class Calibration:
             "calibrated": self.quantization.calibrated,
             "mode": self.quantization.mode,
             "codec": self.quantization.codec,
-            "default": None if self.default is None else dataclasses.asdict(self.default),
-            "results": [dataclasses.asdict(r) for r in self.results],
+            "default": None if self.default is None else self.default.to_json(),
+            "confidence": self.confidence,
+            "confident_frames": self.confident_frames(),
+            "dependence_note": DEPENDENCE_NOTE,
+            "results": [r.to_json() for r in self.results],
         }
 
-    def cheapest(self, target: float) -> Result | None:
-        """The way to send features with the fewest bytes whose agreement reaches `target`, or None.
+    def confident_frames(self) -> int:
+        """How many judged frames the unsplit model is sure of (the same frames for every row)."""
+        return next((r.stats.confident_frames for r in self.results if r.stats is not None), 0)
 
-        Among equal bytes the higher agreement wins, then fewer bits; JPEG rows are not candidates.
+    def jpeg_reference(self) -> Result:
+        """The JPEG-95 of the full camera frame: the row an encoding's all-frame agreement must not fall below."""
+        return next(r for r in self.results if r.method == FULL_FRAME)
+
+    def meeting(self, target: float) -> list[Result]:
+        """The feature encodings that meet the rule at `target` (agreement.meets), JPEG rows never.
+
+        Only codecs a bundle can hold as the head's default (CODEC_NAMES) are candidates: the entropy rows
+        show what `codec entropy` would send with the entropy.json that calibrate writes beside the choice.
+
+        The rule: the 95 % Wilson lower bound of top-1 agreement on confident frames reaches `target`, and
+        top-1 agreement on all frames is no worse than JPEG-95 of the full frame's. InsufficientFrames when
+        too few judged frames are confident for any lower bound to reach `target`: no choice on a point estimate.
         """
-        fitting = [r for r in self.results if r.codec is not None and r.agreement >= target]
+        why = unsupported(self.confident_frames(), target)
+        if why is not None:
+            raise InsufficientFrames(why)
+        jpeg = self.jpeg_reference().stats
+        assert jpeg is not None  # calibrate measures every row
+        return [r for r in self.results if r.codec in CODEC_NAMES and r.stats and meets(r.stats, jpeg, target)]
+
+    def cheapest(self, target: float) -> Result | None:
+        """The encoding with the fewest bytes that meets the rule at `target` (see `meeting`), or None.
+
+        Among equal bytes the higher lower bound wins, then fewer bits.
+        """
+        fitting = self.meeting(target)
         if not fitting:
             return None
-        return min(fitting, key=lambda r: (r.bytes_per_frame, -r.agreement, r.bits or 0))
+        return min(fitting, key=lambda r: (r.bytes_per_frame, -lower_bound(r), r.bits or 0))
 
     def best(self) -> Result:
-        """The feature encoding that agrees most often (fewest bytes among those): what to use if none reaches a target."""
-        return min((r for r in self.results if r.codec is not None), key=lambda r: (-r.agreement, r.bytes_per_frame))
+        """The feature encoding with the highest lower bound on confident agreement, then all-frame agreement,
+        then fewest bytes: what to use if none meets a target."""
+        return min(
+            (r for r in self.results if r.codec in CODEC_NAMES),
+            key=lambda r: (-lower_bound(r), -r.agreement, r.bytes_per_frame),
+        )
+
+    def entropy_row(self) -> Result | None:
+        """The entropy codec's row of the stored encoding: what `codec entropy` sends with the written tables."""
+        method, bits = self._stored_key()
+        return next((r for r in self.results if (r.method, r.bits, r.codec) == (method, bits, "entropy")), None)
+
+    def _stored_key(self) -> tuple[str, int]:
+        q = self.quantization
+        if self.default is not None:
+            return self.default.method, self.default.bits or 0
+        return ("clip" if q.mode == "clip" else f"{GRANULARITY_OF_MODE.get(q.mode, '')}_{self.method}", q.bits)
+
+    def stored_tables(self) -> list[EntropyTable]:
+        """The entropy tables of the encoding the head sends by default (none for raw floats or without them)."""
+        return list(self.entropy_tables.get(self._stored_key(), {}).values())
 
     def with_default(self, choice: Result) -> Calibration:
         """This calibration with `choice` (one of `results`) as the head's default encoding in `quantization`.
@@ -109,6 +174,9 @@ def save_calibration(
     if not dry_run:
         manifest, manifest_text = manifest_with_quantization(calibration.bundle, calibration.quantization)
         writes[manifest] = _writer(manifest_text)
+        tables = calibration.stored_tables()
+        if tables:  # the head's default encoding can be sent with codec entropy at once
+            writes[calibration.bundle / ENTROPY_FILE] = _writer(entropy_document(tables))
     atomic_write_all(writes)
 
 

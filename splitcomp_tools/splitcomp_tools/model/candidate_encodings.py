@@ -1,5 +1,5 @@
 """What each candidate of a plan needs on the wire: the smallest encoding (bits x range method x codec)
-whose top-1 agreement with the unsplit model reaches the target, measured by calibrate on the frames
+that meets calibrate's rule at the target (model.calibration.Calibration.meeting), measured by calibrate on the frames
 through HeadPipeline and TailPipeline, and its bytes per frame (codes plus the quantization's scale
 and offset); and the old rule's cut at calibrate's default encoding, for comparison.
 """
@@ -11,8 +11,9 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from splitcomp_core.bundle import TensorSpec, load_bundle, update_quantization
+from splitcomp_tools.model.agreement import DEFAULT_CONFIDENCE, describe_rule
 from splitcomp_tools.model.calibrate import calibrate
-from splitcomp_tools.model.calibration import Calibration
+from splitcomp_tools.model.calibration import Calibration, InsufficientFrames
 from splitcomp_tools.model.candidates import Candidate, PlanError
 from splitcomp_tools.model.encodings import Result
 
@@ -20,10 +21,16 @@ Say = Callable[[str], None]  # told each step of a long run, for a progress line
 
 
 def smallest_encoding(calibration: Calibration, agreement: float) -> Result:
-    """The fewest bytes on the wire among the encodings (not JPEG) that agree with the unsplit model often enough."""
-    options = [r for r in calibration.results if r.codec is not None and r.agreement >= agreement - 1e-12]
+    """The fewest bytes on the wire among the encodings (not JPEG) that meet calibrate's rule at `agreement`:
+    the lower bound on confident frames reaches it, and all frames agree no less often than with JPEG-95."""
+    try:
+        options = calibration.meeting(agreement)
+    except InsufficientFrames as exc:
+        raise PlanError(f"{calibration.bundle.name}: {exc}") from None
     if not options:
-        raise PlanError(f"{calibration.bundle}: no encoding reaches {agreement:.1%} agreement, not even raw floats")
+        raise PlanError(
+            f"{calibration.bundle}: no encoding meets the rule at {agreement:g} ({describe_rule(agreement)}), not even raw floats"
+        )
     manifest = load_bundle(calibration.bundle).manifest
     return min(options, key=lambda r: (wire_bytes(r, manifest.cut), r.bits or 0))
 
@@ -44,6 +51,7 @@ def encode_candidates(
     seed: int,
     say: Say | None = None,
     calibration_images: str | None = None,
+    confidence: float = DEFAULT_CONFIDENCE,
 ) -> dict[str, Calibration]:
     """Calibrate every candidate and store its smallest sufficient encoding; the calibrations.
 
@@ -56,13 +64,18 @@ def encode_candidates(
         if say is not None:
             say(f"{c.cut_id}: measuring encodings on {count} frames from {images}")
         calibration = calibrate(
-            c.bundle, calibration_images or images, count, seed=seed, eval_images=images if calibration_images else None
+            c.bundle,
+            calibration_images or images,
+            count,
+            seed=seed,
+            eval_images=images if calibration_images else None,
+            confidence=confidence,
         )
         chosen = smallest_encoding(calibration, agreement)
         update_quantization(c.bundle, calibration.with_default(chosen).quantization)
         c.bits, c.quantization, c.codec = chosen.bits, chosen.method, chosen.codec
         c.bytes = wire_bytes(chosen, load_bundle(c.bundle).manifest.cut)
-        c.agreement = chosen.agreement
+        c.agreement, c.stats, c.jpeg_stats = chosen.agreement, chosen.stats, calibration.jpeg_reference().stats
         calibrations[c.cut_id] = calibration
     return calibrations
 

@@ -20,6 +20,7 @@ from onnx import helper
 
 from splitcomp_core.bundle import DYNAMIC, Bundle, QuantizationSpec, TensorSpec, load_bundle, write_bundle
 from splitcomp_core.errors import SplitcompError
+from splitcomp_tools.model.agreement import Agreement
 from splitcomp_tools.model.analyze import Analysis
 from splitcomp_tools.model.graph.dynamic_batch import make_batch_dynamic
 from splitcomp_tools.model.split import Preprocessing, split_model
@@ -58,7 +59,9 @@ class Candidate:
     quantization: str | None = None  # calibrate's method name: clip, per_tensor_mse, ..., raw
     codec: str | None = None
     bytes: float | None = None  # on the wire per frame: the codes and the quantization's scale and offset
-    agreement: float | None = None
+    agreement: float | None = None  # (a) of the chosen encoding: top-1 agreement on all frames
+    stats: Agreement | None = None  # the chosen encoding's (a), (b) confident frames, (c) top-5 overlap
+    jpeg_stats: Agreement | None = None  # the same for JPEG-95 of the full frame, on the same frames
     head_ms: float | None = None  # ONNX Runtime, on the robot
     tail_ms: float | None = None  # ONNX Runtime, on the edge
     head_total_ms: float | None = None  # preprocess + ONNX Runtime + encode, on the robot
@@ -68,6 +71,8 @@ class Candidate:
     def to_json(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["bundle"] = str(self.bundle) if self.bundle else None
+        data["stats"] = self.stats.to_json() if self.stats else None
+        data["jpeg_stats"] = self.jpeg_stats.to_json() if self.jpeg_stats else None
         return data
 
 

@@ -8,7 +8,8 @@ lossless, they only change bytes, so every codec's size comes from the same pack
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 
@@ -23,10 +24,13 @@ from splitcomp_core.codec import (
     encode,
     range_params,
 )
+from splitcomp_core.entropy import EntropyTable
 from splitcomp_core.errors import SplitcompError
 from splitcomp_core.head import HeadPipeline
 from splitcomp_core.tail import TailPipeline
 from splitcomp_tools.frames import FrameSource
+from splitcomp_tools.model import entropy_sizes
+from splitcomp_tools.model.agreement import DEFAULT_CONFIDENCE, Agreement, measure
 from splitcomp_tools.model.baseline import JpegBaseline
 from splitcomp_tools.model.ranges import GRANULARITIES, TensorCalibration
 
@@ -51,7 +55,8 @@ class Result:
     """One way to send a frame: its mean bytes per frame, and how often the answer is the unsplit model's.
 
     `method` is a QUANTIZED_METHODS name, "raw" (float16/32 features), "jpeg" (the frame at model input
-    size) or "jpeg_full" (the frame as the camera gave it); `agreement` is a fraction of frames.
+    size) or "jpeg_full" (the frame as the camera gave it); `agreement` is (a), top-1 agreement on all
+    frames as a fraction; `stats` adds (b) confident frames, (c) top-5 overlap and the Wilson intervals.
     """
 
     method: str
@@ -60,6 +65,13 @@ class Result:
     quality: int | None
     bytes_per_frame: float
     agreement: float
+    stats: Agreement | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The row as JSON: its fields, with `stats` as Agreement.to_json() gives it."""
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "stats"}
+        data["stats"] = None if self.stats is None else self.stats.to_json()
+        return data
 
     def setting(self) -> str:
         """How the head node is told to send this way, e.g. "bits 6, quantization per_channel, codec zstd"."""
@@ -111,28 +123,59 @@ def evaluate(
     reference: np.ndarray,
     encodings: Mapping[tuple[str, int], Mapping[str, QuantParams | None]],
     on_progress: Progress | None = None,
-) -> list[Result]:
+    threshold: float = DEFAULT_CONFIDENCE,
+    fit: Mapping[str, np.ndarray] | None = None,
+) -> tuple[list[Result], dict[tuple[str, int], dict[str, EntropyTable]]]:
     """Encode every frame's tensors each way (params None = raw floats of that many bits), decode them as the
-    tail would, and run the tail once per way; every codec's bytes come from the same packed payload."""
+    tail would, and run the tail once per way; every codec's bytes come from the same packed payload.
+
+    `reference` holds the unsplit model's probabilities of the frames (frames x classes); a frame is
+    confident where its top-1 probability reaches `threshold`. With `fit` (the calibration frames' float
+    tensors) and constriction installed, each quantized way also gets an entropy row, coded under a table
+    fitted on `fit`; the tables come back by (method, bits).
+    """
     results: list[Result] = []
+    tables: dict[tuple[str, int], dict[str, EntropyTable]] = {}
     for done, ((method, bits), params) in enumerate(encodings.items()):
         if on_progress is not None:
             on_progress("encodings", done, len(encodings))
-        sizes = dict.fromkeys(CODEC_NAMES, 0)
-        decoded = {}
-        for name, frames in features.items():
-            restored = np.empty_like(frames)
-            for i, x in enumerate(frames):
-                tensor = encode(name, x, params[name], CODEC_NONE, raw_bits=bits if params[name] is None else 32)
-                for codec in CODEC_NAMES:
-                    sizes[codec] += len(compress(tensor.data, CODEC_BY_NAME[codec]))
-                restored[i] = decode(tensor)
-            decoded[name] = restored
-        agreement = float(np.mean(tail.top1(decoded) == reference))
-        results.extend(Result(method, bits, c, None, sizes[c] / len(reference), agreement) for c in CODEC_NAMES)
+        fitted = None if fit is None else entropy_sizes.fit_tables(fit, params, head_mode_of(method))
+        if fitted is not None:
+            tables[(method, bits)] = fitted
+        sizes, decoded = _sizes_and_decoded(features, params, bits, fitted)
+        stats = measure(reference, tail.probabilities(decoded), threshold)
+        results.extend(Result(method, bits, c, None, n / len(reference), stats.rate, stats) for c, n in sizes.items())
     if on_progress is not None:
         on_progress("encodings", len(encodings), len(encodings))
-    return results
+    return results, tables
+
+
+def _sizes_and_decoded(
+    features: Mapping[str, np.ndarray],
+    params: Mapping[str, QuantParams | None],
+    bits: int,
+    tables: Mapping[str, EntropyTable] | None,
+) -> tuple[dict[str, int], dict[str, np.ndarray]]:
+    """Total bytes per codec over the frames (entropy too when `tables`), and the frames as the tail decodes them."""
+    sizes = dict.fromkeys((*CODEC_NAMES, *([entropy_sizes.ENTROPY_CODEC] if tables else [])), 0)
+    decoded = {}
+    for name, frames in features.items():
+        restored = np.empty_like(frames)
+        p = params[name]
+        for i, x in enumerate(frames):
+            tensor = encode(name, x, p, CODEC_NONE, raw_bits=bits if p is None else 32)
+            for codec in CODEC_NAMES:
+                sizes[codec] += len(compress(tensor.data, CODEC_BY_NAME[codec]))
+            if tables and p is not None:
+                sizes[entropy_sizes.ENTROPY_CODEC] += entropy_sizes.coded_bytes(x, p, tables[name])
+            restored[i] = decode(tensor)
+        decoded[name] = restored
+    return sizes, decoded
+
+
+def head_mode_of(method: str) -> str:
+    """The head's range mode of a table method, raw floats included (their mode does not matter)."""
+    return head_mode(method) if method in QUANTIZED_METHODS else "clip"
 
 
 def encodings_for(

@@ -8,9 +8,12 @@ bits, and what latency will I get? The answer changes with the link. `plan` meas
    everywhere), plus the two extremes: `input` (everything on the edge: the head only preprocesses
    and the robot sends the model input) and `output` (everything on the robot: the tail only
    post-processes and the robot sends the scores).
-2. Per candidate, on the frames: the smallest encoding (bits x range method x codec) whose top-1
-   agreement with the unsplit model reaches `--agreement` (calibrate's own measurement, through
-   HeadPipeline and TailPipeline), and its bytes per frame on the wire (codes plus the
+2. Per candidate, on the frames: the smallest encoding (bits x range method x codec) that meets
+   calibrate's rule at `--agreement`: the 95 % Wilson lower bound of its top-1 agreement with the
+   unsplit model on confident frames (unsplit top-1 probability >= `--confidence`) reaches it, and its
+   top-1 agreement on all frames is no worse than JPEG-95 of the full frame's (point estimates); too
+   few confident frames for the target (0.99 needs 381) is an error, never a choice on a point
+   estimate. Measured by calibrate through HeadPipeline and TailPipeline; its bytes per frame on the wire (codes plus the
    quantization's scale and offset), then the head's and the tail's median times through the same
    pipelines the nodes run, all candidates frame by frame in turn so machine load hits them alike.
 3. Per bandwidth B: predicted latency = robot head time + bytes x 8 / B + edge tail time + the fixed
@@ -35,6 +38,7 @@ from typing import Any
 
 from splitcomp_core.bundle import Bundle, CutChoice, load_bundle, write_multi_cut_bundle
 from splitcomp_core.errors import SplitcompError
+from splitcomp_tools.model.agreement import DEFAULT_CONFIDENCE, DEPENDENCE_NOTE, check_enough_frames
 from splitcomp_tools.model.analyze import Analysis, analyze_model
 from splitcomp_tools.model.candidate_encodings import Say, encode_candidates, old_rule_bundle
 from splitcomp_tools.model.candidates import (
@@ -70,6 +74,7 @@ class Plan:
     heuristic: str | None
     ranges: list[tuple[str, float, float | None]]
     old_rule_bundle: str | None = None  # the heuristic's cut at calibrate's default encoding, for comparison
+    confidence: float = DEFAULT_CONFIDENCE
 
     def to_json(self, with_bundles: bool = True) -> dict[str, Any]:
         """The plan as JSON; `with_bundles` False leaves out the candidate bundles' paths (a removed temp folder)."""
@@ -81,6 +86,8 @@ class Plan:
             "images": self.images,
             "frames": self.frames,
             "agreement": self.agreement,
+            "confidence": self.confidence,
+            "dependence_note": DEPENDENCE_NOTE,
             "bandwidths_mbps": self.bandwidths,
             "transport_overhead_ms": self.link.overhead_ms,
             "link_burst_bytes": self.link.burst_bytes,
@@ -110,6 +117,7 @@ def make_plan(
     say: Say | None = None,
     calibration_images: str | None = None,
     robot_slowdown: float = 1.0,
+    confidence: float = DEFAULT_CONFIDENCE,
 ) -> Plan:
     """Candidates, their encodings, times and predictions; the candidate bundles stay in `work`.
 
@@ -117,6 +125,9 @@ def make_plan(
     """
     link = link or Link()
     _check_options(count, agreement, bandwidths, link, timing_frames, timing_rate)
+    too_few = check_enough_frames(images, count, agreement)
+    if too_few is not None:
+        raise PlanError(too_few)
     if not 0.01 <= robot_slowdown <= 1000:
         raise PlanError(f"--robot-slowdown must be between 0.01 and 1000, got {robot_slowdown}")
     model, options = Path(model), options or ModelOptions()
@@ -127,7 +138,7 @@ def make_plan(
         for side, path in (("robot", robot_profile), ("edge", edge_profile))
         if path
     }
-    calibrations = encode_candidates(candidates, images, count, agreement, seed, say, calibration_images)
+    calibrations = encode_candidates(candidates, images, count, agreement, seed, say, calibration_images, confidence)
     frames = next(iter(calibrations.values())).frames
     here: dict[str, dict[str, float]] = {}
     if len(given) < 2:  # this machine's times stand for a side without a profile
@@ -164,6 +175,7 @@ def make_plan(
         heuristic=heuristic,
         ranges=bandwidth_ranges(candidates, bandwidths, best, link),
         old_rule_bundle=str(old_rule) if old_rule else None,
+        confidence=confidence,
     )
 
 
@@ -205,8 +217,8 @@ def _check_options(
 ) -> None:
     if count < 1:
         raise PlanError(f"--count must be at least 1, got {count}")
-    if not 0.0 < agreement <= 1.0:
-        raise PlanError(f"--agreement must be a fraction in (0, 1], e.g. 0.99; got {agreement}")
+    if not 0.0 < agreement < 1.0:
+        raise PlanError(f"--agreement must be a fraction above 0 and below 1, e.g. 0.99; got {agreement}")
     if not bandwidths or any(not (0 < b < 1e6) or not math.isfinite(b) for b in bandwidths):
         raise PlanError(f"--bandwidths must be positive Mbit/s values, e.g. 1.1,5.85,18.88,100; got {list(bandwidths)}")
     if not 0 <= link.overhead_ms < 1e4:

@@ -8,10 +8,14 @@ import json
 from matplotlib.figure import Figure
 
 from splitcomp_core.codec import CODEC_NAMES
+from splitcomp_core.entropy import ENTROPY_FILE
 from splitcomp_tools.cli import format_table as table
+from splitcomp_tools.model.agreement import describe_rule
 from splitcomp_tools.model.baseline import FULL_FRAME, MODEL_SIZE
 from splitcomp_tools.model.calibration import Calibration
 from splitcomp_tools.model.encodings import Result
+from splitcomp_tools.model.entropy_sizes import ENTROPY_CODEC
+from splitcomp_tools.report import agreement
 
 
 def format_table(calibration: Calibration) -> str:
@@ -20,22 +24,23 @@ def format_table(calibration: Calibration) -> str:
     for r in calibration.results:
         if r.codec is not None:
             by_key.setdefault((r.method, r.bits), {})[r.codec] = r
+    codecs = [*CODEC_NAMES, *([ENTROPY_CODEC] if any(r.codec == ENTROPY_CODEC for r in calibration.results) else [])]
     low, high = calibration.clip
-    header = ["method", "bits", "agreement", *(f"{c} B/frame" for c in CODEC_NAMES)]
+    header = ["method", "bits", *agreement.HEADER, *(f"{c} B/frame" for c in codecs)]
     rows = [
         [
             f"clip {low:g}..{high:g}" if method == "clip" else method,
             str(bits),
-            _percent(next(iter(codecs.values())).agreement),
-            *(f"{codecs[c].bytes_per_frame:,.0f}" for c in CODEC_NAMES),
+            *agreement.cells(next(iter(row.values())).stats),
+            *(f"{row[c].bytes_per_frame:,.0f}" if c in row else "-" for c in codecs),
         ]
-        for (method, bits), codecs in by_key.items()
+        for (method, bits), row in by_key.items()
     ]
     jpeg_rows = [
         [
             "jpeg at model input size" if r.method == MODEL_SIZE else "jpeg of the full frame",
             str(r.quality),
-            _percent(r.agreement),
+            *agreement.cells(r.stats),
             f"{r.bytes_per_frame:,.0f}",
         ]
         for r in calibration.results
@@ -48,30 +53,36 @@ def format_table(calibration: Calibration) -> str:
     )
     q = calibration.quantization
     title = (
-        f"{calibration.bundle}: ranges from {calibration.frames} frames from {calibration.images}{judged}; "
-        f"agreement = top-1 equal to the unsplit model\nstored: {calibration.method} ranges at {calibration.bits} "
-        f"bits; the head's default: bits {q.bits}, quantization {q.mode}, codec {q.codec}"
+        f"{calibration.bundle}: ranges from {calibration.frames} frames from {calibration.images}{judged}\n"
+        f"stored: {calibration.method} ranges at {calibration.bits} bits; the head's default: bits {q.bits}, "
+        f"quantization {q.mode}, codec {q.codec}\n"
+        f"{agreement.legend(calibration.confidence, next((r.stats for r in calibration.results), None))}"
     )
-    return "\n".join(
-        [
-            title,
-            "",
-            table(header, rows),
-            "",
-            table(["what a robot would send instead", "quality", "agreement", "B/frame"], jpeg_rows),
-        ]
-    )
+    jpeg_header = ["what a robot would send instead", "quality", *agreement.HEADER, "B/frame"]
+    return "\n".join([title, "", table(header, rows), "", table(jpeg_header, jpeg_rows)])
 
 
 def describe_choice(calibration: Calibration, target: float) -> str:
-    """One line: which encoding is the head's default now, and whether it reaches `target`."""
+    """One line: which encoding is the head's default now, and whether it meets the rule at `target`."""
     chosen = calibration.default
     if chosen is None:
         return "head default: as stored (no encoding was chosen from the table)"
-    reached = "reaches" if chosen.agreement >= target else "is the best; none reaches"
+    assert chosen.stats is not None
+    meets_rule = calibration.cheapest(target) == chosen
+    reached = "meets the rule" if meets_rule else "is the best; none meets the rule"
+    jpeg = calibration.jpeg_reference()
+    low = chosen.stats.confident_interval()[0]
+    entropy = calibration.entropy_row()
+    coded = (
+        f"; with the written {ENTROPY_FILE}, head parameter codec:=entropy sends {entropy.bytes_per_frame:,.0f} B/frame"
+        if entropy is not None
+        else ""
+    )
     return (
-        f"head default: {chosen.method} at {chosen.bits} bits with codec {chosen.codec}: {_percent(chosen.agreement)} "
-        f"agreement in {chosen.bytes_per_frame:,.0f} B/frame ({reached} {_percent(target)})"
+        f"head default: {chosen.method} at {chosen.bits} bits with codec {chosen.codec}, "
+        f"{chosen.bytes_per_frame:,.0f} B/frame: confident-frame lower bound {_percent(low)}, all frames "
+        f"{_percent(chosen.agreement)} (JPEG-95 of the full frame: {_percent(jpeg.agreement)}); {reached} "
+        f"at {target:g} ({describe_rule(target)}){coded}"
     )
 
 

@@ -9,15 +9,17 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from splitcomp_tools.cli import format_table as table
+from splitcomp_tools.model.agreement import describe_rule
 from splitcomp_tools.model.candidates import EDGE_ONLY, ROBOT_ONLY
 from splitcomp_tools.model.latency import key
 from splitcomp_tools.model.plan import Plan
+from splitcomp_tools.report import agreement
 
 
 def format_table(plan: Plan) -> str:
     """One row per candidate; the predicted latency per bandwidth with the best marked by *."""
     bandwidths = [key(b) for b in plan.bandwidths]
-    header = ["cut", "tensor", "head FLOPs", "bits/method/codec", "bytes", "head ms", "tail ms"]
+    header = ["cut", "tensor", "head FLOPs", "bits/method/codec", "bytes", *agreement.HEADER, "head ms", "tail ms"]
     header += [f"@{b} Mbit/s" for b in bandwidths]
     rows = []
     for c in plan.candidates:
@@ -29,15 +31,20 @@ def format_table(plan: Plan) -> str:
                 f"{100 * c.head_flops_share:.1f} %",
                 f"{c.bits}/{c.quantization}/{c.codec}",
                 f"{c.bytes:,.0f}",
+                *agreement.cells(c.stats),
                 f"{c.head_total_ms:.2f} ({c.head_ms:.2f})",
                 f"{c.tail_total_ms:.2f} ({c.tail_ms:.2f})",
                 *(f"{c.predicted_ms[b]:.1f}" + ("*" if plan.best[b] == c.cut_id else " ") for b in bandwidths),
             ]
         )
     same = plan.profiles["robot"] == plan.profiles["edge"]
+    jpeg = next((c.jpeg_stats for c in plan.candidates if c.jpeg_stats is not None), None)
     notes = [
-        f"{plan.model}: {len(plan.candidates)} candidates; encodings reach {plan.agreement:.1%} top-1 agreement with "
-        f"the unsplit model on {plan.frames} frames from {plan.images}",
+        f"{plan.model}: {len(plan.candidates)} candidates, judged on {plan.frames} frames from {plan.images}; each "
+        f"candidate's encoding meets the rule: {describe_rule(plan.agreement)}",
+        agreement.legend(plan.confidence, jpeg),
+        f"JPEG-95 of the full frame on the same frames: {', '.join(agreement.cells(jpeg))} "
+        "(top-1 all frames, top-1 confident, top-5 overlap)",
         f"head/tail ms: the whole stage (ONNX Runtime alone in brackets); robot times: {plan.profiles['robot']}; "
         f"edge times: {plan.profiles['edge']}" + (" (one machine's times stand for both sides)" if same else ""),
         f"predicted ms = head + bytes x 8 / bandwidth + tail + {plan.link.overhead_ms:.2f} ms fixed transport overhead"
@@ -79,7 +86,7 @@ def plot_png(plan: Plan) -> bytes:
     latency.legend(fontsize=7, ncol=2)
     latency.grid(True, which="both", alpha=0.3)
     cost.set(yscale="log", xlabel="share of the model's FLOPs in the head (%)", ylabel="bytes per frame on the wire")
-    cost.set_title(f"bytes at {plan.agreement:.0%} agreement against head compute")
+    cost.set_title(f"bytes meeting the rule at {plan.agreement:g} against head compute")
     cost.grid(True, which="both", alpha=0.3)
     png = io.BytesIO()
     fig.savefig(png, format="png", dpi=110)

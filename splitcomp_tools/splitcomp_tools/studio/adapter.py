@@ -30,6 +30,7 @@ from splitcomp_tools.frames import open_source
 from splitcomp_tools.model import calibrate as calibration
 from splitcomp_tools.model import graph
 from splitcomp_tools.model import split as splitting
+from splitcomp_tools.model.agreement import DEFAULT_CONFIDENCE, DEPENDENCE_NOTE, measure
 from splitcomp_tools.model.analyze import analyze_model, cut_records
 from splitcomp_tools.model.calibrate import calibrate
 from splitcomp_tools.model.calibration import save_calibration
@@ -124,13 +125,35 @@ def manifest(bundle_dir: Path) -> dict[str, Any]:
 
 
 def calibrate_bundle(
-    bundle_dir: Path, images: str, count: int, bits: int | None, method: str, seed: int, plot: Path, progress: Progress
+    bundle_dir: Path,
+    images: str,
+    count: int,
+    bits: int | None,
+    method: str,
+    seed: int,
+    plot: Path,
+    progress: Progress,
+    eval_images: str | None = None,
+    eval_count: int | None = None,
+    confidence: float = DEFAULT_CONFIDENCE,
 ) -> dict[str, Any]:
     """`calibrate` as the command runs it: measure, store the ranges in the manifest, write the plot.
 
-    Runs in a worker process; `calibrate` reports each phase's progress through `progress`.
+    Runs in a worker process; `calibrate` reports each phase's progress through `progress`. The result
+    carries each row's agreement statistics (all frames, confident frames, top-5 overlap, intervals).
     """
-    calibration = calibrate(bundle_dir, images, count, bits=bits, method=method, seed=seed, on_progress=progress)
+    calibration = calibrate(
+        bundle_dir,
+        images,
+        count,
+        bits=bits,
+        method=method,
+        seed=seed,
+        on_progress=progress,
+        eval_images=eval_images,
+        eval_count=eval_count,
+        confidence=confidence,
+    )
     save_calibration(calibration, {plot: plot_png(calibration)})
     result = calibration.to_json(written=True)
     result["table"] = format_table(calibration)
@@ -221,11 +244,13 @@ class Classifier:
             sent = self.tail(model_id, tensors)
             self.head.configure(REFERENCE)
             reference = self.tail(model_id, self.head.encode(features))
+            jpeg = self.tail(model_id, self.head.encode(self.head.features(jpeg_round_trip(rgb), "bgr8")[0]))
         latency_ms = preprocess_ms + head_ms + encode_ms + sent.total_ms
         _draw_overlay(rgb, sent, latency_ms, overlay)
         return {
             "split": _top(sent),
             "unsplit": _top(reference),
+            "jpeg95": _top(jpeg),  # the JPEG-95 of the image through the unsplit model: what a robot would get
             "agree": sent.results[0][0] == reference.results[0][0],
             "feature_bytes": sent.feature_bytes,
             "float32_bytes": reference.feature_bytes,
@@ -238,6 +263,32 @@ class Classifier:
             "tail_ms": sent.total_ms,
             "warnings": warnings,
         }
+
+
+def agreement_of(rows: Sequence[dict[str, Any]], confidence: float = DEFAULT_CONFIDENCE) -> dict[str, Any]:
+    """The split answers' and JPEG-95's agreement with the unsplit answers of the same images, from their top-5
+    (all the figures need: top-1, its probability, the top-5 classes), as calibrate reports them."""
+    classes = 1 + max(c["class_id"] for row in rows for key in ("split", "unsplit", "jpeg95") for c in row[key])
+    scores = {key: np.zeros((len(rows), classes)) for key in ("split", "unsplit", "jpeg95")}
+    for k, row in enumerate(rows):
+        for key, matrix in scores.items():
+            for c in row[key]:
+                matrix[k, c["class_id"]] = c["score"]
+    return {
+        "confidence": confidence,
+        "dependence_note": DEPENDENCE_NOTE,
+        "split": measure(scores["unsplit"], scores["split"], confidence).to_json(),
+        "jpeg95": measure(scores["unsplit"], scores["jpeg95"], confidence).to_json(),
+    }
+
+
+def jpeg_round_trip(rgb: np.ndarray, quality: int = JPEG_QUALITY) -> np.ndarray:
+    """The frame as a robot would send it instead of features: JPEG-encoded and decoded again (BGR)."""
+    ok, data = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    decoded = cv2.imdecode(data, cv2.IMREAD_COLOR) if ok else None
+    if decoded is None:
+        raise ImageFormatError(f"OpenCV could not JPEG-encode a {rgb.shape[1]}x{rgb.shape[0]} image")
+    return decoded
 
 
 def _top(result: TailResult) -> list[dict[str, Any]]:

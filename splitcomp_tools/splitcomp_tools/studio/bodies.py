@@ -49,6 +49,14 @@ class CalibrateBody(BaseModel):
     bits: int | None = Field(None, ge=1, le=8, description="default: the bundle's bits (4 for raw floats)")
     method: Literal["mse", "percentile"] = "mse"
     seed: int = Field(0, ge=0, le=2**31 - 1)
+    eval_source: str = Field(
+        "",
+        max_length=256,
+        description="judge the table on these frames instead, e.g. photos:test,video:bikes,video:carphone (other "
+        "scenes than the ranges'); default: the calibration frames",
+    )
+    eval_count: int | None = Field(None, ge=1, le=MAX_CALIBRATION_FRAMES, description="default: count")
+    confidence: float = Field(0.5, ge=0.0, le=1.0, description="a frame is confident at this unsplit top-1 probability")
 
 
 def calibrate_body(data: Any) -> CalibrateBody:

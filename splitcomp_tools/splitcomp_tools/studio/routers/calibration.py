@@ -28,7 +28,12 @@ from splitcomp_tools.studio.uploads import Form, image_suffix, read_form
 
 CALIBRATION_PHASES = {"frames": (0.0, 0.6), "encodings": (0.6, 1.0)}
 FORM_FIELDS = {
-    name: {"type": "string" if name in ("source", "method") else "integer"} for name in CalibrateBody.model_fields
+    name: {
+        "type": {"source": "string", "method": "string", "eval_source": "string", "confidence": "number"}.get(
+            name, "integer"
+        )
+    }
+    for name in CalibrateBody.model_fields
 }
 REQUEST_DOC = {
     "requestBody": {
@@ -51,7 +56,7 @@ async def calibrate(bundle_id: str, request: Request, studio: StudioDep) -> JSON
         form = await read_form(request, studio.workspace.tmp_path, MAX_FILES)
         try:
             body = calibrate_body({k: v for k, v in form.fields.items() if v != ""})
-            _check_source(studio, body.source)
+            _check_source(studio, body.source, body.eval_source)
             images = (
                 await run_in_threadpool(calibration_inputs, entry, form) if body.source == "upload" else body.source
             )
@@ -66,7 +71,7 @@ async def calibrate(bundle_id: str, request: Request, studio: StudioDep) -> JSON
         body = calibrate_body(data)
         if body.source == "upload":
             raise Refused(400, "source 'upload' sends images or a video as a multipart form (field 'files')")
-        _check_source(studio, body.source)
+        _check_source(studio, body.source, body.eval_source)
         images = body.source
     return JSONResponse({"job_id": start_job(studio, entry, body, images)}, status_code=202)
 
@@ -79,10 +84,16 @@ def calibration_plot(bundle_id: str, studio: StudioDep) -> FileResponse:
     return FileResponse(entry.plot, media_type="image/png")
 
 
-def _check_source(studio: Studio, source: str) -> None:
+def _check_source(studio: Studio, source: str, eval_source: str = "") -> None:
     offered = [*studio.frame_sources(), "upload"]
     if source not in offered:
         raise Refused(400, f"source must be one of {', '.join(offered)} here, got {source!r}")
+    parts = [p.strip() for p in eval_source.split(",")] if eval_source else []
+    wrong = [p for p in parts if p not in studio.frame_sources()]
+    if wrong:
+        raise Refused(
+            400, f"eval_source: a comma list of {', '.join(studio.frame_sources())} here; not {', '.join(wrong)!r}"
+        )
 
 
 def calibration_inputs(entry: BundleEntry, form: Form) -> str:
@@ -133,6 +144,9 @@ def start_job(studio: Studio, entry: BundleEntry, body: CalibrateBody, images: s
             "method": body.method,
             "seed": body.seed,
             "plot": entry.plot,
+            "eval_images": body.eval_source or None,
+            "eval_count": body.eval_count,
+            "confidence": body.confidence,
         },
         CALIBRATION_PHASES,
         finish,

@@ -69,6 +69,7 @@ def classify_images(studio: Studio, entry: BundleEntry, config: EncoderConfig, i
         "bundle_id": entry.id,
         "config": {"bits": config.bits, "quantization": config.mode, "codec": config.codec},
         "images": rows,
+        "agreement": adapter.agreement_of(rows),
     }
 
 

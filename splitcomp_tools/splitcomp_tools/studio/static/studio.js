@@ -267,7 +267,8 @@ function setBundle(id) {
 async function calibrateBundle(event) {
   event.preventDefault();
   const source = $("calibrate-source").value;
-  const fields = { source, count: $("calibrate-count").value, bits: $("calibrate-bits").value, method: $("calibrate-method").value };
+  const fields = { source, count: $("calibrate-count").value, bits: $("calibrate-bits").value, method: $("calibrate-method").value,
+    eval_source: $("calibrate-eval").value.trim(), confidence: $("calibrate-confidence").value };
   let options;
   if (source === "upload") {
     const form = new FormData();
@@ -277,7 +278,8 @@ async function calibrateBundle(event) {
     for (const f of files) form.append("files", f);
     options = { method: "POST", body: form };
   } else {
-    const body = { source, count: Number(fields.count), bits: Number(fields.bits), method: fields.method };
+    const body = { source, count: Number(fields.count), bits: Number(fields.bits), method: fields.method,
+      eval_source: fields.eval_source, confidence: Number(fields.confidence) };
     options = { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) };
   }
   const { job_id } = await api(`/api/bundles/${state.bundle}/calibrate`, options);
@@ -295,25 +297,39 @@ async function calibrateBundle(event) {
   }
 }
 
+// (a) all frames, (b) confident frames, each with its 95 % Wilson interval, and (c) the mean top-5 overlap.
+const AGREEMENT_HEADS = ["top-1 all frames [95 % CI]", "top-1 confident [95 % CI]", "top-5 overlap"];
+const interval = ([lo, hi]) => `[${(100 * lo).toFixed(1)}–${(100 * hi).toFixed(1)}]`;
+function agreementCells(stats) {
+  if (!stats) return AGREEMENT_HEADS.map(() => el("td", { class: "num" }, "-"));
+  return [
+    el("td", { class: "num" }, `${percent(stats.rate)} ${interval(stats.interval)}`),
+    el("td", { class: "num" }, stats.confident_frames ? `${percent(stats.confident_rate)} ${interval(stats.confident_interval)}` : "-"),
+    el("td", { class: "num" }, stats.top5_overlap.toFixed(2)),
+  ];
+}
+
 function showCalibration(result) {
   const split = new Map();
   const jpeg = [];
   for (const r of result.results) {
     if (r.codec === null) { jpeg.push(r); continue; }
     const key = `${r.method}|${r.bits}`;
-    if (!split.has(key)) split.set(key, { method: r.method, bits: r.bits, agreement: r.agreement, codecs: {} });
+    if (!split.has(key)) split.set(key, { method: r.method, bits: r.bits, stats: r.stats, codecs: {} });
     split.get(key).codecs[r.codec] = r.bytes_per_frame;
   }
-  const codecs = state.status.codecs;
-  const head = el("tr", {}, el("th", {}, "method"), el("th", {}, "bits"), el("th", {}, "agreement"),
+  const codecs = [...state.status.codecs, ...(result.results.some((r) => r.codec === "entropy") ? ["entropy"] : [])];
+  const head = el("tr", {}, el("th", {}, "method"), el("th", {}, "bits"), ...AGREEMENT_HEADS.map((h) => el("th", {}, h)),
     ...codecs.map((c) => el("th", {}, `${c} B/frame`)));
   const rows = [...split.values()].map((s) => el("tr", { class: s.method === `per_tensor_${result.method}` && s.bits === result.bits ? "best" : "" },
     el("td", {}, s.method === "clip" ? `clip ${result.clip[0]}..${result.clip[1]}` : s.method), el("td", { class: "num" }, s.bits),
-    el("td", { class: "num" }, percent(s.agreement)), ...codecs.map((c) => el("td", { class: "num" }, bytes(s.codecs[c])))));
-  $("calibrate-table").replaceChildren(el("caption", {}, `${result.frames} frames from ${result.images}; agreement = top-1 equal to the unsplit model`), head, ...rows);
-  const jpegHead = el("tr", {}, el("th", {}, "what a robot would send instead"), el("th", {}, "quality"), el("th", {}, "agreement"), el("th", {}, "B/frame"));
+    ...agreementCells(s.stats), ...codecs.map((c) => el("td", { class: "num" }, s.codecs[c] === undefined ? "-" : bytes(s.codecs[c])))));
+  const judged = result.eval_images ? `${result.eval_frames} frames from ${result.eval_images} (ranges: ${result.frames} from ${result.images})` : `${result.frames} frames from ${result.images}`;
+  $("calibrate-table").replaceChildren(el("caption", {}, `agreement with the unsplit model on ${judged}; confident = its top-1 probability ≥ ${result.confidence} ` +
+    `(${result.confident_frames} frames); [..] = 95 % Wilson interval: ${result.dependence_note}`), head, ...rows);
+  const jpegHead = el("tr", {}, el("th", {}, "what a robot would send instead"), el("th", {}, "quality"), ...AGREEMENT_HEADS.map((h) => el("th", {}, h)), el("th", {}, "B/frame"));
   const jpegRows = jpeg.map((r) => el("tr", {}, el("td", {}, r.method === "jpeg" ? "JPEG at model input size" : "JPEG of the full frame"),
-    el("td", { class: "num" }, r.quality), el("td", { class: "num" }, percent(r.agreement)), el("td", { class: "num" }, bytes(r.bytes_per_frame))));
+    el("td", { class: "num" }, r.quality), ...agreementCells(r.stats), el("td", { class: "num" }, bytes(r.bytes_per_frame))));
   $("jpeg-table").replaceChildren(jpegHead, ...jpegRows);
   $("calibrate-plot").src = result.plot_url;
   $("calibrate-result").hidden = false;
@@ -343,6 +359,13 @@ async function classifyImages(event) {
   form.append("quantization", $("classify-quantization").value);
   form.append("codec", $("classify-codec").value);
   const result = await api(`/api/bundles/${state.bundle}/classify`, { method: "POST", body: form });
+  const a = result.agreement;
+  const summary = el("table", {}, el("caption", {}, `agreement with the unsplit model on these ${a.split.frames} images; confident = its top-1 ` +
+    `probability ≥ ${a.confidence} (${a.split.confident_frames}); [..] = 95 % Wilson interval: ${a.dependence_note}`),
+    el("tr", {}, el("th", {}, ""), ...AGREEMENT_HEADS.map((h) => el("th", {}, h))),
+    el("tr", {}, el("td", {}, "split features"), ...agreementCells(a.split)),
+    el("tr", {}, el("td", {}, "JPEG-95 of the image"), ...agreementCells(a.jpeg95)));
+  $("classify-summary").replaceChildren(summary);
   $("classify-results").replaceChildren(...result.images.map((r) => {
     const ratio = r.jpeg95_bytes / r.feature_bytes;
     return el("div", { class: "result-card" },

@@ -1,0 +1,45 @@
+"""Agreement statistics as every command prints them: (a) all frames, (b) confident frames, (c) top-5 overlap,
+with 95 % Wilson intervals, and the note that goes wherever an interval is printed."""
+
+from __future__ import annotations
+
+from splitcomp_tools.model.agreement import DEPENDENCE_NOTE, Agreement
+
+HEADER = ("top-1 all frames [95 % CI]", "top-1 confident [95 % CI]", "top-5 overlap")
+
+
+def cells(stats: Agreement | None) -> list[str]:
+    """The three agreement cells of a table row (dashes where nothing was measured)."""
+    if stats is None:
+        return ["-", "-", "-"]
+    return [
+        f"{_percent(stats.rate)} [{_range(stats.interval())}]",
+        f"{_percent(stats.confident_rate)} [{_range(stats.confident_interval())}]" if stats.confident_frames else "-",
+        f"{stats.top5_overlap:.2f}",
+    ]
+
+
+def legend(confidence: float, stats: Agreement | None) -> str:
+    """What the columns mean, how many frames are confident, and the dependence note."""
+    counted = "" if stats is None else f" ({stats.confident_frames} of {stats.frames} frames)"
+    return (
+        f"agreement with the unsplit model; confident = its top-1 probability >= {confidence:g}{counted}; "
+        f"[..] = 95 % Wilson interval: {DEPENDENCE_NOTE}"
+    )
+
+
+RULE_HELP = (
+    "the cheapest encoding whose 95 %% Wilson lower bound of top-1 agreement on confident frames (unsplit top-1 "
+    "probability >= --confidence) reaches FRACTION AND whose top-1 agreement on all frames is no worse than JPEG-95 "
+    "of the full frame's (point estimates); too few confident frames for FRACTION (a 0.99 target needs 381) is an "
+    "error that names the count needed, never a choice on a point estimate"
+)
+
+
+def _percent(fraction: float) -> str:
+    return f"{100.0 * fraction:.1f} %"
+
+
+def _range(interval: tuple[float, float]) -> str:
+    low, high = interval
+    return f"{100.0 * low:.1f}-{100.0 * high:.1f}"
