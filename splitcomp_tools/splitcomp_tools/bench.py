@@ -1,6 +1,7 @@
 """bench: `bench codec` (the feature codec against the seed's encodings), `bench pipeline` (the nodes over DDS,
-also over a shaped link), `bench restarts` (how soon a node killed and started again is back in the pipeline)
-or `bench planner` (a plan's candidates measured over the test bed)."""
+also over a shaped link), `bench restarts` (how soon a node killed and started again is back in the pipeline),
+`bench planner` (a plan's candidates measured over the test bed) or `bench video` (bytes per frame on real
+clips, intra and inter-frame, at the agreement the new rule asks)."""
 
 import sys
 from collections.abc import Callable, Sequence
@@ -10,7 +11,7 @@ from pathlib import Path
 from splitcomp_tools.cli import EXIT_USAGE
 from splitcomp_tools.demo.models import DEMO_MODELS
 from splitcomp_tools.demo.prepare import DEFAULT_CACHE, prepare_bundle
-from splitcomp_tools.run import bench_codec, bench_pipeline, bench_planner, bench_restarts
+from splitcomp_tools.run import bench_codec, bench_pipeline, bench_planner, bench_restarts, bench_video
 from splitcomp_tools.run.bench_models import BenchModels
 
 
@@ -25,6 +26,7 @@ BENCHMARKS: dict[str, Callable[[Sequence[str]], int]] = {
     "pipeline": partial(bench_pipeline.main, models=DEMO),
     "restarts": partial(bench_restarts.main, models=DEMO),
     "planner": bench_planner.main,
+    "video": bench_video.main,
 }
 USAGE = f"usage: bench {{{','.join(BENCHMARKS)}}} [options]   (bench NAME --help for each)"
 
