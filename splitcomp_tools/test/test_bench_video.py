@@ -32,6 +32,22 @@ def test_inter_frame_coding_saves_bytes_on_a_clip_and_decodes_to_the_same_answer
     assert not (tiny_bundle.path / "entropy.json").exists(), "the benchmark writes nothing into the bundle"
 
 
+def test_delta_tables_fitted_on_a_clip_code_its_p_frames_in_fewer_bytes(tiny_bundle, tmp_path):
+    def entropy_p_frames(*extra):
+        out = tmp_path / "video.json"
+        argv = ["video", "--bundle", str(tiny_bundle.path), "--images", "generator", "--count", "6", "--bits", "3"]
+        argv += ["--eval-images", "video:carphone", "--eval-count", "20", "--codecs", "entropy", "--keyframe-intervals"]
+        assert main([*argv, "20", "--json", str(out), *extra]) == 0
+        report = json.loads(out.read_text())
+        return report["delta_fit"], report["rows"][0]["bytes"]["clips"]["mean"]
+
+    fit, photos_delta = entropy_p_frames()
+    assert fit == {"images": "generator", "frames": 6}
+    fit, clip_delta = entropy_p_frames("--delta-images", "video:carphone", "--delta-count", "30")
+    assert fit == {"images": "video:carphone", "frames": 30}
+    assert clip_delta < photos_delta
+
+
 def test_selection_falls_back_to_a_target_the_confident_frames_support():
     agreement = {"agree": 500, "frames": 500, "confident_agree": 200, "confident_frames": 200, "top5_overlap": 1.0}
     worse = {**agreement, "confident_agree": 190}

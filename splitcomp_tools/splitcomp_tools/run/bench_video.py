@@ -151,7 +151,8 @@ def _footer(report: dict) -> str:
     shapes = ", ".join(f"{name} {'x'.join(map(str, shape))}" for name, shape in report["tensors"].items())
     return (
         f"{shapes}, ranges ({report['quantization']}, least error at each bit width) and entropy tables fitted on "
-        f"{report['fit']['frames']} frames of {report['fit']['images']}. Judged: {sources}. Confident: unsplit top-1 "
+        f"{report['fit']['frames']} frames of {report['fit']['images']} (P-frame tables: {report['delta_fit']['frames']} "
+        f"frames of {report['delta_fit']['images']}). Judged: {sources}. Confident: unsplit top-1 "
         f"probability >= {report['confidence']:g}; {ag.DEPENDENCE_NOTE}. '= intra': every decoded code equals intra "
         f"coding's."
     )
@@ -179,6 +180,11 @@ def build_parser() -> ToolParser:
     p.add_argument("--bundle", required=True, metavar="DIR", help="a single-cut bundle (split; calibration not needed)")
     p.add_argument("--images", default="photos:train", help="frames the ranges and entropy tables are fitted on")
     p.add_argument("--count", type=int_in(2, 10_000), default=200, help="how many of them (default 200)")
+    p.add_argument(
+        "--delta-images",
+        help="frames, in order, the P-frames' delta tables are fitted on (default: --images); e.g. a clip not judged",
+    )
+    p.add_argument("--delta-count", type=int_in(2, 10_000), default=400, help="how many of them (default 400)")
     p.add_argument(
         "--eval-images",
         default="photos:test,video:bikes,video:carphone",
@@ -216,17 +222,19 @@ def _main(argv: Sequence[str] | None) -> int:
         raise UsageError(f"--target must be below 1 (a Wilson lower bound never reaches 1), got {args.target}")
     options = VideoBenchOptions(
         Path(args.bundle),
-        args.images,
-        args.count,
-        args.eval_images,
-        args.eval_count,
-        args.bits,
-        args.codecs,
-        args.keyframe_intervals,
-        args.quantization,
-        args.confidence,
-        args.seed,
-        args.answer_all,
+        images=args.images,
+        count=args.count,
+        eval_images=args.eval_images,
+        delta_images=args.delta_images,
+        delta_count=args.delta_count,
+        eval_count=args.eval_count,
+        bits=args.bits,
+        codecs=args.codecs,
+        intervals=args.keyframe_intervals,
+        mode=args.quantization,
+        confidence=args.confidence,
+        seed=args.seed,
+        answer_all=args.answer_all,
     )
     report = measure_video(options)
     choices = select(report, args.target)

@@ -22,7 +22,7 @@ import numpy as np
 
 from splitcomp_core.bundle import Bundle, load_bundle
 from splitcomp_core.codec import CODE_BITS, payload_bytes
-from splitcomp_core.entropy import EntropyModels
+from splitcomp_core.entropy import EntropyModels, EntropyTable
 from splitcomp_core.entropy_fit import fit_head_tables
 from splitcomp_core.errors import SplitcompError
 from splitcomp_core.head import HeadPipeline
@@ -47,6 +47,8 @@ class VideoBenchOptions:
     images: str = "photos:train"
     count: int = 200
     eval_images: str = "photos:test,video:bikes,video:carphone"
+    delta_images: str | None = None  # frames in order the P-frames' delta tables are fitted on (default: images)
+    delta_count: int = 0
     eval_count: int = 400  # per part of eval_images; a clip gives what it holds
     bits: tuple[int, ...] = (2, 3, 4, 5, 6, 7, 8)
     codecs: tuple[str, ...] = ("zstd", "entropy")
@@ -85,10 +87,13 @@ def measure_video(options: VideoBenchOptions) -> dict:
     rng = np.random.default_rng(options.seed)
     tensors = {name: calibrate_tensor(name, v, options.bits, rng=rng) for name, v in stacked.items()}
     ranged = {b: _with_ranges(bundle, tensors, b, len(fit)) for b in options.bits}
+    delta = (
+        _frames_features(head, options.delta_images, options.delta_count, options.seed) if options.delta_images else fit
+    )
     tables = []
     for bits in options.bits:
         head.bundle = ranged[bits]
-        tables += fit_head_tables(head, fit, [EncoderConfig(bits, options.mode)])
+        tables += _tables(head, fit, delta, EncoderConfig(bits, options.mode))
     head.entropy_models = tail.entropy_models = EntropyModels(tables)
     unsplit = [s for j in judged for s in j.unsplit]
     jpeg = _measure(unsplit, [s for j in judged for s in j.jpeg], options.confidence)
@@ -102,6 +107,7 @@ def measure_video(options: VideoBenchOptions) -> dict:
         "tensors": {t.name: t.shape for t in bundle.manifest.cut},
         "quantization": options.mode,
         "fit": {"images": options.images, "frames": len(fit)},
+        "delta_fit": {"images": options.delta_images or options.images, "frames": len(delta)},
         "sources": [_describe_source(j, options.confidence) for j in judged],
         "confidence": options.confidence,
         "agreement": {str(b): _agreement_json(a) for b, a in agreement.items()},
@@ -148,6 +154,15 @@ def _judge(head: HeadPipeline, tail: TailPipeline, spec: str, count: int, seed: 
     if len(judged.features) < 2:
         raise SplitcompError(f"{spec} gave {len(judged.features)} frame(s); the benchmark needs at least 2")
     return judged
+
+
+def _tables(head: HeadPipeline, fit: Sequence[Features], delta: Sequence[Features], config: EncoderConfig) -> list:
+    """Entropy tables whose key-frame model comes from `fit` and whose P-frame (delta) model from `delta`."""
+    keys = fit_head_tables(head, fit, [config])
+    if delta is fit:
+        return keys
+    deltas = {t.tensor: t for t in fit_head_tables(head, delta, [config])}
+    return [EntropyTable(t.tensor, t.bits, t.mode, t.key, deltas[t.tensor].delta) for t in keys]
 
 
 def _answer(tail: TailPipeline, feeds: Features) -> Scores:
