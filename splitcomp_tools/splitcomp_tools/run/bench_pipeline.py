@@ -107,6 +107,33 @@ def format_result(result: dict) -> str:
     return "\n".join(lines)
 
 
+def _add_head_arguments(p: ToolParser) -> None:
+    """How the head encodes (bits, codec, inter-frame coding) and how image_source feeds it."""
+    p.add_argument(
+        "--bits",
+        type=int,
+        default=None,
+        choices=(*CODE_BITS, *RAW_BITS),
+        metavar="BITS",
+        help="head bits: 1..8 quantize, 16/32 raw floats (default: what the bundle's calibration chose, each cut's own)",
+    )
+    p.add_argument("--codec", default=None, choices=HEAD_CODECS, help="head codec (default: the bundle's)")
+    p.add_argument(
+        "--keyframe-interval",
+        type=int_in(0, MAX_INTERVAL),
+        default=None,
+        metavar="N",
+        help="head keyframe_interval: a key frame, then N-1 P-frames coded against the frame before; 0 = off "
+        "(default: the head's, 0). Give a video --source, with --preload its frame count so that it plays in order",
+    )
+    p.add_argument(
+        "--preload",
+        type=int_in(1, 10_000),
+        default=30,
+        help="image_source reads this many frames up front and replays them (default 30; e.g. 250 for video:bikes)",
+    )
+
+
 def build_parser(models: BenchModels) -> ToolParser:
     p = ToolParser(prog="bench pipeline", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument(
@@ -133,29 +160,7 @@ def build_parser(models: BenchModels) -> ToolParser:
         default=20.0,
         help="seconds of camera frames (default: 20)",
     )
-    p.add_argument(
-        "--bits",
-        type=int,
-        default=None,
-        choices=(*CODE_BITS, *RAW_BITS),
-        metavar="BITS",
-        help="head bits: 1..8 quantize, 16/32 raw floats (default: what the bundle's calibration chose, each cut's own)",
-    )
-    p.add_argument("--codec", default=None, choices=HEAD_CODECS, help="head codec (default: the bundle's)")
-    p.add_argument(
-        "--keyframe-interval",
-        type=int_in(0, MAX_INTERVAL),
-        default=None,
-        metavar="N",
-        help="head keyframe_interval: a key frame, then N-1 P-frames coded against the frame before; 0 = off "
-        "(default: the head's, 0). Give a video --source, with --preload its frame count so that it plays in order",
-    )
-    p.add_argument(
-        "--preload",
-        type=int_in(1, 10_000),
-        default=30,
-        help="image_source reads this many frames up front and replays them (default 30; e.g. 250 for video:bikes)",
-    )
+    _add_head_arguments(p)
     p.add_argument(
         "--link",
         type=float,
