@@ -28,6 +28,10 @@ def test_inter_frame_coding_saves_bytes_on_a_clip_and_decodes_to_the_same_answer
             assert row["key_frames"] == 4 and intra["key_frames"] == 24  # 2 sources of 12: keys at 1 and 11
             assert row["agreement"] == intra["agreement"]
     assert report["agreement"]["3"] == rows[(3, "zstd", 0)]["agreement"]
+    by_source = rows[(3, "zstd", 0)]["agreement_by_source"]
+    assert [a["frames"] for a in by_source.values()] == [12, 12]
+    assert sum(a["agree"] for a in by_source.values()) == report["agreement"]["3"]["agree"]
+    assert report["jpeg95"]["by_source"]["video:carphone"]["frames"] == 12
     assert report["jpeg95"]["frames"] == 24 and report["jpeg95"]["bytes"]["clips"]["frames"] == 12
     assert not (tiny_bundle.path / "entropy.json").exists(), "the benchmark writes nothing into the bundle"
 

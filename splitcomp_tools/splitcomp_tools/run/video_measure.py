@@ -111,7 +111,11 @@ def measure_video(options: VideoBenchOptions) -> dict:
         "sources": [_describe_source(j, options.confidence) for j in judged],
         "confidence": options.confidence,
         "agreement": {str(b): _agreement_json(a) for b, a in agreement.items()},
-        "jpeg95": {**_agreement_json(jpeg), "bytes": _source_bytes(judged, [j.jpeg_bytes for j in judged])},
+        "jpeg95": {
+            **_agreement_json(jpeg),
+            "bytes": _source_bytes(judged, [j.jpeg_bytes for j in judged]),
+            "by_source": {j.name: _agreement_json(_measure(j.unsplit, j.jpeg, options.confidence)) for j in judged},
+        },
         "rows": rows,
     }
 
@@ -216,6 +220,10 @@ def _bits_rows(
             if answer:
                 measured = _measure(unsplit, [a for s in streams for a in s[3]], options.confidence)
                 row["agreement"] = _agreement_json(measured)
+                row["agreement_by_source"] = {
+                    j.name: _agreement_json(_measure(j.unsplit, s[3], options.confidence))
+                    for j, s in zip(judged, streams, strict=True)
+                }
                 answered = measured if answered is None else answered
             rows.append(row)
     assert answered is not None  # at least one codec and interval
