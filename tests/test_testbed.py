@@ -92,3 +92,6 @@ def test_bench_pipeline_plays_a_clip_with_inter_frame_coding_over_the_link(tiny_
     # A key frame, then four P-frames, in turn (a lost answer only adds key frames).
     assert result["key_frames"] >= 6 and result["p_frames"] >= 15
     assert result["frames_classified"] <= result["key_frames"] + result["p_frames"] <= 30
+    # Every frame the head sent is answered, or rejected by the tail under a reason, or lost on the way.
+    rejected = sum(result["tail_rejects"].values())
+    assert result["frames_classified"] + rejected <= result["key_frames"] + result["p_frames"]

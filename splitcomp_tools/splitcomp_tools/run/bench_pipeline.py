@@ -56,6 +56,12 @@ def measure(run: PipelineRun, frames: int, wall_s: float) -> dict:
         "dropped_by_head": int(head_counts.get("dropped", 0)),
         "key_frames": int(head_counts.get("key_frames", 0)),
         "p_frames": int(head_counts.get("p_frames", 0)),
+        "keyframe_losses": int(head_counts.get("keyframe_losses", 0)),  # chains the head ended on a missed answer
+        "tail_rejects": {
+            key.removeprefix("rejected."): int(value)
+            for key, value in diag.get("splitcomp: /tail_node", {}).items()
+            if key.startswith("rejected.")
+        },
         "lost": frames - len(results),
         "lost_before_tail": int(diag.get("splitcomp: /tail_node", {}).get("lost", 0)),  # sequence gaps the tail saw
         "fps": (len(stamps) - 1) / (stamps[-1] - stamps[0]) if stamps[-1] > stamps[0] else 0.0,
@@ -102,7 +108,8 @@ def format_result(result: dict) -> str:
         f"dropped by the head {result['dropped_by_head']}, not classified {result['lost']} (sequence gaps at the "
         f"tail {result['lost_before_tail']}), "
         f"{result['bytes_per_frame']:,.0f} bytes per frame (median), key frames {result['key_frames']}, P-frames "
-        f"{result['p_frames']}, {result['wall_s']:.1f} s",
+        f"{result['p_frames']} (chains ended by a loss {result['keyframe_losses']}), rejected by the tail "
+        f"{_reasons(result['tail_rejects'])}, {result['wall_s']:.1f} s",
     ]
     return "\n".join(lines)
 
@@ -132,6 +139,10 @@ def _add_head_arguments(p: ToolParser) -> None:
         default=30,
         help="image_source reads this many frames up front and replays them (default 30; e.g. 250 for video:bikes)",
     )
+
+
+def _reasons(rejects: dict[str, int]) -> str:
+    return ", ".join(f"{n} {reason}" for reason, n in sorted(rejects.items())) or "none"
 
 
 def build_parser(models: BenchModels) -> ToolParser:
