@@ -74,3 +74,24 @@ def test_bench_pipeline_over_the_link_picks_the_cut_for_its_rate(tiny_multi_cut_
     assert result["link_mbps"] == 5.85 and result["frames_classified"] >= 25
     assert result["cuts"] == {"feat": result["frames_classified"]}  # 5.85 Mbit/s is in feat's range (0..10)
     assert result["lost_features"] == 0 and result["transport_overhead_ms"] > 0
+
+
+def test_bench_pipeline_plays_a_clip_with_inter_frame_coding_over_the_link(tiny_bundle, tmp_path):
+    out = tmp_path / "result.json"
+    bench = [sys.executable, "-m", "splitcomp_tools.bench", "pipeline", "--bundle", str(tiny_bundle.path)]
+    bench += ["--source", "video:carphone", "--preload", "120", "--codec", "zstd", "--keyframe-interval", "5"]
+    run = subprocess.run(
+        [*bench, "--link", "5.85", "--rate", "10", "--duration", "3", "--out", str(tmp_path), "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert result["link_mbps"] == 5.85 and result["frames_classified"] >= 25
+    # A key frame, then four P-frames, in turn (a lost answer only adds key frames).
+    assert result["key_frames"] >= 6 and result["p_frames"] >= 15
+    assert result["frames_classified"] <= result["key_frames"] + result["p_frames"] <= 30
+    # Every frame the head sent is answered, or rejected by the tail under a reason, or lost on the way.
+    rejected = sum(result["tail_rejects"].values())
+    assert result["frames_classified"] + rejected <= result["key_frames"] + result["p_frames"]

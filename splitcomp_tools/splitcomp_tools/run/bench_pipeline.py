@@ -23,10 +23,11 @@ from pathlib import Path
 import numpy as np
 
 from splitcomp_core.bundle import load_bundle
-from splitcomp_core.codec import CODE_BITS, CODEC_NAMES, RAW_BITS
+from splitcomp_core.codec import CODE_BITS, HEAD_CODECS, RAW_BITS
 from splitcomp_core.errors import SplitcompError
 from splitcomp_core.files import atomic_write_text
-from splitcomp_tools.cli import ToolParser, check_outputs, float_in, run_cli
+from splitcomp_core.keyframes import MAX_INTERVAL
+from splitcomp_tools.cli import ToolParser, check_outputs, float_in, int_in, run_cli
 from splitcomp_tools.nodes.image_source import RATE_RANGE
 from splitcomp_tools.run import bench_link
 from splitcomp_tools.run.bench_models import BenchModels
@@ -53,6 +54,14 @@ def measure(run: PipelineRun, frames: int, wall_s: float) -> dict:
         "frames_published": frames,
         "frames_classified": len(results),
         "dropped_by_head": int(head_counts.get("dropped", 0)),
+        "key_frames": int(head_counts.get("key_frames", 0)),
+        "p_frames": int(head_counts.get("p_frames", 0)),
+        "keyframe_losses": int(head_counts.get("keyframe_losses", 0)),  # chains the head ended on a missed answer
+        "tail_rejects": {
+            key.removeprefix("rejected."): int(value)
+            for key, value in diag.get("splitcomp: /tail_node", {}).items()
+            if key.startswith("rejected.")
+        },
         "lost": frames - len(results),
         "lost_before_tail": int(diag.get("splitcomp: /tail_node", {}).get("lost", 0)),  # sequence gaps the tail saw
         "fps": (len(stamps) - 1) / (stamps[-1] - stamps[0]) if stamps[-1] > stamps[0] else 0.0,
@@ -98,9 +107,42 @@ def format_result(result: dict) -> str:
         "",
         f"dropped by the head {result['dropped_by_head']}, not classified {result['lost']} (sequence gaps at the "
         f"tail {result['lost_before_tail']}), "
-        f"{result['bytes_per_frame']:,.0f} bytes per frame, {result['wall_s']:.1f} s",
+        f"{result['bytes_per_frame']:,.0f} bytes per frame (median), key frames {result['key_frames']}, P-frames "
+        f"{result['p_frames']} (chains ended by a loss {result['keyframe_losses']}), rejected by the tail "
+        f"{_reasons(result['tail_rejects'])}, {result['wall_s']:.1f} s",
     ]
     return "\n".join(lines)
+
+
+def _add_head_arguments(p: ToolParser) -> None:
+    """How the head encodes (bits, codec, inter-frame coding) and how image_source feeds it."""
+    p.add_argument(
+        "--bits",
+        type=int,
+        default=None,
+        choices=(*CODE_BITS, *RAW_BITS),
+        metavar="BITS",
+        help="head bits: 1..8 quantize, 16/32 raw floats (default: what the bundle's calibration chose, each cut's own)",
+    )
+    p.add_argument("--codec", default=None, choices=HEAD_CODECS, help="head codec (default: the bundle's)")
+    p.add_argument(
+        "--keyframe-interval",
+        type=int_in(0, MAX_INTERVAL),
+        default=None,
+        metavar="N",
+        help="head keyframe_interval: a key frame, then N-1 P-frames coded against the frame before; 0 = off "
+        "(default: the head's, 0). Give a video --source, with --preload its frame count so that it plays in order",
+    )
+    p.add_argument(
+        "--preload",
+        type=int_in(1, 10_000),
+        default=30,
+        help="image_source reads this many frames up front and replays them (default 30; e.g. 250 for video:bikes)",
+    )
+
+
+def _reasons(rejects: dict[str, int]) -> str:
+    return ", ".join(f"{n} {reason}" for reason, n in sorted(rejects.items())) or "none"
 
 
 def build_parser(models: BenchModels) -> ToolParser:
@@ -129,15 +171,7 @@ def build_parser(models: BenchModels) -> ToolParser:
         default=20.0,
         help="seconds of camera frames (default: 20)",
     )
-    p.add_argument(
-        "--bits",
-        type=int,
-        default=None,
-        choices=(*CODE_BITS, *RAW_BITS),
-        metavar="BITS",
-        help="head bits: 1..8 quantize, 16/32 raw floats (default: what the bundle's calibration chose, each cut's own)",
-    )
-    p.add_argument("--codec", default=None, choices=CODEC_NAMES, help="head codec (default: the bundle's)")
+    _add_head_arguments(p)
     p.add_argument(
         "--link",
         type=float,
@@ -181,7 +215,8 @@ def build_parser(models: BenchModels) -> ToolParser:
 
 def head_params(args: argparse.Namespace) -> dict[str, object]:
     """Only what was asked for, so each cut of a bundle keeps its own calibrated encoding."""
-    params: dict[str, object] = {k: v for k, v in (("bits", args.bits), ("codec", args.codec)) if v is not None}
+    asked = (("bits", args.bits), ("codec", args.codec), ("keyframe_interval", args.keyframe_interval))
+    params: dict[str, object] = {k: v for k, v in asked if v is not None}
     bandwidth = args.bandwidth if args.bandwidth is not None else args.link
     if bandwidth is not None:
         params["bandwidth_mbps"] = "auto" if str(bandwidth).lower() == "auto" else float(bandwidth)
@@ -217,7 +252,7 @@ def _main(argv: Sequence[str] | None, models: BenchModels) -> int:
         frame_count=frames,
         source=args.source or models.held_out(args.model),
         watch_frames=False,
-        preload=30,
+        preload=args.preload,
         head_params=head_params(args),
         prefix=bench_link.node_prefix(bed, args.robot_cpus) if bed else lambda executable: (),
     )

@@ -1,0 +1,254 @@
+"""bench video: bytes per frame on real clips, with and without inter-frame coding, at the agreement a robot needs.
+
+For a single-cut bundle: ranges (least-error at each bit width) and entropy tables are fitted on --images
+(photos:train); every frame of --eval-images (photos:test and both clips by default) goes through
+HeadPipeline and TailPipeline as deployed, at every --bits, --codecs and --keyframe-intervals (0: every frame
+a key frame; N: a key frame, then N-1 P-frames under the head's own schedule). Printed: the agreement with
+the unsplit model at each bit width ((a) all frames, (b) frames whose unsplit top-1 probability is at least
+--confidence, with their count, each with its 95 % Wilson interval, (c) the mean top-5 overlap) next to
+JPEG-95 of the camera frame; bytes per frame (median/mean) per source; and the cheapest setting that meets
+the rule: the lower bound on (b) reaches --target AND (a) is no worse than JPEG-95's (a), as point
+estimates. A set with too few confident frames cannot support a target: the benchmark says how many it
+needs and also chooses at the highest target the set supports. Consecutive video frames are not
+independent, so the interval is optimistic on clips.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from splitcomp_core.bundle import MODES
+from splitcomp_core.codec import CODE_BITS, HEAD_CODECS
+from splitcomp_core.files import atomic_write_text
+from splitcomp_core.keyframes import MAX_INTERVAL
+from splitcomp_tools.cli import ToolParser, UsageError, check_outputs, float_in, format_table, int_in, run_cli
+from splitcomp_tools.model import agreement as ag
+from splitcomp_tools.run.video_measure import VideoBenchOptions, agreement_of, measure_video
+
+FALLBACK_TARGETS = (0.98, 0.97, 0.95, 0.9, 0.8)  # tried in turn when the set cannot support --target
+
+
+def choose(report: dict, target: float) -> dict:
+    """Which bit widths meet the rule at `target`, and per codec and interval the one with the fewest bytes on the
+    clips (on all sources when none is a clip); `cheapest` among those."""
+    jpeg = agreement_of(report["jpeg95"])
+    meeting = sorted(int(b) for b, r in report["agreement"].items() if ag.meets(agreement_of(r), jpeg, target))
+    settings: dict[tuple[str, int], dict] = {}
+    for row in report["rows"]:
+        if row["bits"] not in meeting:
+            continue
+        key = (row["codec"], row["keyframe_interval"])
+        if key not in settings or _cost(row) < _cost(settings[key]):
+            settings[key] = row
+    chosen = sorted(settings.values(), key=_cost)
+    return {"target": target, "bits_meeting": meeting, "settings": chosen, "cheapest": chosen[0] if chosen else None}
+
+
+def _cost(row: dict) -> float:
+    return row["bytes"].get("clips", next(iter(row["bytes"].values())))["mean"]
+
+
+def select(report: dict, target: float) -> list[dict]:
+    """The choice at `target`, and where the confident frames cannot support it, also at the highest fallback
+    target they can."""
+    confident = next(iter(report["agreement"].values()))["confident_frames"]
+    supported = [t for t in (target, *FALLBACK_TARGETS) if t <= target and ag.frames_needed(t) <= confident]
+    needed = ag.frames_needed(target)
+    choices = [{**choose(report, target), "needed": needed, "supported": confident >= needed}]
+    if supported and supported[0] != target:
+        t = supported[0]
+        choices.append({**choose(report, t), "needed": ag.frames_needed(t), "supported": True})
+    return choices
+
+
+def _interval(lo_hi: Sequence[float]) -> str:
+    return f"{lo_hi[0]:.3f}–{lo_hi[1]:.3f}"
+
+
+def _agreement_cells(r: dict, meets: Callable[[dict], str]) -> list[str]:
+    return [
+        f"{r['rate']:.3f}",
+        _interval(r["interval"]),
+        f"{r['confident_agree']}/{r['confident_frames']}",
+        _interval(r["confident_interval"]),
+        f"{r['top5_overlap']:.3f}",
+        meets(r),
+    ]
+
+
+def format_report(report: dict, choices: Sequence[dict]) -> str:
+    target = choices[0]["target"]
+    jpeg = agreement_of(report["jpeg95"])
+    header = ["encoding", "(a) all", "95% interval", "(b) confident", "95% interval", "(c) top-5", f"meets {target:g}"]
+    rows = [
+        [f"{b} bits", *_agreement_cells(r, lambda r: "yes" if ag.meets(agreement_of(r), jpeg, target) else "no")]
+        for b, r in report["agreement"].items()
+    ]
+    rows.append(["JPEG-95 frame", *_agreement_cells(report["jpeg95"], lambda r: "")])
+    sources = [s["name"] for s in report["sources"]] + (["clips"] if "clips" in report["rows"][0]["bytes"] else [])
+    bytes_header = ["bits", "codec", "key frames", *(f"{s} B med/mean" for s in sources), "= intra"]
+    bytes_rows = [
+        [
+            r["bits"],
+            r["codec"],
+            _keyframes(r["keyframe_interval"]),
+            *(_bytes(r["bytes"][s]) for s in sources),
+            "yes" if r["identical"] else "NO",
+        ]
+        for r in report["rows"]
+    ]
+    bytes_rows.append(["JPEG-95", "", "", *(_bytes(report["jpeg95"]["bytes"][s]) for s in sources), ""])
+    parts = [format_table(header, rows), "", format_table(bytes_header, bytes_rows, left=(1, 2)), ""]
+    for choice in choices:
+        parts += _choice_lines(choice, sources)
+    parts.append(_footer(report))
+    return "\n".join(parts)
+
+
+def _keyframes(interval: int) -> str:
+    return "every frame" if interval == 0 else f"every {interval}"
+
+
+def _bytes(stats: dict) -> str:
+    return f"{stats['median']:,.0f}/{stats['mean']:,.0f}"
+
+
+def _choice_lines(choice: dict, sources: Sequence[str]) -> list[str]:
+    target = choice["target"]
+    if not choice["supported"]:
+        return [
+            f"target {target:g}: the set cannot support it; its lower bound needs at least {choice['needed']} "
+            f"confident frames without a disagreement (judge on more frames, e.g. a larger --eval-count)",
+            "",
+        ]
+    if choice["cheapest"] is None:
+        return [f"target {target:g}: no bit width meets the rule", ""]
+    header = ["codec", "key frames", "bits", *(f"{s} B med/mean" for s in sources)]
+    rows = [
+        [r["codec"], _keyframes(r["keyframe_interval"]), r["bits"], *(_bytes(r["bytes"][s]) for s in sources)]
+        for r in choice["settings"]
+    ]
+    best = choice["cheapest"]
+    return [
+        f"target {target:g} (needs {choice['needed']} confident frames): bits meeting the rule "
+        f"{', '.join(map(str, choice['bits_meeting']))}; the fewest bytes per codec and key-frame interval:",
+        format_table(header, rows, left=(0, 1)),
+        f"cheapest: bits {best['bits']}, codec {best['codec']}, keyframe_interval {best['keyframe_interval']}",
+        "",
+    ]
+
+
+def _footer(report: dict) -> str:
+    sources = "; ".join(
+        f"{s['name']}: {s['frames']} frames, {s['confident']} confident, median top-1 probability "
+        f"{s['median_top1_probability']:.2f}"
+        for s in report["sources"]
+    )
+    shapes = ", ".join(f"{name} {'x'.join(map(str, shape))}" for name, shape in report["tensors"].items())
+    return (
+        f"{shapes}, ranges ({report['quantization']}, least error at each bit width) and entropy tables fitted on "
+        f"{report['fit']['frames']} frames of {report['fit']['images']} (P-frame tables: {report['delta_fit']['frames']} "
+        f"frames of {report['delta_fit']['images']}). Judged: {sources}. Confident: unsplit top-1 "
+        f"probability >= {report['confidence']:g}; {ag.DEPENDENCE_NOTE}. '= intra': every decoded code equals intra "
+        f"coding's."
+    )
+
+
+def _ints(low: int, high: int) -> Callable[[str], tuple[int, ...]]:
+    one = int_in(low, high)
+
+    def parse(text: str) -> tuple[int, ...]:
+        return tuple(sorted({one(part) for part in text.split(",")}))
+
+    return parse
+
+
+def _codecs(text: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(part.strip() for part in text.split(",")))
+    unknown = [n for n in names if n not in HEAD_CODECS]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown codec(s) {', '.join(unknown)}; use {', '.join(HEAD_CODECS)}")
+    return names
+
+
+def build_parser() -> ToolParser:
+    p = ToolParser(prog="bench video", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--bundle", required=True, metavar="DIR", help="a single-cut bundle (split; calibration not needed)")
+    p.add_argument("--images", default="photos:train", help="frames the ranges and entropy tables are fitted on")
+    p.add_argument("--count", type=int_in(2, 10_000), default=200, help="how many of them (default 200)")
+    p.add_argument(
+        "--delta-images",
+        help="frames, in order, the P-frames' delta tables are fitted on (default: --images); e.g. a clip not judged",
+    )
+    p.add_argument("--delta-count", type=int_in(2, 10_000), default=400, help="how many of them (default 400)")
+    p.add_argument(
+        "--eval-images",
+        default="photos:test,video:bikes,video:carphone",
+        help="frames judged, comma-separated sources, each in order (default: photos:test,video:bikes,video:carphone)",
+    )
+    p.add_argument(
+        "--eval-count", type=int_in(2, 10_000), default=400, help="at most this many of EACH source (default 400)"
+    )
+    p.add_argument("--bits", type=_ints(min(CODE_BITS), max(CODE_BITS)), default=(2, 3, 4, 5, 6, 7, 8))
+    p.add_argument("--codecs", type=_codecs, default=("zstd", "entropy"), help="default: zstd,entropy")
+    p.add_argument(
+        "--keyframe-intervals",
+        type=_ints(0, MAX_INTERVAL),
+        default=(0, 10),
+        help="head keyframe_interval values (0: intra only; default 0,10)",
+    )
+    p.add_argument(
+        "--quantization",
+        choices=[m for m in MODES if m != "clip"],
+        default="calibrated",
+        help="range mode: calibrated (per tensor, the default) or per_channel",
+    )
+    p.add_argument("--target", type=float_in(0.0, 1.0, low_open=True), default=0.99, help="agreement target (0.99)")
+    p.add_argument("--confidence", type=float_in(0.0, 1.0), default=ag.DEFAULT_CONFIDENCE, help="default 0.5")
+    p.add_argument("--answer-all", action="store_true", help="run the tail on every pass, not once per bit width")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the photo crops (judged: seed + 1)")
+    p.add_argument("--json", metavar="FILE", help="also write the measurements to this file as JSON")
+    return p
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    args = build_parser().parse_args(argv)
+    check_outputs([("--json", args.json)], [])
+    if args.target >= 1.0:
+        raise UsageError(f"--target must be below 1 (a Wilson lower bound never reaches 1), got {args.target}")
+    options = VideoBenchOptions(
+        Path(args.bundle),
+        images=args.images,
+        count=args.count,
+        eval_images=args.eval_images,
+        delta_images=args.delta_images,
+        delta_count=args.delta_count,
+        eval_count=args.eval_count,
+        bits=args.bits,
+        codecs=args.codecs,
+        intervals=args.keyframe_intervals,
+        mode=args.quantization,
+        confidence=args.confidence,
+        seed=args.seed,
+        answer_all=args.answer_all,
+    )
+    report = measure_video(options)
+    choices = select(report, args.target)
+    report["selection"] = choices
+    if args.json:
+        atomic_write_text(args.json, json.dumps(report, indent=2) + "\n")
+    print(format_report(report, choices))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`bench video` (argv after its name): the tables on stdout; bad arguments are one `error:` line (exit 2)."""
+    return run_cli(_main, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

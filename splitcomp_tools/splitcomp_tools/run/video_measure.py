@@ -1,0 +1,300 @@
+"""What `bench video` measures: bytes per frame of every bits, codec and key-frame interval on real clips, and the
+agreement with the unsplit model that decides which of them a robot may send.
+
+Ranges (least-error, at each bit width) and the entropy tables are fitted on `images` (photos:train), never on
+the frames judged. Every judged frame goes through HeadPipeline (features, then the head's encode, intra or as a
+P-frame under the head's own KeyframeSchedule) and TailPipeline (validate, decode, the tail model, top-k), as in
+deployment; the unsplit answer is the tail on float32 features, the JPEG-95 reference the model on the camera
+frame after a quality-95 JPEG round trip. Codecs are lossless and P-frames decode to intra coding's codes bit for
+bit (checked on every frame), so the agreement depends on the bits alone: the tail answers one pass per bit width
+(`answer_all` answers every pass, to show it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from splitcomp_core.bundle import Bundle, load_bundle
+from splitcomp_core.codec import CODE_BITS, payload_bytes
+from splitcomp_core.entropy import EntropyModels, EntropyTable
+from splitcomp_core.entropy_fit import fit_head_tables
+from splitcomp_core.errors import SplitcompError
+from splitcomp_core.head import HeadPipeline
+from splitcomp_core.interframe import Reference
+from splitcomp_core.keyframes import KeyframeSchedule
+from splitcomp_core.quantization import EncoderConfig
+from splitcomp_core.tail import Decoded, TailPipeline
+from splitcomp_tools.cli import UsageError
+from splitcomp_tools.frames import open_source
+from splitcomp_tools.model import agreement as ag
+from splitcomp_tools.model.baseline import FULL_SIZE_QUALITY
+from splitcomp_tools.model.ranges import DEFAULT_PERCENTILE, calibrate_tensor, manifest_entry
+
+Features = Mapping[str, np.ndarray]
+Scores = list[tuple[int, float]]  # one answer's top-k: (class id, probability), best first
+RANGE_METHOD = "mse"  # least-error ranges at each bit width, as `calibrate` stores them
+
+
+@dataclasses.dataclass(frozen=True)
+class VideoBenchOptions:
+    bundle: Path
+    images: str = "photos:train"
+    count: int = 200
+    eval_images: str = "photos:test,video:bikes,video:carphone"
+    delta_images: str | None = None  # frames in order the P-frames' delta tables are fitted on (default: images)
+    delta_count: int = 0
+    eval_count: int = 400  # per part of eval_images; a clip gives what it holds
+    bits: tuple[int, ...] = (2, 3, 4, 5, 6, 7, 8)
+    codecs: tuple[str, ...] = ("zstd", "entropy")
+    intervals: tuple[int, ...] = (0, 10)
+    mode: str = "calibrated"  # the head's quantization: per-tensor ("calibrated") or per_channel ranges
+    confidence: float = ag.DEFAULT_CONFIDENCE
+    seed: int = 0
+    answer_all: bool = False
+
+
+@dataclasses.dataclass
+class Judged:
+    """One evaluation source: its frames' float cut tensors, the unsplit answers and JPEG-95's."""
+
+    name: str
+    clip: bool  # a source with its own frame rate (a video): its frames come in order
+    features: list[Features]
+    unsplit: list[Scores]
+    jpeg: list[Scores]
+    jpeg_bytes: list[int]
+
+
+def measure_video(options: VideoBenchOptions) -> dict:
+    """Every (bits, codec, key-frame interval) on every judged source: bytes per frame and agreement."""
+    bundle = load_bundle(options.bundle)
+    if bundle.cuts:
+        raise UsageError(f"{options.bundle} is a multi-cut bundle; pass one of its cuts: {bundle.cuts[0].bundle.path}")
+    if not set(options.bits) <= set(CODE_BITS):
+        raise UsageError(f"--bits must be among 1..8 (codes), got {sorted(options.bits)}")
+    start = EncoderConfig(options.bits[0], "clip")  # nothing the bundle's own entropy models would have to cover
+    head = HeadPipeline(bundle, start, providers=["cpu"], entropy_models=EntropyModels([]))
+    tail = TailPipeline(bundle, ["cpu"], entropy_models=head.entropy_models)
+    fit = _frames_features(head, options.images, options.count, options.seed)
+    judged = [_judge(head, tail, part, options.eval_count, options.seed + 1) for part in _parts(options.eval_images)]
+    stacked = {name: np.stack([f[name] for f in fit]) for name in head.cut_names}
+    rng = np.random.default_rng(options.seed)
+    tensors = {name: calibrate_tensor(name, v, options.bits, rng=rng) for name, v in stacked.items()}
+    ranged = {b: _with_ranges(bundle, tensors, b, len(fit)) for b in options.bits}
+    delta = (
+        _frames_features(head, options.delta_images, options.delta_count, options.seed) if options.delta_images else fit
+    )
+    tables = []
+    for bits in options.bits:
+        head.bundle = ranged[bits]
+        tables += _tables(head, fit, delta, EncoderConfig(bits, options.mode))
+    head.entropy_models = tail.entropy_models = EntropyModels(tables)
+    unsplit = [s for j in judged for s in j.unsplit]
+    jpeg = _measure(unsplit, [s for j in judged for s in j.jpeg], options.confidence)
+    rows, agreement = [], {}
+    for bits in options.bits:
+        head.bundle = ranged[bits]
+        bits_rows, agreement[bits] = _bits_rows(head, tail, judged, bits, options)
+        rows += bits_rows
+    return {
+        "bundle": str(options.bundle),
+        "tensors": {t.name: t.shape for t in bundle.manifest.cut},
+        "quantization": options.mode,
+        "fit": {"images": options.images, "frames": len(fit)},
+        "delta_fit": {"images": options.delta_images or options.images, "frames": len(delta)},
+        "sources": [_describe_source(j, options.confidence) for j in judged],
+        "confidence": options.confidence,
+        "agreement": {str(b): _agreement_json(a) for b, a in agreement.items()},
+        "jpeg95": {
+            **_agreement_json(jpeg),
+            "bytes": _source_bytes(judged, [j.jpeg_bytes for j in judged]),
+            "by_source": {j.name: _agreement_json(_measure(j.unsplit, j.jpeg, options.confidence)) for j in judged},
+        },
+        "rows": rows,
+    }
+
+
+def _parts(spec: str) -> list[str]:
+    return [part.strip() for part in spec.split(",") if part.strip()]
+
+
+def _frames_features(head: HeadPipeline, spec: str, count: int, seed: int) -> list[Features]:
+    source = open_source(spec, seed=seed)
+    try:
+        frames: list[Features] = [head.features(frame)[0] for frame in source.frames(count)]
+    finally:
+        source.close()
+    if len(frames) < 2:
+        raise SplitcompError(f"{spec} gave {len(frames)} frame(s); the benchmark needs at least 2")
+    return frames
+
+
+def _judge(head: HeadPipeline, tail: TailPipeline, spec: str, count: int, seed: int) -> Judged:
+    """The frames of one source with their unsplit answers and the answers to their JPEG-95 round trip."""
+    source = open_source(spec, seed=seed)
+    judged = Judged(spec, source.fps is not None, [], [], [], [])
+    try:
+        for frame in source.frames(count):
+            features = head.features(frame)[0]
+            judged.features.append(features)
+            judged.unsplit.append(_answer(tail, features))
+            ok, data = cv2.imencode(
+                ".jpg", cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, FULL_SIZE_QUALITY]
+            )
+            if not ok:
+                raise SplitcompError(f"OpenCV could not JPEG-encode a frame of {spec}")
+            judged.jpeg_bytes.append(int(data.size))
+            decoded = cv2.imdecode(data, cv2.IMREAD_COLOR)
+            assert decoded is not None  # OpenCV decodes the JPEG it just encoded
+            judged.jpeg.append(_answer(tail, head.features(decoded, "bgr8")[0]))
+    finally:
+        source.close()
+    if len(judged.features) < 2:
+        raise SplitcompError(f"{spec} gave {len(judged.features)} frame(s); the benchmark needs at least 2")
+    return judged
+
+
+def _tables(head: HeadPipeline, fit: Sequence[Features], delta: Sequence[Features], config: EncoderConfig) -> list:
+    """Entropy tables whose key-frame model comes from `fit` and whose P-frame (delta) model from `delta`."""
+    keys = fit_head_tables(head, fit, [config])
+    if delta is fit:
+        return keys
+    deltas = {t.tensor: t for t in fit_head_tables(head, delta, [config])}
+    return [EntropyTable(t.tensor, t.bits, t.mode, t.key, deltas[t.tensor].delta) for t in keys]
+
+
+def _answer(tail: TailPipeline, feeds: Features) -> Scores:
+    """The tail's top-k answer to float features (the unsplit model: head then tail, nothing quantized)."""
+    result = tail.answer(Decoded(dict(feeds), None, 0.0, 0))
+    return [(int(c), float(p)) for c, _, p in result.results]
+
+
+def _measure(unsplit: Sequence[Scores], answers: Sequence[Scores], confidence: float) -> ag.Agreement:
+    """model/agreement's figures of `answers` against the unsplit answers to the same frames."""
+    width = 1 + max(c for a in (*unsplit, *answers) for c, _ in a)
+    return ag.measure(_matrix(unsplit, width), _matrix(answers, width), confidence)
+
+
+def _matrix(answers: Sequence[Scores], width: int) -> np.ndarray:
+    """Frames x classes probabilities from top-k answers (zero outside each top-k: enough for top-1, confidence
+    and top-k overlap)."""
+    matrix = np.zeros((len(answers), width))
+    for i, answer in enumerate(answers):
+        for c, p in answer:
+            matrix[i, c] = p
+    return matrix
+
+
+def _with_ranges(bundle: Bundle, tensors: Mapping, bits: int, frames: int) -> Bundle:
+    """The bundle as `calibrate --bits BITS` would leave it: least-error ranges for BITS (in memory only)."""
+    calibrated = {n: manifest_entry(t, RANGE_METHOD, bits, DEFAULT_PERCENTILE, frames) for n, t in tensors.items()}
+    quantization = dataclasses.replace(bundle.manifest.quantization, calibrated=calibrated, bits=bits)
+    return dataclasses.replace(bundle, manifest=dataclasses.replace(bundle.manifest, quantization=quantization))
+
+
+def _bits_rows(
+    head: HeadPipeline, tail: TailPipeline, judged: Sequence[Judged], bits: int, options: VideoBenchOptions
+) -> tuple[list[dict], ag.Agreement]:
+    """One row per codec and interval at `bits`, and the agreement of the tail's answers to the decoded frames."""
+    unsplit = [s for j in judged for s in j.unsplit]
+    rows, answered = [], None
+    for codec in options.codecs:
+        head.configure(EncoderConfig(bits, options.mode, codec=codec))
+        for interval in options.intervals:
+            answer = options.answer_all or answered is None
+            streams = [_stream(head, tail, j.features, interval, answer) for j in judged]
+            row = {
+                "bits": bits,
+                "codec": codec,
+                "keyframe_interval": interval,
+                "bytes": _source_bytes(judged, [s[0] for s in streams]),
+                "identical": all(s[1] for s in streams),
+                "key_frames": sum(s[2] for s in streams),
+            }
+            if answer:
+                measured = _measure(unsplit, [a for s in streams for a in s[3]], options.confidence)
+                row["agreement"] = _agreement_json(measured)
+                row["agreement_by_source"] = {
+                    j.name: _agreement_json(_measure(j.unsplit, s[3], options.confidence))
+                    for j, s in zip(judged, streams, strict=True)
+                }
+                answered = measured if answered is None else answered
+            rows.append(row)
+    assert answered is not None  # at least one codec and interval
+    return rows, answered
+
+
+def _stream(
+    head: HeadPipeline, tail: TailPipeline, frames: Sequence[Features], interval: int, answer: bool
+) -> tuple[list[int], bool, int, list[Scores]]:
+    """One source's frames in order through the head's schedule and the tail's decode: bytes per frame, whether
+    every decoded code equals intra coding's, how many key frames, and (when `answer`) the tail's answers."""
+    schedule = KeyframeSchedule(interval)
+    sizes, answers, identical, reference = [], [], True, None
+    for sequence, features in enumerate(frames, 1):
+        reference_sequence, reference_codes = schedule.reference("cut", head.encoding, 0.0)
+        tensors, codes = head.encode_codes(features, reference_codes)
+        schedule.sent(sequence, "cut", head.encoding, codes, reference_sequence, 0.0)
+        decoded = tail.decode(tail.model_id, tensors, reference_sequence, reference)
+        schedule.answered(sequence)
+        assert codes is not None and decoded.codes is not None  # bits 1..8 always give codes
+        identical = identical and all(np.array_equal(decoded.codes[n], codes[n]) for n in codes)
+        reference = Reference(sequence, tail.model_id, decoded.codes)
+        sizes.append(payload_bytes(tensors))
+        if answer:
+            result = tail.answer(decoded)
+            answers.append([(int(c), float(p)) for c, _, p in result.results])
+    return sizes, identical, schedule.key_frames, answers
+
+
+def _source_bytes(judged: Sequence[Judged], sizes: Sequence[Sequence[int]]) -> dict[str, dict[str, float]]:
+    """Median and mean bytes per frame of each source, and of all clips together ("clips")."""
+    out = {j.name: _stats(s) for j, s in zip(judged, sizes, strict=True)}
+    clips = [b for j, s in zip(judged, sizes, strict=True) if j.clip for b in s]
+    if clips:
+        out["clips"] = _stats(clips)
+    return out
+
+
+def _stats(sizes: Sequence[int]) -> dict[str, float]:
+    return {"median": float(statistics.median(sizes)), "mean": float(statistics.fmean(sizes)), "frames": len(sizes)}
+
+
+def _agreement_json(a: ag.Agreement) -> dict:
+    return {
+        "agree": a.agree,
+        "frames": a.frames,
+        "rate": a.rate,
+        "interval": list(a.interval()),
+        "confident_agree": a.confident_agree,
+        "confident_frames": a.confident_frames,
+        "confident_rate": a.confident_rate,
+        "confident_interval": list(a.confident_interval()),
+        "top5_overlap": a.top5_overlap,
+    }
+
+
+def agreement_of(record: Mapping) -> ag.Agreement:
+    """An Agreement back from its JSON record (to apply `meets`)."""
+    return ag.Agreement(
+        record["agree"], record["frames"], record["confident_agree"], record["confident_frames"], record["top5_overlap"]
+    )
+
+
+def _describe_source(judged: Judged, confidence: float) -> dict:
+    width = 1 + max(c for a in judged.unsplit for c, _ in a)
+    unsplit = _matrix(judged.unsplit, width)
+    probabilities = unsplit.max(axis=1)
+    return {
+        "name": judged.name,
+        "clip": judged.clip,
+        "frames": len(judged.features),
+        "confident": int(ag.confident(unsplit, confidence).sum()),
+        "median_top1_probability": float(np.median(probabilities)),
+    }
