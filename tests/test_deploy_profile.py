@@ -28,6 +28,7 @@ from splitcomp_tools.run.testbed import Bed
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 FASTRTPS, FASTDDS = PROFILE_VARIABLES
 SEGMENT_BYTES = 16 * 1024 * 1024  # config/fastdds.xml's segment_size; Fast DDS's default is 512 KB
+SHM_PREFIXES = ("/dev/shm/fastrtps_", "/dev/shm/fastdds_")
 
 
 @pytest.mark.parametrize(
@@ -106,11 +107,14 @@ def test_env_sh_names_the_same_fast_dds_2_distributions():
 
 
 def shm_segments(pid: int) -> dict[str, int]:
-    """Fast DDS shared-memory files the process maps, with the bytes it maps of each."""
+    """Fast DDS shared-memory files the process maps, with the bytes it maps of each.
+
+    Fast DDS 2 (Humble, Jazzy) names them /dev/shm/fastrtps_*, Fast DDS 3 (Kilted) /dev/shm/fastdds_*.
+    """
     sizes: dict[str, int] = {}
     for line in pathlib.Path(f"/proc/{pid}/maps").read_text().splitlines():
         fields = line.split()
-        if len(fields) >= 6 and fields[5].startswith("/dev/shm/fastrtps_") and "port" not in fields[5]:
+        if len(fields) >= 6 and fields[5].startswith(SHM_PREFIXES) and "port" not in fields[5]:
             start, end = (int(x, 16) for x in fields[0].split("-"))
             sizes[fields[5]] = sizes.get(fields[5], 0) + end - start
     return sizes
