@@ -30,12 +30,49 @@ def test_bench_fleet_measures_each_configuration_per_robot(tiny_batch_bundle, tm
     assert sum(int(size) * int(n) for size, n in sizes.items()) >= 40  # every measured frame went through a batch
 
 
+def test_bench_fleet_beside_hostile_robots_answers_the_others_and_counts_each_under_its_name(
+    tiny_batch_bundle, tmp_path, capsys
+):
+    out = tmp_path / "fleet.json"
+    argv = ["fleet", "--bundle", str(tiny_batch_bundle.path), "--robots", "2", "--rate", "10", "--duration", "2"]
+    argv += ["--configs", "separate,batched", "--hostile", "garbage,other-bundle,flood", "--frames", "4"]
+    assert bench.main([*argv, "--out", str(tmp_path / "run"), "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert (
+        "saturation (batched): 2 robot(s) with p95 <= 100 ms and < 1 % lost (runs without a hostile robot)" in printed
+    )
+    assert "hostile_other_bundle" in printed and "model_id:" in printed and "rejected by reason" in printed
+    result = json.loads(out.read_text())
+    assert result["hostile"] == ["garbage", "other-bundle", "flood"] and result["flood_rate_hz"] == 100
+    runs = {(r["config"], r["hostile"]): r for r in result["runs"]}
+    assert len(runs) == len(result["runs"]) == 8
+    for (config, hostile), run in runs.items():
+        assert set(run["per_robot"]) == {"robot_0", "robot_1"}, (config, hostile)  # the well-behaved robots only
+        assert run["published"] == 40 and run["answered"] == 40, (config, hostile, run)
+        if hostile is None:
+            assert run["hostile_robot"] is None
+            continue
+        bad, tail = run["hostile_robot"], run["hostile_robot"]["tail"]
+        assert bad["name"] == "hostile_" + hostile.replace("-", "_") and bad["published"] > 0, run
+        if hostile == "other-bundle":
+            assert tail["rejected"] == tail["rejected.model_id"] == tail["frames_in"] > 0, (config, tail)
+        elif hostile == "garbage":
+            reasons = {k: n for k, n in tail.items() if k.startswith("rejected.")}
+            assert set(reasons) == {"rejected.codec", "rejected.shape", "rejected.tensor_count"}, (config, tail)
+            assert tail["rejected"] == sum(reasons.values()) == tail["frames_in"] > 0, (config, tail)
+        else:
+            assert bad["published"] == 200 and tail["rejected"] == 0 and tail["frames_out"] > 0, (config, tail)
+
+
 @pytest.mark.parametrize(
     ("options", "said"),
     [
         (["--robots", "0"], "--robots '0': give robots from 1 to 64"),
         (["--robots", "two"], "--robots 'two'"),
         (["--configs", "separate,gpu"], "--configs 'separate,gpu': name some of separate, batched, triton"),
+        (["--hostile", "flood,ddos"], "--hostile 'flood,ddos': name some of flood, garbage, other-bundle, each once"),
+        (["--hostile", "garbage,garbage"], "--hostile 'garbage,garbage'"),
+        (["--hostile", ","], "--hostile ','"),
     ],
 )
 def test_bench_fleet_refuses_bad_options_with_one_error_line(options, said, tmp_path, capsys):

@@ -10,6 +10,13 @@ per configuration and number of robots: latency p50/p95 from publishing to the a
 lost, the edge's summed CPU (share of one core) and RSS (from /proc of the processes started here), and the
 batch size histogram from the tail's /diagnostics; then every robot's own row, and each configuration's
 saturation point: the most robots served with p95 <= 100 ms and under 1 % lost.
+
+With --hostile, each configuration and number of robots runs once more per kind with one hostile robot
+added to the edge (hostile_flood, hostile_garbage, hostile_other_bundle; for separate, with its own tail):
+flood sends the robots' valid frames at 10 times their rate, garbage malformed ones, other-bundle another
+bundle's model_id (splitcomp_tools.run.fleet_hostile). The rows then show the well-behaved robots only, and a
+second table what the tail counted for the hostile robot (/diagnostics, under its own name). The saturation
+point comes from the runs without a hostile robot.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from splitcomp_tools.cli import ToolParser, check_outputs, float_in, format_tabl
 from splitcomp_tools.run.batch_scaling import DEFAULT_BATCHES, tail_batch_scaling
 from splitcomp_tools.run.bench_models import BenchModels
 from splitcomp_tools.run.fleet_edge import CONFIGS, Edge, cpu_seconds, rss_bytes
+from splitcomp_tools.run.fleet_hostile import FLOOD_FACTOR, KINDS, HostileRobot
 from splitcomp_tools.run.fleet_replay import Robots, encode_frames
 
 P95_GOAL_MS = 100.0
@@ -45,6 +53,11 @@ def build_parser(models: BenchModels) -> ToolParser:
     p.add_argument("--json", metavar="FILE", help="also write every figure to this file as JSON")
     p.add_argument(
         "--configs", default="separate,batched", help=f"comma list of {', '.join(CONFIGS)} (default: separate,batched)"
+    )
+    p.add_argument(
+        "--hostile",
+        default="",
+        help=f"comma list of {', '.join(KINDS)}: rerun each configuration with one such robot added (default: none)",
     )
     p.add_argument("--bundle", help="bundle to run (default: --model, prepared as `bench pipeline` prepares it)")
     p.add_argument(
@@ -88,31 +101,61 @@ def chosen_configs(text: str) -> list[str]:
     return configs
 
 
+def hostile_kinds(text: str) -> list[str]:
+    kinds = [k.strip() for k in text.split(",") if k.strip()]
+    if any(k not in KINDS for k in kinds) or len(set(kinds)) != len(kinds) or (text.strip() and not kinds):
+        raise SplitcompError(f"--hostile {text!r}: name some of {', '.join(KINDS)}, each once")
+    return kinds
+
+
 def run_one(
-    config: str, count: int, bundle: Bundle, frames: list, args: argparse.Namespace, url: str, server_pids=()
+    config: str,
+    count: int,
+    bundle: Bundle,
+    frames: list,
+    args: argparse.Namespace,
+    url: str,
+    server_pids=(),
+    hostile: str | None = None,
 ) -> dict:
-    """One configuration with `count` robots: start the edge, warm it up, measure, stop it.
+    """One configuration with `count` robots (and a `hostile` robot beside them): start the edge, warm it up,
+    measure, stop it.
 
     `server_pids`: a Triton server started for it, measured with the edge.
     """
-    namespace = f"bench_fleet/{config}_{count}_{os.getpid()}"
+    namespace = f"bench_fleet/{config}_{count}_{hostile or 'none'}_{os.getpid()}".replace("-", "_")
     log_dir = Path(args.out) / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     robots = Robots(namespace, count, bundle.manifest.model_id, frames)
-    edge = Edge(config, bundle, namespace, robots.names, log_dir)
+    bad = HostileRobot(hostile, namespace, bundle.manifest.model_id, frames, args.rate) if hostile else None
+    edge = Edge(config, bundle, namespace, robots.names + ([bad.name] if bad else []), log_dir)
     try:
         edge.start(args.max_batch, args.batch_wait_ms, args.intra_op_threads, url)
-        if not robots.wait_for_edge(60.0) or not robots.warm_up(60.0):
+        up = robots.wait_for_edge(60.0) and (bad is None or bad.wait_for_edge(60.0))
+        if not up or not robots.warm_up(60.0):
             edge.check_running()
             raise SplitcompError(f"the {config} edge did not answer every robot within 60 s; see {log_dir}")
         pids = edge.pids(server_pids)
         cpu_before, started = cpu_seconds(pids), time.monotonic()
+        if bad is not None:
+            bad.start(args.duration)
         robots.run(args.rate, args.duration)
-        cpu = (cpu_seconds(pids) - cpu_before) / (time.monotonic() - started)
+        if bad is not None:
+            bad.stop()
+        ended = time.monotonic()
+        cpu = (cpu_seconds(pids) - cpu_before) / (ended - started)
         rss = rss_bytes(edge.pids(server_pids))
         edge.check_running()
         histogram = next((v["batch_histogram"] for v in robots.diagnostics.values() if "batch_histogram" in v), "")
+        hostile_row = None
+        if bad is not None:
+            status = edge.status_name(bad.name)  # read from a status the tail sent after the drain
+            robots.spin_until(lambda: robots.diagnostics_at.get(status, 0.0) > ended, 3.0)
+            tail = tail_counts(robots.diagnostics, status)
+            hostile_row = {"name": bad.name, "published": bad.published, "tail": tail}
     finally:
+        if bad is not None:
+            bad.close()
         edge.close()
         robots.close()
     per_robot = {name: log.summary() for name, log in robots.logs.items()}
@@ -123,6 +166,7 @@ def run_one(
     return {
         "config": config,
         "robots": count,
+        "hostile": hostile,
         "p50_ms": p50,
         "p95_ms": p95,
         "published": published,
@@ -132,12 +176,20 @@ def run_one(
         "rss_mb": rss / 2**20,
         "batch_histogram": histogram,
         "per_robot": per_robot,
+        "hostile_robot": hostile_row,
     }
 
 
+def tail_counts(diagnostics: dict[str, dict[str, str]], status: str) -> dict[str, int]:
+    """What the tail's status `status` counted: frames in and out, stale, lost, rejected (and by reason)."""
+    values = diagnostics.get(status, {})
+    counted = ("frames_in", "frames_out", "stale", "lost", "rejected")
+    return {k: int(v) for k, v in values.items() if k in counted or k.startswith("rejected.")}
+
+
 def saturation(runs: Sequence[dict], config: str) -> int:
-    """The most robots `config` served with p95 <= 100 ms and under 1 % lost (0: none)."""
-    served = [r["robots"] for r in runs if r["config"] == config and meets_goal(r)]
+    """The most robots `config` served with p95 <= 100 ms and under 1 % lost (0: none), without a hostile robot."""
+    served = [r["robots"] for r in runs if r["config"] == config and r["hostile"] is None and meets_goal(r)]
     return max(served, default=0)
 
 
@@ -151,11 +203,23 @@ def _ms(value: float | None) -> str:
 
 
 def format_runs(runs: Sequence[dict]) -> str:
-    header = ["config", "robots", "p50 ms", "p95 ms", "answered/published", "lost %", "CPU cores", "RSS MB", "batches"]
+    header = [
+        "config",
+        "robots",
+        "hostile",
+        "p50 ms",
+        "p95 ms",
+        "answered/published",
+        "lost %",
+        "CPU cores",
+        "RSS MB",
+        "batches",
+    ]
     rows = [
         [
             r["config"],
             r["robots"],
+            r["hostile"] or "-",
             _ms(r["p50_ms"]),
             _ms(r["p95_ms"]),
             f"{r['answered']}/{r['published']}",
@@ -166,15 +230,16 @@ def format_runs(runs: Sequence[dict]) -> str:
         ]
         for r in runs
     ]
-    return format_table(header, rows, left=(0, 8))
+    return format_table(header, rows, left=(0, 2, 9))
 
 
 def format_robots(runs: Sequence[dict]) -> str:
-    header = ["config", "robots", "robot", "p50 ms", "p95 ms", "answered/published", "lost"]
+    header = ["config", "robots", "hostile", "robot", "p50 ms", "p95 ms", "answered/published", "lost"]
     rows = [
         [
             r["config"],
             r["robots"],
+            r["hostile"] or "-",
             name,
             _ms(s["p50_ms"]),
             _ms(s["p95_ms"]),
@@ -184,12 +249,34 @@ def format_robots(runs: Sequence[dict]) -> str:
         for r in runs
         for name, s in r["per_robot"].items()
     ]
-    return format_table(header, rows, left=(0, 2))
+    return format_table(header, rows, left=(0, 2, 3))
+
+
+def format_hostile(runs: Sequence[dict]) -> str:
+    """What the tail counted for each hostile robot, from its /diagnostics."""
+    header = ["config", "robots", "hostile robot", "published", "tail in", "answered", "stale", "rejected by reason"]
+    rows = []
+    for r in runs:
+        if r["hostile_robot"] is None:
+            continue
+        bad, tail = r["hostile_robot"], r["hostile_robot"]["tail"]
+        reasons = " ".join(f"{k.split('.', 1)[1]}:{n}" for k, n in sorted(tail.items()) if k.startswith("rejected."))
+        row = [r["config"], r["robots"], bad["name"], bad["published"]]
+        rows.append(
+            [
+                *row,
+                tail.get("frames_in", "-"),
+                tail.get("frames_out", 0) if tail else "-",
+                tail.get("stale", "-"),
+                reasons or "-",
+            ]
+        )
+    return format_table(header, rows, left=(0, 2, 7))
 
 
 def _main(argv: Sequence[str] | None, models: BenchModels) -> int:
     args = build_parser(models).parse_args(argv)
-    sizes, configs = fleet_sizes(args.robots), chosen_configs(args.configs)
+    sizes, configs, kinds = fleet_sizes(args.robots), chosen_configs(args.configs), hostile_kinds(args.hostile)
     check_outputs([("--json", args.json)], [])
     out = Path(args.out)
     bundle = (
@@ -216,13 +303,14 @@ def _main(argv: Sequence[str] | None, models: BenchModels) -> int:
         try:
             for count in sizes:
                 pids = [server.pid()] if server is not None else []
-                runs.append(run_one(config, count, bundle, frames, args, url, pids))
-                print(format_runs(runs[-1:]).splitlines()[-1], flush=True)
+                for hostile in [None, *kinds]:
+                    runs.append(run_one(config, count, bundle, frames, args, url, pids, hostile))
+                    print(format_runs(runs[-1:]).splitlines()[-1], flush=True)
         finally:
             if server is not None:
                 server.stop()
                 server = None
-    result = _result(args, bundle, scaling, runs, configs, skipped)
+    result = _result(args, bundle, scaling, runs, configs, kinds, skipped)
     if args.json:
         atomic_write_text(args.json, json.dumps(result, indent=2) + "\n")
     print(_report(result, runs))
@@ -241,7 +329,7 @@ def _scaling_text(rows: list[dict]) -> str:
     return f"tail alone, ONNX Runtime, ms per frame: {cells}{note}"
 
 
-def _result(args, bundle: Bundle, scaling: list[dict], runs: list, configs: list, skipped: dict) -> dict:
+def _result(args, bundle: Bundle, scaling: list[dict], runs: list, configs: list, kinds: list, skipped: dict) -> dict:
     return {
         "bundle": str(bundle.path),
         "rate_hz": args.rate,
@@ -252,6 +340,8 @@ def _result(args, bundle: Bundle, scaling: list[dict], runs: list, configs: list
         "load_average": os.getloadavg()[0],
         "batch_scaling_ms_per_frame": {row["batch"]: row["ms_per_frame"] for row in scaling},
         "tail_batches": takes_any_batch(bundle),
+        "hostile": kinds,
+        "flood_rate_hz": args.rate * FLOOD_FACTOR,
         "runs": runs,
         "saturation": {c: saturation(runs, c) for c in configs if c not in skipped},
         "skipped": skipped,
@@ -260,8 +350,13 @@ def _result(args, bundle: Bundle, scaling: list[dict], runs: list, configs: list
 
 def _report(result: dict, runs: list) -> str:
     lines = ["", format_runs(runs), "", format_robots(runs), ""]
+    if result["hostile"]:
+        lines += [format_hostile(runs), ""]
     for config, most in result["saturation"].items():
-        lines.append(f"saturation ({config}): {most} robot(s) with p95 <= {P95_GOAL_MS:g} ms and < 1 % lost")
+        lines.append(
+            f"saturation ({config}): {most} robot(s) with p95 <= {P95_GOAL_MS:g} ms and < 1 % lost"
+            + (" (runs without a hostile robot)" if result["hostile"] else "")
+        )
     lines.append(f"{result['cpus']} CPUs, load average (1 min) {result['load_average']:.1f} at the end")
     return "\n".join(lines)
 

@@ -89,6 +89,12 @@ class Edge:
             NodeProcess("splitcomp_tail_node", "tail_node", params, log=log, extra_args=["-r", f"__ns:={namespace}"])
         )
 
+    def status_name(self, robot: str) -> str:
+        """The /diagnostics status that counts `robot`'s frames: its own tail's, or its row in the fleet tail's."""
+        if self.config == "separate":
+            return f"splitcomp: /{self.namespace}/{robot}/tail_node"
+        return f"splitcomp: /{self.namespace}/tail_node robot {robot}"
+
     def pids(self, extra: Sequence[int] = ()) -> list[int]:
         return [p for root in [n.process.pid for n in self.nodes] + list(extra) for p in descendants(root)]
 

@@ -71,6 +71,7 @@ class Robots:
         self.messages = [[tensor_to_msg(t) for t in tensors] for tensors in frames]
         self.logs = {name: RobotLog() for name in self.names}
         self.diagnostics: dict[str, dict[str, str]] = {}  # status name -> its key/values, the latest
+        self.diagnostics_at: dict[str, float] = {}  # status name -> when the latest came (time.monotonic)
         self._context = Context()
         rclpy.init(context=self._context)
         self.node = rclpy.create_node("fleet_robots", context=self._context)
@@ -96,6 +97,7 @@ class Robots:
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
         for status in msg.status:
             self.diagnostics[status.name] = {kv.key: kv.value for kv in status.values}
+            self.diagnostics_at[status.name] = time.monotonic()
 
     def spin_until(self, done, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
