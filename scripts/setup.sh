@@ -32,7 +32,8 @@ packages=(splitcomp_msgs splitcomp_core splitcomp_ros splitcomp_head_node splitc
 say() { printf '[setup] %s\n' "$*"; }
 die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
 
-digest() { sha256sum "$@" 2>/dev/null | sha256sum | cut -d' ' -f1; }
+# Names relative to the checkout, so that a checkout elsewhere sharing the venv (SPLITCOMP_VENV) agrees.
+digest() { sha256sum "$@" 2>/dev/null | sed "s#  $root/#  #" | sha256sum | cut -d' ' -f1; }
 
 ensure_system_tools() {
   local missing=()

@@ -24,7 +24,7 @@ if ! "$python" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
   exit 0
 fi
 stamp=$venv/.splitcomp-deps
-want=$(sha256sum "$requirements" "$root/scripts/triton_venv.sh" | sha256sum | cut -d' ' -f1)
+want=$(cd "$root" && sha256sum requirements/triton.txt scripts/triton_venv.sh | sha256sum | cut -d' ' -f1)
 if [[ -f $stamp && $(cat "$stamp") == "$want" ]]; then
   say "Triton server up to date in $venv"
   exit 0
