@@ -26,6 +26,7 @@ from splitcomp_core.codec import EncodedTensor
 from splitcomp_msgs.msg import SplitFeatures
 from splitcomp_ros.messages import tensor_to_msg
 from splitcomp_ros.qos import features_qos
+from splitcomp_tools.run.fleet_replay import features_message, features_topic
 
 KINDS = ("flood", "garbage", "other-bundle")
 FLOOD_FACTOR = 10
@@ -67,9 +68,8 @@ class HostileRobot:
         self._context = Context()
         rclpy.init(context=self._context)
         self.node = rclpy.create_node("fleet_hostile", context=self._context)
-        base = f"/{namespace.strip('/')}" if namespace.strip("/") else ""
         self._publisher = self.node.create_publisher(
-            SplitFeatures, f"{base}/{self.name}/splitcomp/features", features_qos()
+            SplitFeatures, features_topic(namespace, self.name), features_qos()
         )
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -93,13 +93,8 @@ class HostileRobot:
         for n in range(int(duration_s * self.rate_hz)):
             if self._stop.wait(max(0.0, start + n * period - time.monotonic())):
                 return
-            msg = SplitFeatures()
-            msg.header.frame_id = self.name
-            msg.header.stamp = self.node.get_clock().now().to_msg()
-            msg.sequence = n + 1
-            msg.model_id = self.model_id
-            msg.tensors = self.messages[n % len(self.messages)]
-            self._publisher.publish(msg)
+            messages = self.messages[n % len(self.messages)]
+            self._publisher.publish(features_message(self.node, self.name, n + 1, self.model_id, messages))
             self.published += 1
 
     def stop(self) -> None:

@@ -19,6 +19,7 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
 
 from splitcomp_core.bundle import Bundle
 from splitcomp_core.codec import EncodedTensor
@@ -37,6 +38,23 @@ def encode_frames(bundle: Bundle, source: str, count: int) -> list[list[EncodedT
         return [head(image, "rgb8").tensors for image in frames.frames(count)]
     finally:
         frames.close()
+
+
+def features_topic(namespace: str, robot: str) -> str:
+    """`robot`'s features topic under the bench's `namespace`, as the fleet tail resolves it."""
+    base = f"/{namespace.strip('/')}" if namespace.strip("/") else ""
+    return f"{base}/{robot}/splitcomp/features"
+
+
+def features_message(node: Node, robot: str, sequence: int, model_id: str, tensors: list) -> SplitFeatures:
+    """One replayed frame of `robot`, stamped now."""
+    msg = SplitFeatures()
+    msg.header.frame_id = robot
+    msg.header.stamp = node.get_clock().now().to_msg()
+    msg.sequence = sequence
+    msg.model_id = model_id
+    msg.tensors = tensors
+    return msg
 
 
 @dataclasses.dataclass
@@ -81,7 +99,7 @@ class Robots:
         self._publishers = {}
         for name in self.names:
             self._publishers[name] = self.node.create_publisher(
-                SplitFeatures, f"{base}/{name}/splitcomp/features", features_qos()
+                SplitFeatures, features_topic(namespace, name), features_qos()
             )
             self.node.create_subscription(
                 Classification,
@@ -141,12 +159,9 @@ class Robots:
         self.spin_until(lambda: False, drain_s)
 
     def _publish(self, robot: str, frame: int, sequence: int, record: bool = True) -> None:
-        msg = SplitFeatures()
-        msg.header.frame_id = robot
-        msg.header.stamp = self.node.get_clock().now().to_msg()
-        msg.sequence = max(sequence, 0)
-        msg.model_id = self.model_id
-        msg.tensors = self.messages[frame % len(self.messages)]
+        msg = features_message(
+            self.node, robot, max(sequence, 0), self.model_id, self.messages[frame % len(self.messages)]
+        )
         if record:
             self.logs[robot].sent[sequence] = time.monotonic()
         self._publishers[robot].publish(msg)
