@@ -86,7 +86,7 @@ def test_bench_fleet_over_a_triton_server_it_starts(tiny_batch_bundle, tmp_path,
     from splitcomp_tools.run import triton_run
 
     pytest.importorskip("tritonclient.grpc", reason="tritonclient[grpc] is not installed (requirements/python.txt)")
-    info, why = triton_run._venv_paths()
+    info, why = triton_run.find_server()
     if info is None:
         pytest.skip(why)
     out = tmp_path / "fleet.json"

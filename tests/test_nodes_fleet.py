@@ -1,6 +1,6 @@
 """One tail_node serving a fleet over real DDS: per-robot topics, batched answers equal to each frame alone,
 and a hostile robot rejected and counted under its own name while the others' answers do not change.
-With backend triton, a real tritonserver (tests/support/triton_server.py) answers; stopped, the tail reports
+With backend triton, a real tritonserver (splitcomp_tools.run.triton_run) answers; stopped, the tail reports
 an ERROR and counts the dropped frames under `triton_down`; restarted, it answers again by itself."""
 
 import dataclasses
@@ -12,7 +12,6 @@ import pytest
 from ament_index_python.packages import get_package_share_directory
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from ros_harness import NodeProcess, Probe, diagnostics_values
-from triton_server import TritonServer, find_server
 
 from splitcomp_core.head import HeadPipeline
 from splitcomp_core.quantization import EncoderConfig
@@ -22,6 +21,7 @@ from splitcomp_msgs.msg import Classification, SplitFeatures
 from splitcomp_ros.messages import tensor_to_msg
 from splitcomp_ros.qos import features_qos
 from splitcomp_tools.model.triton.repository import write_triton_repo
+from splitcomp_tools.run.triton_run import TritonServer, find_server
 
 pytestmark = pytest.mark.slow  # nodes as processes over DDS: `make test-fast` leaves it out
 

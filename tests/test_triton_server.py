@@ -9,7 +9,8 @@ import time
 import numpy as np
 import onnxruntime as ort
 import pytest
-from triton_server import TritonServer, find_server
+
+from splitcomp_tools.run.triton_run import TritonServer, find_server
 
 pytest.importorskip("tritonclient.grpc", reason="tritonclient[grpc] is not installed (requirements/python.txt)")
 

@@ -21,13 +21,12 @@ from splitcomp_core.bundle import load_bundle
 from splitcomp_core.codec import CODE_BITS, HEAD_CODECS
 from splitcomp_core.entropy import EntropyModels
 from splitcomp_core.entropy_fit import fit_head_tables
-from splitcomp_core.errors import SplitcompError
 from splitcomp_core.head import HeadPipeline
 from splitcomp_core.interframe import Reference
 from splitcomp_core.quantization import EncoderConfig
 from splitcomp_core.tail import TailPipeline
 from splitcomp_tools.cli import UsageError, format_table
-from splitcomp_tools.frames.registry import open_source
+from splitcomp_tools.run.video_measure import source_features
 
 Features = Mapping[str, np.ndarray]
 
@@ -55,8 +54,8 @@ def run_cut_bench(options: CutBenchOptions) -> dict:
     own = EncoderConfig.from_manifest(bundle.manifest.quantization)
     config = dataclasses.replace(own, bits=options.bits, mode=options.mode or own.mode).validated()
     head = HeadPipeline(bundle, config, providers=["cpu"])
-    fit = _features(head, options.images, options.count, options.seed)
-    evaluated = _features(head, options.eval_images, options.eval_count, options.seed)
+    fit = source_features(head, options.images, options.count, options.seed)
+    evaluated = source_features(head, options.eval_images, options.eval_count, options.seed)
     head.entropy_models = EntropyModels(fit_head_tables(head, fit, [config]))
     tail = TailPipeline(bundle, ["cpu"], entropy_models=head.entropy_models)
     codecs = {
@@ -72,17 +71,6 @@ def run_cut_bench(options: CutBenchOptions) -> dict:
         "repeats": options.repeats,
         "codecs": codecs,
     }
-
-
-def _features(head: HeadPipeline, spec: str, count: int, seed: int) -> list[Features]:
-    source = open_source(spec, seed=seed)
-    try:
-        frames: list[Features] = [head.features(frame)[0] for frame in source.frames(count)]
-    finally:
-        source.close()
-    if len(frames) < 2:
-        raise SplitcompError(f"{spec} gave {len(frames)} frame(s); the benchmark needs at least 2")
-    return frames
 
 
 def _measure(head: HeadPipeline, tail: TailPipeline, frames: Sequence[Features], config: EncoderConfig, repeats: int):

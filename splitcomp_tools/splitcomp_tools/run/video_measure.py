@@ -81,14 +81,14 @@ def measure_video(options: VideoBenchOptions) -> dict:
     start = EncoderConfig(options.bits[0], "clip")  # nothing the bundle's own entropy models would have to cover
     head = HeadPipeline(bundle, start, providers=["cpu"], entropy_models=EntropyModels([]))
     tail = TailPipeline(bundle, ["cpu"], entropy_models=head.entropy_models)
-    fit = _frames_features(head, options.images, options.count, options.seed)
+    fit = source_features(head, options.images, options.count, options.seed)
     judged = [_judge(head, tail, part, options.eval_count, options.seed + 1) for part in _parts(options.eval_images)]
     stacked = {name: np.stack([f[name] for f in fit]) for name in head.cut_names}
     rng = np.random.default_rng(options.seed)
     tensors = {name: calibrate_tensor(name, v, options.bits, rng=rng) for name, v in stacked.items()}
     ranged = {b: _with_ranges(bundle, tensors, b, len(fit)) for b in options.bits}
     delta = (
-        _frames_features(head, options.delta_images, options.delta_count, options.seed) if options.delta_images else fit
+        source_features(head, options.delta_images, options.delta_count, options.seed) if options.delta_images else fit
     )
     tables = []
     for bits in options.bits:
@@ -124,7 +124,8 @@ def _parts(spec: str) -> list[str]:
     return [part.strip() for part in spec.split(",") if part.strip()]
 
 
-def _frames_features(head: HeadPipeline, spec: str, count: int, seed: int) -> list[Features]:
+def source_features(head: HeadPipeline, spec: str, count: int, seed: int) -> list[Features]:
+    """The head's float cut tensors of up to `count` frames of one source, in order (at least 2, or an error)."""
     source = open_source(spec, seed=seed)
     try:
         frames: list[Features] = [head.features(frame)[0] for frame in source.frames(count)]
