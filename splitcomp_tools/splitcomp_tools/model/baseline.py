@@ -15,7 +15,7 @@ import dataclasses
 import cv2
 import numpy as np
 
-from splitcomp_core.errors import SplitcompError
+from splitcomp_core.errors import ImageFormatError
 from splitcomp_core.head import HeadPipeline
 from splitcomp_core.preprocess import Preprocessor
 from splitcomp_core.tail import TailPipeline
@@ -25,6 +25,16 @@ JPEG_QUALITIES = (50, 75, 95)
 FULL_SIZE_QUALITY = 95  # image_transport's default JPEG quality
 MODEL_SIZE = "jpeg"  # the model-size image as JPEG
 FULL_FRAME = "jpeg_full"  # the camera frame as JPEG
+
+
+def jpeg_round_trip(bgr: np.ndarray, quality: int = FULL_SIZE_QUALITY) -> tuple[np.ndarray, int]:
+    """A BGR frame as a robot would send it instead of features: JPEG-encoded, then decoded again (BGR), and
+    the JPEG's size in bytes."""
+    ok, data = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    decoded = cv2.imdecode(data, cv2.IMREAD_COLOR) if ok else None
+    if decoded is None:
+        raise ImageFormatError(f"OpenCV could not JPEG-encode a {bgr.shape[1]}x{bgr.shape[0]} image")
+    return decoded, int(data.size)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,12 +82,8 @@ class JpegBaseline:
         return np.ascontiguousarray(hwc[:, :, ::-1] if self._rgb_model else hwc)
 
     def _round_trip(self, key: tuple[str, int], bgr: np.ndarray, quality: int) -> np.ndarray:
-        ok, data = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
-        if not ok:
-            raise SplitcompError(f"OpenCV could not JPEG-encode a {bgr.shape[1]}x{bgr.shape[0]} frame")
-        self.bytes[key].append(int(data.size))
-        decoded = cv2.imdecode(data, cv2.IMREAD_COLOR)
-        assert decoded is not None  # OpenCV decodes the JPEG it just encoded
+        decoded, size = jpeg_round_trip(bgr, quality)
+        self.bytes[key].append(size)
         return decoded
 
     def _answer(self, key: tuple[str, int], features: dict[str, np.ndarray]) -> None:

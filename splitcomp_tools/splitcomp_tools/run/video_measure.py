@@ -33,7 +33,7 @@ from splitcomp_core.tail import Decoded, TailPipeline
 from splitcomp_tools.cli import UsageError
 from splitcomp_tools.frames import open_source
 from splitcomp_tools.model import agreement as ag
-from splitcomp_tools.model.baseline import FULL_SIZE_QUALITY
+from splitcomp_tools.model.baseline import FULL_SIZE_QUALITY, jpeg_round_trip
 from splitcomp_tools.model.ranges import DEFAULT_PERCENTILE, calibrate_tensor, manifest_entry
 
 Features = Mapping[str, np.ndarray]
@@ -145,14 +145,8 @@ def _judge(head: HeadPipeline, tail: TailPipeline, spec: str, count: int, seed: 
             features = head.features(frame)[0]
             judged.features.append(features)
             judged.unsplit.append(_answer(tail, features))
-            ok, data = cv2.imencode(
-                ".jpg", cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, FULL_SIZE_QUALITY]
-            )
-            if not ok:
-                raise SplitcompError(f"OpenCV could not JPEG-encode a frame of {spec}")
-            judged.jpeg_bytes.append(int(data.size))
-            decoded = cv2.imdecode(data, cv2.IMREAD_COLOR)
-            assert decoded is not None  # OpenCV decodes the JPEG it just encoded
+            decoded, size = jpeg_round_trip(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), FULL_SIZE_QUALITY)
+            judged.jpeg_bytes.append(size)
             judged.jpeg.append(_answer(tail, head.features(decoded, "bgr8")[0]))
     finally:
         source.close()

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from splitcomp_core.bundle import load_bundle
-from splitcomp_core.errors import ImageFormatError, SplitcompError
+from splitcomp_core.errors import SplitcompError
 from splitcomp_core.head import HeadPipeline
 from splitcomp_core.images import read_image
 from splitcomp_core.quantization import EncoderConfig
@@ -32,6 +32,7 @@ from splitcomp_tools.model import graph
 from splitcomp_tools.model import split as splitting
 from splitcomp_tools.model.agreement import DEFAULT_CONFIDENCE, DEPENDENCE_NOTE, measure
 from splitcomp_tools.model.analyze import analyze_model, cut_records
+from splitcomp_tools.model.baseline import FULL_SIZE_QUALITY, jpeg_round_trip
 from splitcomp_tools.model.calibrate import calibrate
 from splitcomp_tools.model.calibration import save_calibration
 from splitcomp_tools.model.split import Preprocessing, split_model
@@ -42,7 +43,6 @@ MAX_CUT_TENSORS = graph.MAX_CUT_TENSORS
 RANGE_METHODS = calibration.RANGE_METHODS
 VIDEO_SUFFIXES = frame_files.VIDEO_SUFFIXES
 TOP_K = 5
-JPEG_QUALITY = 95  # image_transport's default: what a robot would send instead of features
 REFERENCE = EncoderConfig(bits=32)  # raw float32 features: head∘tail, which split verified equals the full model
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
 
@@ -212,14 +212,6 @@ def video_size(path: Path) -> tuple[int, int] | None:
         capture.release()
 
 
-def jpeg_bytes(rgb: np.ndarray, quality: int = JPEG_QUALITY) -> int:
-    """Size of the frame as a JPEG: what the robot would send instead of features."""
-    ok, data = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:
-        raise ImageFormatError(f"OpenCV could not JPEG-encode a {rgb.shape[1]}x{rgb.shape[0]} image")
-    return int(data.size)
-
-
 class Classifier:
     """A bundle's head and tail, their ONNX Runtime sessions created once, shared by every test image.
 
@@ -244,7 +236,8 @@ class Classifier:
             sent = self.tail(model_id, tensors)
             self.head.configure(REFERENCE)
             reference = self.tail(model_id, self.head.encode(features))
-            jpeg = self.tail(model_id, self.head.encode(self.head.features(jpeg_round_trip(rgb), "bgr8")[0]))
+            jpeg_bgr, jpeg_size = jpeg_round_trip(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), FULL_SIZE_QUALITY)
+            jpeg = self.tail(model_id, self.head.encode(self.head.features(jpeg_bgr, "bgr8")[0]))
         latency_ms = preprocess_ms + head_ms + encode_ms + sent.total_ms
         _draw_overlay(rgb, sent, latency_ms, overlay)
         return {
@@ -254,7 +247,7 @@ class Classifier:
             "agree": sent.results[0][0] == reference.results[0][0],
             "feature_bytes": sent.feature_bytes,
             "float32_bytes": reference.feature_bytes,
-            "jpeg95_bytes": jpeg_bytes(rgb),
+            "jpeg95_bytes": jpeg_size,
             "width": int(rgb.shape[1]),
             "height": int(rgb.shape[0]),
             "preprocess_ms": preprocess_ms,
@@ -280,15 +273,6 @@ def agreement_of(rows: Sequence[dict[str, Any]], confidence: float = DEFAULT_CON
         "split": measure(scores["unsplit"], scores["split"], confidence).to_json(),
         "jpeg95": measure(scores["unsplit"], scores["jpeg95"], confidence).to_json(),
     }
-
-
-def jpeg_round_trip(rgb: np.ndarray, quality: int = JPEG_QUALITY) -> np.ndarray:
-    """The frame as a robot would send it instead of features: JPEG-encoded and decoded again (BGR)."""
-    ok, data = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
-    decoded = cv2.imdecode(data, cv2.IMREAD_COLOR) if ok else None
-    if decoded is None:
-        raise ImageFormatError(f"OpenCV could not JPEG-encode a {rgb.shape[1]}x{rgb.shape[0]} image")
-    return decoded
 
 
 def _top(result: TailResult) -> list[dict[str, Any]]:
