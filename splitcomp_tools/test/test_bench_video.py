@@ -33,6 +33,12 @@ def test_inter_frame_coding_saves_bytes_on_a_clip_and_decodes_to_the_same_answer
     assert sum(a["agree"] for a in by_source.values()) == report["agreement"]["3"]["agree"]
     assert report["jpeg95"]["by_source"]["video:carphone"]["frames"] == 12
     assert report["jpeg95"]["frames"] == 24 and report["jpeg95"]["bytes"]["clips"]["frames"] == 12
+    assert "lossless bounds on the clips" in text
+    for bits in ("3", "6"):
+        bounds = report["bounds"][bits]
+        assert set(bounds) == {"video:carphone", "clips"} and bounds["clips"] == bounds["video:carphone"]
+        clip = bounds["clips"]
+        assert 0 < clip["given_reference"] <= min(clip["intra"], clip["delta"])
     assert not (tiny_bundle.path / "entropy.json").exists(), "the benchmark writes nothing into the bundle"
 
 

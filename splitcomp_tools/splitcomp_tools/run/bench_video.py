@@ -27,6 +27,7 @@ from splitcomp_core.files import atomic_write_text
 from splitcomp_core.keyframes import MAX_INTERVAL
 from splitcomp_tools.cli import ToolParser, UsageError, check_outputs, float_in, format_table, int_in, run_cli
 from splitcomp_tools.model import agreement as ag
+from splitcomp_tools.model.code_entropy import BOUNDS
 from splitcomp_tools.run.video_measure import VideoBenchOptions, agreement_of, measure_video
 
 FALLBACK_TARGETS = (0.98, 0.97, 0.95, 0.9, 0.8)  # tried in turn when the set cannot support --target
@@ -103,10 +104,26 @@ def format_report(report: dict, choices: Sequence[dict]) -> str:
     ]
     bytes_rows.append(["JPEG-95", "", "", *(_bytes(report["jpeg95"]["bytes"][s]) for s in sources), ""])
     parts = [format_table(header, rows), "", format_table(bytes_header, bytes_rows, left=(1, 2)), ""]
+    parts += _bounds_lines(report)
     for choice in choices:
         parts += _choice_lines(choice, sources)
     parts.append(_footer(report))
     return "\n".join(parts)
+
+
+def _bounds_lines(report: dict) -> list[str]:
+    """The clips' code entropies (model/code_entropy): the fewest bytes a lossless coder of each form reaches."""
+    rows = [
+        [b, name, *(f"{by[name][bound]:,.0f}" for bound in BOUNDS)] for b, by in report["bounds"].items() for name in by
+    ]
+    if not rows:
+        return []
+    return [
+        "lossless bounds on the clips, B/frame (entropy of the codes per channel, in-sample, so optimistic): intra = "
+        "order 0; delta = order 0 of the difference to the frame before; given_reference = given the code before",
+        format_table(["bits", "clip", *BOUNDS], rows, left=(1,)),
+        "",
+    ]
 
 
 def _keyframes(interval: int) -> str:

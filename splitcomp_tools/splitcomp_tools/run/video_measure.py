@@ -34,6 +34,7 @@ from splitcomp_tools.cli import UsageError
 from splitcomp_tools.frames import open_source
 from splitcomp_tools.model import agreement as ag
 from splitcomp_tools.model.baseline import FULL_SIZE_QUALITY, jpeg_round_trip
+from splitcomp_tools.model.code_entropy import BOUNDS, code_entropy_bytes
 from splitcomp_tools.model.ranges import DEFAULT_PERCENTILE, calibrate_tensor, manifest_entry
 
 Features = Mapping[str, np.ndarray]
@@ -97,11 +98,12 @@ def measure_video(options: VideoBenchOptions) -> dict:
     head.entropy_models = tail.entropy_models = EntropyModels(tables)
     unsplit = [s for j in judged for s in j.unsplit]
     jpeg = _measure(unsplit, [s for j in judged for s in j.jpeg], options.confidence)
-    rows, agreement = [], {}
+    rows, agreement, bounds = [], {}, {}
     for bits in options.bits:
         head.bundle = ranged[bits]
         bits_rows, agreement[bits] = _bits_rows(head, tail, judged, bits, options)
         rows += bits_rows
+        bounds[str(bits)] = _bounds(head, judged, bits, options.mode)
     return {
         "bundle": str(options.bundle),
         "tensors": {t.name: t.shape for t in bundle.manifest.cut},
@@ -117,6 +119,7 @@ def measure_video(options: VideoBenchOptions) -> dict:
             "by_source": {j.name: _agreement_json(_measure(j.unsplit, j.jpeg, options.confidence)) for j in judged},
         },
         "rows": rows,
+        "bounds": bounds,
     }
 
 
@@ -246,6 +249,25 @@ def _stream(
             result = tail.answer(decoded)
             answers.append([(int(c), float(p)) for c, _, p in result.results])
     return sizes, identical, schedule.key_frames, answers
+
+
+def _bounds(head: HeadPipeline, judged: Sequence[Judged], bits: int, mode: str) -> dict[str, dict[str, float]]:
+    """model/code_entropy's bounds in bytes per frame on each clip, and over all clips ("clips", weighted by frames)."""
+    head.configure(EncoderConfig(bits, mode))
+    out, weights = {}, {}
+    for j in judged:
+        if j.clip:
+            codes = []
+            for features in j.features:
+                frame_codes = head.encode_codes(features)[1]
+                assert frame_codes is not None  # bits 1..8 always give codes
+                codes.append(frame_codes)
+            out[j.name] = code_entropy_bytes(codes, bits)
+            weights[j.name] = len(codes) - 1
+    if out:
+        total = sum(weights.values())
+        out["clips"] = {b: sum(out[n][b] * w for n, w in weights.items()) / total for b in BOUNDS}
+    return out
 
 
 def _source_bytes(judged: Sequence[Judged], sizes: Sequence[Sequence[int]]) -> dict[str, dict[str, float]]:

@@ -1,0 +1,56 @@
+"""How few bytes a lossless coder could send a clip's codes in: their empirical entropies, per channel.
+
+`bench video` prints these beside the codecs' bytes, so that a byte goal a codec misses can be told apart
+from one no lossless coder of that kind reaches. Each is measured on the very frames it describes (its
+tables fitted in-sample), so it is an optimistic bound for coders of its form, over every frame after the
+first of a clip (each coded against the frame before it):
+
+- `intra`: the order-0 entropy of each channel's codes: a per-channel table on key frames;
+- `delta`: the order-0 entropy of each channel's (code - previous code) mod 2**bits: the entropy codec's
+  P-frames;
+- `given_reference`: the entropy of each code given the previous frame's code at the same place, per
+  channel: any coder that conditions a code on its reference code. It is never above the other two.
+
+The channel axis is axis 1, as in splitcomp_core.entropy; a tensor without one is one channel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+BOUNDS = ("intra", "delta", "given_reference")
+
+
+def code_entropy_bytes(frames: Sequence[Mapping[str, np.ndarray]], bits: int) -> dict[str, float]:
+    """Bytes per frame under each bound (BOUNDS), over frames 2..n of `frames`: one clip's codes, in order."""
+    if len(frames) < 2:
+        raise ValueError(f"the bounds need at least 2 frames in order, got {len(frames)}")
+    symbols = 1 << bits
+    total = dict.fromkeys(BOUNDS, 0.0)
+    for name in frames[0]:
+        codes = np.stack([_channels(frame[name]) for frame in frames]).astype(np.int64)  # frames x C x N
+        current, previous = codes[1:], codes[:-1]
+        channel = np.arange(codes.shape[1]).reshape(1, -1, 1)
+        total["intra"] += _entropy_bits(channel * symbols + current, codes.shape[1], symbols)
+        delta = (current - previous) % symbols
+        total["delta"] += _entropy_bits(channel * symbols + delta, codes.shape[1], symbols)
+        context = channel * symbols + previous
+        total["given_reference"] += _entropy_bits(context * symbols + current, codes.shape[1] * symbols, symbols)
+    return {bound: bits_sum / 8.0 / (len(frames) - 1) for bound, bits_sum in total.items()}
+
+
+def _channels(codes: np.ndarray) -> np.ndarray:
+    """C x N: one row per channel (axis 1 of a batch-first tensor), one row in all for a tensor without one."""
+    if codes.ndim < 2:
+        return codes.reshape(1, -1)
+    return np.moveaxis(codes, 1, 0).reshape(codes.shape[1], -1)
+
+
+def _entropy_bits(keys: np.ndarray, contexts: int, symbols: int) -> float:
+    """Total bits of the symbols under the in-sample table of each context: `keys` = context * symbols + symbol."""
+    counts = np.bincount(keys.ravel(), minlength=contexts * symbols).reshape(contexts, symbols).astype(np.float64)
+    per_context = counts.sum(axis=1, keepdims=True)
+    seen = counts > 0
+    return float(-(counts[seen] * np.log2((counts / np.maximum(per_context, 1.0))[seen])).sum())
