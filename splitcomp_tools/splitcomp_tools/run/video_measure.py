@@ -7,7 +7,8 @@ P-frame under the head's own KeyframeSchedule) and TailPipeline (validate, decod
 deployment; the unsplit answer is the tail on float32 features, the JPEG-95 reference the model on the camera
 frame after a quality-95 JPEG round trip. Codecs are lossless and P-frames decode to intra coding's codes bit for
 bit (checked on every frame), so the agreement depends on the bits alone: the tail answers one pass per bit width
-(`answer_all` answers every pass, to show it).
+(`answer_all` answers every pass, to show it). Beside the codecs' bytes, each clip's code entropies at each bit
+width (model/code_entropy) say how far any lossless coder of those forms could go.
 """
 
 from __future__ import annotations
