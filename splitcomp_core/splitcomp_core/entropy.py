@@ -151,7 +151,9 @@ def fit_table(tensor: str, bits: int, mode: str, frames: Sequence[np.ndarray]) -
         raise CodecError(f"codes of '{tensor}' do not fit in {bits} bits")
     mask = np.uint8((1 << bits) - 1)
     deltas = (codes[1:] - codes[:-1]) & mask if len(codes) > 1 else codes[:0]
-    return EntropyTable(tensor, bits, mode, _frequencies(_counts(codes, bits)), _frequencies(_counts(deltas, bits)))
+    return EntropyTable(
+        tensor, bits, mode, _frequencies(channel_counts(codes, bits)), _frequencies(channel_counts(deltas, bits))
+    )
 
 
 def encode_symbols(symbols: np.ndarray, table: EntropyTable, delta: bool) -> bytes:
@@ -264,8 +266,10 @@ def _check_rows(rows: Any, bits: int, name: str) -> np.ndarray:
     return array.astype(np.uint32)
 
 
-def _counts(codes: np.ndarray, bits: int) -> np.ndarray:
-    """(rows, 2**bits) counts of codes stacked as (frames, *shape); rows = the channel axis, or 1 without one."""
+def channel_counts(codes: np.ndarray, bits: int) -> np.ndarray:
+    """(rows, 2**bits) counts of codes stacked as (frames, *shape); rows = the channel axis, or 1 without one.
+
+    The per-channel statistics a table is fitted from (and what tools measure code entropies with)."""
     symbols = 1 << bits
     shape = codes.shape[1:]
     rows = shape[1] if len(shape) >= 2 else 1

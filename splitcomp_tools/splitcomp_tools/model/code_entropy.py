@@ -11,7 +11,7 @@ first of a clip (each coded against the frame before it):
 - `given_reference`: the entropy of each code given the previous frame's code at the same place, per
   channel: any coder that conditions a code on its reference code. It is never above the other two.
 
-The channel axis is axis 1, as in splitcomp_core.entropy; a tensor without one is one channel.
+Channels are counted as splitcomp_core.entropy counts them for its tables (`channel_counts`).
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+
+from splitcomp_core.entropy import channel_counts
 
 BOUNDS = ("intra", "delta", "given_reference")
 
@@ -30,27 +32,18 @@ def code_entropy_bytes(frames: Sequence[Mapping[str, np.ndarray]], bits: int) ->
     symbols = 1 << bits
     total = dict.fromkeys(BOUNDS, 0.0)
     for name in frames[0]:
-        codes = np.stack([_channels(frame[name]) for frame in frames]).astype(np.int64)  # frames x C x N
+        codes = np.stack([frame[name] for frame in frames]).astype(np.int64)
         current, previous = codes[1:], codes[:-1]
-        channel = np.arange(codes.shape[1]).reshape(1, -1, 1)
-        total["intra"] += _entropy_bits(channel * symbols + current, codes.shape[1], symbols)
-        delta = (current - previous) % symbols
-        total["delta"] += _entropy_bits(channel * symbols + delta, codes.shape[1], symbols)
-        context = channel * symbols + previous
-        total["given_reference"] += _entropy_bits(context * symbols + current, codes.shape[1] * symbols, symbols)
+        total["intra"] += _entropy_bits(channel_counts(current, bits))
+        total["delta"] += _entropy_bits(channel_counts((current - previous) % symbols, bits))
+        pairs = channel_counts(previous * symbols + current, 2 * bits)  # per channel: (previous, current) pairs
+        total["given_reference"] += _entropy_bits(pairs.reshape(-1, symbols))  # a row per channel and previous code
     return {bound: bits_sum / 8.0 / (len(frames) - 1) for bound, bits_sum in total.items()}
 
 
-def _channels(codes: np.ndarray) -> np.ndarray:
-    """C x N: one row per channel (axis 1 of a batch-first tensor), one row in all for a tensor without one."""
-    if codes.ndim < 2:
-        return codes.reshape(1, -1)
-    return np.moveaxis(codes, 1, 0).reshape(codes.shape[1], -1)
-
-
-def _entropy_bits(keys: np.ndarray, contexts: int, symbols: int) -> float:
-    """Total bits of the symbols under the in-sample table of each context: `keys` = context * symbols + symbol."""
-    counts = np.bincount(keys.ravel(), minlength=contexts * symbols).reshape(contexts, symbols).astype(np.float64)
+def _entropy_bits(counts: np.ndarray) -> float:
+    """Total bits of the counted symbols, each row (context) coded with its own in-sample frequencies."""
+    counts = counts.astype(np.float64)
     per_context = counts.sum(axis=1, keepdims=True)
     seen = counts > 0
     return float(-(counts[seen] * np.log2((counts / np.maximum(per_context, 1.0))[seen])).sum())
