@@ -7,7 +7,7 @@ documented in the table of added fields in docs/architecture.md ("Wire format"),
 import pathlib
 import re
 
-from splitcomp_msgs.msg import Classification, ClassScore, EncodedTensor, SplitFeatures
+from splitcomp_msgs.msg import Classification, ClassScore, EncodedTensor, FeaturesAck, SplitFeatures
 
 ARCHITECTURE = (pathlib.Path(__file__).resolve().parents[1] / "docs" / "architecture.md").read_text()
 MESSAGES = {m.__name__: m for m in (EncodedTensor, SplitFeatures, ClassScore, Classification)}
@@ -64,6 +64,20 @@ def test_fields_match_the_design_then_the_documented_additions_in_order():
     for msg_type, fields in DESIGN_FIELDS.items():
         actual = msg_type.get_fields_and_field_types()
         assert list(actual.items()) == [*fields.items(), *additions[msg_type].items()], msg_type.__name__
+
+
+def test_the_acknowledgement_is_the_documented_receipt():
+    assert list(FeaturesAck.get_fields_and_field_types().items()) == [
+        ("header", "std_msgs/Header"),
+        ("sequence", "uint64"),
+        ("cut_id", "string"),
+        ("status", "uint8"),
+        ("reference_frames", "uint16"),
+        ("tail_ms", "float"),
+    ]
+    assert (FeaturesAck.STATUS_DECODED, FeaturesAck.STATUS_MISSING_REFERENCE, FeaturesAck.STATUS_REJECTED) == (0, 1, 2)
+    for field in ("header", "sequence", "cut_id", "status", "reference_frames", "tail_ms"):
+        assert f"| `{field}` |" in ARCHITECTURE.split("`FeaturesAck` (added")[1].split("##")[0], field
 
 
 def test_codec_constants():

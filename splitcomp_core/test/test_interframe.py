@@ -79,7 +79,7 @@ def test_a_key_frame_every_interval_frames_and_none_between():
     schedule = KeyframeSchedule(interval=4)
     refs = []
     for sequence in range(1, 11):
-        ref, codes = schedule.reference("", settings, sequence * 0.1)
+        ref, codes = schedule.reference(sequence, "", settings, sequence * 0.1)
         assert (codes is None) == (ref == 0)
         schedule.sent(sequence, "", settings, {"t": np.zeros(1, np.uint8)}, ref, sequence * 0.1)
         schedule.answered(sequence)
@@ -89,7 +89,7 @@ def test_a_key_frame_every_interval_frames_and_none_between():
     for interval in (0, 1):  # off, and a key frame every frame
         schedule.set_interval(interval)
         for sequence in range(11, 14):
-            ref, _ = schedule.reference("", settings, 2.0)
+            ref, _ = schedule.reference(sequence, "", settings, 2.0)
             assert ref == 0
             schedule.sent(sequence, "", settings, {"t": np.zeros(1, np.uint8)}, ref, 2.0)
     assert not KeyframeSchedule(0).listens and KeyframeSchedule(2).listens
@@ -100,40 +100,42 @@ def test_a_cut_switch_new_settings_or_raw_floats_start_a_key_frame():
     settings, other = object(), object()
     codes = {"t": np.zeros(1, np.uint8)}
     schedule.sent(1, "a", settings, codes, 0, 0.0)
-    assert schedule.reference("a", settings, 0.1)[0] == 1
-    assert schedule.reference("b", settings, 0.1)[0] == 0, "another cut"
-    assert schedule.reference("a", other, 0.1)[0] == 0, "other encoder settings"
+    schedule.answered(1)
+    assert schedule.reference(2, "a", settings, 0.1)[0] == 1
+    assert schedule.reference(2, "b", settings, 0.1)[0] == 0, "another cut"
+    assert schedule.reference(2, "a", other, 0.1)[0] == 0, "other encoder settings"
     schedule.sent(2, "a", settings, None, 0, 0.1)  # raw floats
-    assert schedule.reference("a", settings, 0.2)[0] == 0
+    schedule.answered(2)
+    assert schedule.reference(3, "a", settings, 0.2)[0] == 0
 
 
-def test_an_unanswered_frame_after_the_timeout_makes_the_next_a_key_frame():
-    schedule = KeyframeSchedule(interval=100, timeout_s=0.5)
+def test_previous_an_unanswered_frame_after_the_timeout_makes_the_next_a_key_frame():
+    schedule = KeyframeSchedule(interval=100, timeout_s=0.5, mode="previous")
     settings, codes = object(), {"t": np.zeros(1, np.uint8)}
     schedule.sent(1, "", settings, codes, 0, 0.0)
     schedule.answered(1)
     schedule.sent(2, "", settings, codes, 1, 0.1)  # never answered (the tail rejected it)
-    assert schedule.reference("", settings, 0.55)[0] == 2, "not yet overdue"
+    assert schedule.reference(3, "", settings, 0.55)[0] == 2, "not yet overdue"
     schedule.sent(3, "", settings, codes, 2, 0.55)
-    assert schedule.reference("", settings, 0.61)[0] == 0
+    assert schedule.reference(4, "", settings, 0.61)[0] == 0
     assert schedule.losses == 1
     schedule.sent(4, "", settings, codes, 0, 0.61)  # the key frame clears what was pending
     schedule.answered(3)  # a late answer from before the key frame changes nothing
-    assert schedule.reference("", settings, 0.7)[0] == 4 and schedule.losses == 1
+    assert schedule.reference(5, "", settings, 0.7)[0] == 4 and schedule.losses == 1
 
 
-def test_an_answer_that_skips_a_frame_makes_the_next_a_key_frame():
-    schedule = KeyframeSchedule(interval=100, timeout_s=60)
+def test_previous_an_answer_that_skips_a_frame_makes_the_next_a_key_frame():
+    schedule = KeyframeSchedule(interval=100, timeout_s=60, mode="previous")
     settings, codes = object(), {"t": np.zeros(1, np.uint8)}
     for sequence in (1, 2, 3):
         schedule.sent(sequence, "", settings, codes, sequence - 1, 0.0)
     schedule.answered(1)
     schedule.answered(3)  # 2 was never answered
-    assert schedule.reference("", settings, 0.1)[0] == 0 and schedule.losses == 1
+    assert schedule.reference(4, "", settings, 0.1)[0] == 0 and schedule.losses == 1
     schedule.answered(999)  # an answer to another head on the same topic is ignored
     schedule.sent(4, "", settings, codes, 0, 0.1)
     schedule.answered(999)
-    assert schedule.reference("", settings, 0.2)[0] == 4 and schedule.losses == 1
+    assert schedule.reference(5, "", settings, 0.2)[0] == 4 and schedule.losses == 1
 
 
 def test_interval_and_timeout_are_checked():
@@ -179,11 +181,11 @@ def test_pipelines_answer_a_video_with_p_frames_exactly_as_with_key_frames_only(
         assert p_bytes < key_bytes, "a drifting scene's differences code in fewer bytes"
 
 
-def test_the_tail_waits_for_a_key_frame_after_a_missing_reference(sides, tiny_entropy_bundle):
+def test_the_tail_keeps_its_references_after_a_missing_one(sides, tiny_entropy_bundle):
     heads, tails = sides
     heads.configure({"codec": "zstd", "bits": 4})
     model_id = tiny_entropy_bundle.manifest.model_id
-    coder = InterFrameHead(heads, KeyframeSchedule(interval=100))
+    coder = InterFrameHead(heads, KeyframeSchedule(interval=100, mode="previous"))
     frames = video_frames(8, seed=4)
     sent = [coder(i, "", frame, "rgb8", 0.0) for i, frame in enumerate(frames[:6], start=1)]
     receiver = InterFrameTail(tails)
@@ -192,15 +194,15 @@ def test_the_tail_waits_for_a_key_frame_after_a_missing_reference(sides, tiny_en
     receiver(other, 1, 0, "", model_id, sent[0].tensors)
     receiver(SENDER, 2, 1, "", model_id, sent[1].tensors)
     # frame 3 is lost: 4 names 3, which the tail never held
-    with pytest.raises(FeaturesRejected) as info:
+    with pytest.raises(FeaturesRejected, match=r"holds 2 frame\(s\), #1\.\.#2") as info:
         receiver(SENDER, 4, 3, "", model_id, sent[3].tensors)
     assert info.value.reason == "missing_reference"
-    with pytest.raises(FeaturesRejected, match="holds none") as info:  # the chain is gone, even for a good reference
-        receiver(SENDER, 3, 2, "", model_id, sent[2].tensors)
+    receiver(SENDER, 3, 2, "", model_id, sent[2].tensors)  # a late frame naming a held reference still decodes
+    with pytest.raises(FeaturesRejected) as info:
+        receiver(other, 3, 2, "", model_id, sent[2].tensors)  # the other sender holds only its own frame 1
     assert info.value.reason == "missing_reference"
-    receiver(other, 2, 1, "", model_id, sent[1].tensors)  # the other sender keeps its own chain
     key = heads.pipelines[""](frames[6])
-    receiver(SENDER, 7, 0, "", model_id, key.tensors)  # the key frame starts it again
+    receiver(SENDER, 7, 0, "", model_id, key.tensors)
     assert receiver.senders() == 2
 
 

@@ -8,12 +8,16 @@ nobody has subscribed to splitcomp/features for a while.
 
 With a multi-cut bundle every cut's head is loaded at start-up and `bandwidth_mbps` picks the cut:
 a number selects the cut whose range holds it from the next frame on; `auto` follows the link rate
-that the round trips of the head's own frames show (it listens to splitcomp/classification).
+that the round trips of the head's own frames show (it listens to the tail's acknowledgements on
+splitcomp/ack, which come whatever the tail publishes as its answer).
 
-With `keyframe_interval` N > 0 the head codes frames as differences to the frame it sent before (P-frames),
-with a key frame every N frames, and listens to splitcomp/classification whatever the bundle: a frame
-unanswered after `keyframe_timeout_s`, or an answer that skips frames, makes the next frame a key frame
-(splitcomp_core.keyframes decides; this node only passes answers and parameters on).
+With `keyframe_interval` N > 0 the head codes frames as differences to an earlier frame (P-frames), with a
+key frame every N frames, and listens to splitcomp/ack whatever the bundle. With `reference: acknowledged`
+(the default) a P-frame refers to the newest frame the tail has acknowledged as decoded, so a lost message
+costs only itself; with `previous` it refers to the frame sent just before, and a loss ends the chain until
+the next key frame. A `missing_reference` acknowledgement, or `keyframe_timeout_s` without any, makes the
+next frame a key frame (splitcomp_core.keyframes decides; this node only passes acknowledgements and
+parameters on). P-frames only save bytes through a compressing codec: with `codec: none` the head warns.
 """
 
 from __future__ import annotations
@@ -31,14 +35,21 @@ from splitcomp_core.cuts import HeadCuts, switcher_for
 from splitcomp_core.errors import SplitcompError
 from splitcomp_core.head import HeadPipeline
 from splitcomp_core.images import DEFAULT_MAX_IMAGE_PIXELS
-from splitcomp_core.keyframes import DEFAULT_TIMEOUT_S, MAX_INTERVAL, InterFrameHead, KeyframeSchedule
+from splitcomp_core.keyframes import (
+    DEFAULT_TIMEOUT_S,
+    MAX_INTERVAL,
+    MAX_REFERENCE_FRAMES,
+    REFERENCE_MODES,
+    InterFrameHead,
+    KeyframeSchedule,
+)
 from splitcomp_core.link import parse_bandwidth
-from splitcomp_msgs.msg import Classification, SplitFeatures
+from splitcomp_msgs.msg import FeaturesAck, SplitFeatures
 from splitcomp_ros.diagnostics import NO_INPUT_WARN_S
 from splitcomp_ros.encoder_params import ENCODER_PARAM_SPECS, ENCODER_PARAMS, declare_encoder, encoder_changes
 from splitcomp_ros.images import compressed_to_bgr, image_to_array
 from splitcomp_ros.latest_frame import LatestFrameWorker
-from splitcomp_ros.messages import features_msg
+from splitcomp_ros.messages import ACK_STATUS_NAMES, features_msg, stamp_key
 from splitcomp_ros.node_support import (
     RUNTIME_PARAMS,
     NodeHelp,
@@ -49,11 +60,16 @@ from splitcomp_ros.node_support import (
     declare_runtime,
     run_node,
 )
-from splitcomp_ros.qos import INPUT_QOS_CHOICES, features_qos, input_qos
+from splitcomp_ros.qos import INPUT_QOS_CHOICES, ack_qos, features_qos, input_qos
 from splitcomp_ros.rejects import THROTTLE_S, clip_text
 
 Frame: TypeAlias = Image | CompressedImage
 FEATURES_TOPIC = "splitcomp/features"
+ACK_TOPIC = "splitcomp/ack"
+NO_GAIN_WARNING = (
+    "keyframe_interval > 0 with codec none: a P-frame's differences pack to as many bytes as a key frame's codes; "
+    "set codec zstd (or entropy) to save bytes"
+)
 NO_SUBSCRIBER_WARN_S = NO_INPUT_WARN_S
 HEAD_PARAMS = (
     Param(
@@ -66,15 +82,22 @@ HEAD_PARAMS = (
     Param(
         "keyframe_interval",
         0,
-        "Inter-frame coding: a key frame every N frames, the others coded as differences to the frame sent before "
-        "(P-frames); 0 = off (every frame a key frame).",
+        "Inter-frame coding: a key frame every N frames, the others coded as differences to an earlier frame "
+        "(P-frames, see reference); 0 = off (every frame a key frame).",
         int_range=(0, MAX_INTERVAL),
+    ),
+    Param(
+        "reference",
+        "acknowledged",
+        "What a P-frame is coded against: acknowledged = the newest frame the tail acknowledged as decoded (a lost "
+        "message costs only itself); previous = the frame sent just before (a loss ends the chain).",
+        choices=REFERENCE_MODES,
     ),
     Param(
         "keyframe_timeout_s",
         DEFAULT_TIMEOUT_S,
-        "With keyframe_interval > 0: a frame the tail has not answered after this many seconds makes the next "
-        "frame a key frame (a lost or rejected frame ends the P-frame chain).",
+        "With keyframe_interval > 0: no acknowledgement from the tail for this many seconds while frames are "
+        "outstanding makes the next frame a key frame (the tail stopped or restarted).",
         float_range=(0.01, 3600.0),
     ),
     Param(
@@ -124,7 +147,9 @@ class HeadNode(SplitcompNode):
             qos = input_qos(qos_name)
             self.switcher = switcher_for(runtime.bundle)
             self.switcher.set_bandwidth(parse_bandwidth(bandwidth))
-            self.schedule = KeyframeSchedule(params["keyframe_interval"], params["keyframe_timeout_s"])
+            self.schedule = KeyframeSchedule(
+                params["keyframe_interval"], params["keyframe_timeout_s"], params["reference"], MAX_REFERENCE_FRAMES
+            )
         except (SplitcompError, ValueError) as exc:
             raise StartupError(f"head_node: {exc}") from exc
         for warning in self.heads.warnings:
@@ -149,8 +174,13 @@ class HeadNode(SplitcompNode):
             f"head ready: model {runtime.bundle.manifest.model_id[:19]}, cut {self.pipeline.cut_names}, "
             f"provider {self.pipeline.session.provider}, {self.pipeline.config}"
             + (f", cuts {list(self.heads.pipelines)}, bandwidth_mbps {bandwidth}" if runtime.bundle.cuts else "")
-            + (f", keyframe_interval {self.schedule.interval}" if self.schedule.listens else "")
+            + (
+                f", keyframe_interval {self.schedule.interval}, reference {self.schedule.mode}"
+                if self.schedule.listens
+                else ""
+            )
         )
+        self._warn_if_p_frames_gain_nothing()
 
     @property
     def pipeline(self) -> HeadPipeline:
@@ -194,7 +224,7 @@ class HeadNode(SplitcompNode):
         if self.switcher.current != self._logged_cut:
             self._log_switch()
         self._sequence += 1
-        head = self._frames(self._sequence, cut_id, image, encoding, time.monotonic())
+        head = self._frames(self._sequence, cut_id, image, encoding, time.monotonic(), stamp_key(msg.header))
         model_id = self.heads.pipelines[cut_id].bundle.manifest.model_id
         return features_msg(msg.header, self._sequence, model_id, head, convert_ms, cut_id), head
 
@@ -207,17 +237,33 @@ class HeadNode(SplitcompNode):
         self._logged_cut = self.switcher.current
 
     def _listen_to_answers(self) -> None:
-        """Subscribe to the tail's answers once a multi-cut bundle or inter-frame coding needs them."""
+        """Subscribe to the tail's acknowledgements once a multi-cut bundle or inter-frame coding needs them."""
         if self._answers is None and (self.heads.bundle.cuts or self.schedule.listens):
-            self._answers = self.create_subscription(
-                Classification, "splitcomp/classification", self._on_classification, 10
-            )
+            self._answers = self.create_subscription(FeaturesAck, ACK_TOPIC, self._on_ack, ack_qos())
 
-    def _on_classification(self, msg: Classification) -> None:
-        """The answer to one of our frames: its round trip tells the switcher how fast the link is, and its
-        sequence tells the key-frame schedule which frames the tail decoded."""
-        self.switcher.answered(msg.sequence, time.monotonic(), msg.tail_ms)
-        self.schedule.answered(msg.sequence)
+    def _on_ack(self, msg: FeaturesAck) -> None:
+        """The tail's receipt for one of our frames: its round trip tells the switcher how fast the link is, and
+        its status tells the key-frame schedule what the tail holds."""
+        status = ACK_STATUS_NAMES.get(msg.status, "unknown")
+        ignored = None
+        if self.schedule.listens:
+            ignored = self.schedule.acknowledged(msg.sequence, status, stamp_key(msg.header), msg.reference_frames)
+        if ignored is not None:
+            self.get_logger().warning(
+                f"ignored an acknowledgement of #{msg.sequence} ({ignored}): not one of this head's frames",
+                throttle_duration_sec=THROTTLE_S,
+            )
+        if status == "decoded":
+            self.switcher.answered(msg.sequence, time.monotonic(), msg.tail_ms)
+
+    def _warn_if_p_frames_gain_nothing(self) -> None:
+        """P-frames pay only through a compressing codec: say so once when they are on with codec none."""
+        if self.schedule.listens and self.pipeline.config.codec == "none":
+            if "keyframe_codec" not in self.health.warnings:
+                self.get_logger().warning(NO_GAIN_WARNING)
+            self.health.warnings["keyframe_codec"] = NO_GAIN_WARNING
+        else:
+            self.health.warnings.pop("keyframe_codec", None)
 
     def _on_parameters(self, params) -> SetParametersResult:
         changed = {p.name: p.value for p in params}
@@ -234,6 +280,8 @@ class HeadNode(SplitcompNode):
                 self.schedule.set_interval(changed["keyframe_interval"])
             if "keyframe_timeout_s" in changed:
                 self.schedule.set_timeout(changed["keyframe_timeout_s"])
+            if "reference" in changed:
+                self.schedule.set_mode(changed["reference"])
         except ValueError as exc:
             return SetParametersResult(successful=False, reason=clip_text(exc))
         self._listen_to_answers()
@@ -245,6 +293,7 @@ class HeadNode(SplitcompNode):
             for warning in warnings:
                 self.get_logger().warning(warning)
             self.get_logger().info(f"encoder now {self.pipeline.config}")
+        self._warn_if_p_frames_gain_nothing()
         if "bandwidth_mbps" in changed:
             cut_id = self._logged_cut = self.switcher.set_bandwidth(bandwidth)
             self.get_logger().info(f"bandwidth_mbps {changed['bandwidth_mbps']}: cut {cut_id!r} from the next frame")
@@ -263,6 +312,8 @@ class HeadNode(SplitcompNode):
         counts = self.health.counts
         counts["key_frames"], counts["p_frames"] = self.schedule.key_frames, self.schedule.p_frames
         counts["keyframe_losses"] = self.schedule.losses
+        counts.update({f"acks.{status}": n for status, n in self.schedule.acks.items()})
+        fields["reference"] = self.schedule.mode
         if self.heads.bundle.cuts:
             fields["model_id"] = self.pipeline.bundle.manifest.model_id
             fields["bandwidth_mbps"] = str(self.get_parameter("bandwidth_mbps").value)

@@ -13,7 +13,7 @@ import numpy as np
 from std_msgs.msg import Header
 
 from splitcomp_core.codec import EncodedTensor
-from splitcomp_msgs.msg import Classification, ClassScore, SplitFeatures
+from splitcomp_msgs.msg import Classification, ClassScore, FeaturesAck, SplitFeatures
 from splitcomp_msgs.msg import EncodedTensor as EncodedTensorMsg
 
 if TYPE_CHECKING:  # the overlay and probes use this module without loading ONNX Runtime
@@ -48,6 +48,27 @@ def tensor_from_msg(msg: EncodedTensorMsg) -> EncodedTensor:
         data=msg.data.tobytes() if isinstance(msg.data, array.array) else bytes(msg.data),
         entropy_model=msg.entropy_model,
     )
+
+
+ACK_STATUS_CODES = {
+    "decoded": FeaturesAck.STATUS_DECODED,
+    "missing_reference": FeaturesAck.STATUS_MISSING_REFERENCE,
+    "rejected": FeaturesAck.STATUS_REJECTED,
+}
+ACK_STATUS_NAMES = {code: name for name, code in ACK_STATUS_CODES.items()}
+
+
+def ack_msg(features: SplitFeatures, reason: str | None, reference_frames: int, tail_ms: float) -> FeaturesAck:
+    """The tail's receipt for one SplitFeatures: decoded (`reason` None), missing_reference, or rejected."""
+    out = FeaturesAck()
+    out.header = features.header
+    out.sequence = features.sequence
+    out.cut_id = features.cut_id
+    status = "decoded" if reason is None else "missing_reference" if reason == "missing_reference" else "rejected"
+    out.status = ACK_STATUS_CODES[status]
+    out.reference_frames = reference_frames
+    out.tail_ms = float(tail_ms)
+    return out
 
 
 def stamp_key(header) -> tuple[int, int]:

@@ -19,3 +19,8 @@ def input_qos(name: str) -> QoSProfile:
 def features_qos() -> QoSProfile:
     """Reliable and shallow: a lost feature message costs one frame, a deep queue costs latency."""
     return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.RELIABLE)
+
+
+def ack_qos() -> QoSProfile:
+    """The tail's acknowledgements: small and reliable; a burst of them must not push out the newest."""
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=20, reliability=ReliabilityPolicy.RELIABLE)

@@ -39,24 +39,28 @@ class Rejects:
         self._throttle_s = throttle_s
 
     def run(self, what: str, step: Callable[[], Result]) -> Result | None:
+        return self.attempt(what, step)[0]
+
+    def attempt(self, what: str, step: Callable[[], Result]) -> tuple[Result | None, str | None]:
+        """Like `run`, and also the reason a failed step was counted under (None when it succeeded)."""
         try:
-            return step()
+            return step(), None
         except ImageFormatError as exc:
-            self._health.rejected("image_format")
+            reason = "image_format"
             self._logger.warning(f"skipping {what}: {clip_text(exc)}", throttle_duration_sec=self._throttle_s)
         except SplitcompError as exc:
-            reason = getattr(exc, "reason", None)
-            if reason is not None:
-                self._health.rejected(reason)
+            given = getattr(exc, "reason", None)
+            reason = given or "inference"
+            if given is not None:
                 self._logger.warning(
                     f"rejected {what} ({reason}): {clip_text(exc)}", throttle_duration_sec=self._throttle_s
                 )
             else:
-                self._health.rejected("inference")
                 self._logger.error(f"{what} failed: {clip_text(exc)}", throttle_duration_sec=self._throttle_s)
         except Exception as exc:
-            self._health.rejected("internal_error")
+            reason = "internal_error"
             self._logger.error(
                 f"unexpected error on {what}: {clip_text(repr(exc))}", throttle_duration_sec=self._throttle_s
             )
-        return None
+        self._health.rejected(reason)
+        return None, reason

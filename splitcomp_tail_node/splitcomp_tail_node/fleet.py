@@ -1,8 +1,10 @@
 """One tail for a fleet: per-robot topics, every frame decoded on arrival, fair batches on a worker thread.
 
 Each robot (a namespace relative to the tail's own) has its subscription, its publishers, its own
-NodeHealth (frames, lost, rejects by reason, latency) and its sequence gaps. The executor thread only
-checks and decodes a frame (so inter-frame references stay whole) and queues it in a FairBatcher; a
+NodeHealth (frames, lost, rejects by reason, latency), its sequence gaps and its own inter-frame references
+(at most MAX_SENDERS_PER_ROBOT senders of `reference_frames` frames each, so a robot that floods or lies about
+its frame_id cannot push out another robot's). The executor thread only checks and decodes a frame,
+acknowledges it on the robot's own splitcomp/ack, and queues it in a FairBatcher; a
 worker thread takes batches of up to `max_batch` frames of one cut, runs the tail once per batch
 (ONNX Runtime, or a Triton server that merges batches itself) and publishes each answer to its robot.
 A frame pushed out of its robot's queue by a newer one is not inferred: it is counted as `stale`.
@@ -26,19 +28,21 @@ from splitcomp_core.batching import BatchHistogram, FairBatcher, Pending
 from splitcomp_core.bundle import Bundle
 from splitcomp_core.cuts import TailCuts
 from splitcomp_core.errors import BackendUnavailable
+from splitcomp_core.keyframes import DEFAULT_REFERENCE_FRAMES
 from splitcomp_core.references import InterFrameTail
 from splitcomp_core.sequence import SequenceGaps, sender_key
 from splitcomp_core.stats import RollingStats
 from splitcomp_core.tail import Decoded, FeaturesRejected, TailResult
 from splitcomp_core.triton_session import triton_model_name
-from splitcomp_msgs.msg import Classification, SplitFeatures
+from splitcomp_msgs.msg import Classification, FeaturesAck, SplitFeatures
 from splitcomp_ros.diagnostics import NodeHealth
-from splitcomp_ros.messages import classification_msg, tensor_from_msg
+from splitcomp_ros.messages import ack_msg, classification_msg, tensor_from_msg
 from splitcomp_ros.node_support import Param
 from splitcomp_ros.rejects import THROTTLE_S, Rejects, clip_text
 
 BACKENDS = ("onnxruntime", "triton")
 MAX_ROBOTS = 256
+MAX_SENDERS_PER_ROBOT = 4  # cameras (frame_ids) and streams one robot may interleave, each with its references
 DYNAMIC_BATCH_COMMAND = "ros2 run splitcomp_tools split MODEL --at CUT --dynamic-batch --out BUNDLE"
 
 FLEET_PARAMS = (
@@ -111,16 +115,26 @@ class RobotPort:
     health: NodeHealth
     rejects: Rejects
     gaps: SequenceGaps
+    frames: InterFrameTail
     publish: Callable[[Classification], None]
+    acknowledge: Callable[[FeaturesAck], None]
 
 
 class FleetTail:
     """The per-robot serving of a fleet tail; `node` is the TailNode that owns its topics and clock."""
 
-    def __init__(self, node: Any, tails: TailCuts, robots: Sequence[str], max_batch: int, wait_s: float) -> None:
+    def __init__(
+        self,
+        node: Any,
+        tails: TailCuts,
+        robots: Sequence[str],
+        max_batch: int,
+        wait_s: float,
+        reference_frames: int = DEFAULT_REFERENCE_FRAMES,
+    ) -> None:
         self.node = node
         self.tails = tails
-        self.frames = InterFrameTail(tails)
+        self.reference_frames = reference_frames
         self.max_batch = max_batch if all(p.batches for p in tails.pipelines.values()) else 1
         self.wait_s = wait_s
         self.histogram = BatchHistogram()
@@ -149,11 +163,14 @@ class FleetTail:
             health,
             Rejects(health, self.node.get_logger()),
             SequenceGaps(),
+            InterFrameTail(self.tails, MAX_SENDERS_PER_ROBOT, self.reference_frames),
             self.node.answer_publisher(prefix),
+            self.node.ack_publisher(prefix),
         )
 
     def on_features(self, robot: str, msg: SplitFeatures) -> None:
-        """Executor thread: count, check and decode the frame, then queue it for the worker."""
+        """Executor thread: count, check, decode and acknowledge the frame, then queue it for the worker."""
+        started = time.perf_counter()
         port = self.ports[robot]
         with self._lock:
             self.node.health.received()
@@ -162,9 +179,9 @@ class FleetTail:
             seen = port.gaps.observe(msg.header.frame_id, stream, msg.sequence)
             port.health.counts["lost"] += seen.lost
             sender = sender_key(port.topic, msg.header.frame_id, stream)
-            decoded = port.rejects.run(
+            decoded, reason = port.rejects.attempt(
                 f"features #{msg.sequence} from robot {clip_text(robot, 60)!r}",
-                lambda: self.frames.decode(
+                lambda: port.frames.decode(
                     sender,
                     msg.sequence,
                     msg.reference_sequence,
@@ -173,6 +190,7 @@ class FleetTail:
                     [tensor_from_msg(t) for t in msg.tensors],
                 ),
             )
+        port.acknowledge(ack_msg(msg, reason, self.reference_frames, (time.perf_counter() - started) * 1e3))
         if decoded is None:
             return
         stale = self.batcher.put(robot, msg.cut_id, Queued(msg, decoded))
@@ -245,7 +263,7 @@ class FleetTail:
             fields["robots"] = str(len(self.ports))
             fields["stale"] = str(self.stale)
             fields["backend_dropped"] = str(self.backend_failures)
-            fields["reference_senders"] = str(self.frames.senders())
+            fields["reference_senders"] = str(sum(port.frames.senders() for port in self.ports.values()))
             for name, value in zip(("p50", "p95"), self.waits.percentiles("queue_wait_ms") or ()):
                 fields[f"queue_wait_ms.{name}"] = f"{value:.3f}"
             statuses = [self.node.health.to_status()]

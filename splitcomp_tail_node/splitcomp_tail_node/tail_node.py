@@ -8,10 +8,13 @@ counted as `lost` from gaps in each sender's sequence numbers (see splitcomp_cor
 With a multi-cut bundle every cut's tail is loaded at start-up and each message is answered by the
 cut its cut_id names, so the head may switch cuts between any two frames.
 
-A P-frame (reference_sequence > 0) is decoded only against exactly the frame it names, which the tail
-keeps per sender (splitcomp_core.references); a sender is the topic it publishes on, its camera's
-frame_id and its bundle's stream. Otherwise it is rejected as `missing_reference` until that sender's
-next key frame.
+Every message received is acknowledged on splitcomp/ack (splitcomp_msgs/FeaturesAck: decoded,
+missing_reference or rejected) as soon as it is checked and decoded, before the tail's network runs: the
+head picks its P-frames' references from the frames acknowledged as decoded. A P-frame
+(reference_sequence > 0) is decoded only against exactly the frame it names, one of the last
+`reference_frames` frames the tail decoded from that sender (splitcomp_core.references); a sender is the
+topic it publishes on, its camera's frame_id and its bundle's stream. Otherwise it is rejected as
+`missing_reference`, and the head sends a key frame once it hears.
 
 With `robots` (a list of namespaces) one tail serves a fleet, and with backend triton its network runs on a
 Triton server: see splitcomp_tail_node.fleet (per-robot topics and diagnostics, fair batches on a worker thread).
@@ -20,6 +23,7 @@ Triton server: see splitcomp_tail_node.fleet (per-robot topics and diagnostics, 
 from __future__ import annotations
 
 import collections
+import time
 from typing import TYPE_CHECKING
 
 from rcl_interfaces.msg import SetParametersResult
@@ -29,12 +33,13 @@ from rclpy.time import Time
 from splitcomp_core.codec import DEFAULT_MAX_ELEMENTS
 from splitcomp_core.cuts import TailCuts
 from splitcomp_core.errors import SplitcompError
+from splitcomp_core.keyframes import DEFAULT_REFERENCE_FRAMES, MAX_REFERENCE_FRAMES
 from splitcomp_core.references import InterFrameTail
 from splitcomp_core.sequence import SequenceGaps, sender_key
 from splitcomp_core.tail import TailResult
 from splitcomp_core.triton_session import TritonSession
-from splitcomp_msgs.msg import Classification, SplitFeatures
-from splitcomp_ros.messages import classification_msg, tensor_from_msg
+from splitcomp_msgs.msg import Classification, FeaturesAck, SplitFeatures
+from splitcomp_ros.messages import ack_msg, classification_msg, tensor_from_msg
 from splitcomp_ros.node_support import (
     RUNTIME_PARAMS,
     NodeHelp,
@@ -46,7 +51,7 @@ from splitcomp_ros.node_support import (
     declare_runtime,
     run_node,
 )
-from splitcomp_ros.qos import features_qos
+from splitcomp_ros.qos import ack_qos, features_qos
 from splitcomp_ros.rejects import THROTTLE_S, clip_text
 from splitcomp_tail_node.fleet import (
     BACKENDS,
@@ -82,6 +87,14 @@ TAIL_PARAMS = (
         "Also publish vision_msgs/Classification on splitcomp/vision_classification.",
         read_only=True,
         default_text="true when vision_msgs imports",
+    ),
+    Param(
+        "reference_frames",
+        DEFAULT_REFERENCE_FRAMES,
+        "Inter-frame coding: how many decoded frames per sender the tail keeps as references (the head refers "
+        "to none further back; its acknowledgements say how many).",
+        read_only=True,
+        int_range=(1, MAX_REFERENCE_FRAMES),
     ),
 )
 
@@ -119,11 +132,19 @@ class TailNode(SplitcompNode):
         self.fleet: FleetTail | None = None
         robots = self._robots(params["robots"])
         if robots or params["backend"] == "triton":
-            self.fleet = FleetTail(self, self.tails, robots or [""], params["max_batch"], params["batch_wait_ms"] / 1e3)
+            self.fleet = FleetTail(
+                self,
+                self.tails,
+                robots or [""],
+                params["max_batch"],
+                params["batch_wait_ms"] / 1e3,
+                params["reference_frames"],
+            )
             self._say_how_it_batches(params["max_batch"])
         else:
             self._publish = self.answer_publisher("")
-            self.frames = InterFrameTail(self.tails)
+            self.frames = InterFrameTail(self.tails, frames=params["reference_frames"])
+            self._ack = self.ack_publisher("")
             self._topic = self.features_subscription("splitcomp/features", self._on_features).topic_name
         self.add_on_set_parameters_callback(self._on_parameters)
         self.get_logger().info(
@@ -185,6 +206,10 @@ class TailNode(SplitcompNode):
         except (InvalidTopicNameException, ValueError) as exc:
             raise StartupError(f"tail_node: cannot subscribe to {topic!r}: {exc}") from exc
 
+    def ack_publisher(self, prefix: str):
+        """A function that publishes one acknowledgement on `<prefix>splitcomp/ack`."""
+        return self.create_publisher(FeaturesAck, f"{prefix}splitcomp/ack", ack_qos()).publish
+
     def answer_publisher(self, prefix: str):
         """A function that publishes one answer on `<prefix>splitcomp/classification` (and vision_classification)."""
         publisher = self.create_publisher(Classification, f"{prefix}splitcomp/classification", 10)
@@ -202,13 +227,15 @@ class TailNode(SplitcompNode):
         return publish
 
     def _on_features(self, msg: SplitFeatures) -> None:
+        started = time.perf_counter()
         self.health.received()
         stream = self._stream_of.get(msg.model_id, msg.model_id)
         self._count_lost(msg, stream)
         sender = sender_key(self._topic, msg.header.frame_id, stream)
-        result = self.rejects.run(
-            f"features #{msg.sequence}",
-            lambda: self.frames(
+        what = f"features #{msg.sequence}"
+        decoded, reason = self.rejects.attempt(
+            what,
+            lambda: self.frames.decode(
                 sender,
                 msg.sequence,
                 msg.reference_sequence,
@@ -217,6 +244,10 @@ class TailNode(SplitcompNode):
                 [tensor_from_msg(t) for t in msg.tensors],
             ),
         )
+        self._ack(ack_msg(msg, reason, self.frames.frames, (time.perf_counter() - started) * 1e3))
+        if decoded is None:
+            return
+        result = self.rejects.run(what, lambda: self.tails.pipeline(msg.cut_id).answer(decoded))
         if result is None:
             return
         self._last_cut = msg.cut_id

@@ -237,7 +237,7 @@ def _stream(
     schedule = KeyframeSchedule(interval)
     sizes, answers, identical, reference = [], [], True, None
     for sequence, features in enumerate(frames, 1):
-        reference_sequence, reference_codes = schedule.reference("cut", head.encoding, 0.0)
+        reference_sequence, reference_codes = schedule.reference(sequence, "cut", head.encoding, 0.0)
         tensors, codes = head.encode_codes(features, reference_codes)
         schedule.sent(sequence, "cut", head.encoding, codes, reference_sequence, 0.0)
         decoded = tail.decode(tail.model_id, tensors, reference_sequence, reference)
