@@ -37,6 +37,47 @@ def test_100_kb_at_1_1_mbit_s_takes_0_7_s_not_a_millisecond(tmp_path):
     assert sent > 3 * 100_000, robot_bytes  # every byte went through the robot's shaped veth
 
 
+UDP_BURST = """
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for _ in range(10):  # resolve the edge's address first (ARP, which the loss may drop too)
+    s.sendto(b"x", (sys.argv[1], 9))
+    time.sleep(0.2)
+for _ in range(int(sys.argv[2])):
+    s.sendto(b"x" * 200, (sys.argv[1], 9))
+    time.sleep(0.0002)
+"""
+
+
+def test_a_lossy_link_drops_the_share_of_packets_it_is_given_and_changes_in_place():
+    with Testbed(100.0, loss_pct=10.0) as bed:
+        send = [sys.executable, "-c", UDP_BURST, bed.addresses["edge"], "2000"]
+        assert bed.run_in("robot", send).wait(timeout=60) == 0
+        passed, dropped = bed.packet_counts()
+        # 10 % of about 2,000 packets, give or take five standard deviations
+        assert passed + dropped >= 1800 and 0.06 <= dropped / (passed + dropped) <= 0.14, (passed, dropped)
+        bed.set_loss(0)
+        assert bed.run_in("robot", send).wait(timeout=60) == 0
+        assert bed.packet_counts()[1] == dropped, "no more drops at 0 %"
+        assert bed.set_rate(5.85) >= 0 and bed.loss_pct == 0.0
+        prefix = bed.prefix
+    assert leftovers(prefix) == []
+
+
+@pytest.mark.parametrize("loss", ["-1", "100", "abc", "nan"])
+def test_a_bad_loss_is_one_error_line_and_nothing_is_set_up(loss):
+    up = subprocess.run(
+        [sys.executable, "-m", "splitcomp_tools.testbed", "up", "5.85", "--loss", loss],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert up.returncode == 2, up.stderr
+    lines = up.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and "--loss" in lines[0], up.stderr
+    assert "Traceback" not in up.stderr and up.stdout == ""
+
+
 def test_nothing_is_left_after_sigint(tmp_path):
     up = subprocess.Popen(
         [sys.executable, "-m", "splitcomp_tools.testbed", "up", "5.85"], stdout=subprocess.PIPE, text=True

@@ -1,5 +1,5 @@
-"""testbed: `testbed up RATE` builds a robot and an edge joined by a link shaped to RATE Mbit/s (run/testbed.py)
-and keeps it until Ctrl-C; `testbed cleanup PREFIX` removes what a SIGKILLed bed left behind."""
+"""testbed: `testbed up RATE [--loss PCT]` builds a robot and an edge joined by a link shaped to RATE Mbit/s
+that drops PCT % of packets at random each way (run/testbed.py) and keeps it until Ctrl-C; `testbed cleanup PREFIX` removes what a SIGKILLed bed left behind."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import time
 from collections.abc import Sequence
 
 from splitcomp_tools.cli import ToolParser, run_cli
-from splitcomp_tools.run import testbed
+from splitcomp_tools.run import link_loss, testbed
 
 
 def build_parser() -> ToolParser:
@@ -18,6 +18,12 @@ def build_parser() -> ToolParser:
     commands = parser.add_subparsers(dest="command", required=True)
     up = commands.add_parser("up", help="build a bed at RATE Mbit/s, print its names, remove it on Ctrl-C")
     up.add_argument("rate", type=float, metavar="RATE")
+    up.add_argument(
+        "--loss",
+        type=link_loss.checked_loss,
+        metavar="PCT",
+        help="drop this share of packets (percent, 0 <= PCT < 100) at random each way, in the kernel",
+    )
     clean = commands.add_parser("cleanup", help="remove what a SIGKILLed bed with PREFIX (sc<pid>) left behind")
     clean.add_argument("prefix", metavar="PREFIX")
     return parser
@@ -29,7 +35,7 @@ def _main(argv: Sequence[str] | None) -> int:
         left = testbed.cleanup(args.prefix)
         print(f"removed the bed {args.prefix}" + (f"; still there: {left}" if left else ""))
         return 1 if left else 0
-    with testbed.Testbed(args.rate) as bed:
+    with testbed.Testbed(args.rate, loss_pct=args.loss) as bed:
         print(json.dumps(dataclasses.asdict(bed)), flush=True)
         print(f"run a command inside: ip netns exec {bed.namespaces['robot']} ...  (Ctrl-C removes the bed)")
         try:

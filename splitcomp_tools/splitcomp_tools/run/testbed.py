@@ -17,6 +17,9 @@ Names carry a per-run prefix (sc<pid>, then sc<pid>x1...), so parallel runs neve
 addresses exist only inside these namespaces. Everything is removed on exit, on an exception and
 on SIGINT, SIGTERM or SIGHUP; after a SIGKILL, `python -m splitcomp_tools.testbed cleanup PREFIX`
 removes what is left. Needs root, iproute2 (`ip`, `tc`) and a kernel with tbf.
+
+With a packet loss (`loss_pct`, also 0) each veth end gets an HTB tree instead of the bare tbf, which drops
+that share of packets at random each way (run/link_loss.py); `set_loss` changes it in place.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from splitcomp_core.errors import SplitcompError
+from splitcomp_tools.run import link_loss
 from splitcomp_tools.run.dds_profile import PROFILE_VARIABLES, profile_variable, ros_distribution
 
 SIDES = ("robot", "edge")
@@ -128,6 +132,7 @@ class Bed:
     workdir: str
     domain_id: int
     rate_mbps: float
+    loss_pct: float | None = None  # None: a bare tbf each way; a number: the HTB tree that can drop packets
 
     def command(self, side: str, argv: Sequence[str]) -> list[str]:
         """argv run inside `side`'s namespace with its own /dev/shm (`ip netns exec` keeps the PID: it execs)."""
@@ -150,9 +155,30 @@ class Bed:
         start = time.monotonic()
         for side in SIDES:
             ns, dev = self.namespaces[side], self.devices[side]
-            _run(["tc", "-n", ns, "qdisc", "change", "dev", dev, "root", "tbf", *tbf_arguments(mbps)])
+            if self.loss_pct is None:
+                _run(["tc", "-n", ns, "qdisc", "change", "dev", dev, "root", "tbf", *tbf_arguments(mbps)])
+            else:
+                _run(link_loss.rate_command(ns, dev, tbf_arguments(mbps)))
         self.rate_mbps = mbps
         return time.monotonic() - start
+
+    def set_loss(self, loss_pct: float) -> None:
+        """Drop this share of packets (percent) at random, each way, from now on (a bed built with a loss)."""
+        if self.loss_pct is None:
+            raise TestbedError("this bed was built without a packet loss; build it with one (0 will do) to change it")
+        for side in SIDES:
+            _run(link_loss.filter_command(self.namespaces[side], self.devices[side], loss_pct))
+        self.loss_pct = link_loss.checked_loss(loss_pct)
+
+    def packet_counts(self) -> tuple[int, int]:
+        """(passed, dropped) packets so far, both ways together (a bed built with a loss)."""
+        counts = [
+            link_loss.packet_counts(
+                _run(["tc", "-s", "-j", "-n", self.namespaces[side], "qdisc", "show", "dev", self.devices[side]]).stdout
+            )
+            for side in SIDES
+        ]
+        return sum(c[0] for c in counts), sum(c[1] for c in counts)
 
     def qdisc_stats(self, side: str) -> str:
         return _run(["tc", "-s", "-n", self.namespaces[side], "qdisc", "show", "dev", self.devices[side]]).stdout
@@ -197,8 +223,9 @@ class Testbed(Bed):
 
     _live: ClassVar[set[str]] = set()  # prefixes in use in this process
 
-    def __init__(self, rate_mbps: float, domain_id: int | None = None) -> None:
+    def __init__(self, rate_mbps: float, domain_id: int | None = None, loss_pct: float | None = None) -> None:
         tbf_arguments(rate_mbps)
+        loss = None if loss_pct is None else link_loss.checked_loss(loss_pct)
         prefix, k = f"sc{os.getpid()}", 0
         while prefix in Testbed._live:
             k += 1
@@ -213,6 +240,7 @@ class Testbed(Bed):
             workdir="",
             domain_id=domain_id if domain_id is not None else 1 + (os.getpid() + k) % 100,
             rate_mbps=rate_mbps,
+            loss_pct=loss,
         )
         self.processes: list[subprocess.Popen] = []
         self._undo: list[tuple[str, str]] = []
@@ -259,7 +287,11 @@ class Testbed(Bed):
             _run(["ip", "-n", ns, "link", "set", "lo", "up"])
             _run(["ip", "-n", ns, "link", "set", dev, "multicast", "on", "up"])
             _run(["ip", "-n", ns, "route", "add", "224.0.0.0/4", "dev", dev])  # SPDP multicast goes out the veth
-            _run(["tc", "-n", ns, "qdisc", "add", "dev", dev, "root", "tbf", *tbf_arguments(self.rate_mbps)])
+            if self.loss_pct is None:
+                _run(["tc", "-n", ns, "qdisc", "add", "dev", dev, "root", "tbf", *tbf_arguments(self.rate_mbps)])
+            else:
+                for command in link_loss.build_commands(ns, dev, tbf_arguments(self.rate_mbps), self.loss_pct):
+                    _run(command)
 
     def run_in(self, side: str, argv: Sequence[str], env: Mapping[str, str] | None = None, **popen: Any):
         """Start argv in `side` (its own session, so it and its children end together); ended on teardown."""
