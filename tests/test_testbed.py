@@ -136,3 +136,31 @@ def test_bench_pipeline_plays_a_clip_with_inter_frame_coding_over_the_link(tiny_
     # Every frame the head sent is answered, or rejected by the tail under a reason, or lost on the way.
     rejected = sum(result["tail_rejects"].values())
     assert result["frames_classified"] + rejected <= result["key_frames"] + result["p_frames"]
+
+
+def test_bench_pipeline_over_a_lossy_link_loses_only_the_lost_messages(tiny_bundle, tmp_path):
+    out = tmp_path / "rows.json"
+    bench = [sys.executable, "-m", "splitcomp_tools.bench", "pipeline", "--bundle", str(tiny_bundle.path)]
+    bench += ["--source", "video:carphone", "--preload", "120", "--codec", "zstd", "--keyframe-interval", "30"]
+    bench += ["--loss", "20", "--reference", "acknowledged", "--features-qos", "best_effort"]
+    run = subprocess.run(
+        [*bench, "--link", "5.85", "--rate", "20", "--duration", "4", "--out", str(tmp_path), "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    (row,) = json.loads(out.read_text())
+    assert (row["loss_pct"], row["keyframe_interval"], row["reference"]) == (20.0, 30, "acknowledged")
+    assert row["packets"] > 0 and 0.05 < row["packet_loss"] < 0.4, row  # the bed dropped packets each way
+    assert row["lost_messages"] >= 1, row  # best effort: a lost fragment loses the message
+    # A lost message costs only itself (and the key frames the interval asks for).
+    assert row["answered"] + row["lost_messages"] + sum(row["tail_rejects"].values()) >= row["published"] - 1, row
+    assert "answered / published" in run.stdout and "20 %" in run.stdout
+
+
+def test_a_bad_loss_for_bench_pipeline_is_refused_before_anything_is_set_up(tiny_bundle, tmp_path):
+    bench = [sys.executable, "-m", "splitcomp_tools.bench", "pipeline", "--bundle", str(tiny_bundle.path)]
+    run = subprocess.run([*bench, "--link", "5.85", "--loss", "0,100"], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and run.stderr.strip().startswith("error:") and "--loss" in run.stderr, run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1

@@ -5,6 +5,7 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_
 from splitcomp_core.errors import SplitcompError
 
 INPUT_QOS_CHOICES = ("sensor_data", "reliable")
+FEATURES_RELIABILITY_CHOICES = ("reliable", "best_effort")
 
 
 def input_qos(name: str) -> QoSProfile:
@@ -16,9 +17,15 @@ def input_qos(name: str) -> QoSProfile:
     raise SplitcompError(f"input_qos must be one of {', '.join(INPUT_QOS_CHOICES)}, got {name!r}")
 
 
-def features_qos() -> QoSProfile:
-    """Reliable and shallow: a lost feature message costs one frame, a deep queue costs latency."""
-    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.RELIABLE)
+def features_qos(reliability: str = "reliable") -> QoSProfile:
+    """Shallow: a lost feature message costs one frame, a deep queue costs latency. Reliable by default (measured
+    against best effort on the lossy test bed: docs/deployment.md); a best-effort reader matches either writer."""
+    policies = {"reliable": ReliabilityPolicy.RELIABLE, "best_effort": ReliabilityPolicy.BEST_EFFORT}
+    if reliability not in policies:
+        raise SplitcompError(
+            f"features_reliability must be one of {', '.join(FEATURES_RELIABILITY_CHOICES)}, got {reliability!r}"
+        )
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=policies[reliability])
 
 
 def ack_qos() -> QoSProfile:

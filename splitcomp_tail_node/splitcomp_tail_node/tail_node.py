@@ -51,7 +51,7 @@ from splitcomp_ros.node_support import (
     declare_runtime,
     run_node,
 )
-from splitcomp_ros.qos import ack_qos, features_qos
+from splitcomp_ros.qos import FEATURES_RELIABILITY_CHOICES, ack_qos, features_qos
 from splitcomp_ros.rejects import THROTTLE_S, clip_text
 from splitcomp_tail_node.fleet import (
     BACKENDS,
@@ -89,6 +89,14 @@ TAIL_PARAMS = (
         default_text="true when vision_msgs imports",
     ),
     Param(
+        "features_reliability",
+        "reliable",
+        "QoS reliability of splitcomp/features: reliable (DDS resends lost fragments) or best_effort (a lost "
+        "fragment loses the message).",
+        read_only=True,
+        choices=FEATURES_RELIABILITY_CHOICES,
+    ),
+    Param(
         "reference_frames",
         DEFAULT_REFERENCE_FRAMES,
         "Inter-frame coding: how many decoded frames per sender the tail keeps as references (the head refers "
@@ -119,6 +127,7 @@ class TailNode(SplitcompNode):
         if params["backend"] not in BACKENDS:
             raise StartupError(f"tail_node: backend {params['backend']!r} is not one of {', '.join(BACKENDS)}")
         self._vision_on = vision
+        self._reliability = params["features_reliability"]
         self.tails = self._load_tails(runtime, params)
         provider = self.tails.pipelines[runtime.bundle.cut_id].session.provider
         self.report_model(runtime.bundle, provider)
@@ -202,7 +211,7 @@ class TailNode(SplitcompNode):
     def features_subscription(self, topic: str, callback) -> Subscription:
         """The features subscription of one sender (a fleet robot's, or the single sender's)."""
         try:
-            return self.create_subscription(SplitFeatures, topic, callback, features_qos())
+            return self.create_subscription(SplitFeatures, topic, callback, features_qos(self._reliability))
         except (InvalidTopicNameException, ValueError) as exc:
             raise StartupError(f"tail_node: cannot subscribe to {topic!r}: {exc}") from exc
 

@@ -55,12 +55,13 @@ def parse_schedule(text: str) -> list[Change]:
     return changes
 
 
-def run_outside(argv: Sequence[str], link_mbps: float) -> int:
-    """Build the bed, run this benchmark again inside its edge namespace, pass on its exit status."""
+def run_outside(argv: Sequence[str], link_mbps: float, loss_pct: float | None = None) -> int:
+    """Build the bed (with `loss_pct`, one that can drop packets), run this benchmark again inside its edge
+    namespace, pass on its exit status."""
     reason = why_unavailable()
     if reason:
         raise SplitcompError(f"--link needs the two-namespace test bed, which cannot be built here: {reason}")
-    with Testbed(link_mbps) as bed:
+    with Testbed(link_mbps, loss_pct=loss_pct) as bed:
         child = bed.run_in("edge", [sys.executable, "-m", "splitcomp_tools.bench", "pipeline", *argv, INSIDE_FLAG])
         try:
             return child.wait()

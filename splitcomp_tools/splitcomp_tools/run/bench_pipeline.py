@@ -8,7 +8,9 @@ head's input delay, which a camera driver on the robot adds anyway), all from th
 every extra reliable subscriber makes the head's publish slower.
 
 With `--link MBPS` the robot side (image_source, head_node) and the edge side (tail_node and the
-probe) run in two network namespaces joined by a link shaped to MBPS (see run/bench_link.py).
+probe) run in two network namespaces joined by a link shaped to MBPS (see run/bench_link.py); `--loss`
+drops a share of its packets. Comma lists in `--loss`, `--keyframe-interval`, `--reference` and
+`--features-qos` run every combination in turn, one row each (run/bench_loss.py).
 """
 
 from __future__ import annotations
@@ -26,12 +28,14 @@ from splitcomp_core.bundle import load_bundle
 from splitcomp_core.codec import CODE_BITS, HEAD_CODECS, RAW_BITS
 from splitcomp_core.errors import SplitcompError
 from splitcomp_core.files import atomic_write_text
-from splitcomp_core.keyframes import MAX_INTERVAL
+from splitcomp_core.keyframes import REFERENCE_MODES
+from splitcomp_ros.qos import FEATURES_RELIABILITY_CHOICES
 from splitcomp_tools.cli import ToolParser, check_outputs, float_in, int_in, run_cli
 from splitcomp_tools.nodes.image_source import RATE_RANGE
-from splitcomp_tools.run import bench_link
+from splitcomp_tools.run import bench_link, bench_loss, link_loss
 from splitcomp_tools.run.bench_models import BenchModels
 from splitcomp_tools.run.pipeline_run import PipelineRun
+from splitcomp_tools.run.testbed import Bed
 
 
 def _p50(diagnostics: dict, node: str, key: str) -> float:
@@ -127,11 +131,22 @@ def _add_head_arguments(p: ToolParser) -> None:
     p.add_argument("--codec", default=None, choices=HEAD_CODECS, help="head codec (default: the bundle's)")
     p.add_argument(
         "--keyframe-interval",
-        type=int_in(0, MAX_INTERVAL),
         default=None,
-        metavar="N",
-        help="head keyframe_interval: a key frame, then N-1 P-frames coded against the frame before; 0 = off "
+        metavar="N[,N...]",
+        help="head keyframe_interval: a key frame, then N-1 P-frames coded against an earlier frame; 0 = off "
         "(default: the head's, 0). Give a video --source, with --preload its frame count so that it plays in order",
+    )
+    p.add_argument(
+        "--reference",
+        default="acknowledged",
+        metavar="MODE[,MODE...]",
+        help=f"head reference: {' or '.join(REFERENCE_MODES)} (default: acknowledged); a list runs each",
+    )
+    p.add_argument(
+        "--features-qos",
+        default="reliable",
+        metavar="QOS[,QOS...]",
+        help=f"features_reliability of head and tail: {' or '.join(FEATURES_RELIABILITY_CHOICES)} (default reliable)",
     )
     p.add_argument(
         "--preload",
@@ -179,6 +194,11 @@ def build_parser(models: BenchModels) -> ToolParser:
         help="run the robot and the edge in two network namespaces over a link shaped to MBPS Mbit/s (needs root)",
     )
     p.add_argument(
+        "--loss",
+        metavar="PCT[,PCT...]",
+        help="with --link: drop this share of packets (percent) at random each way; a list runs each in turn",
+    )
+    p.add_argument(
         "--bandwidth",
         metavar="MBPS|auto",
         help="the head's bandwidth_mbps, which picks the cut of a multi-cut bundle (default: --link's rate)",
@@ -215,7 +235,7 @@ def build_parser(models: BenchModels) -> ToolParser:
 
 def head_params(args: argparse.Namespace) -> dict[str, object]:
     """Only what was asked for, so each cut of a bundle keeps its own calibrated encoding."""
-    asked = (("bits", args.bits), ("codec", args.codec), ("keyframe_interval", args.keyframe_interval))
+    asked = (("bits", args.bits), ("codec", args.codec))
     params: dict[str, object] = {k: v for k, v in asked if v is not None}
     bandwidth = args.bandwidth if args.bandwidth is not None else args.link
     if bandwidth is not None:
@@ -223,6 +243,15 @@ def head_params(args: argparse.Namespace) -> dict[str, object]:
     if args.robot_cpus:
         params["intra_op_threads"] = bench_link.cpu_count(args.robot_cpus)
     return params
+
+
+def _plan(args: argparse.Namespace) -> list[bench_loss.Config]:
+    """The configurations to run: one unless a list gives several (each list checked, nothing set up yet)."""
+    losses = link_loss.parse_losses(args.loss) if args.loss is not None else [0.0]
+    intervals = bench_loss.parse_intervals(args.keyframe_interval) if args.keyframe_interval is not None else [0]
+    references = bench_loss.parse_list(args.reference, "--reference", REFERENCE_MODES)
+    reliabilities = bench_loss.parse_list(args.features_qos, "--features-qos", FEATURES_RELIABILITY_CHOICES)
+    return bench_loss.configs(losses, intervals, references, reliabilities)
 
 
 def _main(argv: Sequence[str] | None, models: BenchModels) -> int:
@@ -233,8 +262,15 @@ def _main(argv: Sequence[str] | None, models: BenchModels) -> int:
         raise SplitcompError("--rate x --duration must give at least 2 frames")
     check_outputs([("--json", args.json)], [])
     schedule = bench_link.parse_schedule(args.schedule)
-    if (schedule or args.cycle_cuts or args.robot_cpus) and args.link is None:
-        raise SplitcompError("--schedule, --cycle-cuts and --robot-cpus work on the test bed of --link: give --link")
+    plan = _plan(args)
+    if (schedule or args.cycle_cuts or args.robot_cpus or args.loss is not None) and args.link is None:
+        raise SplitcompError(
+            "--schedule, --cycle-cuts, --robot-cpus and --loss work on the test bed of --link: give --link"
+        )
+    if len(plan) > 1 and (schedule or args.cycle_cuts):
+        raise SplitcompError(
+            "--schedule and --cycle-cuts run one configuration: give one --loss, interval and reference"
+        )
     out = Path(args.out)
     bundle = Path(args.bundle) if args.bundle else models.prepare(args.model, out / "bundle", Path(args.cache))
     if args.cycle_cuts:
@@ -243,17 +279,42 @@ def _main(argv: Sequence[str] | None, models: BenchModels) -> int:
         args.duration = args.rounds * len(load_bundle(bundle).all_cuts()) * (args.cycle_cuts + 0.2) + 5.0
         frames = round(args.rate * args.duration)
     if args.link is not None and not args.inside_bed:
-        return bench_link.run_outside([*argv, *([] if args.bundle else ["--bundle", str(bundle)])], args.link)
+        loss = plan[0].loss_pct if args.loss is not None else None
+        return bench_link.run_outside([*argv, *([] if args.bundle else ["--bundle", str(bundle)])], args.link, loss)
     bed = bench_link.in_bed() if args.inside_bed else None
+    if len(plan) > 1 or args.loss is not None:
+        rows = bench_loss.run_all(bed, plan, lambda c: _run_once(args, models, bundle, bed, frames, [], c)[0])
+        if args.json:
+            atomic_write_text(args.json, json.dumps(rows, indent=2) + "\n")
+        print(bench_loss.format_rows(rows))
+        return 0
+    result, _ = _run_once(args, models, bundle, bed, frames, schedule, plan[0])
+    if args.json:
+        atomic_write_text(args.json, json.dumps(result, indent=2) + "\n")
+    print(format_result(result))
+    return 0
+
+
+def _run_once(
+    args: argparse.Namespace,
+    models: BenchModels,
+    bundle: Path,
+    bed: Bed | None,
+    frames: int,
+    schedule: Sequence[bench_link.Change],
+    config: bench_loss.Config,
+) -> tuple[dict, PipelineRun]:
+    """One configuration: the three nodes, driven for --duration (or through the cuts), measured."""
     run = PipelineRun(
         bundle,
-        out / "logs",
+        Path(args.out) / "logs",
         args.rate,
         frame_count=frames,
         source=args.source or models.held_out(args.model),
         watch_frames=False,
         preload=args.preload,
-        head_params=head_params(args),
+        head_params={**head_params(args), **config.head_params()},
+        tail_params={"features_reliability": config.reliability},
         prefix=bench_link.node_prefix(bed, args.robot_cpus) if bed else lambda executable: (),
     )
     with run:
@@ -273,10 +334,7 @@ def _main(argv: Sequence[str] | None, models: BenchModels) -> int:
         result.update(bench_link.link_measures(run, bundle, args.link, changes))
         if args.cycle_cuts:
             result["per_cut"] = bench_link.per_cut(run, blocks, args.settle, args.link)
-    if args.json:
-        atomic_write_text(args.json, json.dumps(result, indent=2) + "\n")
-    print(format_result(result))
-    return 0
+    return result, run
 
 
 def main(argv: Sequence[str] | None, models: BenchModels) -> int:
