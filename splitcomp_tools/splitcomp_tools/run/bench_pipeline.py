@@ -282,13 +282,15 @@ def _main(argv: Sequence[str] | None, models: BenchModels) -> int:
         loss = plan[0].loss_pct if args.loss is not None else None
         return bench_link.run_outside([*argv, *([] if args.bundle else ["--bundle", str(bundle)])], args.link, loss)
     bed = bench_link.in_bed() if args.inside_bed else None
-    if len(plan) > 1 or args.loss is not None:
+    if len(plan) > 1 or (args.loss is not None and not (schedule or args.cycle_cuts)):
         rows = bench_loss.run_all(bed, plan, lambda c: _run_once(args, models, bundle, bed, frames, [], c)[0])
         if args.json:
             atomic_write_text(args.json, json.dumps(rows, indent=2) + "\n")
         print(bench_loss.format_rows(rows))
         return 0
     result, _ = _run_once(args, models, bundle, bed, frames, schedule, plan[0])
+    if bed is not None and bed.loss_pct is not None:
+        result["loss_pct"] = bed.loss_pct
     if args.json:
         atomic_write_text(args.json, json.dumps(result, indent=2) + "\n")
     print(format_result(result))

@@ -26,6 +26,7 @@ from splitcomp_core.errors import SplitcompError
 from splitcomp_core.files import atomic_write_text
 from splitcomp_tools.cli import ToolParser, run_cli
 from splitcomp_tools.cli import format_table as table
+from splitcomp_tools.run import link_loss
 
 PICK_TOLERANCE = 0.10  # the pick's measured latency may exceed the best candidate's by this share
 PREDICTION_TOLERANCE = 0.25  # predicted and measured latency of the pick may differ by this share
@@ -65,6 +66,7 @@ def measure(bundle: Path, mbps: float, args: argparse.Namespace, out: Path) -> d
         args.source,
         "--robot-cpus",
         args.robot_cpus,
+        *(["--loss", str(args.loss)] if args.loss is not None else []),
         "--out",
         str(out),
         "--json",
@@ -138,6 +140,12 @@ def build_parser() -> ToolParser:
     p.add_argument("--source", default="generator", help="image_source's frames (default generator)")
     p.add_argument(
         "--robot-cpus", default="", metavar="LIST", help="pin the robot side to these CPUs (see bench pipeline)"
+    )
+    p.add_argument(
+        "--loss",
+        type=link_loss.checked_loss,
+        metavar="PCT",
+        help="drop this share of packets (percent) at random each way on the bed (default: none)",
     )
     p.add_argument("--out", default="out/bench_planner", help="logs and results (default out/bench_planner)")
     p.add_argument("--json", help="also write the measurements and the judgement here")
