@@ -193,3 +193,27 @@ def test_max_rate_limits_processing_and_counts_skipped_frames(head):
     finally:
         assert head.set("max_rate_hz", 0.0).successful
     assert not head.set("max_rate_hz", -1.0).successful
+
+
+def test_p_frames_with_codec_none_are_warned_once_and_in_diagnostics(tiny_bundle, tmp_path):
+    params = {"bundle": str(tiny_bundle.path), "providers": ["cpu"], "codec": "none", "keyframe_interval": 30}
+    node = NodeProcess("splitcomp_head_node", "head_node", params, tmp_path)
+    probe = Probe("head_warning_probe")
+    seen: dict = {}
+
+    def on_diagnostics(msg: DiagnosticArray) -> None:
+        for status in msg.status:
+            if status.name == "splitcomp: /head_node":
+                seen.update(message=status.message, level=status.level)
+
+    probe.node.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, 10)
+    params_client = probe.node.create_client(SetParameters, "head_node/set_parameters")
+    try:
+        assert probe.spin_until(lambda: "codec none" in seen.get("message", ""), 20.0), (seen, node.log())
+        assert set_parameter(probe, params_client, "codec", "zstd").successful
+        seen.clear()
+        assert probe.spin_until(lambda: "message" in seen and "codec none" not in seen["message"], 10.0), seen
+    finally:
+        probe.close()
+        assert node.stop() == 0, node.log()
+    assert node.log().count("keyframe_interval > 0 with codec none") == 1, node.log()
