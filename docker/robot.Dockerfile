@@ -102,13 +102,13 @@ FROM ros AS runtime
 ARG SPLITCOMP_UID=1000
 COPY --from=builder /opt/splitcomp /opt/splitcomp
 COPY --chmod=0755 docker/entrypoint.sh /usr/local/bin/splitcomp-entrypoint
-# The tuned Fast DDS profile (config/fastdds.xml, installed with splitcomp_tools) for every process in
+# The tuned Fast DDS profile (config/fastdds.xml, installed with splitcomp_ros) for every process in
 # the container: a launch, `ros2 run` by hand, a camera driver. Humble's Fast DDS 2 reads it from
-# FASTRTPS_DEFAULT_PROFILES_FILE (Kilted on: FASTDDS_...; splitcomp_tools/run/dds_profile.py decides,
+# FASTRTPS_DEFAULT_PROFILES_FILE (Kilted on: FASTDDS_...; splitcomp_ros/dds_profile.py decides,
 # tests/test_docker_files.py checks). `docker run -e FASTRTPS_DEFAULT_PROFILES_FILE=...` points elsewhere.
 ENV VIRTUAL_ENV=/opt/splitcomp/venv \
     PATH=/opt/splitcomp/venv/bin:${PATH} \
-    FASTRTPS_DEFAULT_PROFILES_FILE=/opt/splitcomp/install/share/splitcomp_tools/config/fastdds.xml
+    FASTRTPS_DEFAULT_PROFILES_FILE=/opt/splitcomp/install/share/splitcomp_ros/config/fastdds.xml
 USER ${SPLITCOMP_UID}
 WORKDIR /home/splitcomp
 ENTRYPOINT ["/usr/local/bin/splitcomp-entrypoint"]

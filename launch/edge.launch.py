@@ -3,7 +3,7 @@
 ros2 launch splitcomp_tools edge.launch.py bundle:=/path/to/bundle [namespace:=robot1]
     [tail_config:=/path/to/tail.yaml] [dds_profile:=auto]
 
-dds_profile: the Fast DDS profile of the nodes (splitcomp_tools.run.dds_profile): by default the installed
+dds_profile: the Fast DDS profile of the nodes (splitcomp_ros.dds_profile): by default the installed
 config/fastdds.xml, unless FASTRTPS_/FASTDDS_DEFAULT_PROFILES_FILE is already exported (then that one is kept).
 """
 
@@ -15,7 +15,7 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node, PushRosNamespace
 
 from launch import LaunchDescription
-from splitcomp_tools.run.dds_profile import ARGUMENT_DESCRIPTION, apply_in_launch
+from splitcomp_ros.dds_profile import ARGUMENT_DESCRIPTION, apply_in_launch
 
 
 def generate_launch_description():

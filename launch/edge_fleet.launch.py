@@ -7,7 +7,7 @@ ros2 launch splitcomp_tools edge_fleet.launch.py bundle:=/path/to/bundle robots:
 robots: YAML list of namespaces, each relative to `namespace`; robot r listens on r/splitcomp/features and
 answers on r/splitcomp/classification. Several edge servers split the list between them (one launch each).
 triton_model and triton_timeout_s come from tail_config (config/tail.yaml).
-dds_profile: as in edge.launch.py (splitcomp_tools.run.dds_profile).
+dds_profile: as in edge.launch.py (splitcomp_ros.dds_profile).
 """
 
 import os
@@ -18,7 +18,7 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node, PushRosNamespace
 
 from launch import LaunchDescription
-from splitcomp_tools.run.dds_profile import ARGUMENT_DESCRIPTION, apply_in_launch
+from splitcomp_ros.dds_profile import ARGUMENT_DESCRIPTION, apply_in_launch
 
 
 def generate_launch_description():

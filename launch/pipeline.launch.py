@@ -20,7 +20,7 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node, PushRosNamespace
 
 from launch import LaunchDescription
-from splitcomp_tools.run.dds_profile import ARGUMENT_DESCRIPTION, apply_in_launch
+from splitcomp_ros.dds_profile import ARGUMENT_DESCRIPTION, apply_in_launch
 
 
 def generate_launch_description():

@@ -22,7 +22,7 @@ fi
 # Camera frames exceed Fast DDS's default shared-memory segment; see config/fastdds.xml.
 # Fast DDS 2 (Humble, Jazzy) reads FASTRTPS_DEFAULT_PROFILES_FILE; Fast DDS 3 (Kilted on) reads
 # FASTDDS_DEFAULT_PROFILES_FILE, and its rmw warns at every node start while the old one is set.
-# The launch files make the same choice in splitcomp_tools/run/dds_profile.py (tests/test_deploy_profile.py
+# The launch files make the same choice in splitcomp_ros/dds_profile.py (tests/test_deploy_profile.py
 # checks that this list matches); a profile already exported is kept.
 case ${ROS_DISTRO:-${SPLITCOMP_PYPI_ROS:-jazzy}} in
   humble | iron | jazzy)

@@ -9,6 +9,8 @@ setup(
     data_files=[
         ("share/ament_index/resource_index/packages", ["resource/" + package_name]),
         ("share/" + package_name, ["package.xml"]),
+        # The Fast DDS profile every node takes unless one is exported (splitcomp_ros/dds_profile.py).
+        ("share/" + package_name + "/config", ["../config/fastdds.xml"]),
     ],
     install_requires=["setuptools"],
     zip_safe=True,

@@ -12,7 +12,8 @@ setup(
         ("share/ament_index/resource_index/packages", ["resource/" + package_name]),
         ("share/" + package_name, ["package.xml"]),
         ("share/" + package_name + "/launch", glob("../launch/*.launch.py")),
-        ("share/" + package_name + "/config", glob("../config/*")),
+        # all but fastdds.xml, which splitcomp_ros installs (the nodes read it, and may not import the tools)
+        ("share/" + package_name + "/config", [f for f in glob("../config/*") if not f.endswith("fastdds.xml")]),
         ("share/" + package_name + "/models/shapes", glob("models/shapes/*")),
         ("share/" + package_name + "/studio", glob("splitcomp_tools/studio/static/*")),
     ],

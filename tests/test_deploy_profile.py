@@ -21,12 +21,14 @@ from rclpy.qos import qos_profile_sensor_data
 from ros_harness import Probe
 from sensor_msgs.msg import Image
 
-from splitcomp_tools.run import dds_profile, local_launch
-from splitcomp_tools.run.dds_profile import PROFILE_VARIABLES, ProfileError, launch_environment, without_profile
+from splitcomp_ros import dds_profile
+from splitcomp_ros.dds_profile import PROFILE_VARIABLES, ProfileError, launch_environment, without_profile
+from splitcomp_tools.run import local_launch
 from splitcomp_tools.run.testbed import Bed
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 FASTRTPS, FASTDDS = PROFILE_VARIABLES
+SWITCH = dds_profile.SWITCH
 SEGMENT_BYTES = 16 * 1024 * 1024  # config/fastdds.xml's segment_size; Fast DDS's default is 512 KB
 SHM_PREFIXES = ("/dev/shm/fastrtps_", "/dev/shm/fastdds_")
 
@@ -50,7 +52,7 @@ def test_ros_distro_decides_and_without_it_the_venv_wheels_do():
 
 def test_the_installed_profile_is_the_repository_one():
     installed = dds_profile.installed_profile()
-    assert installed.parts[-4:] == ("share", "splitcomp_tools", "config", "fastdds.xml")
+    assert installed.parts[-4:] == ("share", "splitcomp_ros", "config", "fastdds.xml")
     assert installed.read_bytes() == (ROOT / "config" / "fastdds.xml").read_bytes()
 
 
@@ -72,7 +74,8 @@ def test_a_profile_the_user_exported_is_never_overridden(variable, choice):
 def test_the_argument_opts_out_or_points_elsewhere(tmp_path):
     profile = tmp_path / "mine.xml"
     profile.write_text("<profiles/>")
-    assert dds_profile.profile_setting({"ROS_DISTRO": "jazzy"}, "none") == {}
+    for off in ("none", "off"):  # the nodes the launch starts must not take the installed one themselves
+        assert dds_profile.profile_setting({"ROS_DISTRO": "jazzy"}, off) == {SWITCH: "none"}
     assert dds_profile.profile_setting({"ROS_DISTRO": "jazzy"}, str(profile)) == {FASTRTPS: str(profile)}
     with pytest.raises(ProfileError, match=r"dds_profile:=.*missing\.xml.* is not a file"):
         dds_profile.profile_setting({"ROS_DISTRO": "jazzy"}, str(tmp_path / "missing.xml"))
@@ -96,6 +99,58 @@ def test_apply_in_launch_changes_the_launch_environment_as_launch_environment_do
         context = types.SimpleNamespace(environment=dict(environment), launch_configurations=configurations)
         assert dds_profile.apply_in_launch(context) is None
         assert context.environment == launch_environment(environment, configurations.get("dds_profile", "auto"))
+
+
+def test_a_node_without_an_exported_profile_takes_the_installed_one_and_says_so():
+    env = {"ROS_DISTRO": "jazzy"}
+    chosen = dds_profile.apply_in_process(env)
+    installed = str(dds_profile.installed_profile())
+    assert env == {"ROS_DISTRO": "jazzy", FASTRTPS: installed} and not chosen.problem
+    assert chosen.line == f"Fast DDS profile: {FASTRTPS}={installed} (the installed one; {SWITCH}=none turns it off)"
+    env = {"ROS_DISTRO": "kilted"}
+    dds_profile.apply_in_process(env)
+    assert env == {"ROS_DISTRO": "kilted", FASTDDS: installed}
+
+
+@pytest.mark.parametrize("variable", PROFILE_VARIABLES)
+def test_a_node_keeps_an_exported_profile(variable, tmp_path):
+    mine = tmp_path / "mine.xml"
+    mine.write_text("<profiles/>")
+    env = {"ROS_DISTRO": "jazzy", variable: str(mine), SWITCH: "none"}
+    chosen = dds_profile.apply_in_process(env)
+    assert env == {"ROS_DISTRO": "jazzy", variable: str(mine), SWITCH: "none"}
+    assert chosen == (f"Fast DDS profile: {variable}={mine} (exported)", False)
+
+
+def test_the_switch_turns_it_off_or_points_elsewhere(tmp_path):
+    mine = tmp_path / "mine.xml"
+    mine.write_text("<profiles/>")
+    for off in ("none", "off"):
+        env = {"ROS_DISTRO": "jazzy", SWITCH: off}
+        chosen = dds_profile.apply_in_process(env)
+        assert env == {"ROS_DISTRO": "jazzy", SWITCH: "none"}
+        assert chosen == (f"Fast DDS profile: none (Fast DDS defaults) ({SWITCH}=none)", False)
+    env = {"ROS_DISTRO": "jazzy", SWITCH: str(mine)}
+    assert not dds_profile.apply_in_process(env).problem and env[FASTRTPS] == str(mine)
+    # a launch's auto means the same as a node's: the switch, else the installed profile
+    assert launch_environment({"ROS_DISTRO": "jazzy", SWITCH: str(mine)})[FASTRTPS] == str(mine)
+    launched = launch_environment({"ROS_DISTRO": "jazzy"}, "none")  # dds_profile:=none
+    assert dds_profile.apply_in_process(launched).line.startswith("Fast DDS profile: none (Fast DDS defaults)")
+    assert not set(launched) & set(PROFILE_VARIABLES)
+
+
+def test_a_profile_file_that_does_not_exist_is_one_line_and_fast_dds_defaults(tmp_path):
+    missing = tmp_path / "missing.xml"
+    env = {"ROS_DISTRO": "jazzy", SWITCH: str(missing)}
+    line, problem = dds_profile.apply_in_process(env)
+    assert problem and env == {"ROS_DISTRO": "jazzy", SWITCH: str(missing)}
+    assert line.startswith(f"Fast DDS profile: {SWITCH}={missing}: {missing} is not a file")
+    assert line.endswith("; running with Fast DDS defaults") and "\n" not in line
+    for variable in PROFILE_VARIABLES:  # exported: never replaced, but dropped, so Fast DDS logs no error of its own
+        env = {"ROS_DISTRO": "jazzy", variable: str(missing)}
+        line, problem = dds_profile.apply_in_process(env)
+        assert problem and env == {"ROS_DISTRO": "jazzy"}
+        assert line.startswith(f"Fast DDS profile: {variable}={missing} is not a file; running with Fast DDS defaults")
 
 
 def test_env_sh_names_the_same_fast_dds_2_distributions():
@@ -167,11 +222,18 @@ def test_bench_restarts_launch_environment_is_what_the_launch_files_give(monkeyp
         monkeypatch.setenv(name, os.environ[name]) if name in os.environ else monkeypatch.delenv(name, raising=False)
     shell = dict(os.environ)
     assert bench_restarts._environment("env.sh", None) == shell
-    assert bench_restarts._environment("launch", "none") == without_profile(shell)
+    assert bench_restarts._environment("launch", "none") == {**without_profile(shell), SWITCH: "none"}
+    assert bench_restarts._environment("env.sh", "none") == {**without_profile(shell), SWITCH: "none"}
     assert bench_restarts._environment("launch", None) == launch_environment(without_profile(shell))
     assert {k: v for k, v in os.environ.items() if k in PROFILE_VARIABLES} == dds_profile.profile_setting(
         without_profile(shell)
     )  # the probe in this process gets the same profile as the nodes
+    for name in PROFILE_VARIABLES:  # a shell without env.sh: the nodes take the installed profile, so does the probe
+        monkeypatch.delenv(name, raising=False)
+    assert not set(bench_restarts._environment("env.sh", None)) & set(PROFILE_VARIABLES)
+    assert {k: v for k, v in os.environ.items() if k in PROFILE_VARIABLES} == dds_profile.profile_setting(
+        without_profile(shell)
+    )
 
 
 def test_bench_restarts_refuses_a_missing_profile_before_starting_anything(tmp_path):
@@ -204,3 +266,53 @@ def test_the_test_bed_exports_its_profile_where_its_distribution_looks_and_a_lau
     env = bed.ros_env({"ROS_DISTRO": distribution, FASTRTPS: "/from/env.sh.xml", FASTDDS: "/other.xml"})
     assert {k: v for k, v in env.items() if k in PROFILE_VARIABLES} == {variable: "/bed/fastdds.xml"}
     assert launch_environment(env) == env
+
+
+def _wait_for(path: pathlib.Path, text: str, node: local_launch.NodeProcess, timeout: float = 60.0) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and node.running():
+        log = path.read_text()
+        if text in log:
+            return log
+        time.sleep(0.1)
+    raise AssertionError(f"no {text!r} in the node's log:\n{path.read_text()}")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("switch", [None, "none", "missing"])
+def test_a_tail_node_started_by_hand_without_a_profile_takes_the_installed_one_unless_told_otherwise(
+    tiny_bundle, tmp_path, switch
+):
+    """`ros2 run splitcomp_tail_node tail_node` from a shell without scripts/env.sh (issue 27): the process starts
+    without the variable (its /proc/PID/environ) and still maps the profile's 16 MiB segment, and says so once;
+    SPLITCOMP_DDS_PROFILE=none keeps Fast DDS's defaults; a file that does not exist is one line, and it serves."""
+    env = without_profile(os.environ)
+    missing = tmp_path / "missing.xml"
+    if switch is not None:
+        env[SWITCH] = str(missing) if switch == "missing" else switch
+    path = tmp_path / "tail.log"
+    with path.open("w") as log:
+        tail = local_launch.NodeProcess(
+            "splitcomp_tail_node", "tail_node", {"bundle": str(tiny_bundle.path)}, log=log, env=env
+        )
+        try:
+            text = _wait_for(path, "tail ready:", tail)
+            started_with = pathlib.Path(f"/proc/{tail.process.pid}/environ").read_text().split("\0")
+            segments = shm_segments(tail.process.pid)
+            assert tail.running()
+        finally:
+            tail.stop()
+    assert not [v for v in started_with if v.split("=", 1)[0] in PROFILE_VARIABLES]
+    (line,) = [line for line in text.splitlines() if "Fast DDS profile" in line]
+    big = [name for name, size in segments.items() if size >= SEGMENT_BYTES]
+    if switch is None:
+        variable = dds_profile.profile_variable(dds_profile.ros_distribution(env))
+        assert line.startswith("[INFO]") and f"{variable}={dds_profile.installed_profile()}" in line, line
+        assert big, f"tail_node maps {segments}, none of them the profile's segment"
+    else:
+        assert not big and segments, f"tail_node maps {segments}: not Fast DDS's default segment"
+        if switch == "none":
+            assert line.startswith("[INFO]") and "none (Fast DDS defaults)" in line, line
+        else:
+            assert line.startswith("[WARN]") and f"{missing} is not a file" in line, line
+            assert line.endswith("running with Fast DDS defaults") and "XMLPARSER" not in text, text

@@ -22,7 +22,7 @@ import launch_model
 import pytest
 import yaml
 
-from splitcomp_tools.run import dds_profile
+from splitcomp_ros import dds_profile
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DOCKER = ROOT / "docker"
@@ -208,10 +208,10 @@ def image_environment(name: str) -> dict[str, str]:
 
 
 def installed_profile_in_image(name: str) -> str:
-    """share/splitcomp_tools/config/fastdds.xml under the image's colcon --install-base."""
+    """share/splitcomp_ros/config/fastdds.xml under the image's colcon --install-base."""
     for words in shell_commands(name):
         if words[:1] == ["colcon"] and "--install-base" in words:
-            return words[words.index("--install-base") + 1] + "/share/splitcomp_tools/config/fastdds.xml"
+            return words[words.index("--install-base") + 1] + "/share/splitcomp_ros/config/fastdds.xml"
     raise AssertionError(f"{name}: no colcon build with --install-base")
 
 
@@ -430,7 +430,7 @@ def test_image_gives_every_process_the_installed_profile_under_its_distributions
     assert env.get(variable) == installed_profile_in_image(name), f"{name}: {variable} is not the installed profile"
     assert set(env) & set(dds_profile.PROFILE_VARIABLES) == {variable}, f"{name}: set only {variable}"
     assert (ROOT / "config" / "fastdds.xml").is_file()
-    assert '"../config/*"' in (ROOT / "splitcomp_tools" / "setup.py").read_text()  # installed to share/.../config
+    assert '"../config/fastdds.xml"' in (ROOT / "splitcomp_ros" / "setup.py").read_text()  # to share/.../config
 
 
 def test_compose_services_pass_the_profile_their_image_sets():

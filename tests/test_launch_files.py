@@ -14,7 +14,7 @@ import re
 import launch_model
 import pytest
 
-from splitcomp_tools.run import dds_profile
+from splitcomp_ros import dds_profile
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 LAUNCH_FILES = sorted((ROOT / "launch").glob("*.launch.py"))
@@ -114,7 +114,7 @@ def test_every_launch_file_gives_its_nodes_the_fast_dds_profile(path):
     first_start = min((i for i, k in enumerate(kinds) if k in ("NodeEntry", "Include")), default=len(kinds))
     assert kinds.index("apply_in_launch") < first_start, f"{path.name} starts something before applying the profile"
     imports = [n for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.ImportFrom)]
-    assert any(n.module == "splitcomp_tools.run.dds_profile" for n in imports), path.name
+    assert any(n.module == "splitcomp_ros.dds_profile" for n in imports), path.name
 
 
 @pytest.mark.parametrize("path", LAUNCH_FILES, ids=lambda p: p.name)

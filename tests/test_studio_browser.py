@@ -1,6 +1,6 @@
 """The studio's page in a real headless Chromium (Debian's, driven by Playwright): what a new user does.
 
-Upload the demo model, click a cut in the table, split with its labels file, classify a camera
+Upload the toy model, click a cut in the table, split with its labels file, classify a camera
 frame, and read the answer from the page; it must be the full model's answer for that frame.
 Without a browser the test skips and says how to install one.
 """
@@ -19,6 +19,7 @@ from splitcomp_core.preprocess import Preprocessor
 from splitcomp_core.runtime import InferenceSession
 from splitcomp_tools.demo.models import DEMO_LABELS, DEMO_MODEL
 from splitcomp_tools.frames.generator import GeneratorSource
+from splitcomp_tools.studio import catalog
 
 pytestmark = pytest.mark.slow  # a real browser: `make test-fast` leaves it out
 
@@ -47,6 +48,7 @@ def test_upload_choose_a_cut_split_and_classify_in_the_browser(tmp_path):
             )
         ]
     assert not seen["error"] and not seen["page_errors"], seen
+    assert seen["opened_on"] == next(iter(catalog.shipped()))  # the model `make demo` runs, where its wheels are
     assert DEMO_CUT in seen["selected_cut"] and "verified" in seen["split_result"]
     bundle_id = re.search(r"bundle ([0-9a-f]{12})", seen["split_result"])[1]
     manifest = load_bundle(workspace / "bundles" / bundle_id / "bundle").manifest

@@ -31,7 +31,7 @@ import launch_model
 import pytest
 from ament_index_python.packages import get_package_share_directory
 
-from splitcomp_tools.run import dds_profile
+from splitcomp_ros import dds_profile
 from splitcomp_tools.run.local_launch import executable_path, ros_arguments
 from splitcomp_tools.run.testbed import Testbed, why_unavailable
 

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import rclpy
+import rclpy.logging
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
@@ -28,6 +29,7 @@ from rclpy.utilities import remove_ros_args
 from splitcomp_core.bundle import Bundle, load_bundle
 from splitcomp_core.console import EXIT_CLOSED_PIPE, ClosedPipe, closed_pipe_is_quiet
 from splitcomp_core.errors import SplitcompError
+from splitcomp_ros import dds_profile
 from splitcomp_ros.diagnostics import NodeHealth
 from splitcomp_ros.rejects import Rejects
 
@@ -231,6 +233,9 @@ class NodeHelp:
 def run_node(factory: Callable[[], Node], args: list | None = None, usage: NodeHelp | None = None) -> int:
     """Init rclpy, build the node, spin until Ctrl-C; a StartupError is one clear line and exit 2.
 
+    Before rclpy starts, the process takes the installed Fast DDS profile unless one is exported
+    (dds_profile.apply_in_process), so `ros2 run` gets what a launch file gives; one line says which.
+
     `--help`/`-h` prints `usage` and exits 0 before anything of ROS starts; an argument outside
     --ros-args is refused (an unknown parameter is refused by the node: refuse_unknown_overrides).
     """
@@ -251,7 +256,10 @@ def run_node(factory: Callable[[], Node], args: list | None = None, usage: NodeH
             file=sys.stderr,
         )
         return 2
+    profile = dds_profile.apply_in_process()  # before rclpy.init: Fast DDS reads it when the participant is made
     rclpy.init(args=argv)
+    logger = rclpy.logging.get_logger(name)
+    (logger.warning if profile.problem else logger.info)(profile.line)
     node = None
     try:
         node = factory()

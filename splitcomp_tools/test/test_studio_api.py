@@ -33,7 +33,7 @@ from splitcomp_core.preprocess import Preprocessor
 from splitcomp_core.quantization import EncoderConfig
 from splitcomp_core.runtime import InferenceSession
 from splitcomp_core.tail import TailPipeline
-from splitcomp_tools.demo.models import DEMO_LABELS, DEMO_MODEL
+from splitcomp_tools.demo.models import DEFAULT_MODEL, DEMO_LABELS, DEMO_MODEL
 from splitcomp_tools.frames.generator import GeneratorSource
 from splitcomp_tools.studio import catalog
 from splitcomp_tools.studio.app import create_app
@@ -149,7 +149,7 @@ def test_status_and_the_shipped_models(client):
     assert status["ros"] is False and "generator" in status["frame_sources"]
     assert status["bits"] == [1, 2, 3, 4, 5, 6, 7, 8, 16, 32]
     models = client.get("/api/models").json()["models"]
-    assert next(m["id"] for m in models if m["shipped"]) == "demo"
+    assert [m["id"] for m in models if m["shipped"]] == list(catalog.shipped())  # the page selects the first
     demo = client.get("/api/models/demo").json()
     assert demo["has_labels"] and demo["defaults"]["resize"] == "center_crop"
     assert CUT in [c["tensors"][0] for c in demo["cuts"]]
@@ -277,10 +277,18 @@ def test_test_images_are_checked_before_they_are_decoded(client):
     assert client.post(url, data={"sample": "elsewhere"}).status_code == 400
 
 
+def test_the_catalog_leads_with_the_model_make_demo_runs_and_the_toy_follows():
+    """The page opens on the first entry; `make demo` runs demo.models.DEFAULT_MODEL, so the two cannot drift."""
+    lead, toy = catalog.SHIPPED
+    assert lead.id == lead.export == DEFAULT_MODEL and "`make demo` runs" in lead.description
+    assert toy.onnx == DEMO_MODEL and "fast tests" in toy.description and "make demo" not in toy.description
+    assert next(iter(catalog.shipped())) == DEFAULT_MODEL  # its wheels are pinned in requirements/tools.txt
+
+
 def test_shipped_models_are_data_and_need_their_source(tmp_path, monkeypatch):
     from splitcomp_tools.studio import catalog
 
-    demo = catalog.SHIPPED[0]
+    demo = next(m for m in catalog.SHIPPED if m.id == "demo")  # the toy: installed, nothing to export
     present = dataclasses.replace(demo, id="demo_again", name="present", requires=("json",))
     absent = dataclasses.replace(demo, id="absent", name="absent", requires=("splitcomp_no_such_module",))
     monkeypatch.setattr(catalog, "SHIPPED", (*catalog.SHIPPED, present, absent))

@@ -2,7 +2,7 @@
 
 Playwright's own browser download is not reachable here, so it drives the system's chromium
 (`scripts/setup.sh` installs it; SPLITCOMP_CHROMIUM names another binary). The flow is what a
-new user does: upload the demo model, click a cut in the table, split, calibrate, test an image.
+new user does: upload the toy model, click a cut in the table, split, calibrate, test an image.
 
     python tests/support/studio_browser.py docs/studio.png   # the README's screenshot (starts its own studio)
 """
@@ -103,12 +103,13 @@ def run_flow(
 ) -> dict:
     """Upload `model`, click `cut` in the table, split (with a `labels` file), (calibrate,) classify `images`.
 
-    Returns what the page then shows.
+    Returns what the page then shows, and which model it had selected when it opened.
     """
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.goto(url)
     page.wait_for_selector("#model-select option", state="attached")
+    opened_on = page.input_value("#model-select")
     page.set_input_files("#model-file", str(model))
     page.click("#model-upload")
     page.wait_for_selector(f'#cut-table tbody tr[data-tensors="{cut}"]')
@@ -142,6 +143,7 @@ def run_flow(
             }
         )
     return {
+        "opened_on": opened_on,
         "selected_cut": page.inner_text("#selected-cut"),
         "split_result": page.inner_text("#split-result"),
         "error": page.inner_text("#error") if page.is_visible("#error") else "",
@@ -151,7 +153,7 @@ def run_flow(
 
 
 def _screenshot(out: Path) -> None:
-    """The README's picture: a studio of its own, the demo model split and calibrated, one generated frame tested."""
+    """The README's picture: a studio of its own, the toy model split and calibrated, one generated frame tested."""
     from splitcomp_tools.demo.models import DEMO_LABELS, DEMO_MODEL
     from splitcomp_tools.draw.annotate import write_png
     from splitcomp_tools.frames.generator import GeneratorSource

@@ -36,19 +36,18 @@ from rclpy.executors import SingleThreadedExecutor
 from splitcomp_core.errors import SplitcompError
 from splitcomp_core.files import atomic_write_text
 from splitcomp_msgs.msg import Classification
-from splitcomp_tools.cli import ToolParser, check_outputs, float_in, int_in, run_cli
-from splitcomp_tools.nodes.image_source import RATE_RANGE
-from splitcomp_tools.run.bench_models import BenchModels
-from splitcomp_tools.run.dds_profile import (
+from splitcomp_ros.dds_profile import (
     AUTO,
     NONE,
     PROFILE_VARIABLES,
+    apply_in_process,
     describe,
     launch_environment,
-    profile_variable,
-    ros_distribution,
     without_profile,
 )
+from splitcomp_tools.cli import ToolParser, check_outputs, float_in, int_in, run_cli
+from splitcomp_tools.nodes.image_source import RATE_RANGE
+from splitcomp_tools.run.bench_models import BenchModels
 from splitcomp_tools.run.local_launch import NodeProcess
 
 NODES = ("tail_node", "head_node", "image_source")
@@ -275,20 +274,19 @@ def build_parser(models: BenchModels) -> ToolParser:
 
 
 def _environment(kind: str, profile: str | None) -> dict[str, str]:
-    """The environment every process gets, and this one too (the probe), for --environment and --profile."""
+    """The environment every process gets, for --environment and --profile; the probe (this process) takes the
+    profile the nodes run with."""
     if profile not in (None, NONE, AUTO) and not Path(profile).is_file():
         raise SplitcompError(f"--profile {profile}: no such file; give a Fast DDS XML profile or {NONE}")
-    if kind == "launch":
-        env = launch_environment(without_profile(), profile or AUTO)
-    elif profile is None:
+    if kind == "env.sh" and profile is None:
         env = dict(os.environ)
-    else:
-        env = without_profile()
-        if profile != NONE:
-            env[profile_variable(ros_distribution(env))] = str(Path(profile).resolve())
+    else:  # none reaches the nodes as SPLITCOMP_DDS_PROFILE=none, or they would take the installed profile
+        env = launch_environment(without_profile(), profile or AUTO)
+    taken = dict(env)
+    apply_in_process(taken)  # what each node then takes for itself: with none exported, the installed profile
     for name in PROFILE_VARIABLES:
         os.environ.pop(name, None)
-    os.environ.update({k: v for k, v in env.items() if k in PROFILE_VARIABLES})
+    os.environ.update({k: v for k, v in taken.items() if k in PROFILE_VARIABLES})
     return env
 
 
@@ -322,7 +320,7 @@ def _main(argv: Sequence[str] | None, models: BenchModels) -> int:
         pipeline.close()
     result = {
         "environment": args.environment,
-        "profile": describe(env),
+        "profile": describe(os.environ),  # the nodes' and the probe's
         "cpus": os.cpu_count(),
         "load_average": {"before": load_before, "after": os.getloadavg()[0]},
         "nodes": summarize(restarts),

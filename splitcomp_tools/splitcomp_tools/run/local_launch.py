@@ -18,7 +18,7 @@ from typing import IO
 from ament_index_python.packages import PackageNotFoundError, get_package_prefix
 
 from splitcomp_core.errors import SplitcompError
-from splitcomp_tools.run.dds_profile import launch_environment
+from splitcomp_ros.dds_profile import launch_environment
 
 
 def executable_path(package: str, executable: str) -> Path:

@@ -40,7 +40,7 @@ from typing import Any, ClassVar
 
 from splitcomp_core.errors import SplitcompError
 from splitcomp_tools.run import link_loss
-from splitcomp_tools.run.dds_profile import PROFILE_VARIABLES, profile_variable, ros_distribution
+from splitcomp_ros.dds_profile import PROFILE_VARIABLES, profile_variable, ros_distribution
 
 SIDES = ("robot", "edge")
 QUEUE_BYTES = 2 * 1024 * 1024

@@ -481,7 +481,7 @@ async function start() {
   options("classify-quantization", status.quantization, "calibrated");
   options("classify-codec", status.codecs, "none");
   for (const s of status.frame_sources) $("classify-sample").append(el("option", { value: s }, s));
-  await loadModels("demo");
+  await loadModels();  // the catalog's order: the model `make demo` runs first
   $("model-open").addEventListener("click", (e) => busy(e.target, openModel($("model-select").value)));
   $("upload-form").addEventListener("submit", (e) => busy($("model-upload"), uploadModel(e)));
   $("multi-tensor").addEventListener("change", () => state.model && busy($("model-open"), openModel(state.model.id)));
