@@ -67,7 +67,10 @@ def configs(
 
 def row(config: Config, measured: dict[str, Any], packets: tuple[int, int]) -> dict[str, Any]:
     """One configuration's figures from bench pipeline's `measure` and the bed's packet counters over the run."""
-    published = measured["key_frames"] + measured["p_frames"]
+    # what the head counted, or (when its last report was lost on the way) what reached the tail or went missing
+    published = max(
+        measured["key_frames"] + measured["p_frames"], measured["tail_frames_in"] + measured["lost_before_tail"]
+    )
     answered = measured["frames_classified"]
     lost = measured["lost_before_tail"]
     passed, dropped = packets

@@ -43,6 +43,13 @@ def _p50(diagnostics: dict, node: str, key: str) -> float:
     return float(value) if value is not None else float("nan")
 
 
+def _head_caught_up(diagnostics: dict) -> bool:
+    """The head's last report counts at least the frames the tail received or saw lost."""
+    head, tail = diagnostics.get("splitcomp: /head_node", {}), diagnostics.get("splitcomp: /tail_node", {})
+    sent = int(head.get("key_frames", 0)) + int(head.get("p_frames", 0))
+    return sent >= int(tail.get("frames_in", 0)) + int(tail.get("lost", 0))
+
+
 def measure(run: PipelineRun, frames: int, wall_s: float) -> dict:
     results = run.seen.results
     if not results:
@@ -68,6 +75,7 @@ def measure(run: PipelineRun, frames: int, wall_s: float) -> dict:
         },
         "lost": frames - len(results),
         "lost_before_tail": int(diag.get("splitcomp: /tail_node", {}).get("lost", 0)),  # sequence gaps the tail saw
+        "tail_frames_in": int(diag.get("splitcomp: /tail_node", {}).get("frames_in", 0)),
         "fps": (len(stamps) - 1) / (stamps[-1] - stamps[0]) if stamps[-1] > stamps[0] else 0.0,
         "wall_s": wall_s,
         "median_ms": {
@@ -331,6 +339,7 @@ def _run_once(
             changes = bench_link.drive(run, bed, frames, args.duration, schedule)
         wall = time.monotonic() - start
         run.spin_until(lambda: False, 1.2)  # one more round of diagnostics with every frame in it
+        run.spin_until(lambda: _head_caught_up(run.seen.diagnostics), 5.0)  # over a lossy link they come late
     result = measure(run, frames, wall)
     if bed is not None:
         result.update(bench_link.link_measures(run, bundle, args.link, changes))
