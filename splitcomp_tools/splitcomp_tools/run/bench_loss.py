@@ -86,6 +86,7 @@ def row(config: Config, measured: dict[str, Any], packets: tuple[int, int]) -> d
         "extra_lost_per_lost_message": extra / lost if lost else (0.0 if not extra else float("inf")),
         "unanswered_not_lost": extra,
         "key_frames": measured["key_frames"],
+        "chains_broken": measured["keyframe_losses"],
         "bytes_per_frame": measured["bytes_per_frame"],
         "latency_p50_ms": measured["median_ms"]["end_to_end_latency"],
         "latency_p95_ms": measured["latency_p95_ms"],

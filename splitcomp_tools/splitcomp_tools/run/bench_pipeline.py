@@ -28,7 +28,7 @@ from splitcomp_core.bundle import load_bundle
 from splitcomp_core.codec import CODE_BITS, HEAD_CODECS, RAW_BITS
 from splitcomp_core.errors import SplitcompError
 from splitcomp_core.files import atomic_write_text
-from splitcomp_core.keyframes import REFERENCE_MODES
+from splitcomp_core.keyframes import MAX_REFERENCE_FRAMES, REFERENCE_MODES
 from splitcomp_ros.qos import FEATURES_RELIABILITY_CHOICES
 from splitcomp_tools.cli import ToolParser, check_outputs, float_in, int_in, run_cli
 from splitcomp_tools.nodes.image_source import RATE_RANGE
@@ -149,6 +149,13 @@ def _add_head_arguments(p: ToolParser) -> None:
         default="acknowledged",
         metavar="MODE[,MODE...]",
         help=f"head reference: {' or '.join(REFERENCE_MODES)} (default: acknowledged); a list runs each",
+    )
+    p.add_argument(
+        "--reference-frames",
+        type=int_in(1, MAX_REFERENCE_FRAMES),
+        default=None,
+        metavar="N",
+        help="tail reference_frames: decoded frames kept per sender as references (default: the tail's)",
     )
     p.add_argument(
         "--features-qos",
@@ -324,7 +331,10 @@ def _run_once(
         watch_frames=False,
         preload=args.preload,
         head_params={**head_params(args), **config.head_params()},
-        tail_params={"features_reliability": config.reliability},
+        tail_params={
+            "features_reliability": config.reliability,
+            **({"reference_frames": args.reference_frames} if args.reference_frames else {}),
+        },
         prefix=bench_link.node_prefix(bed, args.robot_cpus) if bed else lambda executable: (),
     )
     with run:
