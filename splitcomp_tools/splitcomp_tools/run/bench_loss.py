@@ -3,7 +3,7 @@ QoS reliability) run in turn on one test bed, each a fresh image_source -> head_
 
 Packet loss is what the bed drops (its qdisc counters, both ways); message loss is what the tail saw
 (sequence gaps). A lost message should cost only itself: `extra lost per lost message` counts the frames the
-head published that were neither answered nor lost on the way, per lost message.
+head published up to the last answered one that were neither answered nor lost on the way, per lost message.
 """
 
 from __future__ import annotations
@@ -67,10 +67,9 @@ def configs(
 
 def row(config: Config, measured: dict[str, Any], packets: tuple[int, int]) -> dict[str, Any]:
     """One configuration's figures from bench pipeline's `measure` and the bed's packet counters over the run."""
-    # what the head counted, or (when its last report was lost on the way) what reached the tail or went missing
-    published = max(
-        measured["key_frames"] + measured["p_frames"], measured["tail_frames_in"] + measured["lost_before_tail"]
-    )
+    # The head numbers its messages 1, 2, ...: up to the last answered one, each was answered, lost on the way (a
+    # sequence gap at the tail) or lost for another reason. Those after it are left out: the run ended on them.
+    published = measured["last_answered_sequence"]
     answered = measured["frames_classified"]
     lost = measured["lost_before_tail"]
     passed, dropped = packets

@@ -76,6 +76,7 @@ def measure(run: PipelineRun, frames: int, wall_s: float) -> dict:
         "lost": frames - len(results),
         "lost_before_tail": int(diag.get("splitcomp: /tail_node", {}).get("lost", 0)),  # sequence gaps the tail saw
         "tail_frames_in": int(diag.get("splitcomp: /tail_node", {}).get("frames_in", 0)),
+        "last_answered_sequence": max(r.sequence for r in results),
         "fps": (len(stamps) - 1) / (stamps[-1] - stamps[0]) if stamps[-1] > stamps[0] else 0.0,
         "wall_s": wall_s,
         "median_ms": {
