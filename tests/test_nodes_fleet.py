@@ -17,7 +17,7 @@ from splitcomp_core.head import HeadPipeline
 from splitcomp_core.quantization import EncoderConfig
 from splitcomp_core.tail import TailPipeline
 from splitcomp_core.triton_session import triton_model_name
-from splitcomp_msgs.msg import Classification, SplitFeatures
+from splitcomp_msgs.msg import Classification, FeaturesAck, SplitFeatures
 from splitcomp_ros.messages import tensor_to_msg
 from splitcomp_ros.qos import features_qos
 from splitcomp_tools.model.triton.repository import write_triton_repo
@@ -277,3 +277,47 @@ def test_the_triton_model_is_the_one_triton_repo_writes_and_one_per_cut(tiny_bat
     }
     assert triton_models(tiny_multi_cut_bundle, "") == written and set(written) == {"feat", "pooled"}
     assert triton_models(tiny_multi_cut_bundle, "t") == {"feat": "t_feat", "pooled": "t_pooled"}
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "triton"])
+def test_each_robot_gets_its_own_acknowledgements_and_p_frames_decode_against_them(
+    tiny_batch_bundle, tmp_path, request, backend
+):
+    params = {"max_batch": 4}
+    if backend == "triton":
+        params.update(backend="triton", triton_url=request.getfixturevalue("triton").url)
+    robots = ["r1", "r2"]
+    fleet = Fleet(tiny_batch_bundle, tmp_path, robots, **params)
+    acks: dict[str, dict[int, FeaturesAck]] = {r: {} for r in robots}
+    for robot in robots:
+        fleet.probe.node.create_subscription(
+            FeaturesAck, f"/fleet/{robot}/splitcomp/ack", lambda m, r=robot: acks[r].setdefault(m.sequence, m), 50
+        )
+    model_id = tiny_batch_bundle.manifest.model_id
+    head = HeadPipeline(tiny_batch_bundle, EncoderConfig(bits=4, mode="per_channel", codec="zstd"), providers=["cpu"])
+    alone = TailPipeline(tiny_batch_bundle, ["cpu"], top_k=5)
+    images = [RNG.integers(0, 256, (24, 20, 3), dtype=np.uint8) for _ in range(3)]
+    key = head(images[0], "rgb8")
+    p_frame = head(images[2], "rgb8", key.codes)  # frame 3 coded against frame 1: frame 2 was lost on the way
+    try:
+        fleet.probe.spin_for(1.0)  # the acknowledgement subscriptions matched
+        for robot in robots:
+            fleet.publishers[robot].publish(message(key.tensors, model_id, 1))
+        assert fleet.probe.spin_until(lambda: all(1 in acks[r] for r in robots), 20.0), fleet.tail.log()
+        p_msg = message(p_frame.tensors, model_id, 3)
+        p_msg.reference_sequence = 1
+        fleet.publishers["r1"].publish(p_msg)
+        wrong = message(p_frame.tensors, model_id, 9)
+        wrong.reference_sequence = 7  # r2 never sent frame 7
+        fleet.publishers["r2"].publish(wrong)
+        done = lambda: 3 in fleet.answers["r1"] and 9 in acks["r2"]  # noqa: E731
+        assert fleet.probe.spin_until(done, 20.0), fleet.tail.log()
+        fleet.probe.spin_for(0.5)
+    finally:
+        fleet.close()
+    assert set(acks["r1"]) == {1, 3} and set(acks["r2"]) == {1, 9}, "each robot hears only its own"
+    assert [acks["r1"][s].status for s in (1, 3)] == [FeaturesAck.STATUS_DECODED] * 2
+    assert acks["r2"][9].status == FeaturesAck.STATUS_MISSING_REFERENCE
+    assert acks["r1"][3].reference_frames == 32 and acks["r1"][3].header.stamp.sec == 3
+    same_answer(fleet.answers["r1"][3], alone(model_id, head(images[2], "rgb8").tensors))
+    assert 9 not in fleet.answers["r2"]
