@@ -1,10 +1,12 @@
-"""One tail for a fleet: per-robot topics, every frame decoded on arrival, fair batches on a worker thread.
+"""One tail for a fleet: per-robot topics, every frame decoded on arrival, fair batches on worker threads.
 
 Each robot (a namespace relative to the tail's own) has its subscription, its publishers, its own
 NodeHealth (frames, lost, rejects by reason, latency) and its sequence gaps. The executor thread only
-checks and decodes a frame (so inter-frame references stay whole) and queues it in a FairBatcher; a
-worker thread takes batches of up to `max_batch` frames of one cut, runs the tail once per batch
-(ONNX Runtime, or a Triton server that merges batches itself) and publishes each answer to its robot.
+checks and decodes a frame (so inter-frame references stay whole) and queues it in a FairBatcher;
+`inference_workers` threads each take batches of up to `max_batch` frames of one cut, run the tail once
+per batch (ONNX Runtime, or a Triton server that merges batches itself: each worker keeps a batch of
+requests in flight) and publish each answer to its robot. The batcher holds a robot back while its
+frame is in inference, so its answers go out in order whatever the number of workers.
 A frame pushed out of its robot's queue by a newer one is not inferred: it is counted as `stale`.
 
 A backend failure (Triton down, slow, model not ready, a shape refused) drops the batch's frames,
@@ -22,7 +24,7 @@ from typing import Any
 
 from rclpy.time import Time
 
-from splitcomp_core.batching import BatchHistogram, FairBatcher, Pending
+from splitcomp_core.batching import FLEET_INFERENCE_WORKERS, BatchHistogram, FairBatcher, Pending
 from splitcomp_core.bundle import Bundle
 from splitcomp_core.cuts import TailCuts
 from splitcomp_core.errors import BackendUnavailable
@@ -39,6 +41,7 @@ from splitcomp_ros.rejects import THROTTLE_S, Rejects, clip_text
 
 BACKENDS = ("onnxruntime", "triton")
 MAX_ROBOTS = 256
+MAX_WORKERS = 64
 DYNAMIC_BATCH_COMMAND = "ros2 run splitcomp_tools split MODEL --at CUT --dynamic-batch --out BUNDLE"
 
 FLEET_PARAMS = (
@@ -60,9 +63,18 @@ FLEET_PARAMS = (
     Param(
         "batch_wait_ms",
         5,
-        "How long (ms) a queued frame waits for other robots' frames to join its batch.",
+        "Longest wait (ms) of a queued frame for other robots' frames to join its batch; it waits only while "
+        "another robot's frame is due by then (from its recent rate), never when the batch cannot grow.",
         read_only=True,
         int_range=(0, 1000),
+    ),
+    Param(
+        "inference_workers",
+        FLEET_INFERENCE_WORKERS,
+        "Threads that each take a batch and run the tail (ONNX Runtime runs them on one shared session; with "
+        "backend triton, batches in flight). A robot has at most one frame in inference, so its answers stay in order.",
+        read_only=True,
+        int_range=(1, MAX_WORKERS),
     ),
     Param("backend", "onnxruntime", "What runs the tail's network.", read_only=True, choices=BACKENDS),
     Param("triton_url", "127.0.0.1:8001", "Triton's gRPC address (host:port) for backend triton.", read_only=True),
@@ -117,7 +129,9 @@ class RobotPort:
 class FleetTail:
     """The per-robot serving of a fleet tail; `node` is the TailNode that owns its topics and clock."""
 
-    def __init__(self, node: Any, tails: TailCuts, robots: Sequence[str], max_batch: int, wait_s: float) -> None:
+    def __init__(
+        self, node: Any, tails: TailCuts, robots: Sequence[str], max_batch: int, wait_s: float, workers: int = 1
+    ) -> None:
         self.node = node
         self.tails = tails
         self.frames = InterFrameTail(tails)
@@ -131,9 +145,13 @@ class FleetTail:
         self._lock = threading.Lock()
         self.ports = {robot: self._port(robot) for robot in robots}
         self.batcher: FairBatcher[Queued] = FairBatcher(list(self.ports))
+        self.workers = workers
         self._stop = threading.Event()
-        self._worker = threading.Thread(target=self._work, name="tail_batches", daemon=True)
-        self._worker.start()
+        self._workers = [
+            threading.Thread(target=self._work, name=f"tail_batches_{n}", daemon=True) for n in range(workers)
+        ]
+        for worker in self._workers:
+            worker.start()
 
     def _port(self, robot: str) -> RobotPort:
         prefix = f"{robot.rstrip('/')}/" if robot else ""
@@ -185,7 +203,10 @@ class FleetTail:
         while not self._stop.is_set():
             batch = self.batcher.next_batch(self.max_batch, self.wait_s)
             if batch:
-                self._serve(batch)
+                try:
+                    self._serve(batch)
+                finally:
+                    self.batcher.done(batch)  # only now may the batch's robots' next frames go to a worker
 
     def _serve(self, batch: list[Pending[Queued]]) -> None:
         started = time.monotonic()
@@ -242,6 +263,7 @@ class FleetTail:
             fields = self.node.health.fields
             fields["batch_histogram"] = self.histogram.text()
             fields["max_batch"] = str(self.max_batch)
+            fields["inference_workers"] = str(self.workers)
             fields["robots"] = str(len(self.ports))
             fields["stale"] = str(self.stale)
             fields["backend_dropped"] = str(self.backend_failures)
@@ -258,7 +280,8 @@ class FleetTail:
     def close(self) -> None:
         self._stop.set()
         self.batcher.close()
-        self._worker.join(timeout=5.0)
+        for worker in self._workers:
+            worker.join(timeout=5.0)
 
 
 def _raiser(error: FeaturesRejected) -> Callable[[], None]:
