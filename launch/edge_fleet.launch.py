@@ -1,7 +1,7 @@
 """Edge side for a fleet: one tail node serving many robots, batching their frames (docs/fleet.md).
 
 ros2 launch splitcomp_tools edge_fleet.launch.py bundle:=/path/to/bundle robots:="[robot1, robot2]"
-    [namespace:=fleet] [max_batch:=8] [batch_wait_ms:=5] [backend:=onnxruntime|triton]
+    [namespace:=fleet] [max_batch:=8] [batch_wait_ms:=5] [inference_workers:=2] [backend:=onnxruntime|triton]
     [triton_url:=127.0.0.1:8001] [tail_config:=/path/to/tail.yaml] [dds_profile:=auto]
 
 robots: YAML list of namespaces, each relative to `namespace`; robot r listens on r/splitcomp/features and
@@ -32,6 +32,9 @@ def generate_launch_description():
             DeclareLaunchArgument(
                 "batch_wait_ms", default_value="5", description="How long (ms) a frame waits for others to batch"
             ),
+            DeclareLaunchArgument(
+                "inference_workers", default_value="2", description="Threads that each run a batch of frames"
+            ),
             DeclareLaunchArgument("backend", default_value="onnxruntime", description="onnxruntime or triton"),
             DeclareLaunchArgument(
                 "triton_url", default_value="127.0.0.1:8001", description="Triton's gRPC address (backend triton)"
@@ -58,6 +61,7 @@ def generate_launch_description():
                                 "robots": LaunchConfiguration("robots"),
                                 "max_batch": LaunchConfiguration("max_batch"),
                                 "batch_wait_ms": LaunchConfiguration("batch_wait_ms"),
+                                "inference_workers": LaunchConfiguration("inference_workers"),
                                 "backend": LaunchConfiguration("backend"),
                                 "triton_url": LaunchConfiguration("triton_url"),
                             },

@@ -13,13 +13,18 @@ def test_bench_fleet_measures_each_configuration_per_robot(tiny_batch_bundle, tm
     out = tmp_path / "fleet.json"
     argv = ["fleet", "--bundle", str(tiny_batch_bundle.path), "--robots", "2", "--rate", "10", "--duration", "2"]
     argv += ["--configs", "separate,batched", "--frames", "4", "--out", str(tmp_path / "run"), "--json", str(out)]
-    assert bench.main(argv) == 0
+    assert bench.main([*argv, "--batched-threads", "0", "--batched-workers", "3"]) == 0
     printed = capsys.readouterr().out
-    assert printed.startswith("tail alone, ONNX Runtime, ms per frame: batch 1:")
+    assert printed.startswith("tail alone, ONNX Runtime, ms per frame, intra_op_threads 1: batch 1:")
+    assert "\ntail alone, ONNX Runtime, ms per frame, intra_op_threads 0 (its default): batch 1:" in printed
     assert "saturation (separate): 2 robot(s)" in printed and "saturation (batched): 2 robot(s)" in printed
     result = json.loads(out.read_text())
     assert sorted(result["batch_scaling_ms_per_frame"]) == ["1", "16", "2", "4", "8"] and result["tail_batches"]
+    assert sorted(result["batch_scaling_by_threads"]) == ["0", "1"]
     runs = {r["config"]: r for r in result["runs"]}
+    # what each ran with: each separate tail at --intra-op-threads, the batched one as its /diagnostics says
+    assert (runs["separate"]["threads"], runs["separate"]["workers"]) == (1, 1)
+    assert (runs["batched"]["threads"], runs["batched"]["workers"]) == (0, 3)
     for config, run in runs.items():
         assert set(run["per_robot"]) == {"robot_0", "robot_1"}, config
         assert run["published"] == 40 and run["answered"] == 40, run
@@ -46,6 +51,7 @@ def test_bench_fleet_beside_hostile_robots_answers_the_others_and_counts_each_un
     assert result["hostile"] == ["garbage", "other-bundle", "flood"] and result["flood_rate_hz"] == 100
     runs = {(r["config"], r["hostile"]): r for r in result["runs"]}
     assert len(runs) == len(result["runs"]) == 8
+    assert (runs[("batched", None)]["threads"], runs[("batched", None)]["workers"]) == (1, 2)  # its own defaults
     for (config, hostile), run in runs.items():
         assert set(run["per_robot"]) == {"robot_0", "robot_1"}, (config, hostile)  # the well-behaved robots only
         assert run["published"] == 40 and run["answered"] == 40, (config, hostile, run)
@@ -73,6 +79,8 @@ def test_bench_fleet_beside_hostile_robots_answers_the_others_and_counts_each_un
         (["--hostile", "flood,ddos"], "--hostile 'flood,ddos': name some of flood, garbage, other-bundle, each once"),
         (["--hostile", "garbage,garbage"], "--hostile 'garbage,garbage'"),
         (["--hostile", ","], "--hostile ','"),
+        (["--batched-workers", "0"], "--batched-workers"),
+        (["--batched-threads", "-1"], "--batched-threads"),
     ],
 )
 def test_bench_fleet_refuses_bad_options_with_one_error_line(options, said, tmp_path, capsys):

@@ -196,6 +196,7 @@ def test_edge_fleet_starts_one_tail_for_the_robots_with_the_batching_arguments()
         "robots": "[r1, r2]",
         "max_batch": "8",
         "batch_wait_ms": "5",
+        "inference_workers": "2",
         "backend": "triton",
         "triton_url": "127.0.0.1:8001",
     }

@@ -52,6 +52,7 @@ class Fleet:
         self.tail = tail or NodeProcess("splitcomp_tail_node", "tail_node", common, tmp_path, namespace="/fleet")
         self.probe = Probe("fleet_probe")
         self.answers: dict[str, dict[int, Classification]] = {r: {} for r in robots}
+        self.order: dict[str, list[int]] = {r: [] for r in robots}  # sequences in the order their answers came
         self.statuses: dict[str, dict] = {}
         self.levels: dict[str, bytes] = {}
         self.messages: dict[str, str] = {}
@@ -61,7 +62,7 @@ class Fleet:
             node.create_subscription(
                 Classification,
                 f"/fleet/{robot}/splitcomp/classification",
-                lambda m, r=robot: self.answers[r].setdefault(m.sequence, m),
+                lambda m, r=robot: self._on_answer(r, m),
                 50,
             )
             self.publishers[robot] = node.create_publisher(
@@ -70,6 +71,10 @@ class Fleet:
         node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
         for publisher in self.publishers.values():
             assert self.probe.wait_for_subscriber(publisher), self.tail.log()
+
+    def _on_answer(self, robot: str, msg: Classification) -> None:
+        self.order[robot].append(msg.sequence)
+        self.answers[robot].setdefault(msg.sequence, msg)
 
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
         for status in msg.status:
@@ -144,6 +149,31 @@ def test_a_fleet_tail_answers_each_robot_as_one_frame_alone_and_a_hostile_robot_
             assert values["topic"] == f"/fleet/{robot}/splitcomp/features"
             assert 0 < float(values["batch_share"]) < 1
         assert "rejected features" in fleet.tail.log() and "'hostile'" in fleet.tail.log()
+    finally:
+        fleet.close()
+
+
+def test_with_several_workers_each_robots_answers_stay_in_order_and_equal_one_frame_alone(tiny_batch_bundle, tmp_path):
+    robots = ["r1", "r2", "r3"]
+    fleet = Fleet(tiny_batch_bundle, tmp_path, robots, max_batch=2, inference_workers=3, intra_op_threads=1)
+    model_id = tiny_batch_bundle.manifest.model_id
+    alone = TailPipeline(tiny_batch_bundle, ["cpu"], top_k=5)
+    frames = {r: encoded(tiny_batch_bundle, 10) for r in robots}
+    try:
+        for n in range(10):
+            for robot in robots:
+                fleet.publishers[robot].publish(message(frames[robot][n], model_id, n + 1))
+            fleet.probe.spin_for(0.005)
+        assert fleet.probe.spin_until(lambda: all(10 in fleet.answers[r] for r in robots), 20.0), fleet.tail.log()
+        for robot in robots:
+            order = fleet.order[robot]
+            assert order == sorted(set(order)), (robot, order)  # never an answer before an earlier frame's
+            for sequence, answer in fleet.answers[robot].items():
+                same_answer(answer, alone(model_id, frames[robot][sequence - 1]))
+        assert fleet.probe.spin_until(lambda: "inference_workers" in fleet.statuses.get("", {}), 10.0), fleet.statuses
+        own = fleet.statuses[""]
+        assert own["inference_workers"] == "3" and own["intra_op_threads"] == "1", own
+        assert "inference_workers 3, intra_op_threads 1" in fleet.tail.log()
     finally:
         fleet.close()
 

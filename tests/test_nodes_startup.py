@@ -53,6 +53,18 @@ def test_out_of_range_parameter(demo_bundle):
     assert result.returncode == 2 and "top_k" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize(
+    "param, value",
+    [("inference_workers", 0), ("inference_workers", 65), ("intra_op_threads", -1), ("intra_op_threads", 257)],
+)
+def test_a_fleet_tails_worker_or_thread_count_out_of_bounds_is_refused_in_one_line(demo_bundle, param, value):
+    result = run("splitcomp_tail_node", "tail_node", {"bundle": str(demo_bundle), "robots": ["r1", "r2"], param: value})
+    assert result.returncode == 2, result.stderr
+    fatal = [line for line in result.stderr.splitlines() if line.startswith("[FATAL]")]
+    assert len(fatal) == 1 and f"'{param}'" in fatal[0] and "Traceback" not in result.stderr
+    assert "tail ready" not in result.stderr
+
+
 def test_cpu_fallback_can_be_refused(demo_bundle):
     result = run(
         "splitcomp_head_node",

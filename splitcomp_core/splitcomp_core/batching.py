@@ -3,8 +3,15 @@
 A tail that serves a fleet decodes every frame as it arrives (inter-frame references stay whole) and
 hands the decoded frame to this queue. Each robot holds at most `depth` frames: a newer frame pushes
 out that robot's oldest, whose inference is skipped (a stale answer is worth less than a fresh one)
-and counted. A worker thread takes batches of up to `max_batch` frames, waiting at most `wait_s`
-after the first pending frame for more to arrive.
+and counted. Worker threads (one or several) take batches of up to `max_batch` frames.
+
+Waiting: a batch that is not full waits, at most `wait_s` after its oldest frame, only while another
+robot's frame is due by then (from that robot's recent arrival rate: ArrivalRates). With nothing due,
+a batch that cannot grow goes at once, so a lone robot never waits for a batch.
+
+Order: a robot whose frame is in inference (taken, not yet `done`) is held back from every other
+batch, so with several workers a robot still has at most one batch in inference and its answers go
+out in order. Its newer frame waits in its queue (replacing an older one, as always).
 
 Fairness: a batch is filled one frame per robot per pass, robots in a fixed ring, and each batch
 starts one robot further round the ring than the one before. A robot that floods the tail only ever
@@ -24,6 +31,11 @@ from typing import Generic, TypeVar
 
 Item = TypeVar("Item")
 
+# A fleet tail's defaults, what measured best on a CPU edge (docs/fleet.md, `bench fleet`): inference workers share
+# the cores, one ONNX Runtime thread each; ONNX Runtime's own pool (0 threads = its default) spins and competes.
+FLEET_INFERENCE_WORKERS = 2
+FLEET_INTRA_OP_THREADS = 1
+
 
 @dataclasses.dataclass(frozen=True)
 class Pending(Generic[Item]):
@@ -35,8 +47,45 @@ class Pending(Generic[Item]):
     queued_at: float
 
 
+class ArrivalRates:
+    """Each robot's recent interval between frames (smoothed) and its last arrival: whose next frame is due when.
+
+    A robot is due by a time when its next frame is expected by then, and it has not gone quiet: a robot
+    more than SILENT_INTERVALS intervals past its last frame, or with one frame seen so far, is not due.
+    """
+
+    SMOOTHING = 0.25
+    SILENT_INTERVALS = 2.0
+
+    def __init__(self) -> None:
+        self._last: dict[str, float] = {}
+        self._interval: dict[str, float] = {}
+
+    def arrived(self, robot: str, at: float) -> None:
+        last = self._last.get(robot)
+        if last is not None:
+            gap = max(at - last, 0.0)
+            old = self._interval.get(robot)
+            self._interval[robot] = gap if old is None else old + self.SMOOTHING * (gap - old)
+        self._last[robot] = at
+
+    def interval(self, robot: str) -> float | None:
+        return self._interval.get(robot)
+
+    def due(self, robot: str, now: float, by: float) -> bool:
+        """Whether `robot`'s next frame is expected by `by`, seen from `now`."""
+        interval, last = self._interval.get(robot), self._last.get(robot)
+        if interval is None or last is None:
+            return False
+        return last + interval <= by and now - last <= self.SILENT_INTERVALS * interval
+
+
 class FairBatcher(Generic[Item]):
-    """Thread-safe per-robot queues of depth `depth` and round-robin batches; `put` never blocks."""
+    """Thread-safe per-robot queues of depth `depth` and round-robin batches; `put` never blocks.
+
+    Every batch taken (`take`, `next_batch`) holds its robots until `done(batch)`: call it once the
+    batch's answers are out, from the worker that ran it.
+    """
 
     def __init__(self, robots: Sequence[str], depth: int = 1, clock=time.monotonic) -> None:
         if not robots or len(set(robots)) != len(robots):
@@ -47,6 +96,8 @@ class FairBatcher(Generic[Item]):
         self._depth = depth
         self._clock = clock
         self._queues: dict[str, collections.deque[Pending[Item]]] = {r: collections.deque() for r in self.robots}
+        self._busy: set[str] = set()
+        self._rates = ArrivalRates()
         self._start = 0
         self._closed = False
         self._ready = threading.Condition()
@@ -55,44 +106,78 @@ class FairBatcher(Generic[Item]):
         """Queue `item` for `robot`; returns the stale frame it pushed out (its inference is skipped), if any."""
         with self._ready:
             queue = self._queues[robot]
+            now = self._clock()
+            self._rates.arrived(robot, now)
             stale = queue.popleft() if len(queue) >= self._depth else None
-            queue.append(Pending(robot, group, item, self._clock()))
-            self._ready.notify()
+            queue.append(Pending(robot, group, item, now))
+            self._ready.notify_all()
             return stale
 
     def pending(self) -> int:
         with self._ready:
             return sum(len(q) for q in self._queues.values())
 
+    def in_inference(self) -> set[str]:
+        """The robots whose frames are in a batch taken and not yet `done`."""
+        with self._ready:
+            return set(self._busy)
+
     def close(self) -> None:
-        """Wake the worker for good: `next_batch` returns an empty batch from now on."""
+        """Wake the workers for good: `next_batch` returns an empty batch from now on."""
         with self._ready:
             self._closed = True
             self._ready.notify_all()
 
     def take(self, max_batch: int) -> list[Pending[Item]]:
-        """At most `max_batch` pending frames of one group, assembled round-robin (empty when none is pending)."""
+        """At most `max_batch` pending frames of one group, assembled round-robin from robots not in inference
+        (empty when none is pending); their robots are held until `done`."""
         with self._ready:
             return self._take(max_batch)
 
-    def next_batch(self, max_batch: int, wait_s: float, idle_s: float = 0.5) -> list[Pending[Item]]:
-        """Block until a frame is pending (at most `idle_s`), then up to `wait_s` more for `max_batch` of them."""
+    def done(self, batch: Sequence[Pending[Item]]) -> None:
+        """The batch's answers are out: its robots' next frames may go to any worker."""
         with self._ready:
-            if not self._ready.wait_for(lambda: self._closed or self._count() > 0, timeout=idle_s) or self._closed:
+            self._busy.difference_update(p.robot for p in batch)
+            self._ready.notify_all()
+
+    def wait_left(self, max_batch: int, wait_s: float) -> float:
+        """How much longer (s) the next batch should wait for frames; 0: take it now.
+
+        0 when no frame is ready, when `max_batch` are ready, when the oldest ready frame has waited
+        `wait_s`, or when no other robot (none queued, none in inference) is due before then.
+        """
+        with self._ready:
+            return self._wait_left(max_batch, wait_s, self._clock())
+
+    def next_batch(self, max_batch: int, wait_s: float, idle_s: float = 0.5) -> list[Pending[Item]]:
+        """Block until a frame is ready (at most `idle_s`), wait as `wait_left` says, then take a batch (held until
+        `done`); empty when none was ready, another worker took them, or the batcher is closed."""
+        with self._ready:
+            if not self._ready.wait_for(lambda: self._closed or self._ready_count() > 0, timeout=idle_s):
                 return []
-            deadline = self._clock() + wait_s
-            while not self._closed and self._count() < max_batch:
-                left = deadline - self._clock()
+            while not self._closed:
+                left = self._wait_left(max_batch, wait_s, self._clock())
                 if left <= 0:
                     break
                 self._ready.wait(left)
             return [] if self._closed else self._take(max_batch)
 
-    def _count(self) -> int:
-        return sum(len(q) for q in self._queues.values())
+    def _ready_count(self) -> int:
+        return sum(len(q) for r, q in self._queues.items() if r not in self._busy)
+
+    def _wait_left(self, max_batch: int, wait_s: float, now: float) -> float:
+        ready = [p for r, q in self._queues.items() if r not in self._busy for p in q]
+        if not ready or len(ready) >= max_batch:
+            return 0.0
+        deadline = min(p.queued_at for p in ready) + wait_s
+        if deadline <= now:
+            return 0.0
+        idle = (r for r, q in self._queues.items() if not q and r not in self._busy)
+        return deadline - now if any(self._rates.due(r, now, deadline) for r in idle) else 0.0
 
     def _take(self, max_batch: int) -> list[Pending[Item]]:
-        order = self.robots[self._start :] + self.robots[: self._start]
+        ring = self.robots[self._start :] + self.robots[: self._start]
+        order = [r for r in ring if r not in self._busy]
         first = next((r for r in order if self._queues[r]), None)
         if first is None:
             return []
@@ -111,6 +196,7 @@ class FairBatcher(Generic[Item]):
                 took = True
             if not took:
                 break
+        self._busy.update(p.robot for p in batch)
         return batch
 
 

@@ -33,10 +33,16 @@ def test_batches_go_round_robin_and_start_one_robot_further_each_time():
     for n in range(4):
         for robot in "abc":
             batcher.put(robot, "", f"{robot}{n}")
-    assert robots_of(batcher.take(4)) == ["a", "b", "c", "a"]
+    batch = batcher.take(4)
+    assert robots_of(batch) == ["a", "b", "c", "a"]
+    batcher.done(batch)
     # The next batch starts at b: no robot always goes first, and each pass takes one frame per robot.
-    assert robots_of(batcher.take(4)) == ["b", "c", "a", "b"]
-    assert robots_of(batcher.take(4)) == ["c", "a", "b", "c"]
+    batch = batcher.take(4)
+    assert robots_of(batch) == ["b", "c", "a", "b"]
+    batcher.done(batch)
+    batch = batcher.take(4)
+    assert robots_of(batch) == ["c", "a", "b", "c"]
+    batcher.done(batch)
     assert batcher.take(4) == []
 
 
@@ -50,18 +56,183 @@ def test_a_batch_holds_one_cut_and_the_other_waits():
     assert [p.item for p in batcher.take(8)] == [2]
 
 
-def test_next_batch_waits_for_more_frames_up_to_the_wait():
-    batcher = FairBatcher(["a", "b"])
-    batcher.put("a", "", 1)
-    threading.Timer(0.05, lambda: batcher.put("b", "", 2)).start()
-    batch = batcher.next_batch(max_batch=2, wait_s=2.0)
-    assert sorted(p.item for p in batch) == [1, 2]
-    batcher.put("a", "", 3)
-    t0 = time.monotonic()
-    assert [p.item for p in batcher.next_batch(max_batch=2, wait_s=0.05)] == [3]
-    assert time.monotonic() - t0 < 1.0
+class Clock:
+    """A clock the test moves: the batcher's decisions, not the wall time, are what the tests assert."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def at_rate(batcher, clock, offsets, rate_hz=10.0, frames=3):
+    """Each robot sends `frames` frames at `rate_hz`, robot r `offsets[r]` seconds into each period."""
+    start = clock.now
+    for n in range(frames):
+        for robot, offset in sorted(offsets.items(), key=lambda kv: kv[1]):
+            clock.now = start + n / rate_hz + offset
+            batch = batcher.take(8)
+            batcher.done(batch)
+            batcher.put(robot, "", f"{robot}{n}")
+
+
+def a_frame_before_b(clock):
+    """Robots a and b at 10 Hz, b 2 ms after a; a's next frame is queued, b's is due 2 ms later."""
+    batcher = FairBatcher(["a", "b"], clock=clock)
+    at_rate(batcher, clock, {"a": 0.0, "b": 0.002})
+    batcher.done(batcher.take(8))
+    clock.now += 0.098
+    batcher.put("a", "", "a3")
+    return batcher
+
+
+def test_a_lone_robot_never_waits_for_a_batch():
+    clock = Clock()
+    batcher = FairBatcher(["a"], clock=clock)
+    for n in range(5):
+        clock.now += 0.1
+        batcher.put("a", "", n)
+        assert batcher.wait_left(max_batch=8, wait_s=0.005) == 0.0
+        assert batcher.wait_left(max_batch=8, wait_s=10.0) == 0.0  # however long it may wait: nothing else comes
+        batcher.done(batcher.take(8))
+
+
+def test_a_batch_waits_only_while_another_robots_frame_is_due():
+    clock = Clock()
+    batcher = FairBatcher(["a", "b", "c"], clock=clock)
+    at_rate(batcher, clock, {"a": 0.0, "b": 0.002, "c": 0.050})
+    batcher.done(batcher.take(8))
+    clock.now += 0.1 - 0.050  # a's next frame, 0.1 s after its last
+    batcher.put("a", "", "a3")
+    # b is due 2 ms from now, inside the 5 ms wait; c is 50 ms away and does not count.
+    assert batcher.wait_left(max_batch=8, wait_s=0.005) == pytest.approx(0.005)
+    clock.now += 0.001
+    assert batcher.wait_left(max_batch=8, wait_s=0.005) == pytest.approx(0.004)
+    clock.now += 0.001
+    batcher.put("b", "", "b3")
+    assert batcher.wait_left(max_batch=8, wait_s=0.005) == 0.0  # nobody else is due by the deadline: go now
+    assert batcher.wait_left(max_batch=2, wait_s=1.0) == 0.0  # full
+    assert robots_of(batcher.take(8)) == ["a", "b"]
+
+
+def test_a_quiet_robot_is_not_waited_for():
+    clock = Clock()
+    batcher = a_frame_before_b(clock)
+    assert batcher.wait_left(max_batch=8, wait_s=0.005) > 0  # b due in 2 ms
+    clock.now += 0.5  # b has said nothing for 5 of its intervals: it has gone quiet
+    batcher.put("a", "", "a4")
+    assert batcher.wait_left(max_batch=8, wait_s=0.005) == 0.0
+
+
+def test_a_robot_in_inference_is_not_waited_for():
+    clock = Clock()
+    batcher = a_frame_before_b(clock)
+    held = batcher.take(8)
+    assert robots_of(held) == ["a"]
+    clock.now += 0.002
+    batcher.put("b", "", "b3")
+    # a's next frame is due 98 ms from now, inside a 200 ms wait, but it could not join: a is in inference.
+    assert batcher.wait_left(max_batch=8, wait_s=0.2) == 0.0
+    batcher.done(held)
+    assert batcher.wait_left(max_batch=8, wait_s=0.2) == pytest.approx(0.2)
+
+
+def test_next_batch_waits_for_a_due_frame_and_not_for_nothing():
+    clock = Clock()
+    batcher = a_frame_before_b(clock)
+
+    def b_arrives():
+        clock.now += 0.002
+        batcher.put("b", "", "b3")
+
+    threading.Timer(0.05, b_arrives).start()
+    batch = batcher.next_batch(max_batch=8, wait_s=60.0)  # returns only once b's frame is in: it was due
+    assert sorted(p.item for p in batch) == ["a3", "b3"]
+    batcher.done(batch)
+    clock.now += 0.098
+    batcher.put("a", "", "a4")
+    b = threading.Timer(30.0, b_arrives)  # would end a wait that should not happen; the clock says b is not due
+    clock.now += 0.5
+    batcher.put("a", "", "a5")
+    b.start()
+    try:
+        assert [p.item for p in batcher.next_batch(max_batch=8, wait_s=60.0)] == ["a5"]
+    finally:
+        b.cancel()
     batcher.close()
     assert batcher.next_batch(max_batch=2, wait_s=0.05, idle_s=5.0) == []
+
+
+def test_a_robot_in_inference_is_held_back_from_every_other_batch():
+    batcher = FairBatcher(["a", "b", "c"])
+    for robot in "abc":
+        batcher.put(robot, "", f"{robot}1")
+    first = batcher.take(2)
+    assert robots_of(first) == ["a", "b"] and batcher.in_inference() == {"a", "b"}
+    batcher.put("a", "", "a2")
+    batcher.put("a", "", "a3")  # a floods while its frame is in inference: it only replaces its own
+    second = batcher.take(8)
+    assert robots_of(second) == ["c"]  # a2/a3 must not overtake a1 on another worker
+    assert batcher.take(8) == []
+    batcher.done(first)
+    assert [p.item for p in batcher.take(8)] == ["a3"]
+
+
+def test_several_workers_keep_each_robots_answers_in_order_and_share_fairly():
+    robots = [f"r{n}" for n in range(6)] + ["flood"]
+    batcher = FairBatcher(robots)
+    lock = threading.Lock()
+    in_flight: set[str] = set()
+    overlaps: list[str] = []
+    twice: list[str] = []
+    sizes: list[int] = []
+    answered: dict[str, list[int]] = {r: [] for r in robots}
+
+    def worker():
+        while True:
+            batch = batcher.next_batch(max_batch=3, wait_s=0.001, idle_s=0.2)
+            if not batch:
+                if batcher.pending() == 0 and senders_done.is_set():
+                    return
+                continue
+            with lock:
+                sizes.append(len(batch))
+                twice.extend(r for r in {p.robot for p in batch} if robots_of(batch).count(r) > 1)
+                overlaps.extend(p.robot for p in batch if p.robot in in_flight)
+                in_flight.update(p.robot for p in batch)
+            time.sleep(0.001)  # "inference": lets another worker run meanwhile
+            with lock:
+                for p in batch:
+                    answered[p.robot].append(p.item)
+                    in_flight.discard(p.robot)
+            batcher.done(batch)
+
+    def sender(robot):
+        for n in range(60):
+            batcher.put(robot, "", n)
+            time.sleep(0.0005)
+
+    def flood():
+        for n in range(600):
+            batcher.put("flood", "", n)
+
+    senders_done = threading.Event()
+    workers = [threading.Thread(target=worker) for _ in range(4)]
+    senders = [threading.Thread(target=sender, args=(r,)) for r in robots[:-1]] + [threading.Thread(target=flood)]
+    for t in workers + senders:
+        t.start()
+    for t in senders:
+        t.join()
+    senders_done.set()
+    for t in workers:
+        t.join(timeout=30)
+    assert overlaps == []  # never two frames of one robot in inference at once
+    assert twice == [] and max(sizes) <= 3  # the flood never took more than its one place in a batch
+    for robot, seqs in answered.items():
+        assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs), robot
+        assert seqs and seqs[-1] == (599 if robot == "flood" else 59), robot  # the last frame is always answered
+    assert batcher.in_inference() == set()
 
 
 def test_robots_must_be_distinct():
@@ -130,3 +301,30 @@ def test_a_frame_with_non_finite_scores_rejects_only_itself(tiny_batch_bundle):
     results = tail.answer_batch(decoded)
     assert isinstance(results[1], FeaturesRejected) and results[1].reason == "non_finite"
     assert not isinstance(results[0], FeaturesRejected) and not isinstance(results[2], FeaturesRejected)
+
+
+def test_answers_are_the_same_with_one_or_several_threads_and_workers(tiny_batch_bundle):
+    """One session run from several workers at once, and with ONNX Runtime's own thread pool, answers as one
+    worker on one thread does: the same top-k, scores within 1e-4."""
+    model_id = tiny_batch_bundle.manifest.model_id
+    one = TailPipeline(tiny_batch_bundle, ["cpu"], top_k=5, intra_op_threads=1)
+    decoded = [one.decode(model_id, t) for t in encoded_frames(tiny_batch_bundle, 12)]
+    expected = [one.answer(d) for d in decoded]
+    for threads in (1, 2, None):
+        shared = TailPipeline(tiny_batch_bundle, ["cpu"], top_k=5, intra_op_threads=threads)
+        got: dict[int, list] = {}
+
+        def worker(n, shared=shared, got=got):
+            for _ in range(5):
+                got[n] = shared.answer_batch(decoded[3 * n : 3 * n + 3])
+
+        workers = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+        for t in workers:
+            t.start()
+        for t in workers:
+            t.join()
+        answers = [a for n in range(4) for a in got[n]]
+        for alone, many in zip(expected, answers, strict=True):
+            assert not isinstance(many, FeaturesRejected)
+            assert [c for c, _, _ in many.results] == [c for c, _, _ in alone.results], threads
+            np.testing.assert_allclose([s for *_, s in many.results], [s for *_, s in alone.results], atol=1e-4)

@@ -182,9 +182,10 @@ RUNTIME_PARAMS = (
 )
 
 
-def declare_runtime(node: Node) -> RuntimeParams:
-    """Declare RUNTIME_PARAMS (bundle, providers, allow_cpu_fallback, intra_op_threads), then load the bundle."""
-    values = declare_params(node, RUNTIME_PARAMS)
+def declare_runtime(node: Node, defaults: Mapping[str, Any] | None = None) -> RuntimeParams:
+    """Declare RUNTIME_PARAMS (bundle, providers, allow_cpu_fallback, intra_op_threads), then load the bundle;
+    `defaults` replaces their defaults by name (a fleet tail's own thread count)."""
+    values = declare_params(node, RUNTIME_PARAMS, defaults)
     return RuntimeParams(
         load_bundle_for(node, values["bundle"]),
         list(values["providers"]),

@@ -1,12 +1,14 @@
-"""One tail for a fleet: per-robot topics, every frame decoded on arrival, fair batches on a worker thread.
+"""One tail for a fleet: per-robot topics, every frame decoded on arrival, fair batches on worker threads.
 
 Each robot (a namespace relative to the tail's own) has its subscription, its publishers, its own
 NodeHealth (frames, lost, rejects by reason, latency), its sequence gaps and its own inter-frame references
 (at most MAX_SENDERS_PER_ROBOT senders of `reference_frames` frames each, so a robot that floods or lies about
 its frame_id cannot push out another robot's). The executor thread only checks and decodes a frame,
-acknowledges it on the robot's own splitcomp/ack, and queues it in a FairBatcher; a
-worker thread takes batches of up to `max_batch` frames of one cut, runs the tail once per batch
-(ONNX Runtime, or a Triton server that merges batches itself) and publishes each answer to its robot.
+acknowledges it on the robot's own splitcomp/ack, and queues it in a FairBatcher;
+`inference_workers` threads each take batches of up to `max_batch` frames of one cut, run the tail once
+per batch (ONNX Runtime, or a Triton server that merges batches itself: each worker keeps a batch of
+requests in flight) and publish each answer to its robot. The batcher holds a robot back while its
+frame is in inference, so its answers go out in order whatever the number of workers.
 A frame pushed out of its robot's queue by a newer one is not inferred: it is counted as `stale`.
 
 A backend failure (Triton down, slow, model not ready, a shape refused) drops the batch's frames,
@@ -24,7 +26,7 @@ from typing import Any
 
 from rclpy.time import Time
 
-from splitcomp_core.batching import BatchHistogram, FairBatcher, Pending
+from splitcomp_core.batching import FLEET_INFERENCE_WORKERS, BatchHistogram, FairBatcher, Pending
 from splitcomp_core.bundle import Bundle
 from splitcomp_core.cuts import TailCuts
 from splitcomp_core.errors import BackendUnavailable
@@ -43,6 +45,7 @@ from splitcomp_ros.rejects import THROTTLE_S, Rejects, clip_text
 BACKENDS = ("onnxruntime", "triton")
 MAX_ROBOTS = 256
 MAX_SENDERS_PER_ROBOT = 4  # cameras (frame_ids) and streams one robot may interleave, each with its references
+MAX_WORKERS = 64
 DYNAMIC_BATCH_COMMAND = "ros2 run splitcomp_tools split MODEL --at CUT --dynamic-batch --out BUNDLE"
 
 FLEET_PARAMS = (
@@ -64,9 +67,18 @@ FLEET_PARAMS = (
     Param(
         "batch_wait_ms",
         5,
-        "How long (ms) a queued frame waits for other robots' frames to join its batch.",
+        "Longest wait (ms) of a queued frame for other robots' frames to join its batch; it waits only while "
+        "another robot's frame is due by then (from its recent rate), never when the batch cannot grow.",
         read_only=True,
         int_range=(0, 1000),
+    ),
+    Param(
+        "inference_workers",
+        FLEET_INFERENCE_WORKERS,
+        "Threads that each take a batch and run the tail (ONNX Runtime runs them on one shared session; with "
+        "backend triton, batches in flight). A robot has at most one frame in inference, so its answers stay in order.",
+        read_only=True,
+        int_range=(1, MAX_WORKERS),
     ),
     Param("backend", "onnxruntime", "What runs the tail's network.", read_only=True, choices=BACKENDS),
     Param("triton_url", "127.0.0.1:8001", "Triton's gRPC address (host:port) for backend triton.", read_only=True),
@@ -130,6 +142,7 @@ class FleetTail:
         robots: Sequence[str],
         max_batch: int,
         wait_s: float,
+        workers: int = 1,
         reference_frames: int = DEFAULT_REFERENCE_FRAMES,
     ) -> None:
         self.node = node
@@ -145,9 +158,13 @@ class FleetTail:
         self._lock = threading.Lock()
         self.ports = {robot: self._port(robot) for robot in robots}
         self.batcher: FairBatcher[Queued] = FairBatcher(list(self.ports))
+        self.workers = workers
         self._stop = threading.Event()
-        self._worker = threading.Thread(target=self._work, name="tail_batches", daemon=True)
-        self._worker.start()
+        self._workers = [
+            threading.Thread(target=self._work, name=f"tail_batches_{n}", daemon=True) for n in range(workers)
+        ]
+        for worker in self._workers:
+            worker.start()
 
     def _port(self, robot: str) -> RobotPort:
         prefix = f"{robot.rstrip('/')}/" if robot else ""
@@ -203,7 +220,10 @@ class FleetTail:
         while not self._stop.is_set():
             batch = self.batcher.next_batch(self.max_batch, self.wait_s)
             if batch:
-                self._serve(batch)
+                try:
+                    self._serve(batch)
+                finally:
+                    self.batcher.done(batch)  # only now may the batch's robots' next frames go to a worker
 
     def _serve(self, batch: list[Pending[Queued]]) -> None:
         started = time.monotonic()
@@ -260,6 +280,7 @@ class FleetTail:
             fields = self.node.health.fields
             fields["batch_histogram"] = self.histogram.text()
             fields["max_batch"] = str(self.max_batch)
+            fields["inference_workers"] = str(self.workers)
             fields["robots"] = str(len(self.ports))
             fields["stale"] = str(self.stale)
             fields["backend_dropped"] = str(self.backend_failures)
@@ -276,7 +297,8 @@ class FleetTail:
     def close(self) -> None:
         self._stop.set()
         self.batcher.close()
-        self._worker.join(timeout=5.0)
+        for worker in self._workers:
+            worker.join(timeout=5.0)
 
 
 def _raiser(error: FeaturesRejected) -> Callable[[], None]:

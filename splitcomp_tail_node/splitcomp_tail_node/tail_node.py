@@ -23,6 +23,7 @@ Triton server: see splitcomp_tail_node.fleet (per-robot topics and diagnostics, 
 from __future__ import annotations
 
 import collections
+import dataclasses
 import time
 from typing import TYPE_CHECKING
 
@@ -30,6 +31,7 @@ from rcl_interfaces.msg import SetParametersResult
 from rclpy.exceptions import InvalidTopicNameException
 from rclpy.time import Time
 
+from splitcomp_core.batching import FLEET_INTRA_OP_THREADS
 from splitcomp_core.codec import DEFAULT_MAX_ELEMENTS
 from splitcomp_core.cuts import TailCuts
 from splitcomp_core.errors import SplitcompError
@@ -107,20 +109,31 @@ TAIL_PARAMS = (
 )
 
 
+# A fleet tail (robots, or backend triton) defaults to its own thread count: its inference workers use the cores.
+TAIL_RUNTIME_PARAMS = tuple(
+    dataclasses.replace(
+        p, default_text=f"{p.default}; a fleet tail (robots, or backend triton): {FLEET_INTRA_OP_THREADS}"
+    )
+    if p.name == "intra_op_threads"
+    else p
+    for p in RUNTIME_PARAMS
+)
+
 HELP = NodeHelp(
     "splitcomp_tail_node",
     "tail_node",
     "Quantized cut tensors (splitcomp/features) in, checked against the bundle; the bundle's tail, top-k\n"
     "classes out on splitcomp/classification; health (rejects by reason, lost messages) on /diagnostics.",
-    (*RUNTIME_PARAMS, *TAIL_PARAMS, *FLEET_PARAMS),
+    (*TAIL_RUNTIME_PARAMS, *TAIL_PARAMS, *FLEET_PARAMS),
 )
 
 
 class TailNode(SplitcompNode):
     def __init__(self) -> None:
         super().__init__("tail_node", HELP.params)
-        runtime = declare_runtime(self)
         params = declare_params(self, (*TAIL_PARAMS, *FLEET_PARAMS))
+        fleet = bool(params["robots"]) or params["backend"] == "triton"
+        runtime = declare_runtime(self, {"intra_op_threads": FLEET_INTRA_OP_THREADS} if fleet else None)
         vision = params["publish_vision_msgs"]
         if vision and VisionClassification is None:
             raise StartupError("tail_node: publish_vision_msgs is true but vision_msgs is not installed")
@@ -141,13 +154,9 @@ class TailNode(SplitcompNode):
         self.fleet: FleetTail | None = None
         robots = self._robots(params["robots"])
         if robots or params["backend"] == "triton":
+            wait_s, workers = params["batch_wait_ms"] / 1e3, params["inference_workers"]
             self.fleet = FleetTail(
-                self,
-                self.tails,
-                robots or [""],
-                params["max_batch"],
-                params["batch_wait_ms"] / 1e3,
-                params["reference_frames"],
+                self, self.tails, robots or [""], params["max_batch"], wait_s, workers, params["reference_frames"]
             )
             self._say_how_it_batches(params["max_batch"])
         else:
@@ -160,6 +169,7 @@ class TailNode(SplitcompNode):
             f"tail ready: model {runtime.bundle.manifest.model_id[:19]}, provider {provider}"
             + (f", cuts {list(self.tails.pipelines)}" if runtime.bundle.cuts else "")
             + (f", robots {robots}" if robots else "")
+            + (f", {self._parallelism(runtime, params)}" if self.fleet is not None else "")
         )
 
     def _load_tails(self, runtime: RuntimeParams, params: dict) -> TailCuts:
@@ -183,6 +193,16 @@ class TailNode(SplitcompNode):
             )
         except SplitcompError as exc:
             raise StartupError(f"tail_node: {exc}") from exc
+
+    def _parallelism(self, runtime: RuntimeParams, params: dict) -> str:
+        """How the fleet tail runs inference, for the start-up line; ONNX Runtime's threads also go to /diagnostics
+        (the workers are the fleet's own field)."""
+        text = f"inference_workers {params['inference_workers']}"
+        if params["backend"] != "onnxruntime":
+            return text
+        threads = runtime.intra_op_threads or 0
+        self.health.fields["intra_op_threads"] = str(threads)
+        return text + f", intra_op_threads {threads}" + (" (ONNX Runtime's default)" if threads == 0 else "")
 
     def _warn_unless_ready(self, sessions: dict[str, TritonSession]) -> None:
         for session in sessions.values():

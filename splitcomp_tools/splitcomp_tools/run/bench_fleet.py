@@ -2,14 +2,17 @@
 
 Each robot replays the head's encoding of real frames (--source, photos:test by default; HeadPipeline once)
 on <namespace>/robot_i/splitcomp/features and hears its answers. Configurations, one after another:
-separate (one tail_node per robot, today's design), batched (one tail_node with `robots`, batching in
-process), triton (one tail_node with backend triton over a tritonserver: --triton-url, or one started here).
+separate (one tail_node per robot, today's design, each at --intra-op-threads), batched (one tail_node with
+`robots`, batching in process, at its own defaults unless --batched-threads / --batched-workers say otherwise),
+triton (one tail_node with backend triton over a tritonserver: --triton-url, or one started here).
 
-Printed first: ONNX Runtime's batch scaling of the tail alone (ms per frame at batch 1, 2, 4, 8, 16). Then,
-per configuration and number of robots: latency p50/p95 from publishing to the answer, answered/published,
-lost, the edge's summed CPU (share of one core) and RSS (from /proc of the processes started here), and the
-batch size histogram from the tail's /diagnostics; then every robot's own row, and each configuration's
-saturation point: the most robots served with p95 <= 100 ms and under 1 % lost.
+Printed first: ONNX Runtime's batch scaling of the tail alone (ms per frame at batch 1, 2, 4, 8, 16), one line
+per thread count the tails run at. Then, per configuration and number of robots: the ONNX Runtime threads and
+inference workers it ran with (the fleet tail's as its /diagnostics reports them), latency p50/p95 from
+publishing to the answer, answered/published, lost, the edge's summed CPU (share of one core) and RSS (from
+/proc of the processes started here), and the batch size histogram from the tail's /diagnostics; then every
+robot's own row, and each configuration's saturation point: the most robots served with p95 <= 100 ms and
+under 1 % lost.
 
 With --hostile, each configuration and number of robots runs once more per kind with one hostile robot
 added to the edge (hostile_flood, hostile_garbage, hostile_other_bundle; for separate, with its own tail):
@@ -30,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from splitcomp_core.batching import FLEET_INTRA_OP_THREADS
 from splitcomp_core.bundle import Bundle, load_bundle, takes_any_batch
 from splitcomp_core.errors import SplitcompError
 from splitcomp_core.files import atomic_write_text
@@ -43,6 +47,7 @@ from splitcomp_tools.run.fleet_replay import Robots, encode_frames
 P95_GOAL_MS = 100.0
 LOST_GOAL = 0.01
 MAX_ROBOTS = 64
+MAX_WORKERS = 64
 
 
 def build_parser(models: BenchModels) -> ToolParser:
@@ -74,7 +79,20 @@ def build_parser(models: BenchModels) -> ToolParser:
     p.add_argument("--max-batch", type=int_in(1, 256), default=8, help="the fleet tail's max_batch (default: 8)")
     p.add_argument("--batch-wait-ms", type=int_in(0, 1000), default=5, help="its batch_wait_ms (default: 5)")
     p.add_argument(
-        "--intra-op-threads", type=int_in(0, 256), default=1, help="ONNX Runtime threads per tail (default: 1)"
+        "--intra-op-threads",
+        type=int_in(0, 256),
+        default=1,
+        help="ONNX Runtime threads of each separate tail (default: 1)",
+    )
+    p.add_argument(
+        "--batched-threads",
+        type=int_in(0, 256),
+        help="ONNX Runtime threads of the batched and triton tails, 0 = its default (default: the tail's own)",
+    )
+    p.add_argument(
+        "--batched-workers",
+        type=int_in(1, MAX_WORKERS),
+        help="inference workers of the batched and triton tails (default: the tail's own)",
     )
     p.add_argument(
         "--triton-url", default="", help="a running Triton server for the triton configuration (default: start one)"
@@ -130,7 +148,9 @@ def run_one(
     bad = HostileRobot(hostile, namespace, bundle.manifest.model_id, frames, args.rate) if hostile else None
     edge = Edge(config, bundle, namespace, robots.names + ([bad.name] if bad else []), log_dir)
     try:
-        edge.start(args.max_batch, args.batch_wait_ms, args.intra_op_threads, url)
+        edge.start(
+            args.max_batch, args.batch_wait_ms, args.intra_op_threads, url, args.batched_threads, args.batched_workers
+        )
         up = robots.wait_for_edge(60.0) and (bad is None or bad.wait_for_edge(60.0))
         if not up or not robots.warm_up(60.0):
             edge.check_running()
@@ -146,7 +166,7 @@ def run_one(
         cpu = (cpu_seconds(pids) - cpu_before) / (ended - started)
         rss = rss_bytes(edge.pids(server_pids))
         edge.check_running()
-        histogram = next((v["batch_histogram"] for v in robots.diagnostics.values() if "batch_histogram" in v), "")
+        own = next((v for v in robots.diagnostics.values() if "batch_histogram" in v), {})
         hostile_row = None
         if bad is not None:
             status = edge.status_name(bad.name)  # read from a status the tail sent after the drain
@@ -174,9 +194,23 @@ def run_one(
         "lost": published - answered,
         "cpu_cores": cpu,
         "rss_mb": rss / 2**20,
-        "batch_histogram": histogram,
+        "batch_histogram": own.get("batch_histogram", ""),
+        **ran_with(config, args.intra_op_threads, own),
         "per_robot": per_robot,
         "hostile_robot": hostile_row,
+    }
+
+
+def ran_with(config: str, separate_threads: int, own: dict[str, str]) -> dict:
+    """The ONNX Runtime threads and inference workers a configuration ran with: each separate tail's, or what
+    the fleet tail's /diagnostics says (None where unknown, or threads under Triton, whose server runs the model)."""
+    if config == "separate":
+        return {"threads": separate_threads, "workers": 1}
+    threads = own.get("intra_op_threads") if config == "batched" else None
+    workers = own.get("inference_workers")
+    return {
+        "threads": int(threads) if threads and threads.isdigit() else None,
+        "workers": int(workers) if workers and workers.isdigit() else None,
     }
 
 
@@ -202,11 +236,17 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
 
 
+def _count(value: int | None) -> str:
+    return "-" if value is None else str(value)
+
+
 def format_runs(runs: Sequence[dict]) -> str:
     header = [
         "config",
         "robots",
         "hostile",
+        "threads",
+        "workers",
         "p50 ms",
         "p95 ms",
         "answered/published",
@@ -220,6 +260,8 @@ def format_runs(runs: Sequence[dict]) -> str:
             r["config"],
             r["robots"],
             r["hostile"] or "-",
+            _count(r.get("threads")),
+            _count(r.get("workers")),
             _ms(r["p50_ms"]),
             _ms(r["p95_ms"]),
             f"{r['answered']}/{r['published']}",
@@ -230,7 +272,7 @@ def format_runs(runs: Sequence[dict]) -> str:
         ]
         for r in runs
     ]
-    return format_table(header, rows, left=(0, 2, 9))
+    return format_table(header, rows, left=(0, 2, 11))
 
 
 def format_robots(runs: Sequence[dict]) -> str:
@@ -285,7 +327,7 @@ def _main(argv: Sequence[str] | None, models: BenchModels) -> int:
         else load_bundle(models.prepare(args.model, out / "bundle", Path(args.cache)))
     )
     frames = encode_frames(bundle, args.source, args.frames)
-    scaling = _scaling(bundle, args)
+    scaling = _scaling(bundle, args, configs)
     print(_scaling_text(scaling), flush=True)
     runs, skipped = [], {}
     server = None
@@ -317,19 +359,32 @@ def _main(argv: Sequence[str] | None, models: BenchModels) -> int:
     return 0
 
 
-def _scaling(bundle: Bundle, args) -> list[dict]:
-    """The tail alone at batch 1..16 (a static-batch tail: batch 1 only), on the frames the robots replay."""
+def _scaling(bundle: Bundle, args, configs: Sequence[str]) -> dict[int, list[dict]]:
+    """The tail alone at batch 1..16 (a static-batch tail: batch 1 only), on the frames the robots replay, at each
+    ONNX Runtime thread count the tails run at: the separate tails' (the first, `batch_scaling_ms_per_frame`
+    of the JSON), and the batched tail's."""
     batches = DEFAULT_BATCHES if takes_any_batch(bundle) else (1,)
-    return tail_batch_scaling(bundle.path, batches, args.source, intra_op_threads=args.intra_op_threads or None)
+    counts = [args.intra_op_threads]
+    if "batched" in configs:
+        counts.append(args.batched_threads if args.batched_threads is not None else FLEET_INTRA_OP_THREADS)
+    return {
+        threads: tail_batch_scaling(bundle.path, batches, args.source, intra_op_threads=threads or None)
+        for threads in dict.fromkeys(counts)
+    }
 
 
-def _scaling_text(rows: list[dict]) -> str:
-    cells = "  ".join(f"batch {row['batch']}: {row['ms_per_frame']:.3f}" for row in rows)
-    note = "" if len(rows) > 1 else " (static-batch tail: one frame per run)"
-    return f"tail alone, ONNX Runtime, ms per frame: {cells}{note}"
+def _scaling_text(scaling: dict[int, list[dict]]) -> str:
+    lines = []
+    for threads, rows in scaling.items():
+        cells = "  ".join(f"batch {row['batch']}: {row['ms_per_frame']:.3f}" for row in rows)
+        note = "" if len(rows) > 1 else " (static-batch tail: one frame per run)"
+        label = f"{threads}" + (" (its default)" if threads == 0 else "")
+        lines.append(f"tail alone, ONNX Runtime, ms per frame, intra_op_threads {label}: {cells}{note}")
+    return "\n".join(lines)
 
 
-def _result(args, bundle: Bundle, scaling: list[dict], runs: list, configs: list, kinds: list, skipped: dict) -> dict:
+def _result(args, bundle: Bundle, scaling: dict, runs: list, configs: list, kinds: list, skipped: dict) -> dict:
+    first = next(iter(scaling.values()))
     return {
         "bundle": str(bundle.path),
         "rate_hz": args.rate,
@@ -338,7 +393,13 @@ def _result(args, bundle: Bundle, scaling: list[dict], runs: list, configs: list
         "batch_wait_ms": args.batch_wait_ms,
         "cpus": os.cpu_count(),
         "load_average": os.getloadavg()[0],
-        "batch_scaling_ms_per_frame": {row["batch"]: row["ms_per_frame"] for row in scaling},
+        "intra_op_threads": args.intra_op_threads,
+        "batched_threads": args.batched_threads,
+        "batched_workers": args.batched_workers,
+        "batch_scaling_ms_per_frame": {row["batch"]: row["ms_per_frame"] for row in first},
+        "batch_scaling_by_threads": {
+            threads: {row["batch"]: row["ms_per_frame"] for row in rows} for threads, rows in scaling.items()
+        },
         "tail_batches": takes_any_batch(bundle),
         "hostile": kinds,
         "flood_rate_hz": args.rate * FLOOD_FACTOR,

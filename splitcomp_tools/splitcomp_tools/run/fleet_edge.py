@@ -1,7 +1,9 @@
 """The edge of `bench fleet` in each configuration, as processes it starts, and what they cost.
 
-- separate: one tail_node per robot, each in the robot's namespace (today's design);
-- batched: one tail_node with `robots` set, batching in process;
+- separate: one tail_node per robot, each in the robot's namespace (today's design), each at the same
+  ONNX Runtime thread count;
+- batched: one tail_node with `robots` set, batching in process, at its own defaults for threads and
+  inference workers unless told otherwise;
 - triton: one tail_node with backend triton, over a tritonserver this module starts (splitcomp_tools.run.triton_run).
 
 CPU and memory are read from /proc for the processes started here and their descendants (Triton's python
@@ -71,13 +73,27 @@ class Edge:
         self.nodes: list[NodeProcess] = []
         self._logs: list[IO] = []
 
-    def start(self, max_batch: int, batch_wait_ms: int, threads: int, triton_url: str = "") -> None:
-        common = {"bundle": str(self.bundle.path), "providers": ["cpu"], "intra_op_threads": threads}
+    def start(
+        self,
+        max_batch: int,
+        batch_wait_ms: int,
+        threads: int,
+        triton_url: str = "",
+        fleet_threads: int | None = None,
+        fleet_workers: int | None = None,
+    ) -> None:
+        """Start the tails: separate ones at `threads` ONNX Runtime threads each; the fleet tail at its own
+        defaults, or at `fleet_threads` threads and `fleet_workers` inference workers where given."""
+        common = {"bundle": str(self.bundle.path), "providers": ["cpu"]}
         if self.config == "separate":
             for robot in self.robots:
-                self._node(f"tail_{robot}", common, f"/{self.namespace}/{robot}")
+                self._node(f"tail_{robot}", {**common, "intra_op_threads": threads}, f"/{self.namespace}/{robot}")
             return
         fleet = {**common, "robots": self.robots, "max_batch": max_batch, "batch_wait_ms": batch_wait_ms}
+        if fleet_threads is not None:
+            fleet["intra_op_threads"] = fleet_threads
+        if fleet_workers is not None:
+            fleet["inference_workers"] = fleet_workers
         if self.config == "triton":
             fleet.update(backend="triton", triton_url=triton_url)
         self._node("tail_fleet", fleet, f"/{self.namespace}")
