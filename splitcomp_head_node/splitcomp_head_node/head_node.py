@@ -60,7 +60,7 @@ from splitcomp_ros.node_support import (
     declare_runtime,
     run_node,
 )
-from splitcomp_ros.qos import FEATURES_RELIABILITY_CHOICES, INPUT_QOS_CHOICES, ack_qos, features_qos, input_qos
+from splitcomp_ros.qos import FEATURES_RELIABILITY_PARAM, INPUT_QOS_CHOICES, ack_qos, features_qos, input_qos
 from splitcomp_ros.rejects import THROTTLE_S, clip_text
 
 Frame: TypeAlias = Image | CompressedImage
@@ -106,14 +106,7 @@ HEAD_PARAMS = (
         "Most frames per second to process; 0 = as fast as frames come.",
         float_range=(0.0, 1000.0),
     ),
-    Param(
-        "features_reliability",
-        "reliable",
-        "QoS reliability of splitcomp/features: reliable (DDS resends lost fragments) or best_effort (a lost "
-        "fragment loses the message).",
-        read_only=True,
-        choices=FEATURES_RELIABILITY_CHOICES,
-    ),
+    FEATURES_RELIABILITY_PARAM,
     Param("input_qos", "sensor_data", "QoS of the image subscription.", read_only=True, choices=INPUT_QOS_CHOICES),
     Param("compressed_input", False, "Subscribe to image_raw/compressed (CompressedImage) instead.", read_only=True),
     Param(

@@ -3,9 +3,19 @@
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 
 from splitcomp_core.errors import SplitcompError
+from splitcomp_ros.node_support import Param
 
 INPUT_QOS_CHOICES = ("sensor_data", "reliable")
 FEATURES_RELIABILITY_CHOICES = ("reliable", "best_effort")
+# Both nodes take it: a best-effort tail also hears a reliable head, a reliable tail never a best-effort one.
+FEATURES_RELIABILITY_PARAM = Param(
+    "features_reliability",
+    "reliable",
+    "QoS reliability of splitcomp/features: reliable (DDS resends lost fragments) or best_effort (a lost "
+    "fragment loses the message).",
+    read_only=True,
+    choices=FEATURES_RELIABILITY_CHOICES,
+)
 
 
 def input_qos(name: str) -> QoSProfile:

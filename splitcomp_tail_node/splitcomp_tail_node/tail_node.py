@@ -53,7 +53,7 @@ from splitcomp_ros.node_support import (
     declare_runtime,
     run_node,
 )
-from splitcomp_ros.qos import FEATURES_RELIABILITY_CHOICES, ack_qos, features_qos
+from splitcomp_ros.qos import FEATURES_RELIABILITY_PARAM, ack_qos, features_qos
 from splitcomp_ros.rejects import THROTTLE_S, clip_text
 from splitcomp_tail_node.fleet import (
     BACKENDS,
@@ -90,14 +90,7 @@ TAIL_PARAMS = (
         read_only=True,
         default_text="true when vision_msgs imports",
     ),
-    Param(
-        "features_reliability",
-        "reliable",
-        "QoS reliability of splitcomp/features: reliable (DDS resends lost fragments) or best_effort (a lost "
-        "fragment loses the message).",
-        read_only=True,
-        choices=FEATURES_RELIABILITY_CHOICES,
-    ),
+    FEATURES_RELIABILITY_PARAM,
     Param(
         "reference_frames",
         DEFAULT_REFERENCE_FRAMES,
