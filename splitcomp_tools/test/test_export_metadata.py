@@ -59,6 +59,8 @@ def test_split_uses_what_the_model_recorded(exported, tmp_path, capsys):
     assert bundle.labels == LABELS
     assert (spec.mean, spec.std, spec.color_order) == (list(RECORDED["mean"]), list(RECORDED["std"]), "BGR")
     assert (spec.resize, spec.resize_size) == ("center_crop", 40)
+    # a new bundle compresses its codes: P-frames (keyframe_interval) only pay through a compressing codec
+    assert (bundle.manifest.quantization.codec, bundle.manifest.quantization.bits) == ("zstd", 4)
 
 
 def test_options_given_to_split_win_over_the_recorded_ones(exported, tmp_path):
