@@ -25,6 +25,7 @@ from splitcomp_core.head import HeadPipeline
 from splitcomp_core.tail import TailPipeline
 from splitcomp_tools.frames import open_source
 from splitcomp_tools.frames.files import describe_skipped
+from splitcomp_tools.frames.registry import scenes
 from splitcomp_tools.model.agreement import DEFAULT_CONFIDENCE
 from splitcomp_tools.model.baseline import JpegBaseline
 from splitcomp_tools.model.calibration import Calibration
@@ -138,19 +139,13 @@ def _notes(sources: list, images: str, eval_images: str | None) -> list[str]:
 
 
 def shared_scenes(images: str, eval_images: str | None) -> list[str]:
-    """The sources of a comma list `eval_images` that show scenes the ranges came from: the same source (opened
-    again with another seed, a photo source gives other crops of the same photos) or `photos`, which holds every
-    photo. The generator draws new scenes for every frame."""
+    """The sources of a comma list `eval_images` that show scenes the ranges came from (frames.registry.scenes): the
+    same clip or source, or a photo both sets hold (opened again with another seed, a photo source gives other crops of
+    the same photos: `photos` holds every photo of `photos:test`). The generator draws new scenes for every frame."""
     if not eval_images:
         return []
-    ours = [p.strip() for p in images.split(",") if p.strip()]
-    theirs = [p.strip() for p in eval_images.split(",") if p.strip()]
-    return [
-        t
-        for t in theirs
-        if t != "generator"
-        and any(t == o or ("photos" in (t, o) and t.startswith("photos") and o.startswith("photos")) for o in ours)
-    ]
+    ours = scenes(images)
+    return [t for t in (p.strip() for p in eval_images.split(",") if p.strip()) if scenes(t) & ours]
 
 
 def _check_options(
