@@ -15,6 +15,8 @@ from splitcomp_tools.model.baseline import FULL_FRAME, MODEL_SIZE
 from splitcomp_tools.model.calibration import Calibration
 from splitcomp_tools.model.encodings import Result
 from splitcomp_tools.model.entropy_sizes import ENTROPY_CODEC
+from splitcomp_tools.model.video import is_video
+from splitcomp_tools.model.video import label as video_label
 from splitcomp_tools.report import agreement
 
 
@@ -37,14 +39,8 @@ def format_table(calibration: Calibration) -> str:
         for (method, bits), row in by_key.items()
     ]
     jpeg_rows = [
-        [
-            "jpeg at model input size" if r.method == MODEL_SIZE else "jpeg of the full frame",
-            str(r.quality),
-            *agreement.cells(r.stats),
-            f"{r.bytes_per_frame:,.0f}",
-        ]
-        for r in calibration.results
-        if r.codec is None
+        [baseline_label(r.method), str(r.quality), *agreement.cells(r.stats), f"{r.bytes_per_frame:,.0f}"]
+        for r in calibration.baselines()
     ]
     judged = (
         f"; agreement on {calibration.eval_frames} other frames from {calibration.eval_images}"
@@ -58,7 +54,7 @@ def format_table(calibration: Calibration) -> str:
         f"quantization {q.mode}, codec {q.codec}\n"
         f"{agreement.legend(calibration.confidence, next((r.stats for r in calibration.results), None))}"
     )
-    jpeg_header = ["what a robot would send instead", "quality", *agreement.HEADER, "B/frame"]
+    jpeg_header = ["what a robot would send instead", "quality/crf", *agreement.HEADER, "B/frame"]
     return "\n".join([title, "", table(header, rows), "", table(jpeg_header, jpeg_rows)])
 
 
@@ -71,6 +67,7 @@ def describe_choice(calibration: Calibration, target: float) -> str:
     meets_rule = calibration.cheapest(target) == chosen
     reached = "meets the rule" if meets_rule else "is the best; none meets the rule"
     jpeg = calibration.jpeg_reference()
+    floor = calibration.floor().rate(chosen.bytes_per_frame)
     low = chosen.stats.confident_interval()[0]
     entropy = calibration.entropy_row()
     coded = (
@@ -81,7 +78,8 @@ def describe_choice(calibration: Calibration, target: float) -> str:
     return (
         f"head default: {chosen.method} at {chosen.bits} bits with codec {chosen.codec}, "
         f"{chosen.bytes_per_frame:,.0f} B/frame: confident-frame lower bound {_percent(low)}, all frames "
-        f"{_percent(chosen.agreement)} (JPEG-95 of the full frame: {_percent(jpeg.agreement)}); {reached} "
+        f"{_percent(chosen.agreement)} (JPEG-95 of the full frame: {_percent(jpeg.agreement)}; the floor at its bytes "
+        f"with H.264: {_percent(floor)}); {reached} "
         f"at {target:g} ({describe_rule(target)}){coded}"
     )
 
@@ -103,7 +101,11 @@ def plot_png(calibration: Calibration, codec: str = "zstd") -> bytes:
         label = _plot_label(calibration, method, codec)
         ax.plot([p.bytes_per_frame for p in points], [100.0 * p.agreement for p in points], "o-", label=label)
         for p in points:
-            note = f"q{p.quality}" if p.quality is not None else f"{p.bits}b"
+            note = (
+                f"{'q' if p.method in (MODEL_SIZE, FULL_FRAME) else 'crf'}{p.quality}"
+                if p.bits is None
+                else f"{p.bits}b"
+            )
             ax.annotate(
                 note, (p.bytes_per_frame, 100.0 * p.agreement), textcoords="offset points", xytext=(3, 3), fontsize=7
             )
@@ -134,11 +136,18 @@ def _plot_label(calibration: Calibration, method: str, codec: str) -> str:
         return f"clip {low:g}..{high:g} ({codec})"
     if method == "raw":
         return f"raw float ({codec})"
-    if method == MODEL_SIZE:
-        return "JPEG at model input size"
-    if method == FULL_FRAME:
-        return "JPEG of the full frame"
+    if method in (MODEL_SIZE, FULL_FRAME) or is_video(method):
+        return baseline_label(method)
     return f"{method.replace('_', ' ')} ({codec})"
+
+
+def baseline_label(method: str) -> str:
+    """What a row of frames sent as they are is, for people: JPEG or a video codec, of which version of the frame."""
+    if method == MODEL_SIZE:
+        return "jpeg at model input size"
+    if method == FULL_FRAME:
+        return "jpeg of the full frame"
+    return video_label(method)
 
 
 def json_text(calibration: Calibration, written: bool) -> str:
