@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Sequence
 
 from matplotlib.figure import Figure
 
@@ -38,10 +39,6 @@ def format_table(calibration: Calibration) -> str:
         ]
         for (method, bits), row in by_key.items()
     ]
-    jpeg_rows = [
-        [baseline_label(r.method), str(r.quality), *agreement.cells(r.stats), f"{r.bytes_per_frame:,.0f}"]
-        for r in calibration.baselines()
-    ]
     judged = (
         f"; agreement on {calibration.eval_frames} other frames from {calibration.eval_images}"
         if calibration.eval_images
@@ -54,8 +51,17 @@ def format_table(calibration: Calibration) -> str:
         f"quantization {q.mode}, codec {q.codec}\n"
         f"{agreement.legend(calibration.confidence, next((r.stats for r in calibration.results), None))}"
     )
-    jpeg_header = ["what a robot would send instead", "quality/crf", *agreement.HEADER, "B/frame"]
-    return "\n".join([title, "", table(header, rows), "", table(jpeg_header, jpeg_rows)])
+    return "\n".join([title, "", table(header, rows), "", baseline_table(calibration.baselines())])
+
+
+def baseline_table(baselines: Sequence[Result]) -> str:
+    """The rows of the frames sent as they are (JPEG, H.264, H.265) as a table, as calibrate and plan print them."""
+    header = ["what a robot would send instead", "quality/crf", *agreement.HEADER, "B/frame"]
+    rows = [
+        [baseline_label(r.method), str(r.quality), *agreement.cells(r.stats), f"{r.bytes_per_frame:,.0f}"]
+        for r in baselines
+    ]
+    return table(header, rows)
 
 
 def describe_choice(calibration: Calibration, target: float) -> str:
