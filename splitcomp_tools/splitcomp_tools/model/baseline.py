@@ -21,12 +21,22 @@ from splitcomp_core.head import HeadPipeline
 from splitcomp_core.preprocess import Preprocessor
 from splitcomp_core.tail import TailPipeline
 from splitcomp_tools.model.agreement import DEFAULT_CONFIDENCE, Agreement, measure
-from splitcomp_tools.model.video import VideoBaseline
+from splitcomp_tools.model.video import VideoBaseline, is_video
+from splitcomp_tools.model.video import label as video_label
 
 JPEG_QUALITIES = (50, 75, 95)
 FULL_SIZE_QUALITY = 95  # image_transport's default JPEG quality
 MODEL_SIZE = "jpeg"  # the model-size image as JPEG
 FULL_FRAME = "jpeg_full"  # the camera frame as JPEG
+
+
+def baseline_label(method: str) -> str:
+    """What a row of frames sent as they are is, for people: JPEG or a video codec, and which version of the frame."""
+    if method == MODEL_SIZE:
+        return "jpeg at model input size"
+    if method == FULL_FRAME:
+        return "jpeg of the full frame"
+    return video_label(method) if is_video(method) else method
 
 
 def jpeg_round_trip(bgr: np.ndarray, quality: int = FULL_SIZE_QUALITY) -> tuple[np.ndarray, int]:

@@ -31,7 +31,7 @@ from splitcomp_core.tail import TailPipeline
 from splitcomp_tools.frames import FrameSource
 from splitcomp_tools.model import entropy_sizes, video
 from splitcomp_tools.model.agreement import DEFAULT_CONFIDENCE, Agreement, measure
-from splitcomp_tools.model.baseline import JpegBaseline
+from splitcomp_tools.model.baseline import JpegBaseline, baseline_label
 from splitcomp_tools.model.ranges import GRANULARITIES, TensorCalibration
 
 BITS = (2, 3, 4, 6, 8)
@@ -72,6 +72,8 @@ class Result:
         """The row as JSON: its fields, with `stats` as Agreement.to_json() gives it."""
         data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "stats"}
         data["stats"] = None if self.stats is None else self.stats.to_json()
+        if self.codec is None:  # a row of the frames sent as they are: its name for people (the studio shows it)
+            data["label"] = baseline_label(self.method)
         return data
 
     def setting(self) -> str:

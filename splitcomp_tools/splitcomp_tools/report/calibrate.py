@@ -12,12 +12,11 @@ from splitcomp_core.codec import CODEC_NAMES
 from splitcomp_core.entropy import ENTROPY_FILE
 from splitcomp_tools.cli import format_table as table
 from splitcomp_tools.model.agreement import describe_rule
-from splitcomp_tools.model.baseline import FULL_FRAME, MODEL_SIZE
+from splitcomp_tools.model.baseline import FULL_FRAME, MODEL_SIZE, baseline_label
 from splitcomp_tools.model.calibration import Calibration
 from splitcomp_tools.model.encodings import Result
 from splitcomp_tools.model.entropy_sizes import ENTROPY_CODEC
 from splitcomp_tools.model.video import is_video
-from splitcomp_tools.model.video import label as video_label
 from splitcomp_tools.report import agreement
 
 
@@ -145,15 +144,6 @@ def _plot_label(calibration: Calibration, method: str, codec: str) -> str:
     if method in (MODEL_SIZE, FULL_FRAME) or is_video(method):
         return baseline_label(method)
     return f"{method.replace('_', ' ')} ({codec})"
-
-
-def baseline_label(method: str) -> str:
-    """What a row of frames sent as they are is, for people: JPEG or a video codec, of which version of the frame."""
-    if method == MODEL_SIZE:
-        return "jpeg at model input size"
-    if method == FULL_FRAME:
-        return "jpeg of the full frame"
-    return video_label(method)
 
 
 def json_text(calibration: Calibration, written: bool) -> str:
