@@ -71,7 +71,7 @@ def test_held_out_photos_are_never_shared_with_training_sets():
 
 
 def test_bad_names_sizes_and_missing_packages_say_what_to_do():
-    with pytest.raises(SplitcompError, match="corpus:train, corpus:test"):
+    with pytest.raises(SplitcompError, match=r"corpus:train or corpus:test, or one of stock-0\.\.stock-99"):
         open_source("corpus:holiday")
     with pytest.raises(SplitcompError, match="1 to 8192 per side"):
         open_source("corpus:train", 100_000, 100_000)  # refused before any frame is allocated

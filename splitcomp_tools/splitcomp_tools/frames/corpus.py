@@ -18,15 +18,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from splitcomp_core.errors import SplitcompError
 from splitcomp_core.images import read_image
-from splitcomp_tools.frames.photos import MIN_SCALE, Photo, PhotoSource
+from splitcomp_tools.frames.photos import MIN_SCALE, Photo, PhotoSource, choose
 
 CORPUS = "corpus"
 PACKAGE, PIP_NAME = "ai_benchmark", "ai-benchmark"
 KINDS = (("stock", "data/classification", 100), ("street", "data/enhancement", 100), ("cats", "data/segmentation", 30))
 HELD_OUT_EVERY = 5  # photo number n is held out when n % 5 == 4
-SUBSETS = ("train", "test")
 PHOTOS = tuple(
     Photo(f"{kind}-{n}", PACKAGE, f"{folder}/{n}.jpg", PIP_NAME, "test" if n % HELD_OUT_EVERY == 4 else "train")
     for kind, folder, count in KINDS
@@ -37,16 +35,7 @@ BY_NAME = {p.name: p for p in PHOTOS}
 
 def select(which: str | None = None) -> list[Photo]:
     """The corpus photos of a subset ("train", "test"), one photo by name, or all of them (None)."""
-    if which is None:
-        return list(PHOTOS)
-    if which in SUBSETS:
-        return [p for p in PHOTOS if p.subset == which]
-    if which in BY_NAME:
-        return [BY_NAME[which]]
-    kinds = ", ".join(f"{kind}-0..{kind}-{count - 1}" for kind, _, count in KINDS)
-    raise SplitcompError(
-        f"{CORPUS}:{which}: no such subset or photo; use {CORPUS}, {CORPUS}:train, {CORPUS}:test or one photo: {kinds}"
-    )
+    return choose(PHOTOS, which, CORPUS, ", ".join(f"{kind}-0..{kind}-{count - 1}" for kind, _, count in KINDS))
 
 
 class CorpusSource(PhotoSource):

@@ -61,15 +61,21 @@ BY_NAME = {p.name: p for p in PHOTOS}
 
 def select(which: str | None = None) -> list[Photo]:
     """The photos of a subset ("train", "test"), one photo by name, or all of them (None)."""
+    return choose(PHOTOS, which, "photos", ", ".join(BY_NAME))
+
+
+def choose(photos: Sequence[Photo], which: str | None, family: str, names: str) -> list[Photo]:
+    """Of `photos` (the `family` source's), a subset ("train", "test"), one photo by name, or all (None); an
+    error names the family's sets and the photos (`names`)."""
     if which is None:
-        return list(PHOTOS)
+        return list(photos)
     if which in SUBSETS:
-        return [p for p in PHOTOS if p.subset == which]
-    if which in BY_NAME:
-        return [BY_NAME[which]]
+        return [p for p in photos if p.subset == which]
+    found = [p for p in photos if p.name == which]
+    if found:
+        return found
     raise SplitcompError(
-        f"photos:{which}: no such subset or photo; use photos, photos:{' or photos:'.join(SUBSETS)}, "
-        f"or one of {', '.join(BY_NAME)}"
+        f"{family}:{which}: no such subset or photo; use {family}, {family}:train or {family}:test, or one of {names}"
     )
 
 
