@@ -80,3 +80,13 @@ def test_bad_names_sizes_and_missing_packages_say_what_to_do():
     missing = Photo("x", "splitcomp_no_such_package", "data/0.jpg", "no-such-package", "train")
     with pytest.raises(MissingPackageError, match=r"requirements/tools\.txt"):
         PhotoSource(photos=[missing])
+
+
+def test_a_tool_refuses_an_unknown_corpus_set_with_one_error_line(tiny_bundle, capsys):
+    from splitcomp_tools import calibrate
+
+    manifest = (tiny_bundle.path / "manifest.json").read_bytes()
+    assert calibrate.main([str(tiny_bundle.path), "--images", "corpus:holiday", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: corpus:holiday: no such subset or photo") and err.count("\n") == 1
+    assert (tiny_bundle.path / "manifest.json").read_bytes() == manifest
