@@ -126,17 +126,26 @@ class Preprocessor:
         np.add(out[0], self._bias, out=out[0])
         return out
 
-    def _geometry(self, image: np.ndarray) -> np.ndarray:
-        """Stretch to height x width, or resize the shorter side to resize_size and crop the centre."""
-        height, width = self.spec.height, self.spec.width
+    def scaled(self, image: np.ndarray) -> np.ndarray:
+        """The image resized as preprocessing resizes it, before any crop (any channel layout): what a robot sending
+        pixels at the model's scale would send. Preprocessing the result gives the same geometry, no second resize."""
         if self.spec.resize == "stretch":
-            return _resized(image, width, height)
+            return _resized(image, self.spec.width, self.spec.height)
         side = self.spec.resize_size
         assert side is not None  # __init__ rejects center_crop without resize_size
         h, w = image.shape[:2]
         new_h, new_w = (side, int(side * w / h)) if h <= w else (int(side * h / w), side)
+        return _resized(image, new_w, new_h)
+
+    def _geometry(self, image: np.ndarray) -> np.ndarray:
+        """Stretch to height x width, or resize the shorter side to resize_size and crop the centre."""
+        height, width = self.spec.height, self.spec.width
+        resized = self.scaled(image)
+        if self.spec.resize == "stretch":
+            return resized
+        new_h, new_w = resized.shape[:2]
         top, left = round((new_h - height) / 2.0), round((new_w - width) / 2.0)
-        return _resized(image, new_w, new_h)[top : top + height, left : left + width]
+        return resized[top : top + height, left : left + width]
 
     def _planes(self, small: np.ndarray, order: str) -> np.ndarray:
         """CHW view of the small image in the model's colour order (alpha dropped, mono broadcast)."""

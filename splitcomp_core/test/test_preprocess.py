@@ -185,6 +185,25 @@ def test_center_crop_of_non_square_input_uses_rounded_offsets():
     np.testing.assert_array_equal(_grey_levels(out)[0], (np.arange(8) + 4) * 4 + 10)
 
 
+@pytest.mark.parametrize(
+    ("shape", "resize", "expected"),
+    [
+        ((480, 640), "center_crop", (256, 341)),
+        ((640, 480), "center_crop", (341, 256)),
+        ((144, 176), "stretch", (224, 224)),
+    ],
+)
+def test_scaled_is_the_resize_before_the_crop_and_preprocessing_it_changes_nothing(shape, resize, expected):
+    """A frame sent at the model's scale (a video baseline) must give the model the input the camera frame gives."""
+    spec = _spec(224, 224, resize=resize, resize_size=256 if resize == "center_crop" else None)
+    preprocess = Preprocessor(spec)
+    frame = RNG.integers(0, 256, (*shape, 3), dtype=np.uint8)
+    scaled = preprocess.scaled(frame)
+    assert scaled.shape == (*expected, 3)
+    assert preprocess.scaled(scaled) is scaled  # no second resize
+    np.testing.assert_array_equal(preprocess(scaled), preprocess(frame))
+
+
 def test_enlarging_small_frames_and_plain_shrinks_give_sane_values():
     frame = np.full((3, 5, 3), 128, np.uint8)
     out = Preprocessor(_spec(12, 20))(frame)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from splitcomp_core.bundle import HEAD_FILE, LABELS_FILE, MANIFEST_FILE, TAIL_FILE
 from splitcomp_tools.cli import ToolParser, UsageError, check_outputs, int_in, progress_bars, run_cli
+from splitcomp_tools.cli_options import add_video_codecs
 from splitcomp_tools.model.agreement import DEFAULT_CONFIDENCE, check_enough_frames
 from splitcomp_tools.model.calibrate import DEFAULT_COUNT, MAX_COUNT, calibrate
 from splitcomp_tools.model.calibration import InsufficientFrames, save_calibration
@@ -24,7 +25,8 @@ def build_parser() -> ToolParser:
         description="Measure a bundle's cut tensors on real frames, store clip ranges (per tensor and per channel) "
         "in its manifest, and print a table of bits x range method x codec against top-1 agreement with the "
         "unsplit model (on all frames, and on confident frames, each with its 95 % Wilson interval, and the mean "
-        "top-5 overlap) and bytes per frame, next to sending the frame as JPEG. Consecutive video frames are not "
+        "top-5 overlap) and bytes per frame, next to sending the frames as JPEG, H.264 or H.265. Consecutive video "
+        "frames are not "
         "independent, so the intervals are optimistic on clips.",
     )
     parser.add_argument("bundle", help="bundle directory written by split")
@@ -87,6 +89,7 @@ def build_parser() -> ToolParser:
     parser.add_argument(
         "--seed", type=int, default=0, help="seed of the frame source and of the value sampling (evaluation: seed + 1)"
     )
+    add_video_codecs(parser)
     parser.add_argument("--json", metavar="FILE", help="write the results and the stored ranges as JSON")
     parser.add_argument("--plot", metavar="FILE", help="write a PNG of bytes per frame against agreement")
     parser.add_argument("--dry-run", action="store_true", help="measure and report, but leave the manifest as it is")
@@ -123,6 +126,7 @@ def _main(argv: Sequence[str] | None) -> int:
             eval_count=args.eval_count,
             on_progress=bars,
             confidence=args.confidence,
+            video_codecs=args.video_codecs,
         )
     if args.target_agreement is not None:
         try:

@@ -1,4 +1,5 @@
-"""Command-line options that several commands share: what a bundle needs to know about a model (split, plan).
+"""Command-line options that several commands share: what a bundle needs to know about a model (split, plan), and
+which video codecs are measured beside JPEG (calibrate, plan, bench video).
 
 They describe the model besides its graph (class names, preprocessing, the output), so `split` and
 `plan` take them with the same names, help and checks; the library receives the parsed values.
@@ -14,6 +15,7 @@ from typing import Any
 from splitcomp_core.bundle import MAX_IMAGE_SIDE
 from splitcomp_tools.cli import UsageError, int_in
 from splitcomp_tools.model.split import OUTPUT_KINDS
+from splitcomp_tools.model.video import CODECS, CRFS
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -108,3 +110,27 @@ def _floats(text: str, option: str) -> tuple[float, float, float]:
         raise UsageError(f"{option} {text!r}: expected 3 finite numbers, one per channel")
     first, second, third = values
     return first, second, third
+
+
+def video_codecs(text: str) -> tuple[str, ...]:
+    """An argparse `type`: a comma list of model/video's codecs, or `none`."""
+    names = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+    if names == ("none",):
+        return ()
+    unknown = [n for n in names if n not in CODECS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"expected a comma list of {', '.join(CODECS)}, or none; got {text!r}")
+    return names
+
+
+def add_video_codecs(parser: argparse.ArgumentParser) -> None:
+    """--video-codecs: which live video codecs (model/video) are measured beside JPEG-95, on the same frames."""
+    parser.add_argument(
+        "--video-codecs",
+        type=video_codecs,
+        default=CODECS,
+        metavar="LIST",
+        help=f"video codecs measured beside JPEG, really encoded and decoded in live settings (zerolatency, no "
+        f"B-frames, yuv420p) at CRF {', '.join(map(str, CRFS))}, of the camera frame and of the frame at the model's "
+        f"scale: {','.join(CODECS)} (the default) or none; the H.264 camera-frame rows also raise the rule's floor",
+    )

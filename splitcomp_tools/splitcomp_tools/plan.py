@@ -12,7 +12,7 @@ from pathlib import Path
 
 from splitcomp_core.files import atomic_write_bytes, atomic_write_text
 from splitcomp_tools.cli import ToolParser, UsageError, check_outputs, run_cli
-from splitcomp_tools.cli_options import add_model_arguments, preprocessing_from
+from splitcomp_tools.cli_options import add_model_arguments, add_video_codecs, preprocessing_from
 from splitcomp_tools.model import plan as planning
 from splitcomp_tools.model.agreement import DEFAULT_CONFIDENCE
 from splitcomp_tools.model.candidates import ModelOptions
@@ -73,6 +73,7 @@ def build_parser() -> ToolParser:
     add("--seed", type=int, default=0, help="seed of the generator")
     add("--quiet", action="store_true", help="no progress lines")
     add_model_arguments(parser)
+    add_video_codecs(parser)
     return parser
 
 
@@ -119,6 +120,7 @@ def _plan(args: argparse.Namespace, work: Path, options: ModelOptions) -> None:
         robot_slowdown=args.robot_slowdown,
         say=None if args.quiet else _say,
         confidence=args.confidence,
+        video_codecs=args.video_codecs,
     )
     if args.out:
         written = planning.write_bundle_of_winners(plan, args.out, overwrite=args.overwrite)

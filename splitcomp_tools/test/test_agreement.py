@@ -5,6 +5,7 @@ import pytest
 
 from splitcomp_tools.model.agreement import (
     Agreement,
+    Floor,
     check_enough_frames,
     frames_needed,
     measure,
@@ -38,10 +39,22 @@ def test_confident_frames_and_top5_overlap():
 
 
 def test_the_rule_needs_the_lower_bound_and_jpeg_parity():
-    jpeg = Agreement(90, 100, 50, 50, 0.9)
-    assert meets(Agreement(95, 100, 400, 400, 0.9), jpeg, 0.99)
-    assert not meets(Agreement(95, 100, 100, 100, 0.9), jpeg, 0.99)  # too few confident frames
-    assert not meets(Agreement(80, 100, 400, 400, 0.9), jpeg, 0.99)  # worse than JPEG on all frames
+    jpeg = Floor(Agreement(90, 100, 50, 50, 0.9))
+    assert meets(Agreement(95, 100, 400, 400, 0.9), 1000.0, jpeg, 0.99)
+    assert not meets(Agreement(95, 100, 100, 100, 0.9), 1000.0, jpeg, 0.99)  # too few confident frames
+    assert not meets(Agreement(80, 100, 400, 400, 0.9), 1000.0, jpeg, 0.99)  # worse than JPEG on all frames
+
+
+def test_an_h264_row_sending_at_least_as_many_bytes_raises_the_floor():
+    floor = Floor(
+        Agreement(80, 100, 50, 50, 0.9),
+        ((3000.0, Agreement(96, 100, 50, 50, 0.9)), (900.0, Agreement(92, 100, 50, 50, 0.9))),
+    )
+    assert floor.rate(3000.0) == 0.96 and floor.rate(3000.5) == 0.8 and floor.rate(950.0) == 0.96
+    assert floor.rate(500.0) == 0.96 and floor.rate(1000.0) == 0.96
+    candidate = Agreement(94, 100, 400, 400, 0.9)
+    assert not meets(candidate, 2000.0, floor, 0.99)  # H.264 at 3,000 B agrees more often: send that instead
+    assert meets(candidate, 3500.0, floor, 0.99)  # no H.264 row sends as much: only JPEG's 0.8 is the floor
 
 
 def test_unsupported_names_the_frames_a_target_needs():

@@ -36,6 +36,7 @@ from splitcomp_tools.model.calibration import InsufficientFrames
 from splitcomp_tools.model.encodings import BITS, QUANTIZED_METHODS, Result
 from splitcomp_tools.model.export import export_torch_module
 from splitcomp_tools.model.split import split_model
+from splitcomp_tools.model.video import CRFS, VideoStream
 
 FRAMES = 16
 CHANNELS = 8
@@ -111,6 +112,7 @@ def test_results_have_every_row(result):
     expected = {(m, b, c, None) for m in QUANTIZED_METHODS for b in BITS for c in (*CODECS, *ENTROPY)}
     expected |= {("raw", b, c, None) for b in (16, 32) for c in CODECS}
     expected |= {("jpeg", None, None, q) for q in JPEG_QUALITIES} | {("jpeg_full", None, None, 95)}
+    expected |= {(m, None, None, crf) for m in ("h264_full", "h264", "h265_full", "h265") for crf in CRFS}
     assert keys == expected
     assert len(keys) == len(result.results)
     assert result.frames == FRAMES and result.bits == 4 and result.method == "mse"
@@ -175,6 +177,20 @@ def test_jpeg_baseline_bytes(setup, result):
     assert all(0.0 <= r.agreement <= 1.0 for r in jpeg.values())
 
 
+def test_video_rows_are_real_streams_of_the_same_frames(setup, result):
+    rows = {(r.method, r.quality): r for r in result.results if r.codec is None}
+    for method in ("h264_full", "h264", "h265_full", "h265"):
+        sizes = [rows[(method, crf)].bytes_per_frame for crf in CRFS]
+        assert sizes == sorted(sizes, reverse=True) and sizes[-1] > 0, method  # a higher CRF, fewer bytes
+        assert rows[(method, 18)].stats.frames == FRAMES
+    stream = VideoStream("h264", 23)  # the camera frames in order, one stream, as calibrate sent them
+    sent = np.mean([stream.round_trip(f)[1] for f in _frames(setup[1])])
+    assert rows[("h264_full", 23)].bytes_per_frame == pytest.approx(sent)
+    assert result.floor().h264 == tuple(
+        (rows[("h264_full", crf)].bytes_per_frame, rows[("h264_full", crf)].stats) for crf in CRFS
+    )
+
+
 def test_cli_stores_ranges_and_writes_table_json_and_plot(setup, bundle, tmp_path, capsys):
     images = setup[1]
     before = json.loads((bundle / "manifest.json").read_text())
@@ -218,7 +234,7 @@ def test_cli_stores_ranges_and_writes_table_json_and_plot(setup, bundle, tmp_pat
     report = json.loads(out_json.read_text())
     assert report["written"] is True and report["frames"] == 12
     assert report["calibrated"] == loaded.manifest.quantization.calibrated
-    rows = len(QUANTIZED_METHODS) * len(BITS) * (len(CODECS) + len(ENTROPY)) + 2 * len(CODECS) + 4
+    rows = len(QUANTIZED_METHODS) * len(BITS) * (len(CODECS) + len(ENTROPY)) + 2 * len(CODECS) + 4 + 4 * len(CRFS)
     assert len(report["results"]) == rows
     assert report["confidence"] == 0.5 and report["confident_frames"] == 12 and "not independent" in str(report)
     stats = next(r["stats"] for r in report["results"] if r["method"] == "jpeg_full")
@@ -303,7 +319,7 @@ def test_the_cheapest_encoding_that_meets_the_rule_becomes_the_heads_default(set
     choice = result.cheapest(0.8)
     assert choice is not None and choice.codec is not None and choice.stats is not None
     assert choice.stats.confident_interval()[0] >= 0.8 and choice.agreement >= result.jpeg_reference().agreement
-    meeting = [r for r in result.results if r.codec and meets(r.stats, result.jpeg_reference().stats, 0.8)]
+    meeting = [r for r in result.results if r.codec and meets(r.stats, r.bytes_per_frame, result.floor(), 0.8)]
     assert all(r.bytes_per_frame >= choice.bytes_per_frame for r in meeting)
     assert result.best().stats.confident_interval()[0] == max(r.stats.confident_interval()[0] for r in meeting)
     chosen = result.with_default(choice)
@@ -340,6 +356,17 @@ def test_the_rule_needs_the_lower_bound_and_no_worse_than_jpeg(result):
     calibration = _synthetic(result, [cheap_but_worse_than_jpeg, short_of_the_bound, jpeg])
     assert calibration.cheapest(0.99) is None
     assert calibration.best() == cheap_but_worse_than_jpeg  # the highest lower bound, when none meets the rule
+
+
+def test_an_h264_row_sending_as_many_bytes_raises_the_floor(result):
+    jpeg = _row("jpeg_full", 30_000, 470, 380, codec=None)
+    cheap = _row("per_tensor_mse", 200, 480, 400)  # (a) 96 %, confident all agree
+    dearer = _row("per_channel_mse", 260, 490, 400)  # (a) 98 %
+    h264 = dataclasses.replace(_row("h264_full", 250, 485, 400, codec=None), quality=28)  # (a) 97 % at 250 B
+    assert _synthetic(result, [cheap, dearer, jpeg]).cheapest(0.99) == cheap
+    with_h264 = _synthetic(result, [cheap, dearer, jpeg, h264])
+    assert with_h264.floor().rate(200) == 0.97 and with_h264.floor().rate(260) == 0.94
+    assert with_h264.cheapest(0.99) == dearer  # H.264 sends 250 B and agrees more often than the 200-B encoding
 
 
 def test_too_few_confident_frames_is_refused_not_chosen_on_a_point_estimate(result):

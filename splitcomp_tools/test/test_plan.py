@@ -119,6 +119,10 @@ def test_the_plan_json_has_the_issue_layout_and_consistent_predictions(planned):
     for rate, best in plan["best"].items():
         assert best == min(plan["candidates"], key=lambda c: c["predicted_ms"][rate])["cut_id"]
     assert plan["heuristic"] == "cut7" and Path(plan["old_rule_bundle"]).is_dir()
+    h264 = [b for b in plan["baselines"] if b["method"] == "h264_full"]  # measured once, shared by the candidates
+    assert [b["quality"] for b in h264] == [18, 23, 28, 33] and all(b["bytes_per_frame"] > 0 for b in h264)
+    for c in plan["candidates"]:  # the rule's floor: no H.264 camera-frame row sending as many bytes agrees more
+        assert all(c["agreement"] >= b["agreement"] for b in h264 if b["bytes_per_frame"] >= c["bytes"])
 
 
 def test_a_slow_robot_sends_little_on_slow_links_and_computes_little_on_fast_ones(planned):

@@ -6,6 +6,7 @@ Calibrations are built by hand here (the rule is about the table, not the measur
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -46,7 +47,9 @@ def test_the_smallest_encoding_meets_the_lower_bound_and_the_jpeg_condition(tiny
 
 
 def test_no_encoding_meeting_the_rule_is_an_error_that_says_the_rule(tiny_bundle):
-    with pytest.raises(PlanError, match=r"no encoding meets the rule at 0.99.*no worse than JPEG-95"):
+    with pytest.raises(
+        PlanError, match=r"no encoding meets the rule at 0.99.*no worse than the highest of JPEG-95.*H.264"
+    ):
         smallest_encoding(_calibration(tiny_bundle, [_row("per_tensor_mse", 100, 450, 400), JPEG]), 0.99)
 
 
@@ -75,8 +78,10 @@ def test_the_table_and_json_carry_the_agreement_beside_jpeg():
         best,
         None,
         bandwidth_ranges([c], rates, best, link),
+        baselines=[JPEG, dataclasses.replace(_row("h264_full", 2_500, 450, 390, codec=None), quality=23)],
     )
     text = format_table(plan)
+    assert "H.264 of the camera frame, key frame every 30" in text and "2,500" in text
     assert "96.0 % [93.9-97.4]" in text and "100.0 % [99.0-100.0]" in text  # (a) and (b) with their intervals
     assert "JPEG-95 of the full frame on the same frames: 94.0 % [91.6-95.8], 95.0 % [92.4-96.7], 0.90" in text
     assert "(400 of 500 frames)" in text and "not independent" in text
@@ -84,13 +89,15 @@ def test_the_table_and_json_carry_the_agreement_beside_jpeg():
     assert data["confidence"] == 0.5 and "not independent" in data["dependence_note"]
     (candidate,) = data["candidates"]
     assert candidate["stats"]["confident_frames"] == 400 and candidate["jpeg_stats"]["rate"] == pytest.approx(0.94)
+    assert [(b["method"], b["quality"]) for b in data["baselines"]] == [("jpeg_full", 95), ("h264_full", 23)]
     assert candidate["stats"]["confident_interval"][0] == pytest.approx(400 / (400 + 1.959963984540054**2))
 
 
 def test_help_says_the_rule_and_a_target_of_1_is_refused():
     run = [sys.executable, "-m", "splitcomp_tools.plan"]
     shown = subprocess.run([*run, "--help"], capture_output=True, text=True, timeout=120)
-    assert "lower bound" in shown.stdout and "no worse than JPEG-95" in " ".join(shown.stdout.split())
+    assert "lower bound" in shown.stdout and "no worse than the highest of JPEG-95" in " ".join(shown.stdout.split())
+    assert "H.264 of the camera frame" in " ".join(shown.stdout.split())
     refused = subprocess.run(
         [*run, "m.onnx", "--images", "generator", "--agreement", "1"], capture_output=True, text=True, timeout=120
     )

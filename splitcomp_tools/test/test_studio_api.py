@@ -333,6 +333,12 @@ def test_calibrate_judges_on_other_frames_with_the_agreement_figures(client):
     assert result["confidence"] == 0.4 and "not independent" in result["dependence_note"]
     jpeg = next(r for r in result["results"] if r["method"] == "jpeg_full")
     assert jpeg["stats"]["frames"] == 5 and jpeg["stats"]["confident_frames"] == result["confident_frames"]
+    h264 = [r for r in result["results"] if r["method"] == "h264_full"]  # the studio's table shows them beside JPEG
+    assert [r["quality"] for r in h264] == [18, 23, 28, 33] and all(r["bytes_per_frame"] > 0 for r in h264)
+    assert (
+        h264[0]["label"] == "H.264 of the camera frame, key frame every 30"
+        and jpeg["label"] == "jpeg of the full frame"
+    )
     assert all(r["stats"]["frames"] == 5 for r in result["results"])
     assert "top-1 confident [95 % CI]" in result["table"]
 

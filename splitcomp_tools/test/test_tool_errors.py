@@ -232,6 +232,8 @@ def test_export_reports_a_failing_user_module(tmp_path, capsys, monkeypatch, sou
         (train_shapes.main, ["--out", "x", "--min-accuracy", "2"], "--min-accuracy"),
         (train_shapes.main, ["--out", "x", "--epochs", "0"], "--epochs"),
         (calibrate.main, ["b", "--images", "generator", "--count", "0"], "--count"),
+        (calibrate.main, ["b", "--images", "generator", "--video-codecs", "vp9"], "--video-codecs"),
+        (plan.main, ["m.onnx", "--video-codecs", "h264,mjpeg"], "--video-codecs"),
         (classify.main, ["b", "--frames", "generator", "--top-k", "0"], "--top-k"),
         (analyze.main, ["m.onnx", "--max-tensors", "9"], "--max-tensors"),
         (export.main, ["x:y", "--out", "m.onnx", "--check-inputs", "0"], "--check-inputs"),

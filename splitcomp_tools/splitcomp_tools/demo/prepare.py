@@ -129,6 +129,7 @@ def prepare_bundle(
             eval_images=model.evaluation_images,
             eval_count=evaluation_frames,
             on_progress=bars,
+            video_codecs=("h264",),  # the rule's floor needs H.264 of the camera frame; H.265 would double the cost
         )
     target = None
     if target_agreement is not None:

@@ -14,6 +14,7 @@ and `photos:NAME` one photo.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from splitcomp_tools.frames.installed import installed_file
 
 SUBSETS = ("train", "test")
 MIN_SCALE = 0.6  # the smallest crop, as a share of the largest crop of the frame's shape that fits the photo
+MAX_SIDE = 8192  # a frame's width or height at most, checked before a frame is allocated (image_source's bound)
 
 
 @dataclass(frozen=True)
@@ -59,15 +61,21 @@ BY_NAME = {p.name: p for p in PHOTOS}
 
 def select(which: str | None = None) -> list[Photo]:
     """The photos of a subset ("train", "test"), one photo by name, or all of them (None)."""
+    return choose(PHOTOS, which, "photos", ", ".join(BY_NAME))
+
+
+def choose(photos: Sequence[Photo], which: str | None, family: str, names: str) -> list[Photo]:
+    """Of `photos` (the `family` source's), a subset ("train", "test"), one photo by name, or all (None); an
+    error names the family's sets and the photos (`names`)."""
     if which is None:
-        return list(PHOTOS)
+        return list(photos)
     if which in SUBSETS:
-        return [p for p in PHOTOS if p.subset == which]
-    if which in BY_NAME:
-        return [BY_NAME[which]]
+        return [p for p in photos if p.subset == which]
+    found = [p for p in photos if p.name == which]
+    if found:
+        return found
     raise SplitcompError(
-        f"photos:{which}: no such subset or photo; use photos, photos:{' or photos:'.join(SUBSETS)}, "
-        f"or one of {', '.join(BY_NAME)}"
+        f"{family}:{which}: no such subset or photo; use {family}, {family}:train or {family}:test, or one of {names}"
     )
 
 
@@ -89,23 +97,38 @@ class PhotoSource(FrameSource):
     """Endless frames cut from the chosen photos in turn; `last_photo` names the latest frame's photo."""
 
     def __init__(
-        self, which: str | None = None, width: int = 640, height: int = 480, seed: int = 0, min_scale: float = MIN_SCALE
+        self,
+        which: str | None = None,
+        width: int = 640,
+        height: int = 480,
+        seed: int = 0,
+        min_scale: float = MIN_SCALE,
+        photos: Sequence[Photo] | None = None,
     ) -> None:
-        if width < 1 or height < 1:
-            raise SplitcompError(f"the photos source needs a positive frame size, got {width}x{height}")
+        if not (1 <= width <= MAX_SIDE and 1 <= height <= MAX_SIDE):
+            raise SplitcompError(f"a photo source's frame size must be 1 to {MAX_SIDE} per side, got {width}x{height}")
         if not 0.0 < min_scale <= 1.0:
             raise SplitcompError(f"min_scale must be above 0 and at most 1, got {min_scale}")
-        self.photos = select(which)
-        self._images = [read_photo(p.name) for p in self.photos]
+        self.photos = select(which) if photos is None else list(photos)
+        self._check_installed()
         self.width, self.height, self.seed, self.min_scale = width, height, seed, min_scale
         self.last_photo: str | None = None
         self.rewind()
+
+    def _check_installed(self) -> None:
+        """Fail at once when a photo's package is missing: decode the few built-in photos now (kept, cached)."""
+        for photo in self.photos:
+            self.image(photo)
+
+    def image(self, photo: Photo) -> np.ndarray:
+        """The photo's pixels (HxWx3 RGB); the nine built-in ones are decoded once per process."""
+        return _decoded(photo.path())
 
     def read(self) -> np.ndarray:
         index = self._count % len(self.photos)
         self._count += 1
         self.last_photo = self.photos[index].name
-        return self.crop(self._images[index], self._rng)
+        return self.crop(self.image(self.photos[index]), self._rng)
 
     def crop(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """A random crop of the frame's aspect ratio at a random scale, mirrored half the time, at the frame size."""

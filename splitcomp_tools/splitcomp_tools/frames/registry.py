@@ -1,5 +1,6 @@
-"""`open_source`: what a user types (`photos`, `video:bikes`, `generator`, a folder, a video, a camera, a rosbag2,
-or several of them separated by commas) to a FrameSource."""
+"""`open_source`: what a user types (`photos`, `corpus:train`, `video:bikes`, `generator`, a folder, a video, a
+camera, a rosbag2, or several of them separated by commas) to a FrameSource; `scenes`: which photos or clips a
+source shows, to tell whether two sources share any."""
 
 from __future__ import annotations
 
@@ -8,9 +9,12 @@ from pathlib import Path
 
 from splitcomp_core.errors import SplitcompError
 from splitcomp_tools.frames.base import FrameSource
+from splitcomp_tools.frames.corpus import CORPUS, CorpusSource
+from splitcomp_tools.frames.corpus import select as corpus_photos
 from splitcomp_tools.frames.files import VIDEO_SUFFIXES, CaptureSource, FolderSource
 from splitcomp_tools.frames.generator import GeneratorSource
 from splitcomp_tools.frames.photos import PhotoSource
+from splitcomp_tools.frames.photos import select as photos_of
 from splitcomp_tools.frames.videos import VIDEO, ConcatSource, clip_path
 
 PHOTOS = "photos"
@@ -40,6 +44,8 @@ def _open_one(spec: str, width: int, height: int, seed: int, topic: str) -> Fram
         return GeneratorSource(width, height, seed)
     if spec == PHOTOS or spec.startswith(PHOTOS + ":"):
         return PhotoSource(spec.partition(":")[2] or None, width, height, seed)
+    if spec == CORPUS or spec.startswith(CORPUS + ":"):
+        return CorpusSource(spec.partition(":")[2] or None, width, height, seed)
     if spec.startswith(VIDEO + ":"):
         return CaptureSource(clip_path(spec.partition(":")[2]), "video file")
     if spec.isdigit() or spec.startswith("/dev/video"):
@@ -55,9 +61,26 @@ def _open_one(spec: str, width: int, height: int, seed: int, topic: str) -> Fram
         return CaptureSource(str(path), "video file")
     if not path.exists():
         raise SplitcompError(
-            f"{spec}: no such file or folder; use 'photos' (or photos:train, photos:test), video:bikes, "
+            f"{spec}: no such file or folder; use 'photos' (or photos:train, photos:test), corpus:train, corpus:test, "
+            f"video:bikes, "
             f"video:carphone, 'generator', "
             f"a folder of images, a video file, "
             f"a camera device such as /dev/video0, a rosbag2 folder with --topic, or several joined by commas"
         )
     raise SplitcompError(f"{spec}: not a folder, rosbag2 or video file ({', '.join(sorted(VIDEO_SUFFIXES))})")
+
+
+def scenes(spec: str) -> set[str]:
+    """What a source shows, as names two sources can share: each photo of a photos or corpus set, otherwise the
+    part itself (a clip, a folder, a camera); the generator draws new scenes for every frame, so none."""
+    found: set[str] = set()
+    for part in (p.strip() for p in spec.split(",") if p.strip()):
+        family, _, which = part.partition(":")
+        if part == "generator":
+            continue
+        if family in (PHOTOS, CORPUS):
+            chosen = (photos_of if family == PHOTOS else corpus_photos)(which or None)
+            found |= {f"{family}:{p.name}" for p in chosen}
+        else:
+            found.add(part)
+    return found

@@ -101,10 +101,25 @@ def measure(reference: np.ndarray, scores: np.ndarray, threshold: float = DEFAUL
     )
 
 
-def meets(candidate: Agreement, jpeg: Agreement, target: float) -> bool:
-    """The rule: the lower bound on confident agreement reaches `target` AND all-frame agreement is no worse
-    than JPEG-95's on the same frames (point estimates)."""
-    return candidate.confident_interval()[0] >= target and candidate.rate >= jpeg.rate
+@dataclass(frozen=True)
+class Floor:
+    """What an encoding's (a) must reach: JPEG-95 of the camera frame's, and that of every H.264 camera-frame row
+    (model/video) sending at least as many bytes per frame, since a robot could send that instead for no more.
+    `h264` holds those rows as (bytes per frame, agreement), measured on the same frames as the candidates."""
+
+    jpeg: Agreement
+    h264: tuple[tuple[float, Agreement], ...] = ()
+
+    def rate(self, bytes_per_frame: float) -> float:
+        """The (a) an encoding sending `bytes_per_frame` must reach."""
+        return max([self.jpeg.rate, *(a.rate for size, a in self.h264 if size >= bytes_per_frame)])
+
+
+def meets(candidate: Agreement, bytes_per_frame: float, floor: Floor, target: float) -> bool:
+    """The rule: the lower bound on confident agreement reaches `target` AND all-frame agreement is no worse than
+    the highest of JPEG-95's and every H.264 camera-frame row's that sends at least `bytes_per_frame` (point
+    estimates, on the same frames)."""
+    return candidate.confident_interval()[0] >= target and candidate.rate >= floor.rate(bytes_per_frame)
 
 
 def unsupported(confident_frames: int, target: float) -> str | None:
@@ -123,7 +138,8 @@ def describe_rule(target: float) -> str:
     """The rule `meets` applies, in one sentence, for the tools' output."""
     return (
         f"the 95 % Wilson lower bound of top-1 agreement on confident frames reaches {target:g} and top-1 "
-        "agreement on all frames is no worse than JPEG-95 of the full frame's on the same frames"
+        "agreement on all frames is no worse than the highest of JPEG-95 of the full frame's and that of every "
+        "H.264 of the camera frame that sends at least as many bytes, on the same frames"
     )
 
 

@@ -5,7 +5,8 @@ qualities 50, 75 and 95 of the image the model actually sees (after the bundle's
 recovered exactly from the model input, so JPEG loss is the only difference from the reference) and
 at image_transport's default quality 95 of the camera frame as it is. The decoded JPEG goes through
 the same HeadPipeline and TailPipeline as the features do (in float32: the unsplit model's answer,
-which split verified head∘tail to give).
+which split verified head∘tail to give). Given a VideoBaseline (model/video), the same frames also go through its
+H.264/H.265 streams, in order, and each decoded frame through the same pipelines: rows beside JPEG's.
 """
 
 from __future__ import annotations
@@ -20,11 +21,22 @@ from splitcomp_core.head import HeadPipeline
 from splitcomp_core.preprocess import Preprocessor
 from splitcomp_core.tail import TailPipeline
 from splitcomp_tools.model.agreement import DEFAULT_CONFIDENCE, Agreement, measure
+from splitcomp_tools.model.video import VideoBaseline, is_video
+from splitcomp_tools.model.video import label as video_label
 
 JPEG_QUALITIES = (50, 75, 95)
 FULL_SIZE_QUALITY = 95  # image_transport's default JPEG quality
 MODEL_SIZE = "jpeg"  # the model-size image as JPEG
 FULL_FRAME = "jpeg_full"  # the camera frame as JPEG
+
+
+def baseline_label(method: str) -> str:
+    """What a row of frames sent as they are is, for people: JPEG or a video codec, and which version of the frame."""
+    if method == MODEL_SIZE:
+        return "jpeg at model input size"
+    if method == FULL_FRAME:
+        return "jpeg of the full frame"
+    return video_label(method) if is_video(method) else method
 
 
 def jpeg_round_trip(bgr: np.ndarray, quality: int = FULL_SIZE_QUALITY) -> tuple[np.ndarray, int]:
@@ -39,8 +51,9 @@ def jpeg_round_trip(bgr: np.ndarray, quality: int = FULL_SIZE_QUALITY) -> tuple[
 
 @dataclasses.dataclass(frozen=True)
 class JpegResult:
-    """One JPEG way to send frames: `method` is MODEL_SIZE or FULL_FRAME; `agreement` a fraction of frames,
-    `stats` the full agreement statistics (all frames, confident frames, top-5 overlap)."""
+    """One way to send the frames themselves: `method` is MODEL_SIZE or FULL_FRAME with `quality` the JPEG quality,
+    or a video method (model/video: "h264_full", "h264", ...) with `quality` the CRF; `agreement` a fraction of
+    frames, `stats` the full agreement statistics (all frames, confident frames, top-5 overlap)."""
 
     method: str
     quality: int
@@ -50,10 +63,11 @@ class JpegResult:
 
 
 class JpegBaseline:
-    """Collects, frame by frame, each JPEG's size and the class the model gives the decoded JPEG."""
+    """Collects, frame by frame, each JPEG's size and the class the model gives the decoded JPEG (and with `video`,
+    each video setting's bytes and the class of its decoded frame)."""
 
-    def __init__(self, head: HeadPipeline, tail: TailPipeline) -> None:
-        self.head, self.tail = head, tail
+    def __init__(self, head: HeadPipeline, tail: TailPipeline, video: VideoBaseline | None = None) -> None:
+        self.head, self.tail, self.video = head, tail, video
         spec = head.bundle.manifest.input
         self._mean = np.asarray(spec.mean, dtype=np.float64).reshape(3, 1, 1)
         self._std = np.asarray(spec.std, dtype=np.float64).reshape(3, 1, 1)
@@ -61,6 +75,7 @@ class JpegBaseline:
         # The model-size JPEG decodes at the input size: only normalisation is left to do.
         self._normalise = Preprocessor(dataclasses.replace(spec, resize="stretch", resize_size=None))
         self.keys = [(MODEL_SIZE, q) for q in JPEG_QUALITIES] + [(FULL_FRAME, FULL_SIZE_QUALITY)]
+        self.keys += [(v.method, v.crf) for v in video.settings] if video is not None else []
         self.bytes: dict[tuple[str, int], list[int]] = {k: [] for k in self.keys}
         self.scores: dict[tuple[str, int], list[np.ndarray]] = {k: [] for k in self.keys}
 
@@ -73,6 +88,9 @@ class JpegBaseline:
         key = (FULL_FRAME, FULL_SIZE_QUALITY)
         decoded = self._round_trip(key, cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), FULL_SIZE_QUALITY)
         self._answer(key, self.head.features(decoded, "bgr8")[0])
+        for setting, pixels, size in self.video.round_trips(frame) if self.video is not None else ():
+            self.bytes[(setting.method, setting.crf)].append(size)
+            self._answer((setting.method, setting.crf), self.head.features(pixels, "rgb8")[0])
 
     def model_size_bgr(self, frame: np.ndarray) -> np.ndarray:
         """The image the model sees (after resize or crop) as 8-bit BGR, recovered from its model input."""

@@ -5,7 +5,8 @@ gives the unsplit model's answer. The seed's fixed 0..32 clip is a guess. This m
 tensors on frames like the robot's camera sends, finds ranges per tensor and per channel (a high
 percentile, and the range with the least quantization error at the target bits: `ranges`), and
 compares what every bit width, range method and codec costs in bytes per frame and in top-1
-agreement with the unsplit model (`encodings`), next to JPEG, which a robot would send otherwise.
+agreement with the unsplit model (`encodings`), next to JPEG and H.264/H.265 (model/video), which a robot would
+send otherwise.
 The result (`calibration.Calibration`) holds the manifest section to store.
 
 With `eval_images` the ranges come from one set of frames and the table from another (photos:train
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -25,6 +27,7 @@ from splitcomp_core.head import HeadPipeline
 from splitcomp_core.tail import TailPipeline
 from splitcomp_tools.frames import open_source
 from splitcomp_tools.frames.files import describe_skipped
+from splitcomp_tools.frames.registry import scenes
 from splitcomp_tools.model.agreement import DEFAULT_CONFIDENCE
 from splitcomp_tools.model.baseline import JpegBaseline
 from splitcomp_tools.model.calibration import Calibration
@@ -44,6 +47,7 @@ from splitcomp_tools.model.ranges import (
     calibrate_tensor,
     manifest_entry,
 )
+from splitcomp_tools.model.video import CODECS, CRFS, DEFAULT_KEYFRAME_INTERVAL, VideoBaseline, check_settings
 
 DEFAULT_COUNT = 200
 MAX_COUNT = 10_000  # every frame's float cut tensors are kept in memory
@@ -63,6 +67,8 @@ def calibrate(
     eval_count: int | None = None,
     on_progress: Progress | None = None,
     confidence: float = DEFAULT_CONFIDENCE,
+    video_codecs: Sequence[str] = CODECS,
+    baselines: Sequence[Result] | None = None,
 ) -> Calibration:
     """Measure a bundle's cut tensors on `count` frames from `images` and compare all ways to send them.
 
@@ -73,21 +79,23 @@ def calibrate(
     gives other frames; without it, on the calibration frames themselves. `on_progress(phase, done,
     total)` reports the phases "frames" (once per pass over a source) and "encodings" to a caller.
     Every row carries the agreement statistics of `agreement.measure`: a judged frame is confident where
-    the unsplit model's top-1 probability reaches `confidence`.
+    the unsplit model's top-1 probability reaches `confidence`. Beside the encodings: JPEG's and `video_codecs`'
+    rows (model/video), or `baselines`, those rows measured before on the same judged frames (plan's candidates
+    share them: they answer with the whole model whatever the cut).
     """
     bundle = load_bundle(bundle_path)
     quantization = bundle.manifest.quantization
     if bits is None:
         bits = quantization.bits if quantization.bits <= 8 else 4
     eval_count = count if eval_count is None else eval_count
-    _check_options(count, bits, method, percentile, max_samples, eval_count, confidence)
+    _check_options(count, bits, method, percentile, max_samples, eval_count, confidence, video_codecs)
     sources = [open_source(images, seed=seed, topic=topic)]
     try:
         if eval_images:  # opened before the long first pass, so a wrong name fails at once
             sources.append(open_source(eval_images, seed=seed + 1, topic=topic))
         head = HeadPipeline(bundle)
         tail = TailPipeline(bundle)
-        jpeg = JpegBaseline(head, tail)
+        jpeg = _baseline(head, tail, video_codecs) if baselines is None else None
         features = collect(head, sources[0], count, None if eval_images else jpeg, on_progress)
         judged = collect(head, sources[1], eval_count, jpeg, on_progress) if eval_images else features
     finally:
@@ -105,10 +113,7 @@ def calibrate(
     reference = tail.probabilities(judged)
     encodings = encodings_for(tensors, compared, clip)
     results, tables = evaluate(judged, tail, reference, encodings, on_progress, confidence, features)
-    results.extend(
-        Result(r.method, None, None, r.quality, r.bytes_per_frame, r.agreement, r.stats)
-        for r in jpeg.results(reference, confidence)
-    )
+    results.extend(_baseline_rows(jpeg, reference, confidence) if jpeg is not None else baselines or [])
     calibrated = {name: manifest_entry(t, method, bits, percentile, frames) for name, t in tensors.items()}
     return Calibration(
         bundle=bundle.path,
@@ -130,6 +135,18 @@ def calibrate(
     )
 
 
+def _baseline(head: HeadPipeline, tail: TailPipeline, video_codecs: Sequence[str]) -> JpegBaseline:
+    """What measures the rows of the frames sent as they are: JPEG, and the video codecs' streams."""
+    return JpegBaseline(head, tail, VideoBaseline(head.preprocess, video_codecs) if video_codecs else None)
+
+
+def _baseline_rows(jpeg: JpegBaseline, reference: np.ndarray, confidence: float) -> list[Result]:
+    return [
+        Result(r.method, None, None, r.quality, r.bytes_per_frame, r.agreement, r.stats)
+        for r in jpeg.results(reference, confidence)
+    ]
+
+
 def _notes(sources: list, images: str, eval_images: str | None) -> list[str]:
     """What a user should know about the frames: image files that did not decode, scenes both sides share."""
     notes = [f"{describe_skipped(s)}; measured on the others" for s in sources if describe_skipped(s)]
@@ -138,19 +155,13 @@ def _notes(sources: list, images: str, eval_images: str | None) -> list[str]:
 
 
 def shared_scenes(images: str, eval_images: str | None) -> list[str]:
-    """The sources of a comma list `eval_images` that show scenes the ranges came from: the same source (opened
-    again with another seed, a photo source gives other crops of the same photos) or `photos`, which holds every
-    photo. The generator draws new scenes for every frame."""
+    """The sources of a comma list `eval_images` that show scenes the ranges came from (frames.registry.scenes): the
+    same clip or source, or a photo both sets hold (opened again with another seed, a photo source gives other crops of
+    the same photos: `photos` holds every photo of `photos:test`). The generator draws new scenes for every frame."""
     if not eval_images:
         return []
-    ours = [p.strip() for p in images.split(",") if p.strip()]
-    theirs = [p.strip() for p in eval_images.split(",") if p.strip()]
-    return [
-        t
-        for t in theirs
-        if t != "generator"
-        and any(t == o or ("photos" in (t, o) and t.startswith("photos") and o.startswith("photos")) for o in ours)
-    ]
+    ours = scenes(images)
+    return [t for t in (p.strip() for p in eval_images.split(",") if p.strip()) if scenes(t) & ours]
 
 
 def _check_options(
@@ -161,7 +172,9 @@ def _check_options(
     max_samples: int,
     eval_count: int | None = None,
     confidence: float = DEFAULT_CONFIDENCE,
+    video_codecs: Sequence[str] = (),
 ) -> None:
+    check_settings(video_codecs, CRFS, DEFAULT_KEYFRAME_INTERVAL)
     if not 0.0 <= confidence <= 1.0:
         raise CalibrationError(f"--confidence must be from 0 to 1, e.g. 0.5; got {confidence}")
     if not 1 <= count <= MAX_COUNT:

@@ -17,10 +17,11 @@ from splitcomp_core.bundle import QuantizationSpec, manifest_with_quantization
 from splitcomp_core.codec import CODEC_NAMES
 from splitcomp_core.entropy import ENTROPY_FILE, EntropyTable, entropy_document
 from splitcomp_core.files import atomic_write_all
-from splitcomp_tools.model.agreement import DEFAULT_CONFIDENCE, DEPENDENCE_NOTE, meets, unsupported
+from splitcomp_tools.model.agreement import DEFAULT_CONFIDENCE, DEPENDENCE_NOTE, Floor, meets, unsupported
 from splitcomp_tools.model.baseline import FULL_FRAME
 from splitcomp_tools.model.encodings import QUANTIZED_METHODS, CalibrationError, Result, head_mode
 from splitcomp_tools.model.ranges import TensorCalibration, manifest_entry
+from splitcomp_tools.model.video import H264_CAMERA
 
 
 class InsufficientFrames(CalibrationError):
@@ -90,6 +91,18 @@ class Calibration:
         """The JPEG-95 of the full camera frame: the row an encoding's all-frame agreement must not fall below."""
         return next(r for r in self.results if r.method == FULL_FRAME)
 
+    def floor(self) -> Floor:
+        """What a row's (a) must reach (agreement.Floor): JPEG-95 of the full frame's, and the H.264 camera-frame rows'."""
+        jpeg = self.jpeg_reference().stats
+        assert jpeg is not None  # calibrate measures every row
+        return Floor(
+            jpeg, tuple((r.bytes_per_frame, r.stats) for r in self.results if r.method == H264_CAMERA and r.stats)
+        )
+
+    def baselines(self) -> list[Result]:
+        """The rows of the frames sent as they are (JPEG, H.264, H.265): the same for every cut of one model."""
+        return [r for r in self.results if r.codec is None]
+
     def meeting(self, target: float) -> list[Result]:
         """The feature encodings that meet the rule at `target` (agreement.meets), JPEG rows never.
 
@@ -97,15 +110,19 @@ class Calibration:
         show what `codec entropy` would send with the entropy.json that calibrate writes beside the choice.
 
         The rule: the 95 % Wilson lower bound of top-1 agreement on confident frames reaches `target`, and
-        top-1 agreement on all frames is no worse than JPEG-95 of the full frame's. InsufficientFrames when
+        top-1 agreement on all frames is no worse than the highest of JPEG-95 of the full frame's and that of every
+        H.264 camera-frame row sending at least the row's bytes per frame (`floor`). InsufficientFrames when
         too few judged frames are confident for any lower bound to reach `target`: no choice on a point estimate.
         """
         why = unsupported(self.confident_frames(), target)
         if why is not None:
             raise InsufficientFrames(why)
-        jpeg = self.jpeg_reference().stats
-        assert jpeg is not None  # calibrate measures every row
-        return [r for r in self.results if r.codec in CODEC_NAMES and r.stats and meets(r.stats, jpeg, target)]
+        floor = self.floor()
+        return [
+            r
+            for r in self.results
+            if r.codec in CODEC_NAMES and r.stats and meets(r.stats, r.bytes_per_frame, floor, target)
+        ]
 
     def cheapest(self, target: float) -> Result | None:
         """The encoding with the fewest bytes that meets the rule at `target` (see `meeting`), or None.

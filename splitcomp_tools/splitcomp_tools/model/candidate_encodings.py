@@ -16,6 +16,7 @@ from splitcomp_tools.model.calibrate import calibrate
 from splitcomp_tools.model.calibration import Calibration, InsufficientFrames
 from splitcomp_tools.model.candidates import Candidate, PlanError
 from splitcomp_tools.model.encodings import Result
+from splitcomp_tools.model.video import CODECS
 
 Say = Callable[[str], None]  # told each step of a long run, for a progress line
 
@@ -52,13 +53,15 @@ def encode_candidates(
     say: Say | None = None,
     calibration_images: str | None = None,
     confidence: float = DEFAULT_CONFIDENCE,
+    video_codecs: Sequence[str] = CODECS,
 ) -> dict[str, Calibration]:
     """Calibrate every candidate and store its smallest sufficient encoding; the calibrations.
 
     Ranges come from `calibration_images` (default: `images`), agreement and bytes from `images`;
-    `say` is told which candidate is being measured.
+    `say` is told which candidate is being measured. JPEG's and the video codecs' rows are measured with the
+    first candidate and shared: every cut answers them with the whole model, on the same frames.
     """
-    calibrations = {}
+    calibrations: dict[str, Calibration] = {}
     for c in candidates:
         assert c.bundle is not None
         if say is not None:
@@ -70,6 +73,8 @@ def encode_candidates(
             seed=seed,
             eval_images=images if calibration_images else None,
             confidence=confidence,
+            video_codecs=video_codecs,
+            baselines=next(iter(calibrations.values())).baselines() if calibrations else None,
         )
         chosen = smallest_encoding(calibration, agreement)
         update_quantization(c.bundle, calibration.with_default(chosen).quantization)

@@ -29,9 +29,9 @@ from splitcomp_core.errors import SplitcompError
 from splitcomp_core.head import HeadPipeline
 from splitcomp_core.tail import TailPipeline
 from splitcomp_tools.frames import FrameSource
-from splitcomp_tools.model import entropy_sizes
+from splitcomp_tools.model import entropy_sizes, video
 from splitcomp_tools.model.agreement import DEFAULT_CONFIDENCE, Agreement, measure
-from splitcomp_tools.model.baseline import JpegBaseline
+from splitcomp_tools.model.baseline import JpegBaseline, baseline_label
 from splitcomp_tools.model.ranges import GRANULARITIES, TensorCalibration
 
 BITS = (2, 3, 4, 6, 8)
@@ -55,7 +55,8 @@ class Result:
     """One way to send a frame: its mean bytes per frame, and how often the answer is the unsplit model's.
 
     `method` is a QUANTIZED_METHODS name, "raw" (float16/32 features), "jpeg" (the frame at model input
-    size) or "jpeg_full" (the frame as the camera gave it); `agreement` is (a), top-1 agreement on all
+    size), "jpeg_full" (the frame as the camera gave it) or a model/video method ("h264_full": H.264 of the camera
+    frame, with the CRF in `quality`); `agreement` is (a), top-1 agreement on all
     frames as a fraction; `stats` adds (b) confident frames, (c) top-5 overlap and the Wilson intervals.
     """
 
@@ -71,12 +72,18 @@ class Result:
         """The row as JSON: its fields, with `stats` as Agreement.to_json() gives it."""
         data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "stats"}
         data["stats"] = None if self.stats is None else self.stats.to_json()
+        if self.codec is None:  # a row of the frames sent as they are: its name for people (the studio shows it)
+            data["label"] = baseline_label(self.method)
         return data
 
     def setting(self) -> str:
         """How the head node is told to send this way, e.g. "bits 6, quantization per_channel, codec zstd"."""
         if self.bits is None or self.codec is None:
-            return f"JPEG q{self.quality}"
+            return (
+                f"{video.label(self.method)}, crf {self.quality}"
+                if video.is_video(self.method)
+                else f"JPEG q{self.quality}"
+            )
         if self.method == "raw":
             return f"bits {self.bits}, codec {self.codec}"
         return f"bits {self.bits}, quantization {head_mode(self.method)}, codec {self.codec}"

@@ -11,7 +11,9 @@ bits, and what latency will I get? The answer changes with the link. `plan` meas
 2. Per candidate, on the frames: the smallest encoding (bits x range method x codec) that meets
    calibrate's rule at `--agreement`: the 95 % Wilson lower bound of its top-1 agreement with the
    unsplit model on confident frames (unsplit top-1 probability >= `--confidence`) reaches it, and its
-   top-1 agreement on all frames is no worse than JPEG-95 of the full frame's (point estimates); too
+   top-1 agreement on all frames is no worse than the highest of JPEG-95 of the full frame's and that of
+   every H.264 of the camera frame sending at least as many bytes (point estimates; JPEG's and the video
+   codecs' rows are measured once, on the same frames, and printed beside the candidates); too
    few confident frames for the target (0.99 needs 381) is an error, never a choice on a point
    estimate. Measured by calibrate through HeadPipeline and TailPipeline; its bytes per frame on the wire (codes plus the
    quantization's scale and offset), then the head's and the tail's median times through the same
@@ -51,7 +53,9 @@ from splitcomp_tools.model.candidates import (
 )
 from splitcomp_tools.model.cut_choice import choose_cut
 from splitcomp_tools.model.devices import TIMING_FRAMES, TIMING_RATE_HZ, measure_times, read_profile
+from splitcomp_tools.model.encodings import Result
 from splitcomp_tools.model.latency import Link, bandwidth_ranges, key, predict
+from splitcomp_tools.model.video import CODECS
 
 DEFAULT_BANDWIDTHS = (1.1, 5.85, 18.88, 100.0)
 DEFAULT_AGREEMENT = 0.99
@@ -75,6 +79,7 @@ class Plan:
     ranges: list[tuple[str, float, float | None]]
     old_rule_bundle: str | None = None  # the heuristic's cut at calibrate's default encoding, for comparison
     confidence: float = DEFAULT_CONFIDENCE
+    baselines: list[Result] = dataclasses.field(default_factory=list)  # JPEG, H.264, H.265 of the same frames
 
     def to_json(self, with_bundles: bool = True) -> dict[str, Any]:
         """The plan as JSON; `with_bundles` False leaves out the candidate bundles' paths (a removed temp folder)."""
@@ -97,6 +102,7 @@ class Plan:
             "heuristic": self.heuristic,
             "old_rule_bundle": self.old_rule_bundle if with_bundles else None,
             "bandwidth_ranges": [{"cut_id": c, "min": lo, "max": hi} for c, lo, hi in self.ranges],
+            "baselines": [r.to_json() for r in self.baselines],
         }
 
 
@@ -118,11 +124,10 @@ def make_plan(
     calibration_images: str | None = None,
     robot_slowdown: float = 1.0,
     confidence: float = DEFAULT_CONFIDENCE,
+    video_codecs: Sequence[str] = CODECS,
 ) -> Plan:
-    """Candidates, their encodings, times and predictions; the candidate bundles stay in `work`.
-
-    `say` is told each long step (a candidate's encodings, the timing), for a progress line.
-    """
+    """Candidates, their encodings, times and predictions; the candidate bundles stay in `work`. `say` is told
+    each long step (a candidate's encodings, the timing), for a progress line."""
     link = link or Link()
     _check_options(count, agreement, bandwidths, link, timing_frames, timing_rate)
     too_few = check_enough_frames(images, count, agreement)
@@ -138,8 +143,10 @@ def make_plan(
         for side, path in (("robot", robot_profile), ("edge", edge_profile))
         if path
     }
-    calibrations = encode_candidates(candidates, images, count, agreement, seed, say, calibration_images, confidence)
-    frames = next(iter(calibrations.values())).frames
+    calibrations = encode_candidates(
+        candidates, images, count, agreement, seed, say, calibration_images, confidence, video_codecs
+    )
+    first = next(iter(calibrations.values()))
     here: dict[str, dict[str, float]] = {}
     if len(given) < 2:  # this machine's times stand for a side without a profile
         if say is not None:
@@ -161,7 +168,7 @@ def make_plan(
     return Plan(
         model=str(model),
         images=images,
-        frames=frames,
+        frames=first.frames,
         agreement=agreement,
         bandwidths=list(bandwidths),
         link=link,
@@ -176,6 +183,7 @@ def make_plan(
         ranges=bandwidth_ranges(candidates, bandwidths, best, link),
         old_rule_bundle=str(old_rule) if old_rule else None,
         confidence=confidence,
+        baselines=first.baselines(),
     )
 
 

@@ -30,8 +30,9 @@ def legend(confidence: float, stats: Agreement | None) -> str:
 
 RULE_HELP = (
     "the cheapest encoding whose 95 %% Wilson lower bound of top-1 agreement on confident frames (unsplit top-1 "
-    "probability >= --confidence) reaches FRACTION AND whose top-1 agreement on all frames is no worse than JPEG-95 "
-    "of the full frame's (point estimates); too few confident frames for FRACTION (a 0.99 target needs 381) is an "
+    "probability >= --confidence) reaches FRACTION AND whose top-1 agreement on all frames is no worse than the "
+    "highest of JPEG-95 of the full frame's and that of every H.264 of the camera frame sending at least as many "
+    "bytes (point estimates); too few confident frames for FRACTION (a 0.99 target needs 381) is an "
     "error that names the count needed, never a choice on a point estimate"
 )
 

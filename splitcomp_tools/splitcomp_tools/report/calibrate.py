@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Sequence
 
 from matplotlib.figure import Figure
 
@@ -11,10 +12,11 @@ from splitcomp_core.codec import CODEC_NAMES
 from splitcomp_core.entropy import ENTROPY_FILE
 from splitcomp_tools.cli import format_table as table
 from splitcomp_tools.model.agreement import describe_rule
-from splitcomp_tools.model.baseline import FULL_FRAME, MODEL_SIZE
+from splitcomp_tools.model.baseline import FULL_FRAME, MODEL_SIZE, baseline_label
 from splitcomp_tools.model.calibration import Calibration
 from splitcomp_tools.model.encodings import Result
 from splitcomp_tools.model.entropy_sizes import ENTROPY_CODEC
+from splitcomp_tools.model.video import is_video
 from splitcomp_tools.report import agreement
 
 
@@ -36,16 +38,6 @@ def format_table(calibration: Calibration) -> str:
         ]
         for (method, bits), row in by_key.items()
     ]
-    jpeg_rows = [
-        [
-            "jpeg at model input size" if r.method == MODEL_SIZE else "jpeg of the full frame",
-            str(r.quality),
-            *agreement.cells(r.stats),
-            f"{r.bytes_per_frame:,.0f}",
-        ]
-        for r in calibration.results
-        if r.codec is None
-    ]
     judged = (
         f"; agreement on {calibration.eval_frames} other frames from {calibration.eval_images}"
         if calibration.eval_images
@@ -58,8 +50,17 @@ def format_table(calibration: Calibration) -> str:
         f"quantization {q.mode}, codec {q.codec}\n"
         f"{agreement.legend(calibration.confidence, next((r.stats for r in calibration.results), None))}"
     )
-    jpeg_header = ["what a robot would send instead", "quality", *agreement.HEADER, "B/frame"]
-    return "\n".join([title, "", table(header, rows), "", table(jpeg_header, jpeg_rows)])
+    return "\n".join([title, "", table(header, rows), "", baseline_table(calibration.baselines())])
+
+
+def baseline_table(baselines: Sequence[Result]) -> str:
+    """The rows of the frames sent as they are (JPEG, H.264, H.265) as a table, as calibrate and plan print them."""
+    header = ["what a robot would send instead", "quality/crf", *agreement.HEADER, "B/frame"]
+    rows = [
+        [baseline_label(r.method), str(r.quality), *agreement.cells(r.stats), f"{r.bytes_per_frame:,.0f}"]
+        for r in baselines
+    ]
+    return table(header, rows)
 
 
 def describe_choice(calibration: Calibration, target: float) -> str:
@@ -71,6 +72,7 @@ def describe_choice(calibration: Calibration, target: float) -> str:
     meets_rule = calibration.cheapest(target) == chosen
     reached = "meets the rule" if meets_rule else "is the best; none meets the rule"
     jpeg = calibration.jpeg_reference()
+    floor = calibration.floor().rate(chosen.bytes_per_frame)
     low = chosen.stats.confident_interval()[0]
     entropy = calibration.entropy_row()
     coded = (
@@ -81,7 +83,8 @@ def describe_choice(calibration: Calibration, target: float) -> str:
     return (
         f"head default: {chosen.method} at {chosen.bits} bits with codec {chosen.codec}, "
         f"{chosen.bytes_per_frame:,.0f} B/frame: confident-frame lower bound {_percent(low)}, all frames "
-        f"{_percent(chosen.agreement)} (JPEG-95 of the full frame: {_percent(jpeg.agreement)}); {reached} "
+        f"{_percent(chosen.agreement)} (JPEG-95 of the full frame: {_percent(jpeg.agreement)}; the floor at its bytes "
+        f"with H.264: {_percent(floor)}); {reached} "
         f"at {target:g} ({describe_rule(target)}){coded}"
     )
 
@@ -103,7 +106,11 @@ def plot_png(calibration: Calibration, codec: str = "zstd") -> bytes:
         label = _plot_label(calibration, method, codec)
         ax.plot([p.bytes_per_frame for p in points], [100.0 * p.agreement for p in points], "o-", label=label)
         for p in points:
-            note = f"q{p.quality}" if p.quality is not None else f"{p.bits}b"
+            note = (
+                f"{'q' if p.method in (MODEL_SIZE, FULL_FRAME) else 'crf'}{p.quality}"
+                if p.bits is None
+                else f"{p.bits}b"
+            )
             ax.annotate(
                 note, (p.bytes_per_frame, 100.0 * p.agreement), textcoords="offset points", xytext=(3, 3), fontsize=7
             )
@@ -134,10 +141,8 @@ def _plot_label(calibration: Calibration, method: str, codec: str) -> str:
         return f"clip {low:g}..{high:g} ({codec})"
     if method == "raw":
         return f"raw float ({codec})"
-    if method == MODEL_SIZE:
-        return "JPEG at model input size"
-    if method == FULL_FRAME:
-        return "JPEG of the full frame"
+    if method in (MODEL_SIZE, FULL_FRAME) or is_video(method):
+        return baseline_label(method)
     return f"{method.replace('_', ' ')} ({codec})"
 
 

@@ -14,6 +14,7 @@ from splitcomp_tools.model.candidates import EDGE_ONLY, ROBOT_ONLY
 from splitcomp_tools.model.latency import key
 from splitcomp_tools.model.plan import Plan
 from splitcomp_tools.report import agreement
+from splitcomp_tools.report.calibrate import baseline_table
 
 
 def format_table(plan: Plan) -> str:
@@ -59,6 +60,8 @@ def format_table(plan: Plan) -> str:
         "best cut: " + ", ".join(f"{b} Mbit/s -> {plan.best[b]}" for b in bandwidths),
         "ranges:   " + ", ".join(f"{c} {_range(lo, hi)}" for c, lo, hi in plan.ranges),
     ]
+    if plan.baselines:
+        notes += ["", "the frames sent as they are, on the same judged frames:", baseline_table(plan.baselines)]
     return "\n".join(notes)
 
 

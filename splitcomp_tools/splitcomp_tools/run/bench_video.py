@@ -6,9 +6,11 @@ HeadPipeline and TailPipeline as deployed, at every --bits, --codecs and --keyfr
 a key frame; N: a key frame, then N-1 P-frames under the head's own schedule). Printed: the agreement with
 the unsplit model at each bit width ((a) all frames, (b) frames whose unsplit top-1 probability is at least
 --confidence, with their count, each with its 95 % Wilson interval, (c) the mean top-5 overlap) next to
-JPEG-95 of the camera frame; bytes per frame (median/mean) per source; and the cheapest setting that meets
-the rule: the lower bound on (b) reaches --target AND (a) is no worse than JPEG-95's (a), as point
-estimates. A set with too few confident frames cannot support a target: the benchmark says how many it
+JPEG-95 of the camera frame and H.264/H.265 of the camera frame and of the frame at the model's scale (live
+settings, CRF 18 to 33, a key frame every --keyframe-intervals value above 0, or every 30); bytes per frame
+(median/mean) per source; and the cheapest setting that meets the rule: the lower bound on (b) reaches --target
+AND (a) is no worse than the highest of JPEG-95's (a) and that of every H.264 camera-frame row sending at least
+as many bytes per frame over the judged frames, as point estimates. A set with too few confident frames cannot support a target: the benchmark says how many it
 needs and also chooses at the highest target the set supports. Consecutive video frames are not
 independent, so the interval is optimistic on clips.
 """
@@ -26,22 +28,36 @@ from splitcomp_core.codec import CODE_BITS, HEAD_CODECS
 from splitcomp_core.files import atomic_write_text
 from splitcomp_core.keyframes import MAX_INTERVAL
 from splitcomp_tools.cli import ToolParser, UsageError, check_outputs, float_in, format_table, int_in, run_cli
+from splitcomp_tools.cli_options import add_video_codecs
 from splitcomp_tools.model import agreement as ag
 from splitcomp_tools.model.code_entropy import BOUNDS
+from splitcomp_tools.model.video import CAMERA, H264_CAMERA, LABELS
 from splitcomp_tools.run.video_measure import VideoBenchOptions, agreement_of, measure_video
 
 FALLBACK_TARGETS = (0.98, 0.97, 0.95, 0.9, 0.8)  # tried in turn when the set cannot support --target
 
 
+def floor(report: dict) -> ag.Floor:
+    """The rule's floor on (a): JPEG-95's and every H.264 camera-frame row's, with its bytes over all judged frames."""
+    h264 = tuple(
+        (r["bytes"]["all"]["mean"], agreement_of(r["agreement"])) for r in report["video"] if r["method"] == H264_CAMERA
+    )
+    return ag.Floor(agreement_of(report["jpeg95"]), h264)
+
+
+def _row_meets(report: dict, row: dict, target: float) -> bool:
+    """The rule on one row: its bit width's agreement, its bytes per frame over all judged frames."""
+    agreement = agreement_of(report["agreement"][str(row["bits"])])
+    return ag.meets(agreement, row["bytes"]["all"]["mean"], floor(report), target)
+
+
 def choose(report: dict, target: float) -> dict:
-    """Which bit widths meet the rule at `target`, and per codec and interval the one with the fewest bytes on the
-    clips (on all sources when none is a clip); `cheapest` among those."""
-    jpeg = agreement_of(report["jpeg95"])
-    meeting = sorted(int(b) for b, r in report["agreement"].items() if ag.meets(agreement_of(r), jpeg, target))
+    """Which rows (bits, codec, interval) meet the rule at `target`, and per codec and interval the one with the
+    fewest bytes on the clips (on all sources when none is a clip); `cheapest` among those."""
+    meeting_rows = [row for row in report["rows"] if _row_meets(report, row, target)]
+    meeting = sorted({row["bits"] for row in meeting_rows})
     settings: dict[tuple[str, int], dict] = {}
-    for row in report["rows"]:
-        if row["bits"] not in meeting:
-            continue
+    for row in meeting_rows:
         key = (row["codec"], row["keyframe_interval"])
         if key not in settings or _cost(row) < _cost(settings[key]):
             settings[key] = row
@@ -70,26 +86,26 @@ def _interval(lo_hi: Sequence[float]) -> str:
     return f"{lo_hi[0]:.3f}–{lo_hi[1]:.3f}"
 
 
-def _agreement_cells(r: dict, meets: Callable[[dict], str]) -> list[str]:
+def _agreement_cells(r: dict, meets: str) -> list[str]:
     return [
         f"{r['rate']:.3f}",
         _interval(r["interval"]),
         f"{r['confident_agree']}/{r['confident_frames']}",
         _interval(r["confident_interval"]),
         f"{r['top5_overlap']:.3f}",
-        meets(r),
+        meets,
     ]
 
 
 def format_report(report: dict, choices: Sequence[dict]) -> str:
-    target = choices[0]["target"]
-    jpeg = agreement_of(report["jpeg95"])
+    target, meeting = choices[0]["target"], choices[0]["bits_meeting"]
     header = ["encoding", "(a) all", "95% interval", "(b) confident", "95% interval", "(c) top-5", f"meets {target:g}"]
     rows = [
-        [f"{b} bits", *_agreement_cells(r, lambda r: "yes" if ag.meets(agreement_of(r), jpeg, target) else "no")]
+        [f"{b} bits", *_agreement_cells(r, "yes" if int(b) in meeting else "no")]
         for b, r in report["agreement"].items()
     ]
-    rows.append(["JPEG-95 frame", *_agreement_cells(report["jpeg95"], lambda r: "")])
+    rows.append(["JPEG-95 frame", *_agreement_cells(report["jpeg95"], "")])
+    rows += [[_video_name(v), *_agreement_cells(v["agreement"], "")] for v in report["video"]]
     sources = [s["name"] for s in report["sources"]] + (["clips"] if "clips" in report["rows"][0]["bytes"] else [])
     bytes_header = ["bits", "codec", "key frames", *(f"{s} B med/mean" for s in sources), "= intra"]
     bytes_rows = [
@@ -103,6 +119,10 @@ def format_report(report: dict, choices: Sequence[dict]) -> str:
         for r in report["rows"]
     ]
     bytes_rows.append(["JPEG-95", "", "", *(_bytes(report["jpeg95"]["bytes"][s]) for s in sources), ""])
+    bytes_rows += [
+        [_video_name(v), "", _keyframes(v["keyframe_interval"]), *(_bytes(v["bytes"][s]) for s in sources), ""]
+        for v in report["video"]
+    ]
     parts = [format_table(header, rows), "", format_table(bytes_header, bytes_rows, left=(1, 2)), ""]
     parts += _bounds_lines(report)
     for choice in choices:
@@ -124,6 +144,11 @@ def _bounds_lines(report: dict) -> list[str]:
         format_table(["bits", "clip", *BOUNDS], rows, left=(1,)),
         "",
     ]
+
+
+def _video_name(row: dict) -> str:
+    what = "frame" if row["version"] == CAMERA else "model-scale"
+    return f"{LABELS[row['codec']]} {what} crf {row['crf']}"
 
 
 def _keyframes(interval: int) -> str:
@@ -227,6 +252,7 @@ def build_parser() -> ToolParser:
     p.add_argument("--target", type=float_in(0.0, 1.0, low_open=True), default=0.99, help="agreement target (0.99)")
     p.add_argument("--confidence", type=float_in(0.0, 1.0), default=ag.DEFAULT_CONFIDENCE, help="default 0.5")
     p.add_argument("--answer-all", action="store_true", help="run the tail on every pass, not once per bit width")
+    add_video_codecs(p)
     p.add_argument("--seed", type=int, default=0, help="random seed of the photo crops (judged: seed + 1)")
     p.add_argument("--json", metavar="FILE", help="also write the measurements to this file as JSON")
     return p
@@ -252,6 +278,7 @@ def _main(argv: Sequence[str] | None) -> int:
         confidence=args.confidence,
         seed=args.seed,
         answer_all=args.answer_all,
+        video_codecs=args.video_codecs,
     )
     report = measure_video(options)
     choices = select(report, args.target)

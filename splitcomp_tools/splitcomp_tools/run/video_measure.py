@@ -5,7 +5,9 @@ Ranges (least-error, at each bit width) and the entropy tables are fitted on `im
 the frames judged. Every judged frame goes through HeadPipeline (features, then the head's encode, intra or as a
 P-frame under the head's own KeyframeSchedule) and TailPipeline (validate, decode, the tail model, top-k), as in
 deployment; the unsplit answer is the tail on float32 features, the JPEG-95 reference the model on the camera
-frame after a quality-95 JPEG round trip. Codecs are lossless and P-frames decode to intra coding's codes bit for
+frame after a quality-95 JPEG round trip, and beside it each H.264/H.265 setting of model/video (CRF 18..33, the
+camera frame and the frame at the model's scale, a key frame every P-frame interval measured, or every 30 without
+one), each source its own stream, in order. Codecs are lossless and P-frames decode to intra coding's codes bit for
 bit (checked on every frame), so the agreement depends on the bits alone: the tail answers one pass per bit width
 (`answer_all` answers every pass, to show it). Beside the codecs' bytes, each clip's code entropies at each bit
 width (model/code_entropy) say how far any lossless coder of those forms could go.
@@ -37,6 +39,7 @@ from splitcomp_tools.model import agreement as ag
 from splitcomp_tools.model.baseline import FULL_SIZE_QUALITY, jpeg_round_trip
 from splitcomp_tools.model.code_entropy import BOUNDS, code_entropy_bytes
 from splitcomp_tools.model.ranges import DEFAULT_PERCENTILE, calibrate_tensor, manifest_entry
+from splitcomp_tools.model.video import CODECS, DEFAULT_KEYFRAME_INTERVAL, Setting, VideoBaseline
 
 Features = Mapping[str, np.ndarray]
 Scores = list[tuple[int, float]]  # one answer's top-k: (class id, probability), best first
@@ -59,11 +62,13 @@ class VideoBenchOptions:
     confidence: float = ag.DEFAULT_CONFIDENCE
     seed: int = 0
     answer_all: bool = False
+    video_codecs: tuple[str, ...] = CODECS
 
 
 @dataclasses.dataclass
 class Judged:
-    """One evaluation source: its frames' float cut tensors, the unsplit answers and JPEG-95's."""
+    """One evaluation source: its frames' float cut tensors, the unsplit answers, JPEG-95's and each video setting's
+    answers and bytes."""
 
     name: str
     clip: bool  # a source with its own frame rate (a video): its frames come in order
@@ -71,6 +76,8 @@ class Judged:
     unsplit: list[Scores]
     jpeg: list[Scores]
     jpeg_bytes: list[int]
+    video: dict[Setting, list[Scores]] = dataclasses.field(default_factory=dict)
+    video_bytes: dict[Setting, list[int]] = dataclasses.field(default_factory=dict)
 
 
 def measure_video(options: VideoBenchOptions) -> dict:
@@ -84,7 +91,11 @@ def measure_video(options: VideoBenchOptions) -> dict:
     head = HeadPipeline(bundle, start, providers=["cpu"], entropy_models=EntropyModels([]))
     tail = TailPipeline(bundle, ["cpu"], entropy_models=head.entropy_models)
     fit = source_features(head, options.images, options.count, options.seed)
-    judged = [_judge(head, tail, part, options.eval_count, options.seed + 1) for part in _parts(options.eval_images)]
+    intervals = [i for i in options.intervals if i > 0] or [DEFAULT_KEYFRAME_INTERVAL]
+    video = VideoBaseline(head.preprocess, options.video_codecs, keyframe_intervals=intervals)
+    judged = [
+        _judge(head, tail, part, options.eval_count, options.seed + 1, video) for part in _parts(options.eval_images)
+    ]
     stacked = {name: np.stack([f[name] for f in fit]) for name in head.cut_names}
     rng = np.random.default_rng(options.seed)
     tensors = {name: calibrate_tensor(name, v, options.bits, rng=rng) for name, v in stacked.items()}
@@ -119,6 +130,7 @@ def measure_video(options: VideoBenchOptions) -> dict:
             "bytes": _source_bytes(judged, [j.jpeg_bytes for j in judged]),
             "by_source": {j.name: _agreement_json(_measure(j.unsplit, j.jpeg, options.confidence)) for j in judged},
         },
+        "video": _video_rows(judged, video, options.confidence),
         "rows": rows,
         "bounds": bounds,
     }
@@ -140,10 +152,12 @@ def source_features(head: HeadPipeline, spec: str, count: int, seed: int) -> lis
     return frames
 
 
-def _judge(head: HeadPipeline, tail: TailPipeline, spec: str, count: int, seed: int) -> Judged:
-    """The frames of one source with their unsplit answers and the answers to their JPEG-95 round trip."""
+def _judge(head: HeadPipeline, tail: TailPipeline, spec: str, count: int, seed: int, video: VideoBaseline) -> Judged:
+    """The frames of one source with their unsplit answers and the answers to their JPEG-95 round trip and to each
+    video setting's decoded frame (new streams for the source)."""
     source = open_source(spec, seed=seed)
     judged = Judged(spec, source.fps is not None, [], [], [], [])
+    video.restart()
     try:
         for frame in source.frames(count):
             features = head.features(frame)[0]
@@ -152,6 +166,9 @@ def _judge(head: HeadPipeline, tail: TailPipeline, spec: str, count: int, seed: 
             decoded, size = jpeg_round_trip(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), FULL_SIZE_QUALITY)
             judged.jpeg_bytes.append(size)
             judged.jpeg.append(_answer(tail, head.features(decoded, "bgr8")[0]))
+            for setting, pixels, sent in video.round_trips(frame):
+                judged.video_bytes.setdefault(setting, []).append(sent)
+                judged.video.setdefault(setting, []).append(_answer(tail, head.features(pixels)[0]))
     finally:
         source.close()
     if len(judged.features) < 2:
@@ -271,12 +288,34 @@ def _bounds(head: HeadPipeline, judged: Sequence[Judged], bits: int, mode: str) 
     return out
 
 
+def _video_rows(judged: Sequence[Judged], video: VideoBaseline, confidence: float) -> list[dict]:
+    """Per video setting: its bytes per source and the agreement of the answers to its decoded frames."""
+    unsplit = [s for j in judged for s in j.unsplit]
+    return [
+        {
+            "method": v.method,
+            "codec": v.codec,
+            "version": v.version,
+            "crf": v.crf,
+            "keyframe_interval": v.keyframe_interval,
+            "bytes": _source_bytes(judged, [j.video_bytes[v] for j in judged]),
+            "agreement": _agreement_json(_measure(unsplit, [a for j in judged for a in j.video[v]], confidence)),
+            "agreement_by_source": {
+                j.name: _agreement_json(_measure(j.unsplit, j.video[v], confidence)) for j in judged
+            },
+        }
+        for v in video.settings
+    ]
+
+
 def _source_bytes(judged: Sequence[Judged], sizes: Sequence[Sequence[int]]) -> dict[str, dict[str, float]]:
-    """Median and mean bytes per frame of each source, and of all clips together ("clips")."""
+    """Median and mean bytes per frame of each source, of all clips together ("clips") and of every judged frame
+    ("all": the frames the agreement is measured on, which the rule compares bytes on)."""
     out = {j.name: _stats(s) for j, s in zip(judged, sizes, strict=True)}
     clips = [b for j, s in zip(judged, sizes, strict=True) if j.clip for b in s]
     if clips:
         out["clips"] = _stats(clips)
+    out["all"] = _stats([b for s in sizes for b in s])
     return out
 
 

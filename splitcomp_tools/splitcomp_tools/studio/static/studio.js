@@ -327,8 +327,8 @@ function showCalibration(result) {
   const judged = result.eval_images ? `${result.eval_frames} frames from ${result.eval_images} (ranges: ${result.frames} from ${result.images})` : `${result.frames} frames from ${result.images}`;
   $("calibrate-table").replaceChildren(el("caption", {}, `agreement with the unsplit model on ${judged}; confident = its top-1 probability ≥ ${result.confidence} ` +
     `(${result.confident_frames} frames); [..] = 95 % Wilson interval: ${result.dependence_note}`), head, ...rows);
-  const jpegHead = el("tr", {}, el("th", {}, "what a robot would send instead"), el("th", {}, "quality"), ...AGREEMENT_HEADS.map((h) => el("th", {}, h)), el("th", {}, "B/frame"));
-  const jpegRows = jpeg.map((r) => el("tr", {}, el("td", {}, r.method === "jpeg" ? "JPEG at model input size" : "JPEG of the full frame"),
+  const jpegHead = el("tr", {}, el("th", {}, "what a robot would send instead"), el("th", {}, "quality/crf"), ...AGREEMENT_HEADS.map((h) => el("th", {}, h)), el("th", {}, "B/frame"));
+  const jpegRows = jpeg.map((r) => el("tr", {}, el("td", {}, r.label),
     el("td", { class: "num" }, r.quality), ...agreementCells(r.stats), el("td", { class: "num" }, bytes(r.bytes_per_frame))));
   $("jpeg-table").replaceChildren(jpegHead, ...jpegRows);
   $("calibrate-plot").src = result.plot_url;
