@@ -17,6 +17,9 @@ from splitcomp_core.detection.boxes import Candidates
 OUTPUTS = ("heatmap", "scale", "offset", "landmarks")  # the roles the manifest names tensors for
 CHANNELS = {"heatmap": 1, "scale": 2, "offset": 2, "landmarks": 10}
 KEYPOINTS = 5
+# The manifest's detection section for CenterFace, but the output names (its reference decoder's settings).
+STRIDE = 4
+DEFAULTS: dict[str, float] = {"threshold": 0.5, "stride": STRIDE, "nms_iou": 0.3, "max_detections": 100}
 # Peaks kept for NMS at most, best first: a heatmap with thousands of peaks costs a bounded NMS.
 MAX_CANDIDATES = 1000
 

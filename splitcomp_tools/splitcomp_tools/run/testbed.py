@@ -39,8 +39,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from splitcomp_core.errors import SplitcompError
-from splitcomp_tools.run import link_loss
 from splitcomp_ros.dds_profile import PROFILE_VARIABLES, profile_variable, ros_distribution
+from splitcomp_tools.run import link_loss
 
 SIDES = ("robot", "edge")
 QUEUE_BYTES = 2 * 1024 * 1024
