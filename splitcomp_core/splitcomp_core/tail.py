@@ -16,7 +16,7 @@ import numpy as np
 
 from splitcomp_core.bundle import DYNAMIC, Bundle
 from splitcomp_core.codec import DEFAULT_MAX_ELEMENTS, EncodedTensor, payload_bytes
-from splitcomp_core.detection import Decoder, Detection, DetectionRejected, check_image_size
+from splitcomp_core.detection import Decoder, Detection, DetectionRejected
 from splitcomp_core.entropy import EntropyModels, load_entropy_models
 from splitcomp_core.errors import CodecError, EntropyModelError, InferenceError, SplitcompError
 from splitcomp_core.interframe import Reference, decode_tensor, entropy_table
@@ -187,16 +187,11 @@ class TailPipeline:
     ) -> Decoded:
         """Check and decode one message; a P-frame (reference_sequence > 0) only against exactly that `reference`.
 
-        Rejections come in this order: the cut (model_id, tensor_count, tensor_name, shape), `image_size` (a
-        detection bundle's boxes need the camera frame's (width, height)), `entropy_model` (a model this bundle
-        does not hold), `missing_reference`, `codec` (malformed data), `non_finite`.
+        Rejections come in this order: the cut (model_id, tensor_count, tensor_name, shape), `entropy_model` (a
+        model this bundle does not hold), `missing_reference`, `codec` (malformed data), `non_finite`.
+        `image_size` is the camera frame's (width, height): a detection bundle maps its boxes to it when it answers.
         """
         self.check(model_id, tensors)
-        if self.decoder is not None:
-            try:
-                check_image_size(image_size)
-            except DetectionRejected as exc:
-                raise FeaturesRejected(exc.reason, str(exc)) from None
         try:
             tables = [entropy_table(t, self.entropy_models) for t in tensors]
         except EntropyModelError as exc:

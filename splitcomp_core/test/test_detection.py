@@ -5,9 +5,9 @@ import json
 
 import numpy as np
 import pytest
-from tiny_models import TINY_DETECTION_OUTPUTS, tiny_detection_tail, tiny_head
+from tiny_models import TINY_DETECTION_OUTPUTS, tiny_detection_manifest, tiny_detection_tail, tiny_head
 
-from splitcomp_core.bundle import InputSpec, Manifest, OutputSpec, TensorSpec, load_bundle, write_bundle
+from splitcomp_core.bundle import load_bundle, write_bundle
 from splitcomp_core.detection import Decoder, DecoderSettings, DetectionRejected, iou_matrix, nms
 from splitcomp_core.detection.centerface import MAX_CANDIDATES, peaks
 from splitcomp_core.errors import BundleError
@@ -112,24 +112,9 @@ def test_a_camera_size_the_tail_cannot_map_to_is_a_counted_reject(size):
     assert caught.value.reason == "image_size"
 
 
-def _detection_manifest(**detection_changes):
-    spec = InputSpec("image", [1, 3, 16, 16], 16, 16, "RGB", [0.0, 0.0, 0.0], [1.0, 1.0, 1.0])
-    settings = DecoderSettings("centerface", dict(TINY_DETECTION_OUTPUTS), 0.5, 4, 0.3, 100)
-    return Manifest(
-        format_version=1,
-        model_id="",
-        source="unit-test detector",
-        cut=[TensorSpec("feat", [1, 4, 16, 16])],
-        input=spec,
-        output=OutputSpec("heat", [1, 1, 4, 4], "probabilities"),
-        task="detection",
-        detection=dataclasses.replace(settings, **detection_changes),
-    )
-
-
 @pytest.fixture
-def detection_bundle(tmp_path):
-    return write_bundle(tmp_path / "det", tiny_head(), tiny_detection_tail(), _detection_manifest(), ["face"])
+def detection_bundle(tiny_detection_bundle):
+    return tiny_detection_bundle
 
 
 def test_a_detection_bundle_round_trips_its_task_and_a_classification_manifest_stays_as_it_was(detection_bundle):
@@ -155,14 +140,14 @@ def test_an_old_manifest_without_a_task_is_a_classification(tiny_bundle):
 )
 def test_an_unknown_decoder_or_outputs_that_do_not_fit_are_refused_in_one_line(tmp_path, change, words):
     with pytest.raises(BundleError, match=words) as caught:
-        write_bundle(tmp_path / "det", tiny_head(), tiny_detection_tail(), _detection_manifest(**change), ["face"])
+        write_bundle(tmp_path / "det", tiny_head(), tiny_detection_tail(), tiny_detection_manifest(**change), ["face"])
     assert "\n" not in str(caught.value)
     assert not (tmp_path / "det").exists()
 
 
 def test_landmarks_of_the_wrong_channel_count_are_refused(tmp_path):
     with pytest.raises(BundleError, match=r"landmarks must be \[N, 10"):
-        write_bundle(tmp_path / "det", tiny_head(), tiny_detection_tail(8), _detection_manifest(), ["face"])
+        write_bundle(tmp_path / "det", tiny_head(), tiny_detection_tail(8), tiny_detection_manifest(), ["face"])
 
 
 def test_the_tail_answers_a_detection_bundle_with_boxes_in_camera_pixels(detection_bundle):

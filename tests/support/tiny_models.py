@@ -129,3 +129,23 @@ def tiny_detection_tail(landmark_channels: int = 10) -> bytes:
         "marks": [1, landmark_channels, 4, 4],
     }
     return onnx_model(nodes, {"feat": [1, 4, 16, 16]}, outputs, inits).SerializeToString()
+
+
+def tiny_detection_manifest(**detection_changes):
+    """The manifest of tiny_head + tiny_detection_tail as a CenterFace detection bundle (16x16 in, stride 4)."""
+    import dataclasses
+
+    from splitcomp_core.bundle import InputSpec, Manifest, OutputSpec, TensorSpec
+    from splitcomp_core.detection import DecoderSettings
+
+    settings = DecoderSettings("centerface", dict(TINY_DETECTION_OUTPUTS), 0.5, 4, 0.3, 100)
+    return Manifest(
+        format_version=1,
+        model_id="",
+        source="unit-test detector",
+        cut=[TensorSpec("feat", [1, 4, 16, 16])],
+        input=InputSpec("image", [1, 3, 16, 16], 16, 16, "RGB", [0.0] * 3, [1.0] * 3),
+        output=OutputSpec("heat", [1, 1, 4, 4], "probabilities"),
+        task="detection",
+        detection=dataclasses.replace(settings, **detection_changes),
+    )
