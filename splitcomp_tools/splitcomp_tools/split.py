@@ -30,7 +30,7 @@ def build_parser() -> ToolParser:
         action="append",
         metavar="NAME[,NAME...]",
         help="cut tensor name(s), comma-separated; may be repeated (see `analyze MODEL.onnx` for valid cuts); "
-        f"`auto`: the smallest single-tensor cut whose head does at most {MAX_HEAD_FLOPS_SHARE:.0%} of the FLOPs "
+        f"`auto`: the smallest single-tensor cut whose head does at most {MAX_HEAD_FLOPS_SHARE * 100:.0f}%% of the FLOPs "
         "(the demo's choice)",
     )
     parser.add_argument("--out", required=True, metavar="DIR", help="bundle directory to write")
