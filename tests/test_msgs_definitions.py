@@ -7,7 +7,15 @@ documented in the table of added fields in docs/architecture.md ("Wire format"),
 import pathlib
 import re
 
-from splitcomp_msgs.msg import Classification, ClassScore, EncodedTensor, FeaturesAck, SplitFeatures
+from splitcomp_msgs.msg import (
+    Classification,
+    ClassScore,
+    Detection,
+    Detections,
+    EncodedTensor,
+    FeaturesAck,
+    SplitFeatures,
+)
 
 ARCHITECTURE = (pathlib.Path(__file__).resolve().parents[1] / "docs" / "architecture.md").read_text()
 MESSAGES = {m.__name__: m for m in (EncodedTensor, SplitFeatures, ClassScore, Classification)}
@@ -58,7 +66,12 @@ def documented_additions() -> dict:
 
 def test_fields_match_the_design_then_the_documented_additions_in_order():
     additions = documented_additions()
-    assert additions[SplitFeatures] == {"cut_id": "string", "reference_sequence": "uint64"}
+    assert additions[SplitFeatures] == {
+        "cut_id": "string",
+        "reference_sequence": "uint64",
+        "image_width": "uint32",
+        "image_height": "uint32",
+    }
     assert additions[Classification] == {"cut_id": "string"}
     assert additions[EncodedTensor] == {"entropy_model": "string"}
     for msg_type, fields in DESIGN_FIELDS.items():
@@ -83,3 +96,32 @@ def test_the_acknowledgement_is_the_documented_receipt():
 def test_codec_constants():
     assert (EncodedTensor.CODEC_NONE, EncodedTensor.CODEC_ZSTD, EncodedTensor.CODEC_LZ4) == (0, 1, 2)
     assert EncodedTensor.CODEC_ENTROPY == 3
+
+
+def test_detections_are_the_documented_boxes():
+    assert list(Detections.get_fields_and_field_types().items()) == [
+        ("header", "std_msgs/Header"),
+        ("sequence", "uint64"),
+        ("model_id", "string"),
+        ("feature_bytes", "uint32"),
+        ("head_ms", "float"),
+        ("tail_ms", "float"),
+        ("latency_ms", "float"),
+        ("cut_id", "string"),
+        ("detections", "sequence<splitcomp_msgs/Detection>"),
+    ]
+    assert list(Detection.get_fields_and_field_types().items()) == [
+        ("class_id", "int32"),
+        ("label", "string"),
+        ("score", "float"),
+        ("x", "float"),
+        ("y", "float"),
+        ("width", "float"),
+        ("height", "float"),
+        ("keypoints", "sequence<float>"),
+    ]
+    section = ARCHITECTURE.split("`Detections` (added")[1].split("`FeaturesAck` (added")[0]
+    for field in Detections.get_fields_and_field_types():
+        assert f"| `{field}` |" in section, field
+    for field in Detection.get_fields_and_field_types():
+        assert f"`{field}`" in section, field

@@ -48,6 +48,21 @@ def test_invalid_bundle_names_the_file(package, name, broken_bundle):
     assert "not_a_head_output" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("change", [{"decoder": "yolo9000"}, {"stride": 8}])
+def test_a_detection_bundle_with_an_unknown_decoder_or_unfit_outputs_is_refused_in_one_line(
+    change, tiny_detection_bundle, tmp_path
+):
+    bundle = tmp_path / "bundle"
+    shutil.copytree(tiny_detection_bundle.path, bundle)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["detection"].update(change)
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    result = run("splitcomp_tail_node", "tail_node", {"bundle": str(bundle)})
+    assert result.returncode == 2
+    fatal = [line for line in result.stderr.splitlines() if line.startswith("[FATAL]")]
+    assert len(fatal) == 1 and "decoder" in fatal[0] and "Traceback" not in result.stderr
+
+
 def test_out_of_range_parameter(demo_bundle):
     result = run("splitcomp_tail_node", "tail_node", {"bundle": str(demo_bundle), "top_k": 0})
     assert result.returncode == 2 and "top_k" in result.stderr and "Traceback" not in result.stderr

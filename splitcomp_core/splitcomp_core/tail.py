@@ -16,6 +16,7 @@ import numpy as np
 
 from splitcomp_core.bundle import DYNAMIC, Bundle
 from splitcomp_core.codec import DEFAULT_MAX_ELEMENTS, EncodedTensor, payload_bytes
+from splitcomp_core.detection import Decoder, Detection, DetectionRejected
 from splitcomp_core.entropy import EntropyModels, load_entropy_models
 from splitcomp_core.errors import CodecError, EntropyModelError, InferenceError, SplitcompError
 from splitcomp_core.interframe import Reference, decode_tensor, entropy_table
@@ -49,6 +50,8 @@ class TailResult:
     tail_ms: float
     post_ms: float
     codes: dict[str, np.ndarray] | None = None  # the frame's codes (None for raw floats): a later P-frame's reference
+    detections: list[Detection] | None = None  # a detection bundle's boxes in camera pixels (then `results` is [])
+    dropped_boxes: int = 0  # boxes with no area once clipped to the frame, left out of `detections`
 
     @property
     def total_ms(self) -> float:
@@ -63,6 +66,7 @@ class Decoded:
     codes: dict[str, np.ndarray] | None
     decode_ms: float
     feature_bytes: int
+    image_size: tuple[int, int] = (0, 0)  # the camera frame's (width, height), which a detection's boxes map to
 
 
 class TailPipeline:
@@ -105,6 +109,10 @@ class TailPipeline:
         )
         self._dtypes = {t.name: np.dtype(t.dtype) for t in self.cut}
         self._output = bundle.manifest.output
+        m = bundle.manifest
+        self.decoder = (
+            Decoder(m.detection, (m.input.width, m.input.height), bundle.labels) if m.detection is not None else None
+        )
         # Frames may share a tail run only when the model takes any batch, from the input to every cut tensor.
         self.batch_dynamic = bundle.manifest.input.shape[0] == DYNAMIC and all(t.shape[0] == DYNAMIC for t in self.cut)
         self.batches = self.batch_dynamic or batch_any
@@ -175,11 +183,13 @@ class TailPipeline:
         tensors: Sequence[EncodedTensor],
         reference_sequence: int = 0,
         reference: Reference | None = None,
+        image_size: tuple[int, int] = (0, 0),
     ) -> Decoded:
         """Check and decode one message; a P-frame (reference_sequence > 0) only against exactly that `reference`.
 
         Rejections come in this order: the cut (model_id, tensor_count, tensor_name, shape), `entropy_model` (a
         model this bundle does not hold), `missing_reference`, `codec` (malformed data), `non_finite`.
+        `image_size` is the camera frame's (width, height): a detection bundle maps its boxes to it when it answers.
         """
         self.check(model_id, tensors)
         try:
@@ -199,7 +209,11 @@ class TailPipeline:
             _require_finite(values, f"tensor '{name}'")
         whole = {name: c for name, c in codes.items() if c is not None}
         return Decoded(
-            feeds, whole if len(whole) == len(codes) else None, (time.perf_counter() - t0) * 1e3, payload_bytes(tensors)
+            feeds,
+            whole if len(whole) == len(codes) else None,
+            (time.perf_counter() - t0) * 1e3,
+            payload_bytes(tensors),
+            image_size,
         )
 
     def __call__(
@@ -208,8 +222,9 @@ class TailPipeline:
         tensors: Sequence[EncodedTensor],
         reference_sequence: int = 0,
         reference: Reference | None = None,
+        image_size: tuple[int, int] = (0, 0),
     ) -> TailResult:
-        return self.answer(self.decode(model_id, tensors, reference_sequence, reference))
+        return self.answer(self.decode(model_id, tensors, reference_sequence, reference, image_size))
 
     def answer(self, decoded: Decoded) -> TailResult:
         """The tail model and the top-k on decoded features."""
@@ -232,18 +247,46 @@ class TailPipeline:
         t1 = time.perf_counter()
         feeds = frames[0].feeds if len(frames) == 1 else _stacked([d.feeds for d in frames])
         try:
-            scores = np.asarray(self.session.run(feeds)[self._output.name])
+            outputs = {name: np.asarray(value) for name, value in self.session.run(feeds).items()}
         except InferenceError as exc:
             rejected = FeaturesRejected("inference", str(exc))
             return [rejected for _ in frames]
         tail_ms = (time.perf_counter() - t1) * 1e3 / len(frames)
-        if len(frames) > 1 and (scores.ndim < 1 or scores.shape[0] != len(frames)):
+        used = self.decoder.tensor_names if self.decoder is not None else [self._output.name]
+        odd = [list(outputs[n].shape) for n in used if outputs[n].ndim < 1 or outputs[n].shape[0] != len(frames)]
+        if len(frames) > 1 and odd:
             rejected = FeaturesRejected(
-                "postprocess", f"the tail answered {list(scores.shape)} for a batch of {len(frames)} frames"
+                "postprocess", f"the tail answered {odd[0]} for a batch of {len(frames)} frames"
             )
             return [rejected for _ in frames]
-        rows = [scores] if len(frames) == 1 else [scores[i : i + 1] for i in range(len(frames))]
-        return [self._ranked(d, row, tail_ms) for d, row in zip(frames, rows)]
+        if len(frames) == 1:
+            rows = [{n: outputs[n] for n in used}]
+        else:
+            rows = [{n: outputs[n][i : i + 1] for n in used} for i in range(len(frames))]
+        if self.decoder is not None:
+            return [self._detected(d, row, tail_ms) for d, row in zip(frames, rows)]
+        return [self._ranked(d, row[self._output.name], tail_ms) for d, row in zip(frames, rows)]
+
+    def _detected(
+        self, decoded: Decoded, outputs: dict[str, np.ndarray], tail_ms: float
+    ) -> TailResult | FeaturesRejected:
+        """A detection bundle's boxes for one frame, in its camera pixels."""
+        assert self.decoder is not None
+        t2 = time.perf_counter()
+        try:
+            found = self.decoder(outputs, decoded.image_size)
+        except DetectionRejected as exc:
+            return FeaturesRejected(exc.reason, str(exc))
+        return TailResult(
+            results=[],
+            feature_bytes=decoded.feature_bytes,
+            decode_ms=decoded.decode_ms,
+            tail_ms=tail_ms,
+            post_ms=(time.perf_counter() - t2) * 1e3,
+            codes=decoded.codes,
+            detections=found.detections,
+            dropped_boxes=found.dropped_zero_size,
+        )
 
     def _ranked(self, decoded: Decoded, scores: np.ndarray, tail_ms: float) -> TailResult | FeaturesRejected:
         t2 = time.perf_counter()

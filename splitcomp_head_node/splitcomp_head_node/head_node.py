@@ -229,7 +229,8 @@ class HeadNode(SplitcompNode):
         self._sequence += 1
         head = self._frames(self._sequence, cut_id, image, encoding, time.monotonic(), stamp_key(msg.header))
         model_id = self.heads.pipelines[cut_id].bundle.manifest.model_id
-        return features_msg(msg.header, self._sequence, model_id, head, convert_ms, cut_id), head
+        out = features_msg(msg.header, self._sequence, model_id, head, convert_ms, cut_id, image.shape[1::-1])
+        return out, head
 
     def _log_switch(self) -> None:
         estimate = self.switcher.last_estimate

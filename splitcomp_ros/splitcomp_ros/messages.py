@@ -13,7 +13,7 @@ import numpy as np
 from std_msgs.msg import Header
 
 from splitcomp_core.codec import EncodedTensor
-from splitcomp_msgs.msg import Classification, ClassScore, FeaturesAck, SplitFeatures
+from splitcomp_msgs.msg import Classification, ClassScore, Detection, Detections, FeaturesAck, SplitFeatures
 from splitcomp_msgs.msg import EncodedTensor as EncodedTensorMsg
 
 if TYPE_CHECKING:  # the overlay and probes use this module without loading ONNX Runtime
@@ -77,10 +77,20 @@ def stamp_key(header) -> tuple[int, int]:
 
 
 def features_msg(
-    header: Header, sequence: int, model_id: str, result: HeadResult, convert_ms: float, cut_id: str = ""
+    header: Header,
+    sequence: int,
+    model_id: str,
+    result: HeadResult,
+    convert_ms: float,
+    cut_id: str = "",
+    image_size: tuple[int, int] = (0, 0),
 ) -> SplitFeatures:
-    """What the head publishes for one frame; `convert_ms` (image message to pixels) counts as preprocessing."""
+    """What the head publishes for one frame; `convert_ms` (image message to pixels) counts as preprocessing.
+
+    `image_size` is the camera frame's (width, height), which a detection tail maps its boxes to.
+    """
     out = SplitFeatures()
+    out.image_width, out.image_height = (int(v) for v in image_size)
     out.cut_id = cut_id
     out.header = header
     out.sequence = sequence
@@ -90,6 +100,40 @@ def features_msg(
     out.head_ms = result.head_ms
     out.encode_ms = result.encode_ms
     out.reference_sequence = result.reference_sequence
+    return out
+
+
+def image_size(features: SplitFeatures) -> tuple[int, int]:
+    """The camera frame's (width, height) as the head sent it (0, 0 from a head that predates the fields)."""
+    return int(features.image_width), int(features.image_height)
+
+
+def answer_msg(features: SplitFeatures, result: TailResult, latency_ms: float) -> Classification | Detections:
+    """What the tail publishes for one SplitFeatures: Detections for a detection bundle, else Classification."""
+    if result.detections is None:
+        return classification_msg(features, result, latency_ms)
+    out = Detections()
+    out.header = features.header
+    out.sequence = features.sequence
+    out.model_id = features.model_id
+    out.cut_id = features.cut_id
+    out.detections = [
+        Detection(
+            class_id=d.class_id,
+            label=d.label,
+            score=d.score,
+            x=d.x,
+            y=d.y,
+            width=d.width,
+            height=d.height,
+            keypoints=array.array("f", d.keypoints),
+        )
+        for d in result.detections
+    ]
+    out.feature_bytes = result.feature_bytes
+    out.head_ms = features.preprocess_ms + features.head_ms + features.encode_ms
+    out.tail_ms = result.total_ms
+    out.latency_ms = latency_ms
     return out
 
 

@@ -38,7 +38,7 @@ from splitcomp_core.tail import Decoded, FeaturesRejected, TailResult
 from splitcomp_core.triton_session import triton_model_name
 from splitcomp_msgs.msg import Classification, FeaturesAck, SplitFeatures
 from splitcomp_ros.diagnostics import NodeHealth
-from splitcomp_ros.messages import ack_msg, classification_msg, tensor_from_msg
+from splitcomp_ros.messages import ack_msg, answer_msg, image_size, tensor_from_msg
 from splitcomp_ros.node_support import Param
 from splitcomp_ros.rejects import THROTTLE_S, Rejects, clip_text
 
@@ -210,7 +210,9 @@ class FleetTail:
         port.acknowledge(ack_msg(msg, reason, self.reference_frames, (time.perf_counter() - started) * 1e3))
         if decoded is None:
             return
-        stale = self.batcher.put(robot, msg.cut_id, Queued(msg, decoded))
+        stale = self.batcher.put(
+            robot, msg.cut_id, Queued(msg, dataclasses.replace(decoded, image_size=image_size(msg)))
+        )
         if stale is not None:
             with self._lock:
                 self.stale += 1
@@ -250,7 +252,7 @@ class FleetTail:
                 port.rejects.run(f"features #{msg.sequence} from robot {port.name!r}", _raiser(result))
             return
         latency_ms = (now - Time.from_msg(msg.header.stamp, clock_type=now.clock_type)).nanoseconds / 1e6
-        out = classification_msg(msg, result, latency_ms)
+        out = answer_msg(msg, result, latency_ms)
         port.publish(out)
         with self._lock:
             port.health.published()

@@ -40,8 +40,8 @@ from splitcomp_core.references import InterFrameTail
 from splitcomp_core.sequence import SequenceGaps, sender_key
 from splitcomp_core.tail import TailResult
 from splitcomp_core.triton_session import TritonSession
-from splitcomp_msgs.msg import Classification, FeaturesAck, SplitFeatures
-from splitcomp_ros.messages import ack_msg, classification_msg, tensor_from_msg
+from splitcomp_msgs.msg import Classification, Detections, FeaturesAck, SplitFeatures
+from splitcomp_ros.messages import ack_msg, answer_msg, image_size, tensor_from_msg
 from splitcomp_ros.node_support import (
     RUNTIME_PARAMS,
     NodeHelp,
@@ -69,6 +69,10 @@ try:
     from vision_msgs.msg import ObjectHypothesis
 except ImportError:
     VisionClassification = None
+try:
+    from vision_msgs.msg import Detection2D, Detection2DArray, ObjectHypothesisWithPose
+except ImportError:
+    Detection2DArray = None
 
 if TYPE_CHECKING:
     from rclpy.publisher import Publisher
@@ -86,7 +90,8 @@ TAIL_PARAMS = (
     Param(
         "publish_vision_msgs",
         VisionClassification is not None,
-        "Also publish vision_msgs/Classification on splitcomp/vision_classification.",
+        "Also publish vision_msgs/Classification on splitcomp/vision_classification (a detection bundle: "
+        "vision_msgs/Detection2DArray on splitcomp/vision_detections).",
         read_only=True,
         default_text="true when vision_msgs imports",
     ),
@@ -116,7 +121,8 @@ HELP = NodeHelp(
     "splitcomp_tail_node",
     "tail_node",
     "Quantized cut tensors (splitcomp/features) in, checked against the bundle; the bundle's tail, top-k\n"
-    "classes out on splitcomp/classification; health (rejects by reason, lost messages) on /diagnostics.",
+    "classes out on splitcomp/classification (a detection bundle: boxes on splitcomp/detections); health\n"
+    "(rejects by reason, lost messages) on /diagnostics.",
     (*TAIL_RUNTIME_PARAMS, *TAIL_PARAMS, *FLEET_PARAMS),
 )
 
@@ -133,6 +139,7 @@ class TailNode(SplitcompNode):
         if params["backend"] not in BACKENDS:
             raise StartupError(f"tail_node: backend {params['backend']!r} is not one of {', '.join(BACKENDS)}")
         self._vision_on = vision
+        self._detects = runtime.bundle.manifest.task == "detection"
         self._reliability = params["features_reliability"]
         self.tails = self._load_tails(runtime, params)
         provider = self.tails.pipelines[runtime.bundle.cut_id].session.provider
@@ -140,6 +147,8 @@ class TailNode(SplitcompNode):
         self.health.fields["backend"] = params["backend"]
         self._gaps = SequenceGaps()
         self.health.counts["lost"] = 0
+        if self._detects:
+            self.health.counts["dropped_boxes"] = 0
         self._cut_counts: collections.Counter[str] = collections.Counter()
         self._last_cut = ""
         # The head numbers its frames once across cuts: a multi-cut bundle's cuts are one sender's stream.
@@ -233,7 +242,10 @@ class TailNode(SplitcompNode):
         return self.create_publisher(FeaturesAck, f"{prefix}splitcomp/ack", ack_qos()).publish
 
     def answer_publisher(self, prefix: str):
-        """A function that publishes one answer on `<prefix>splitcomp/classification` (and vision_classification)."""
+        """A function that publishes one answer on `<prefix>splitcomp/classification` (and vision_classification),
+        or for a detection bundle on `<prefix>splitcomp/detections` (and vision_detections)."""
+        if self._detects:
+            return self._detections_publisher(prefix)
         publisher = self.create_publisher(Classification, f"{prefix}splitcomp/classification", 10)
         vision = (
             self.create_publisher(VisionClassification, f"{prefix}splitcomp/vision_classification", 10)
@@ -245,6 +257,21 @@ class TailNode(SplitcompNode):
             publisher.publish(out)
             if vision is not None:
                 self._publish_vision(vision, out)
+
+        return publish
+
+    def _detections_publisher(self, prefix: str):
+        publisher = self.create_publisher(Detections, f"{prefix}splitcomp/detections", 10)
+        vision = (
+            self.create_publisher(Detection2DArray, f"{prefix}splitcomp/vision_detections", 10)
+            if self._vision_on and Detection2DArray is not None
+            else None
+        )
+
+        def publish(out: Detections) -> None:
+            publisher.publish(out)
+            if vision is not None:
+                vision.publish(_vision_detections(out))
 
         return publish
 
@@ -269,14 +296,15 @@ class TailNode(SplitcompNode):
         self._ack(ack_msg(msg, reason, self.frames.frames, (time.perf_counter() - started) * 1e3))
         if decoded is None:
             return
-        result = self.rejects.run(what, lambda: self.tails.pipeline(msg.cut_id).answer(decoded))
+        sized = dataclasses.replace(decoded, image_size=image_size(msg))
+        result = self.rejects.run(what, lambda: self.tails.pipeline(msg.cut_id).answer(sized))
         if result is None:
             return
         self._last_cut = msg.cut_id
         self._cut_counts[msg.cut_id] += 1
         now = self.get_clock().now()
         latency_ms = (now - Time.from_msg(msg.header.stamp, clock_type=now.clock_type)).nanoseconds / 1e6
-        out = classification_msg(msg, result, latency_ms)
+        out = answer_msg(msg, result, latency_ms)
         self._publish(out)
         self.health.published()
         self._record(result, out)
@@ -301,7 +329,9 @@ class TailNode(SplitcompNode):
     def _sender(msg: SplitFeatures) -> str:
         return f"frame_id {clip_text(msg.header.frame_id, 60)!r}, model_id {clip_text(msg.model_id, 80)!r}"
 
-    def _record(self, result: TailResult, out: Classification) -> None:
+    def _record(self, result: TailResult, out: Classification | Detections) -> None:
+        if result.dropped_boxes:
+            self.health.counts["dropped_boxes"] += result.dropped_boxes
         stages = self.health.stages
         stages.add("decode_ms", result.decode_ms)
         stages.add("tail_ms", result.tail_ms)
@@ -339,6 +369,23 @@ class TailNode(SplitcompNode):
     def close(self) -> None:
         if self.fleet is not None:
             self.fleet.close()
+
+
+def _vision_detections(out: Detections):
+    """The same boxes as vision_msgs/Detection2DArray (centre and size, one hypothesis each, labelled)."""
+    array = Detection2DArray()
+    array.header = out.header
+    for d in out.detections:
+        box = Detection2D()
+        box.header = out.header
+        box.bbox.center.position.x = float(d.x + d.width / 2)
+        box.bbox.center.position.y = float(d.y + d.height / 2)
+        box.bbox.size_x, box.bbox.size_y = float(d.width), float(d.height)
+        hypothesis = ObjectHypothesisWithPose()
+        hypothesis.hypothesis.class_id, hypothesis.hypothesis.score = d.label, float(d.score)
+        box.results = [hypothesis]
+        array.detections.append(box)
+    return array
 
 
 def main(args=None) -> int:

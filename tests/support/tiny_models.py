@@ -102,3 +102,50 @@ def tiny_pooled_tail() -> bytes:
     """p [1,4,1,1] -> Flatten -> MatMul -> logits [1,5]: the rest of the network after `tiny_pooled_head`."""
     nodes = [helper.make_node("Flatten", ["p"], ["f"]), helper.make_node("MatMul", ["f", "fc"], ["logits"])]
     return onnx_model(nodes, {"p": [1, 4, 1, 1]}, {"logits": [1, 5]}, {"fc": TINY_FC_W}).SerializeToString()
+
+
+TINY_DETECTION_OUTPUTS = {"heatmap": "heat", "scale": "scale", "offset": "offset", "landmarks": "marks"}
+
+
+def tiny_detection_tail(landmark_channels: int = 10) -> bytes:
+    """feat [1,4,16,16] -> four stride-4 1x1 convolutions: CenterFace's outputs for a 16x16 input (heat a sigmoid).
+
+    The heatmap is high where the first feature channel is, so a bright patch of the image makes a peak there.
+    """
+    rng = np.random.default_rng(7)
+    nodes, inits = [], {}
+    for role, channels in (("heat", 1), ("scale", 2), ("offset", 2), ("marks", landmark_channels)):
+        weight = rng.normal(0, 0.1, (channels, 4, 1, 1)).astype(np.float32)
+        if role == "heat":
+            weight[0, 0, 0, 0] = 8.0
+        inits[f"w_{role}"] = weight
+        out = "heat_logit" if role == "heat" else role
+        nodes.append(helper.make_node("Conv", ["feat", f"w_{role}"], [out], strides=[4, 4]))
+    nodes.append(helper.make_node("Sigmoid", ["heat_logit"], ["heat"]))
+    outputs = {
+        "heat": [1, 1, 4, 4],
+        "scale": [1, 2, 4, 4],
+        "offset": [1, 2, 4, 4],
+        "marks": [1, landmark_channels, 4, 4],
+    }
+    return onnx_model(nodes, {"feat": [1, 4, 16, 16]}, outputs, inits).SerializeToString()
+
+
+def tiny_detection_manifest(**detection_changes):
+    """The manifest of tiny_head + tiny_detection_tail as a CenterFace detection bundle (16x16 in, stride 4)."""
+    import dataclasses
+
+    from splitcomp_core.bundle import InputSpec, Manifest, OutputSpec, TensorSpec
+    from splitcomp_core.detection import DecoderSettings
+
+    settings = DecoderSettings("centerface", dict(TINY_DETECTION_OUTPUTS), 0.5, 4, 0.3, 100)
+    return Manifest(
+        format_version=1,
+        model_id="",
+        source="unit-test detector",
+        cut=[TensorSpec("feat", [1, 4, 16, 16])],
+        input=InputSpec("image", [1, 3, 16, 16], 16, 16, "RGB", [0.0] * 3, [1.0] * 3),
+        output=OutputSpec("heat", [1, 1, 4, 4], "probabilities"),
+        task="detection",
+        detection=dataclasses.replace(settings, **detection_changes),
+    )

@@ -17,6 +17,7 @@ import numpy as np
 
 from splitcomp_core.bundle.schema import DYNAMIC, FORMAT_VERSION, MANIFEST_FILE
 from splitcomp_core.bundle.validate import check_finite, check_schema
+from splitcomp_core.detection import DecoderSettings
 from splitcomp_core.errors import BundleError
 
 
@@ -88,10 +89,19 @@ class Manifest:
     quantization: QuantizationSpec = field(default_factory=QuantizationSpec)
     verification: dict[str, Any] = field(default_factory=dict)
     created_by: str = "splitcomp"
+    task: str = "classification"  # or "detection", with `detection` saying how the tail decodes its outputs
+    detection: DecoderSettings | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready dict (the manifest.json layout)."""
-        return dataclasses.asdict(self)
+        """Plain JSON-ready dict (the manifest.json layout); a classification manifest stays as it always was."""
+        data = dataclasses.asdict(self)
+        if self.task == "classification":
+            del data["task"]
+        if self.detection is None:
+            del data["detection"]
+        else:
+            data["detection"]["outputs"] = dict(self.detection.outputs)
+        return data
 
     @classmethod
     def from_dict(cls, data: Any, origin: str = MANIFEST_FILE) -> Manifest:
@@ -115,6 +125,8 @@ class Manifest:
             quantization=QuantizationSpec(**d["quantization"]),
             verification=d["verification"],
             created_by=d["created_by"],
+            task=d.get("task", "classification"),
+            detection=DecoderSettings(**d["detection"]) if "detection" in d else None,
         )
         _check_rules(manifest, origin)
         return manifest
@@ -163,6 +175,13 @@ def _check_rules(m: Manifest, origin: str) -> None:
     labels_file = m.labels_file
     if labels_file is not None and (labels_file in (".", "..") or "/" in labels_file or "\\" in labels_file):
         raise BundleError(f"{origin}: labels_file must be a plain file name inside the bundle, got {labels_file!r}")
+    if (m.task == "detection") != (m.detection is not None):
+        raise BundleError(f"{origin}: task detection needs a detection section, and only it may have one")
+    if m.task == "detection" and m.input.resize != "stretch":
+        raise BundleError(
+            f"{origin}: a detection bundle needs input.resize stretch (boxes map back to the whole camera frame); "
+            f"re-run split without --crop"
+        )
     spec = m.input
     if spec.shape[1] != 3:
         raise BundleError(f"{origin}: input.shape: expected 3 channels (NCHW), got {spec.shape}")

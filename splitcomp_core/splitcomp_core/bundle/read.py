@@ -17,6 +17,7 @@ from splitcomp_core.bundle.model_files import GraphIO, check_head, check_tail, m
 from splitcomp_core.bundle.multi_cut import load_multi_cut
 from splitcomp_core.bundle.schema import DYNAMIC, HEAD_FILE, MANIFEST_FILE, MULTI_CUT_FORMAT_VERSION, TAIL_FILE
 from splitcomp_core.bundle.validate import reject_non_finite
+from splitcomp_core.detection import check_decoder
 from splitcomp_core.errors import BundleError
 from splitcomp_core.postprocess import load_labels
 
@@ -70,6 +71,11 @@ def load_bundle(path: str | os.PathLike) -> Bundle:
     head, tail = GraphIO.read(head_path), GraphIO.read(tail_path)
     check_head(manifest, head, head_path)
     check_tail(manifest, tail, tail_path)
+    if manifest.detection is not None:
+        try:
+            check_decoder(manifest.detection, {n: dims for n, (_, dims) in tail.outputs.items()}, _input_size(manifest))
+        except BundleError as exc:
+            raise BundleError(f"{manifest_path}: {exc}") from None
     labels = _read_labels(root, manifest, tail)
     return Bundle(path=root, manifest=manifest, head_path=head_path, tail_path=tail_path, labels=labels)
 
@@ -83,7 +89,13 @@ def _read_labels(root: Path, m: Manifest, tail: GraphIO) -> list[str] | None:
         raise BundleError(f"{path}: labels file named in {MANIFEST_FILE} labels_file is missing")
     labels = load_labels(path)
     dims = tail.outputs[m.output.name][1]
-    classes = m.output.shape[-1] if m.output.shape[-1] != DYNAMIC or not dims else dims[-1]
+    axis = 1 if m.task == "detection" else -1  # a detection output (the heatmap) holds its classes as channels
+    classes = m.output.shape[axis] if m.output.shape[axis] != DYNAMIC or not dims else dims[axis]
     if classes != DYNAMIC and len(labels) != classes:
         raise BundleError(f"{path}: {len(labels)} labels, but the model outputs {classes} classes")
     return labels
+
+
+def _input_size(m: Manifest) -> tuple[int, int]:
+    """The model input's (width, height), as decoders take sizes."""
+    return m.input.width, m.input.height

@@ -27,6 +27,8 @@ TAIL_FILE = "tail.onnx"
 LABELS_FILE = "labels.json"
 CUTS_DIR = "cuts"  # a multi-cut bundle keeps each cut in cuts/<cut_id>/
 CUT_ID_PATTERN = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"  # also a directory name: no separators, no "..", no hidden files
+TASKS = ("classification", "detection")  # what the tail answers; a manifest without `task` is a classification
+MAX_DETECTIONS = 10000  # detection.max_detections at most: the tail's answer per frame is bounded by the bundle
 MODES = ("clip", "calibrated", "per_channel")  # quantization.mode: where the head's ranges come from
 DYNAMIC = -1  # a dimension whose size is only known at run time (e.g. a symbolic batch size)
 
@@ -66,6 +68,18 @@ _INPUT = _closed(
 )
 
 _OUTPUT = _closed(["name", "shape", "kind"], {"name": _NAME, "shape": _SHAPE, "kind": {"enum": list(KINDS)}})
+
+_DETECTION = _closed(  # the tail's post-processing for task detection (splitcomp_core.detection)
+    ["decoder", "outputs", "threshold", "stride", "nms_iou", "max_detections"],
+    {
+        "decoder": _NAME,
+        "outputs": {"type": "object", "additionalProperties": _NAME, "minProperties": 1},
+        "threshold": {"type": "number", "minimum": 0, "maximum": 1},
+        "stride": {"type": "integer", "minimum": 1, "maximum": 256},
+        "nms_iou": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+        "max_detections": {"type": "integer", "minimum": 1, "maximum": MAX_DETECTIONS},
+    },
+)
 
 _CALIBRATED_RANGES = {  # calibrated[<cut tensor>]: what `calibrate` measured for one tensor
     "type": "object",
@@ -124,6 +138,8 @@ MANIFEST_SCHEMA: Mapping[str, Any] = {
                 },
             },
             "created_by": {"type": "string"},
+            "task": {"enum": list(TASKS)},
+            "detection": _DETECTION,
         },
     ),
 }

@@ -20,6 +20,7 @@ from splitcomp_core.postprocess import parse_labels
 SOURCE_KEY = "splitcomp.source"
 LABELS_KEY = "splitcomp.labels"
 PREPROCESSING_KEY = "splitcomp.preprocessing"
+TASK_KEY = "splitcomp.task"  # {"task": "detection", "detection": {...}}: the manifest's task and post-processing
 # The fields of split.Preprocessing a model records (its input size is in the graph itself).
 PREPROCESSING_FIELDS = ("mean", "std", "bgr", "crop_resize")
 
@@ -101,3 +102,22 @@ def _checked_preprocessing(data: Mapping[str, Any], origin: str) -> dict[str, An
             raise MetadataError(f"{origin}: crop_resize must be null or an integer >= 0, got {crop!r}")
         fields["crop_resize"] = crop
     return fields
+
+
+def task_props(task: str, detection: Mapping[str, Any] | None) -> dict[str, str]:
+    """The metadata_props entry for a model's task and (for detection) its manifest `detection` section."""
+    return {TASK_KEY: json.dumps({"task": task, "detection": dict(detection) if detection is not None else None})}
+
+
+def recorded_task(model: onnx.ModelProto) -> tuple[str, dict[str, Any] | None]:
+    """The task the model carries and its detection section; ("classification", None) when it records none."""
+    text = recorded(model).get(TASK_KEY)
+    if text is None:
+        return "classification", None
+    data = _json(text, TASK_KEY)
+    if not isinstance(data, dict) or data.get("task") not in ("classification", "detection"):
+        raise MetadataError(f"the model's metadata {TASK_KEY!r} names no known task; re-export the model")
+    detection = data.get("detection")
+    if (data["task"] == "detection") != isinstance(detection, dict):
+        raise MetadataError(f"the model's metadata {TASK_KEY!r}: a detection task needs its detection section")
+    return data["task"], detection

@@ -30,9 +30,12 @@ from splitcomp_core.bundle import (
     TensorSpec,
     write_bundle,
 )
+from splitcomp_core.detection import DecoderSettings
+from splitcomp_core.detection.centerface import DEFAULTS as CENTERFACE_DEFAULTS
+from splitcomp_core.detection.centerface import OUTPUTS as CENTERFACE_OUTPUTS
 from splitcomp_core.postprocess import load_labels
 from splitcomp_tools.model import graph as gr
-from splitcomp_tools.model.metadata import recorded_labels, recorded_preprocessing
+from splitcomp_tools.model.metadata import recorded_labels, recorded_preprocessing, recorded_task
 from splitcomp_tools.model.split.batchable import batchable_model, check_batchable
 from splitcomp_tools.model.split.spec import OUTPUT_KINDS, Preprocessing, SplitError
 from splitcomp_tools.model.split.verify import TOLERANCE, Verification, image_inputs, random_inputs, verify
@@ -63,6 +66,7 @@ def split_model(
     overwrite: bool = False,
     rebase_batch: bool = False,
     dynamic_batch: bool = False,
+    task: str | None = None,
 ) -> tuple[Bundle, Verification]:
     """Split the model at `cut`, verify head∘tail against it, and write the bundle to `out_dir`.
 
@@ -76,6 +80,8 @@ def split_model(
     or `preprocessing` says otherwise; a mapping for `preprocessing` holds only the fields to change.
     `dynamic_batch` splits a static-batch model as if exported with a dynamic batch
     (`split.batchable`), so head and tail take any batch and the manifest records it as -1.
+    `task` ("classification" or "detection") overrides what export recorded; a detection model without
+    a recorded decoder gets CenterFace's, its four outputs read in the graph's order.
     """
     out = Path(out_dir)
     _check_request(model_path, out, overwrite, output_kind, random_samples)
@@ -83,9 +89,10 @@ def split_model(
         source = _load(path, preprocessing, rebase_batch)
         check_batchable(model_path, path, source.input.name, source.fixed[source.input.name])
         parts.check_cut(source.g, cut)
-        output = spec.output_name(source.g, output_name)
+        detection = _detection(source, task)
+        output = spec.output_name(source.g, output_name if detection is None else detection.outputs["heatmap"])
         types = _measure(source, cut)
-        labels, output_shape = _labels(source, output, types, labels_path)
+        labels, output_shape = _labels(source, output, types, labels_path, channels=detection is not None)
         samples = random_inputs(source.fixed[source.input.name], random_samples)
         images = image_inputs(Path(images_dir), source.input) if images_dir is not None else []
         if not samples and not images:
@@ -102,12 +109,18 @@ def split_model(
             output=OutputSpec(
                 output,
                 output_shape,
-                spec.output_kind(source.g, output) if output_kind == "auto" else output_kind,
+                "probabilities"
+                if detection is not None and output_kind == "auto"
+                else spec.output_kind(source.g, output)
+                if output_kind == "auto"
+                else output_kind,
             ),
             # zstd, not none: it was smaller on every measured set, and P-frames only pay through a compressing codec
             quantization=QuantizationSpec(codec="zstd"),
             verification=verification.to_manifest(),
             created_by="splitcomp_tools split",
+            task="detection" if detection is not None else "classification",
+            detection=detection,
         )
         bundle = write_bundle(out, head_bytes, tail_bytes, manifest, labels, overwrite=overwrite)
         return bundle, verification
@@ -159,15 +172,42 @@ def _measure(source: _Source, cut: Sequence[str]) -> dict[str, gr.TensorType]:
     return types
 
 
+def _detection(source: _Source, task: str | None) -> DecoderSettings | None:
+    """The detection section: `task` (else what export recorded); None for a classification."""
+    recorded, section = recorded_task(source.structure)
+    if (task or recorded) != "detection":
+        return None
+    if section is None:
+        outputs = list(source.g.outputs)
+        if len(outputs) != len(CENTERFACE_OUTPUTS):
+            raise SplitError(
+                f"--task detection: the model records no decoder, and CenterFace's needs {len(CENTERFACE_OUTPUTS)} "
+                f"outputs ({', '.join(CENTERFACE_OUTPUTS)}); the model has {len(outputs)}"
+            )
+        section = {"decoder": "centerface", "outputs": dict(zip(CENTERFACE_OUTPUTS, outputs)), **CENTERFACE_DEFAULTS}
+    try:
+        return DecoderSettings(**section)
+    except TypeError as exc:
+        raise SplitError(f"{source.path}: the recorded detection section is not one split knows ({exc})") from None
+
+
 def _labels(
-    source: _Source, output: str, types: Mapping[str, gr.TensorType], labels_path: str | os.PathLike | None
+    source: _Source,
+    output: str,
+    types: Mapping[str, gr.TensorType],
+    labels_path: str | os.PathLike | None,
+    channels: bool = False,
 ) -> tuple[list[str] | None, list[int]]:
-    """The class names (given, else recorded by export) and the output shape; their counts must agree."""
+    """The class names (given, else recorded by export) and the output shape; their counts must agree.
+
+    A detection heatmap (`channels`) holds a class per channel, a class-score output one per last element.
+    """
     labels = load_labels(labels_path) if labels_path is not None else recorded_labels(source.structure)
     output_shape = spec.output_shape(source.structure, output, types)
-    if labels is not None and output_shape[-1] != DYNAMIC and len(labels) != output_shape[-1]:
+    classes = output_shape[1 if channels else -1]
+    if labels is not None and classes != DYNAMIC and len(labels) != classes:
         given = labels_path if labels_path is not None else f"the class names recorded in {source.path}"
-        raise SplitError(f"{given}: {len(labels)} labels, but the model outputs {output_shape[-1]} classes")
+        raise SplitError(f"{given}: {len(labels)} labels, but the model outputs {classes} classes")
     return labels, output_shape
 
 
