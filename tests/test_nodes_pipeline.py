@@ -31,7 +31,10 @@ def results(demo_bundle, tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("e2e")
     common = {"bundle": str(demo_bundle), "providers": ["cpu"]}
     head = NodeProcess(
-        "splitcomp_head_node", "head_node", {**common, "bits": 4, "quantization": "calibrated"}, tmp_path
+        "splitcomp_head_node",
+        "head_node",
+        {**common, "bits": 4, "quantization": "calibrated", "codec": "none"},
+        tmp_path,
     )
     tail = NodeProcess("splitcomp_tail_node", "tail_node", {**common, "top_k": 3}, tmp_path)
     probe = Probe("e2e_probe")
