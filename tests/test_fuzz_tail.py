@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 
 import lz4.frame
@@ -29,6 +29,7 @@ from splitcomp_core.codec import CODEC_ENTROPY, CODEC_LZ4, CODEC_NONE, CODEC_ZST
 from splitcomp_core.cuts import TailCuts
 from splitcomp_core.entropy import max_stream_bytes
 from splitcomp_core.head import HeadPipeline
+from splitcomp_core.keyframes import DEFAULT_REFERENCE_FRAMES
 from splitcomp_core.quantization import EncoderConfig
 from splitcomp_core.references import InterFrameTail
 from splitcomp_core.sequence import sender_key
@@ -46,7 +47,7 @@ SENDER = "fuzz_camera"
 replace = dataclasses.replace
 
 Spoiler = Callable[[np.random.Generator], tuple]  # -> (tensors, model_id, reason[, reference rule])
-# A P-frame's reference: rule(its own sequence, the sequence of the frame the tail holds or None) -> reference_sequence
+Rule = Callable[[int, "frozenset[int] | set[int]"], int]
 Rule = Callable[[int, "int | None"], int]
 
 
@@ -227,11 +228,12 @@ def spoilers(base: EncodedTensor, coded: EncodedTensor, other_digest: str, model
         return [variants[rng.integers(len(variants))]], model_id, "codec"
 
     def p_frame_missing(rng):
-        """A P-frame naming a frame the tail does not hold: never sent, malformed, or one before the held one."""
+        """A P-frame naming a frame the tail does not hold: never sent, malformed, or one next to a held one."""
 
-        def rule(sequence: int, held: int | None) -> int:
-            options = [sequence - 1, sequence - 2, 1, *((held - 1, held + 1) if held else ())]
-            options = [s for s in options if 0 < s < sequence and s != held]
+        def rule(sequence: int, held: set[int]) -> int:
+            newest = max(held, default=0)
+            options = [sequence - 1, sequence - 2, 1, newest - 1, newest + 1]
+            options = [s for s in options if 0 < s < sequence and s not in held]
             return int(rng.choice(options)) if options else sequence
 
         return [coded if rng.integers(2) else base], model_id, "missing_reference", rule
@@ -304,9 +306,9 @@ class Tail:
             if status.name == "splitcomp: /tail_node":
                 self.status = diagnostics_values(status)
 
-    def send(self, tensors, model_id: str, rule: Rule | None = None, held: int | None = None) -> int:
+    def send(self, tensors, model_id: str, rule: Rule | None = None, held: frozenset[int] = frozenset()) -> int:
         """Publish one message with the next sequence number of its sender (frame_id, model_id); a P-frame
-        names the reference `rule` gives for it (`held`: the frame the tail holds as its reference)."""
+        names the reference `rule` gives for it (`held`: the frames the tail holds as references)."""
         self.sequences[model_id] += 1
         sequence = self.sequences[model_id]
         reference = rule(sequence, held) if rule is not None else 0
@@ -341,7 +343,10 @@ def test_ten_thousand_malformed_features_between_valid_ones(tiny_entropy_bundle,
     sent_classes: Counter = Counter()
     valid_sent: dict[int, int] = {}  # sequence -> index into valid
     p_frames = 0
-    held: tuple[int, dict] | None = None  # the valid frame the tail holds as this sender's reference
+    held: tuple[int, dict] | None = None  # the newest valid frame, a reference for the next valid P-frame
+    # The frames the tail may hold as references (it keeps its last DEFAULT_REFERENCE_FRAMES decoded frames, a
+    # frame whose tail output is not finite among them): a superset, so a "missing" reference is really missing.
+    decoded: deque[int] = deque(maxlen=2 * DEFAULT_REFERENCE_FRAMES)
     start = time.monotonic()
     try:
         names = list(classes)
@@ -351,9 +356,11 @@ def test_ten_thousand_malformed_features_between_valid_ones(tiny_entropy_bundle,
             for _ in range(min(PER_ROUND, MALFORMED - malformed)):
                 name = names[int(rng.integers(len(names)))]
                 tensors, bad_id, reason, *rule = classes[name](rng)
-                tail.send(tensors, bad_id, *rule, held=held[0] if held else None)
+                bad = tail.send(tensors, bad_id, *rule, held=frozenset(decoded))
+                if reason == "non_finite":
+                    decoded.append(bad)  # finite codes whose tail output is not: decoded, then refused
                 if reason == "missing_reference":
-                    held = None  # the tail drops the sender's reference and waits for a key frame
+                    held = None  # the head would hear it and send a key frame next
                 sent[reason] += 1
                 sent_classes[name] += 1
                 malformed += 1
@@ -366,6 +373,8 @@ def test_ten_thousand_malformed_features_between_valid_ones(tiny_entropy_bundle,
             else:
                 sequence = tail.send(item.tensors, model_id)
             held = (sequence, item.codes) if item.codes is not None else None
+            if held is not None:
+                decoded.append(sequence)
             valid_sent[sequence] = index
             round_number += 1
             assert tail.probe.spin_until(lambda sequence=sequence: sequence in tail.answers, 20.0), (
@@ -379,7 +388,10 @@ def test_ten_thousand_malformed_features_between_valid_ones(tiny_entropy_bundle,
                 len(valid_sent)
             )
 
-        assert tail.probe.spin_until(counted, 15.0), tail.status
+        assert tail.probe.spin_until(counted, 15.0), (
+            {k: v for k, v in tail.status.items() if k.startswith(("rejected", "frames"))},
+            (MALFORMED, len(valid_sent), dict(sent)),
+        )
         status = tail.status
         print(
             f"\n{MALFORMED} malformed + {len(valid_sent)} valid ({p_frames} P-frames) over DDS in {elapsed:.1f} s; "
@@ -440,7 +452,7 @@ def test_every_spoiler_is_malformed_as_its_reason_says(tiny_entropy_bundle):
             sequence += 2
             frames(sender, sequence - 1, 0, "", model_id, key.tensors)
             tensors, bad_id, reason, *rule = spoil(rng)
-            reference = rule[0](sequence, sequence - 1) if rule else 0
+            reference = rule[0](sequence, {sequence - 1}) if rule else 0
             with pytest.raises(FeaturesRejected) as info:
                 frames(sender, sequence, reference, "", bad_id, tensors)
             assert info.value.reason == reason, (name, str(info.value))

@@ -136,7 +136,7 @@ def test_bad_images_are_counted_and_skipped(head):
 
 
 def test_bits_and_codec_change_at_run_time(head):
-    assert head.set("bits", 2).successful
+    assert head.set("bits", 2).successful and head.set("codec", "none").successful
     out = head.send(array_to_image(RGB, "rgb8"))
     assert out.tensors[0].bits == 2 and out.tensors[0].codec == CODEC_NONE
     assert head.set("codec", "zstd").successful

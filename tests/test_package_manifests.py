@@ -30,6 +30,7 @@ ROSDEP_KEY = {
     "python_multipart": "python3-multipart",
     "PIL": "python3-pil",
     "pydantic": "python3-pydantic",
+    "av": "python3-av",
 }
 # Imported only inside a guard, with a tested path when missing (see the README).
 OPTIONAL = {

@@ -40,7 +40,7 @@ def read_events(url: str, until, timeout: float = TIMEOUT_S) -> list[tuple[str, 
 def test_live_streams_the_pipelines_results_and_health(demo_bundle, tmp_path):
     labels = set(json.loads(DEMO_LABELS.read_text()))
     with (
-        PipelineRun(demo_bundle, tmp_path / "logs", rate_hz=10, watch_frames=False),
+        PipelineRun(demo_bundle, tmp_path / "logs", rate_hz=10, watch_frames=False, head_params={"codec": "none"}),
         studio_server(tmp_path / "workspace", "--ros") as url,
     ):
         status = json.load(urllib.request.urlopen(url + "api/status", timeout=10))
