@@ -10,9 +10,9 @@ from rclpy.qos import qos_profile_sensor_data
 from ros_harness import NodeProcess, Probe, diagnostics_values
 from sensor_msgs.msg import Image
 
-from splitcomp_msgs.msg import Classification, ClassScore
+from splitcomp_msgs.msg import Classification, ClassScore, Detection, Detections
 from splitcomp_ros.images import array_to_image, image_to_array
-from splitcomp_tools.draw.annotate import annotate, band_rect, result_lines
+from splitcomp_tools.draw.annotate import BOX_COLOUR, LANDMARK_COLOUR, annotate, band_rect, result_lines
 from splitcomp_tools.frames.generator import GeneratorSource
 
 pytestmark = pytest.mark.slow  # nodes as processes over DDS: `make test-fast` leaves it out
@@ -69,13 +69,14 @@ class OverlayHarness:
         )
         self.camera = node.create_publisher(Image, "image_raw", qos_profile_sensor_data)
         self.results = node.create_publisher(Classification, "splitcomp/classification", 10)
+        self.detections = node.create_publisher(Detections, "splitcomp/detections", 10)
         assert self.probe.wait_for_subscriber(self.camera), self.node.log()
         assert self.probe.wait_for_subscriber(self.results), self.node.log()
         assert self.probe.spin_until(lambda: node.count_publishers("splitcomp/overlay") > 0, 10.0), self.node.log()
         small = np.ascontiguousarray(RGB[:48, :64])
         assert self.draw(frame_msg(small, "rgb8", 1), result_msg(1)), "no overlay at all:\n" + self.node.log()
 
-    def draw(self, frame, result):
+    def draw(self, frame, result, publisher=None):
         """Frame (twice), then its result; all resent if best-effort DDS lost the frame or the overlay.
 
         A 640x480 rgb8 frame is larger than Fast DDS's shared-memory segment, so on localhost it
@@ -85,7 +86,7 @@ class OverlayHarness:
             for _ in range(2):
                 self.camera.publish(frame)
                 self.probe.spin_for(0.1)
-            self.results.publish(result)
+            (publisher or self.results).publish(result)
             if self.probe.spin_until(lambda: key_of(frame) in self.overlays, 2.0):
                 return self.overlays[key_of(frame)]
         return None
@@ -131,6 +132,24 @@ def test_result_is_drawn_on_its_frame(overlay, encoding):
     text_rows = np.flatnonzero((drawn[y0:y1, x0:x1].min(axis=2) >= 150).any(axis=1))
     last_line = y0 + text_rows[np.flatnonzero(np.diff(text_rows) > 1)[-1] + 1]
     np.testing.assert_array_equal(drawn[:last_line], expected[:last_line])
+
+
+def test_detections_are_drawn_as_boxes_with_landmarks_on_their_frame(overlay):
+    marks = [330.0, 150.0, 390.0, 150.0, 360.0, 190.0, 340.0, 230.0, 380.0, 230.0]
+    face = Detection(class_id=0, label="face", score=0.93, x=300.0, y=100.0, width=120.0, height=160.0, keypoints=marks)
+    result = Detections(detections=[face], feature_bytes=9000, latency_ms=31.0)
+    result.header.stamp = Time(sec=400, nanosec=17)
+    base = np.zeros_like(RGB)  # black, so the green outline and the magenta landmarks stand out exactly
+    out = overlay.draw(frame_msg(base, "rgb8", 400), result, overlay.detections)
+    assert out is not None, "no overlay for detections:\n" + overlay.node.log()
+    drawn = image_to_array(out)
+    green = np.all(drawn == BOX_COLOUR, axis=2)
+    assert green[100, 300:420].all() and green[259, 300:420].all() and green[100:260, 300].all()
+    magenta = np.all(drawn == LANDMARK_COLOUR, axis=2)
+    assert all(magenta[int(y), int(x)] for x, y in zip(marks[0::2], marks[1::2]))
+    x0, y0, x1, y1 = band_rect(base.shape, 3)
+    assert (drawn[y0:y1, x0:x1].min(axis=2) >= 150).any(), "no text band"
+    assert not np.any(drawn[270:] != 0), "pixels below the box changed"
 
 
 def test_unmatched_and_late_results_are_counted_not_drawn(overlay):

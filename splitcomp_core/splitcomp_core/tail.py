@@ -149,8 +149,31 @@ class TailPipeline:
         scores = self._scores(features, batch)
         return softmax(scores, axis=1) if self._output.kind == "logits" else scores.astype(np.float64)
 
+    def detections(self, features: Mapping[str, np.ndarray], batch: int = SCORE_BATCH) -> list[list[Detection]]:
+        """Each of N stacked frames' boxes, in the model input's pixels, as __call__ would decode them: what a
+        detection bundle's agreement compares (boxes of the same frames share one scale, split or not)."""
+        if self.decoder is None:
+            raise FeaturesRejected("postprocess", "detections() needs a detection bundle; this one classifies")
+        outputs = self._outputs(features, batch, self.decoder.tensor_names)
+        count = len(next(iter(outputs.values())))
+        size = self.decoder.input_size
+        frames: list[list[Detection]] = []
+        for i in range(count):
+            try:
+                found = self.decoder({n: rows[i : i + 1] for n, rows in outputs.items()}, size)
+            except DetectionRejected:  # NaN or Inf in a frame's outputs: no boxes, as the node publishes none
+                frames.append([])
+                continue
+            frames.append(found.detections)
+        return frames
+
     def _scores(self, features: Mapping[str, np.ndarray], batch: int) -> np.ndarray:
         """The tail's raw scores of N stacked frames, one row per frame."""
+        rows = self._outputs(features, batch, [self._output.name])[self._output.name]
+        return rows.reshape(len(rows), -1) if rows.size else np.empty((0, 0), dtype=np.float32)
+
+    def _outputs(self, features: Mapping[str, np.ndarray], batch: int, names: Sequence[str]) -> dict[str, np.ndarray]:
+        """The tail's outputs `names` of N stacked frames, each stacked to shape (N, *one frame's shape)."""
         if set(features) != {t.name for t in self.cut}:
             raise FeaturesRejected(
                 "tensor_name", f"expected tensors {[t.name for t in self.cut]}, got {sorted(features)}"
@@ -164,7 +187,7 @@ class TailPipeline:
         for spec in self.cut:
             _check_shape(spec.name, features[spec.name].shape[1:], spec.shape)
         step = max(1, batch) if self.batch_dynamic else 1
-        rows = []
+        rows: dict[str, list[np.ndarray]] = {name: [] for name in names}
         for start in range(0, count, step):
             stop = min(count, start + step)
             feeds = {
@@ -173,9 +196,14 @@ class TailPipeline:
                 .astype(self._dtypes[t.name], copy=False)
                 for t in self.cut
             }
-            scores = np.asarray(self.session.run(feeds)[self._output.name])
-            rows.append(scores.reshape(stop - start, -1))
-        return np.concatenate(rows) if rows else np.empty((0, 0), dtype=np.float32)
+            outputs = self.session.run(feeds)
+            for name in names:
+                value = np.asarray(outputs[name])
+                framed = value.ndim > 1 and value.shape[0] == stop - start  # else: one flat row per frame
+                rows[name].append(value if framed else value.reshape(stop - start, -1))
+        return {
+            name: np.concatenate(parts) if parts else np.empty((0,), dtype=np.float32) for name, parts in rows.items()
+        }
 
     def decode(
         self,

@@ -20,3 +20,29 @@ def test_classification_prints_like_ros2_topic_echo():
         "- class_id: 2",
     ]
     assert "  label: star" in text and "  score: 0.75" in text and text.endswith("latency_ms: 0.0\ncut_id: ''\n---")
+
+
+def test_detections_print_each_box_with_its_landmarks():
+    from splitcomp_msgs.msg import Detection, Detections
+
+    face = Detection(class_id=0, label="face", score=0.75, x=10.5, y=20.0, width=30.0, height=40.0)
+    face.keypoints = [1.5, 2.5, 3.5, 4.5]
+    msg = Detections(sequence=4, feature_bytes=9000, cut_id="cut3", detections=[face])
+    lines = message_to_yaml(msg).splitlines()
+    start = lines.index("detections:")
+    assert lines[start + 1 :] == [
+        "- class_id: 0",
+        "  label: face",
+        "  score: 0.75",
+        "  x: 10.5",
+        "  y: 20.0",
+        "  width: 30.0",
+        "  height: 40.0",
+        "  keypoints:",
+        "  - 1.5",
+        "  - 2.5",
+        "  - 3.5",
+        "  - 4.5",
+        "---",
+    ]
+    assert "cut_id: cut3" in lines

@@ -11,7 +11,7 @@ from pathlib import Path
 from splitcomp_core.bundle import HEAD_FILE, LABELS_FILE, MANIFEST_FILE, TAIL_FILE
 from splitcomp_tools.cli import ToolParser, UsageError, check_outputs, int_in, progress_bars, run_cli
 from splitcomp_tools.cli_options import add_video_codecs
-from splitcomp_tools.model.agreement import DEFAULT_CONFIDENCE, check_enough_frames
+from splitcomp_tools.model.agreement import check_enough_frames
 from splitcomp_tools.model.calibrate import DEFAULT_COUNT, MAX_COUNT, calibrate
 from splitcomp_tools.model.calibration import InsufficientFrames, save_calibration
 from splitcomp_tools.model.ranges import DEFAULT_PERCENTILE, RANGE_METHODS
@@ -81,10 +81,10 @@ def build_parser() -> ToolParser:
     parser.add_argument(
         "--confidence",
         type=float,
-        default=DEFAULT_CONFIDENCE,
+        default=None,
         metavar="P",
-        help=f"a judged frame is confident where the unsplit model's top-1 probability is >= P (default "
-        f"{DEFAULT_CONFIDENCE})",
+        help="a judged frame is confident where the unsplit model's top-1 probability is >= P (default 0.5); for "
+        "a detection bundle, an unsplit box is confident where its score is >= P (default 0.8)",
     )
     parser.add_argument(
         "--seed", type=int, default=0, help="seed of the frame source and of the value sampling (evaluation: seed + 1)"

@@ -14,7 +14,6 @@ from splitcomp_core.files import atomic_write_bytes, atomic_write_text
 from splitcomp_tools.cli import ToolParser, UsageError, check_outputs, run_cli
 from splitcomp_tools.cli_options import add_model_arguments, add_video_codecs, preprocessing_from
 from splitcomp_tools.model import plan as planning
-from splitcomp_tools.model.agreement import DEFAULT_CONFIDENCE
 from splitcomp_tools.model.candidates import ModelOptions
 from splitcomp_tools.model.devices import TIMING_FRAMES, TIMING_RATE_HZ, profile_device
 from splitcomp_tools.model.latency import DEFAULT_OVERHEAD_MS, Link, key
@@ -41,8 +40,9 @@ def build_parser() -> ToolParser:
         metavar="FRACTION",
         help=f"per candidate, {RULE_HELP} (default {planning.DEFAULT_AGREEMENT})",
     )
-    confident = "a judged frame is confident where the unsplit model's top-1 probability is >= P (default 0.5)"
-    add("--confidence", type=float, default=DEFAULT_CONFIDENCE, metavar="P", help=confident)
+    confident = "a judged frame is confident where the unsplit model's top-1 probability is >= P (default 0.5); "
+    confident += "for a detector, an unsplit box is confident where its score is >= P (default 0.8)"
+    add("--confidence", type=float, default=None, metavar="P", help=confident)
     default_bandwidths = ",".join(key(b) for b in planning.DEFAULT_BANDWIDTHS)
     add(
         "--bandwidths",

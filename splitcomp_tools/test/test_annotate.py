@@ -137,3 +137,23 @@ def test_overlay_example_refuses_bad_paths(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "ending in .png" in err and "is not a directory" in err and "Traceback" not in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_boxes_and_landmarks_are_drawn_where_they_are_and_nowhere_else():
+    from splitcomp_tools.draw.annotate import BOX_COLOUR, LANDMARK_COLOUR, Box, draw_boxes
+
+    frame = np.full((480, 640, 3), 40, np.uint8)
+    box = Box(100.0, 80.0, 120.0, 160.0, (130.0, 120.0, 190.0, 120.0, 160.0, 160.0, 140.0, 200.0, 180.0, 200.0))
+    out = draw_boxes(frame, [box])
+    assert np.array_equal(frame, np.full((480, 640, 3), 40, np.uint8))  # a copy
+    green = np.all(out == BOX_COLOUR, axis=2)
+    assert green[80, 100:220].all() and green[239, 100:220].all()  # top and bottom edges
+    assert green[80:240, 100].all() and green[80:240, 219].all()  # left and right edges
+    assert not green[120:200, 120:200].any()  # the inside is left as it was, but for the landmarks
+    magenta = np.all(out == LANDMARK_COLOUR, axis=2)
+    for x, y in zip(box.keypoints[0::2], box.keypoints[1::2]):
+        assert magenta[int(y), int(x)]
+    changed = np.any(out != frame, axis=2)
+    assert (
+        not changed[:70].any() and not changed[250:].any() and not changed[:, :90].any() and not changed[:, 230:].any()
+    )

@@ -3,7 +3,7 @@
 import pytest
 
 from splitcomp_core.detection import Detection
-from splitcomp_tools.model.agreement import meets, wilson_interval
+from splitcomp_tools.model.agreement import Floor, meets, wilson_interval
 from splitcomp_tools.model.box_agreement import match, measure_boxes, xyxy
 
 
@@ -54,4 +54,4 @@ def test_the_shared_rule_reads_box_agreement_like_class_agreement():
     many = 200
     perfect = measure_boxes([[A]] * many, [[A]] * many)
     worse = measure_boxes([[A]] * many, [[A, box(300, 300)]] * many)
-    assert meets(perfect, worse, 0.95) and not meets(worse, perfect, 0.95)
+    assert meets(perfect, 1000.0, Floor(worse), 0.95) and not meets(worse, 1000.0, Floor(perfect), 0.95)

@@ -1,4 +1,5 @@
-"""Draw a classification result onto a camera frame: a dark band at the top left with white text.
+"""Draw a result onto a camera frame: a dark band at the top left with white text, and a detector's boxes with
+their landmarks (`draw_boxes`, drawn before the band).
 
 Pure numpy + OpenCV so the overlay node stays a thin adapter and the drawing is testable without
 ROS. Everything is sized from the image height, so the text reads the same on 640x480 and on
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -27,6 +29,19 @@ HEIGHT_PER_UNIT_SCALE = 800.0  # font scale 1.0 at 800 px image height
 MIN_SCALE = 0.35  # below this the Hershey font is unreadable
 BAND_TEMPLATE = "0" * 24  # the band is as wide as this string: about 30 characters of mixed text
 MAX_LABEL_CHARS = 18
+BOX_COLOUR = (0, 255, 0)  # pure green is the same in RGB and BGR
+LANDMARK_COLOUR = (255, 0, 255)  # magenta too
+
+
+@dataclass(frozen=True)
+class Box:
+    """One box to draw, in the frame's pixels: top-left corner, size, and keypoints as (x, y) pairs."""
+
+    x: float
+    y: float
+    width: float
+    height: float
+    keypoints: tuple[float, ...] = ()
 
 
 def _font(image_height: int) -> tuple[float, int, int, int, int]:
@@ -62,6 +77,28 @@ def annotate(image: np.ndarray, lines: Sequence[str]) -> np.ndarray:
     for i, line in enumerate(lines):
         cv2.putText(band, line, (pad, pad + text_h + i * line_h), FONT, scale, TEXT_COLOUR, thickness, cv2.LINE_AA)
     return out
+
+
+def draw_boxes(image: np.ndarray, boxes: Sequence[Box]) -> np.ndarray:
+    """A copy of an HxWx3 uint8 frame with each box's outline and a dot per landmark (lines scale with the frame)."""
+    out = np.ascontiguousarray(image).copy()
+    thickness = max(1, round(out.shape[0] / 240))
+    for b in boxes:
+        x0, y0 = round(b.x), round(b.y)
+        x1, y1 = round(b.x + b.width) - 1, round(b.y + b.height) - 1
+        cv2.rectangle(out, (x0, y0), (max(x0, x1), max(y0, y1)), BOX_COLOUR, thickness)
+        for px, py in zip(b.keypoints[0::2], b.keypoints[1::2]):
+            cv2.circle(out, (round(px), round(py)), thickness + 1, LANDMARK_COLOUR, -1)
+    return out
+
+
+def detection_lines(count: int, latency_ms: float, feature_bytes: int, fps: float) -> list[str]:
+    """The overlay text for a detector's answer: how many boxes, then latency, then bytes and rate."""
+    return [
+        f"{count} detection{'s' if count != 1 else ''}",
+        f"latency {latency_ms:.1f} ms",
+        f"{feature_bytes} B/frame  {fps:.1f} fps",
+    ]
 
 
 def drawable(image: np.ndarray, encoding: str) -> tuple[np.ndarray, str]:

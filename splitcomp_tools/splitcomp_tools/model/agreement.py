@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -101,21 +101,30 @@ def measure(reference: np.ndarray, scores: np.ndarray, threshold: float = DEFAUL
     )
 
 
+class Rated(Protocol):
+    """What the rule reads of any agreement: (a) `rate`, and the interval of (b) (Agreement, box_agreement's)."""
+
+    @property
+    def rate(self) -> float: ...
+
+    def confident_interval(self) -> tuple[float, float]: ...
+
+
 @dataclass(frozen=True)
 class Floor:
     """What an encoding's (a) must reach: JPEG-95 of the camera frame's, and that of every H.264 camera-frame row
     (model/video) sending at least as many bytes per frame, since a robot could send that instead for no more.
     `h264` holds those rows as (bytes per frame, agreement), measured on the same frames as the candidates."""
 
-    jpeg: Agreement
-    h264: tuple[tuple[float, Agreement], ...] = ()
+    jpeg: Rated
+    h264: tuple[tuple[float, Rated], ...] = ()
 
     def rate(self, bytes_per_frame: float) -> float:
         """The (a) an encoding sending `bytes_per_frame` must reach."""
         return max([self.jpeg.rate, *(a.rate for size, a in self.h264 if size >= bytes_per_frame)])
 
 
-def meets(candidate: Agreement, bytes_per_frame: float, floor: Floor, target: float) -> bool:
+def meets(candidate: Rated, bytes_per_frame: float, floor: Floor, target: float) -> bool:
     """The rule: the lower bound on confident agreement reaches `target` AND all-frame agreement is no worse than
     the highest of JPEG-95's and every H.264 camera-frame row's that sends at least `bytes_per_frame` (point
     estimates, on the same frames)."""

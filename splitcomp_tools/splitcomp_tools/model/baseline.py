@@ -20,7 +20,8 @@ from splitcomp_core.errors import ImageFormatError
 from splitcomp_core.head import HeadPipeline
 from splitcomp_core.preprocess import Preprocessor
 from splitcomp_core.tail import TailPipeline
-from splitcomp_tools.model.agreement import DEFAULT_CONFIDENCE, Agreement, measure
+from splitcomp_tools.model.agreement import DEFAULT_CONFIDENCE
+from splitcomp_tools.model.answers import Answers, Stats, agreement, answer, joined
 from splitcomp_tools.model.video import VideoBaseline, is_video
 from splitcomp_tools.model.video import label as video_label
 
@@ -59,7 +60,7 @@ class JpegResult:
     quality: int
     bytes_per_frame: float
     agreement: float
-    stats: Agreement
+    stats: Stats
 
 
 class JpegBaseline:
@@ -77,7 +78,7 @@ class JpegBaseline:
         self.keys = [(MODEL_SIZE, q) for q in JPEG_QUALITIES] + [(FULL_FRAME, FULL_SIZE_QUALITY)]
         self.keys += [(v.method, v.crf) for v in video.settings] if video is not None else []
         self.bytes: dict[tuple[str, int], list[int]] = {k: [] for k in self.keys}
-        self.scores: dict[tuple[str, int], list[np.ndarray]] = {k: [] for k in self.keys}
+        self.scores: dict[tuple[str, int], list] = {k: [] for k in self.keys}  # per frame: model/answers.answer
 
     def add(self, frame: np.ndarray) -> None:
         """One HxWx3 RGB camera frame."""
@@ -105,14 +106,14 @@ class JpegBaseline:
         return decoded
 
     def _answer(self, key: tuple[str, int], features: dict[str, np.ndarray]) -> None:
-        self.scores[key].append(self.tail.probabilities({n: a[np.newaxis] for n, a in features.items()})[0])
+        self.scores[key].append(answer(self.tail, features))
 
-    def results(self, reference: np.ndarray, threshold: float = DEFAULT_CONFIDENCE) -> list[JpegResult]:
-        """Mean bytes per frame and agreement with `reference`, the unsplit model's probabilities of each frame
-        added (frames x classes); confident frames are those whose top-1 probability there reaches `threshold`."""
+    def results(self, reference: Answers, threshold: float = DEFAULT_CONFIDENCE) -> list[JpegResult]:
+        """Mean bytes per frame and agreement with `reference`, the unsplit model's answers of each frame added
+        (model/answers); confident frames (boxes) are those whose top-1 probability (score) reaches `threshold`."""
         results = []
         for method, quality in self.keys:
-            stats = measure(reference, np.stack(self.scores[(method, quality)]), threshold)
+            stats = agreement(reference, joined(self.scores[(method, quality)]), threshold)
             results.append(
                 JpegResult(method, quality, float(np.mean(self.bytes[(method, quality)])), stats.rate, stats)
             )

@@ -29,6 +29,7 @@ from splitcomp_tools.frames import open_source
 from splitcomp_tools.frames.files import describe_skipped
 from splitcomp_tools.frames.registry import scenes
 from splitcomp_tools.model.agreement import DEFAULT_CONFIDENCE
+from splitcomp_tools.model.answers import Answers, answers, default_confidence
 from splitcomp_tools.model.baseline import JpegBaseline
 from splitcomp_tools.model.calibration import Calibration
 from splitcomp_tools.model.encodings import (
@@ -66,7 +67,7 @@ def calibrate(
     eval_images: str | None = None,
     eval_count: int | None = None,
     on_progress: Progress | None = None,
-    confidence: float = DEFAULT_CONFIDENCE,
+    confidence: float | None = None,
     video_codecs: Sequence[str] = CODECS,
     baselines: Sequence[Result] | None = None,
 ) -> Calibration:
@@ -78,23 +79,23 @@ def calibrate(
     (default `count`) frames from there, a source opened with seed + 1 so that even the same source
     gives other frames; without it, on the calibration frames themselves. `on_progress(phase, done,
     total)` reports the phases "frames" (once per pass over a source) and "encodings" to a caller.
-    Every row carries the agreement statistics of `agreement.measure`: a judged frame is confident where
-    the unsplit model's top-1 probability reaches `confidence`. Beside the encodings: JPEG's and `video_codecs`'
+    Every row carries the agreement statistics of model/answers (class agreement, or box agreement for a detection
+    bundle): a judged frame (box) is confident where the unsplit model's top-1 probability (score) reaches
+    `confidence` (None: 0.5 for classes, 0.8 for boxes). Beside the encodings: JPEG's and `video_codecs`'
     rows (model/video), or `baselines`, those rows measured before on the same judged frames (plan's candidates
     share them: they answer with the whole model whatever the cut).
     """
     bundle = load_bundle(bundle_path)
     quantization = bundle.manifest.quantization
-    if bits is None:
-        bits = quantization.bits if quantization.bits <= 8 else 4
+    bits = (quantization.bits if quantization.bits <= 8 else 4) if bits is None else bits
     eval_count = count if eval_count is None else eval_count
+    head, tail = HeadPipeline(bundle), TailPipeline(bundle)
+    confidence = default_confidence(tail) if confidence is None else confidence
     _check_options(count, bits, method, percentile, max_samples, eval_count, confidence, video_codecs)
     sources = [open_source(images, seed=seed, topic=topic)]
     try:
         if eval_images:  # opened before the long first pass, so a wrong name fails at once
             sources.append(open_source(eval_images, seed=seed + 1, topic=topic))
-        head = HeadPipeline(bundle)
-        tail = TailPipeline(bundle)
         jpeg = _baseline(head, tail, video_codecs) if baselines is None else None
         features = collect(head, sources[0], count, None if eval_images else jpeg, on_progress)
         judged = collect(head, sources[1], eval_count, jpeg, on_progress) if eval_images else features
@@ -110,7 +111,7 @@ def calibrate(
         for name, values in features.items()
     }
     clip = (float(quantization.clip_min), float(quantization.clip_max))
-    reference = tail.probabilities(judged)
+    reference = answers(tail, judged)
     encodings = encodings_for(tensors, compared, clip)
     results, tables = evaluate(judged, tail, reference, encodings, on_progress, confidence, features)
     results.extend(_baseline_rows(jpeg, reference, confidence) if jpeg is not None else baselines or [])
@@ -140,7 +141,7 @@ def _baseline(head: HeadPipeline, tail: TailPipeline, video_codecs: Sequence[str
     return JpegBaseline(head, tail, VideoBaseline(head.preprocess, video_codecs) if video_codecs else None)
 
 
-def _baseline_rows(jpeg: JpegBaseline, reference: np.ndarray, confidence: float) -> list[Result]:
+def _baseline_rows(jpeg: JpegBaseline, reference: Answers, confidence: float) -> list[Result]:
     return [
         Result(r.method, None, None, r.quality, r.bytes_per_frame, r.agreement, r.stats)
         for r in jpeg.results(reference, confidence)

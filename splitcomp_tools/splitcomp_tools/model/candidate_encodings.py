@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from splitcomp_core.bundle import TensorSpec, load_bundle, update_quantization
-from splitcomp_tools.model.agreement import DEFAULT_CONFIDENCE, describe_rule
+from splitcomp_tools.model.agreement import describe_rule
 from splitcomp_tools.model.calibrate import calibrate
 from splitcomp_tools.model.calibration import Calibration, InsufficientFrames
 from splitcomp_tools.model.candidates import Candidate, PlanError
@@ -52,7 +52,7 @@ def encode_candidates(
     seed: int,
     say: Say | None = None,
     calibration_images: str | None = None,
-    confidence: float = DEFAULT_CONFIDENCE,
+    confidence: float | None = None,
     video_codecs: Sequence[str] = CODECS,
 ) -> dict[str, Calibration]:
     """Calibrate every candidate and store its smallest sufficient encoding; the calibrations.

@@ -20,8 +20,8 @@ from onnx import helper
 
 from splitcomp_core.bundle import DYNAMIC, Bundle, QuantizationSpec, TensorSpec, load_bundle, write_bundle
 from splitcomp_core.errors import SplitcompError
-from splitcomp_tools.model.agreement import Agreement
 from splitcomp_tools.model.analyze import Analysis
+from splitcomp_tools.model.answers import Stats
 from splitcomp_tools.model.graph.dynamic_batch import make_batch_dynamic
 from splitcomp_tools.model.split import Preprocessing, split_model
 
@@ -60,8 +60,8 @@ class Candidate:
     codec: str | None = None
     bytes: float | None = None  # on the wire per frame: the codes and the quantization's scale and offset
     agreement: float | None = None  # (a) of the chosen encoding: top-1 agreement on all frames
-    stats: Agreement | None = None  # the chosen encoding's (a), (b) confident frames, (c) top-5 overlap
-    jpeg_stats: Agreement | None = None  # the same for JPEG-95 of the full frame, on the same frames
+    stats: Stats | None = None  # the chosen encoding's (a), (b) confident frames, (c) top-5 overlap
+    jpeg_stats: Stats | None = None  # the same for JPEG-95 of the full frame, on the same frames
     head_ms: float | None = None  # ONNX Runtime, on the robot
     tail_ms: float | None = None  # ONNX Runtime, on the edge
     head_total_ms: float | None = None  # preprocess + ONNX Runtime + encode, on the robot
@@ -139,10 +139,12 @@ def _extreme_bundle(model: Path, like: Bundle, cut_id: str, out: Path, dynamic_b
     if dynamic_batch:
         make_batch_dynamic(full)
     m = like.manifest
-    name, shape = (m.input.name, m.input.shape) if cut_id == EDGE_ONLY else (m.output.name, m.output.shape)
-    dims: list[int | str] = ["N" if d == DYNAMIC else d for d in shape]
-    value = helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, dims)
-    graph = helper.make_graph([], f"{cut_id}_identity", [value], [value])
+    crossing = _extreme_tensors(full, like, cut_id)
+    values = [
+        helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, ["N" if d == DYNAMIC else d for d in shape])
+        for name, shape in crossing
+    ]
+    graph = helper.make_graph([], f"{cut_id}_identity", values, values)
     identity = helper.make_model(graph, opset_imports=list(full.opset_import))
     identity.ir_version = full.ir_version
     parts = (identity, full) if cut_id == EDGE_ONLY else (full, identity)
@@ -150,12 +152,27 @@ def _extreme_bundle(model: Path, like: Bundle, cut_id: str, out: Path, dynamic_b
     what = "the head only preprocesses" if cut_id == EDGE_ONLY else "the tail only post-processes"
     manifest = dataclasses.replace(
         m,
-        cut=[TensorSpec(name, list(shape), "float32")],
+        cut=[TensorSpec(name, list(shape), "float32") for name, shape in crossing],
         quantization=QuantizationSpec(),
         verification={"max_abs_diff": 0.0, "relative_diff": 0.0, "samples": 0, "exact": f"{what} (identity)"},
         created_by="splitcomp_tools plan",
     )
     return write_bundle(out, head, tail, manifest, like.labels, overwrite=True)
+
+
+def _extreme_tensors(full: onnx.ModelProto, like: Bundle, cut_id: str) -> list[tuple[str, list[int]]]:
+    """What crosses at an extreme: the model input, or the outputs the tail reads (a detector's every decoder
+    output, with its shape as the full model declares it; else the score tensor)."""
+    m = like.manifest
+    if cut_id == EDGE_ONLY:
+        return [(m.input.name, list(m.input.shape))]
+    if m.detection is None:
+        return [(m.output.name, list(m.output.shape))]
+    declared = {
+        o.name: [d.dim_value if d.HasField("dim_value") else DYNAMIC for d in o.type.tensor_type.shape.dim]
+        for o in full.graph.output
+    }
+    return [(name, declared[name]) for name in m.detection.outputs.values()]
 
 
 def prepare_candidates(model: Path, analysis: Analysis, work: Path, options: ModelOptions) -> list[Candidate]:

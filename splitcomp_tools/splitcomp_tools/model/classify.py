@@ -24,6 +24,7 @@ from splitcomp_core.tail import TailPipeline
 from splitcomp_tools.frames import open_source
 from splitcomp_tools.frames.files import describe_skipped
 from splitcomp_tools.model.agreement import DEFAULT_CONFIDENCE, DEPENDENCE_NOTE, Agreement, measure
+from splitcomp_tools.model.answers import Stats
 from splitcomp_tools.model.baseline import FULL_FRAME, JpegBaseline
 
 MAX_COUNT = 100_000
@@ -43,7 +44,7 @@ class Judged:
 
     rows: list[dict]
     split: Agreement
-    jpeg: Agreement
+    jpeg: Stats
     confidence: float
 
     def to_json(self) -> dict[str, Any]:

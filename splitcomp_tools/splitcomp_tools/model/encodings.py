@@ -30,7 +30,8 @@ from splitcomp_core.head import HeadPipeline
 from splitcomp_core.tail import TailPipeline
 from splitcomp_tools.frames import FrameSource
 from splitcomp_tools.model import entropy_sizes, video
-from splitcomp_tools.model.agreement import DEFAULT_CONFIDENCE, Agreement, measure
+from splitcomp_tools.model.agreement import DEFAULT_CONFIDENCE
+from splitcomp_tools.model.answers import Answers, Stats, agreement, answers
 from splitcomp_tools.model.baseline import JpegBaseline, baseline_label
 from splitcomp_tools.model.ranges import GRANULARITIES, TensorCalibration
 
@@ -66,7 +67,7 @@ class Result:
     quality: int | None
     bytes_per_frame: float
     agreement: float
-    stats: Agreement | None = None
+    stats: Stats | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The row as JSON: its fields, with `stats` as Agreement.to_json() gives it."""
@@ -127,7 +128,7 @@ def collect(
 def evaluate(
     features: Mapping[str, np.ndarray],
     tail: TailPipeline,
-    reference: np.ndarray,
+    reference: Answers,
     encodings: Mapping[tuple[str, int], Mapping[str, QuantParams | None]],
     on_progress: Progress | None = None,
     threshold: float = DEFAULT_CONFIDENCE,
@@ -136,8 +137,8 @@ def evaluate(
     """Encode every frame's tensors each way (params None = raw floats of that many bits), decode them as the
     tail would, and run the tail once per way; every codec's bytes come from the same packed payload.
 
-    `reference` holds the unsplit model's probabilities of the frames (frames x classes); a frame is
-    confident where its top-1 probability reaches `threshold`. With `fit` (the calibration frames' float
+    `reference` holds the unsplit model's answers of the frames (model/answers: probabilities or boxes); a frame
+    (a box) is confident where its top-1 probability (its score) reaches `threshold`. With `fit` (the calibration frames' float
     tensors) and constriction installed, each quantized way also gets an entropy row, coded under a table
     fitted on `fit`; the tables come back by (method, bits).
     """
@@ -150,7 +151,7 @@ def evaluate(
         if fitted is not None:
             tables[(method, bits)] = fitted
         sizes, decoded = _sizes_and_decoded(features, params, bits, fitted)
-        stats = measure(reference, tail.probabilities(decoded), threshold)
+        stats = agreement(reference, answers(tail, decoded), threshold)
         results.extend(Result(method, bits, c, None, n / len(reference), stats.rate, stats) for c, n in sizes.items())
     if on_progress is not None:
         on_progress("encodings", len(encodings), len(encodings))

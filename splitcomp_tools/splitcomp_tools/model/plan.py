@@ -123,7 +123,7 @@ def make_plan(
     say: Say | None = None,
     calibration_images: str | None = None,
     robot_slowdown: float = 1.0,
-    confidence: float = DEFAULT_CONFIDENCE,
+    confidence: float | None = None,
     video_codecs: Sequence[str] = CODECS,
 ) -> Plan:
     """Candidates, their encodings, times and predictions; the candidate bundles stay in `work`. `say` is told
@@ -182,7 +182,7 @@ def make_plan(
         heuristic=heuristic,
         ranges=bandwidth_ranges(candidates, bandwidths, best, link),
         old_rule_bundle=str(old_rule) if old_rule else None,
-        confidence=confidence,
+        confidence=first.confidence,
         baselines=first.baselines(),
     )
 

@@ -28,7 +28,8 @@ def format_table(calibration: Calibration) -> str:
             by_key.setdefault((r.method, r.bits), {})[r.codec] = r
     codecs = [*CODEC_NAMES, *([ENTROPY_CODEC] if any(r.codec == ENTROPY_CODEC for r in calibration.results) else [])]
     low, high = calibration.clip
-    header = ["method", "bits", *agreement.HEADER, *(f"{c} B/frame" for c in codecs)]
+    first = next((r.stats for r in calibration.results), None)
+    header = ["method", "bits", *agreement.header(first), *(f"{c} B/frame" for c in codecs)]
     rows = [
         [
             f"clip {low:g}..{high:g}" if method == "clip" else method,
@@ -48,14 +49,15 @@ def format_table(calibration: Calibration) -> str:
         f"{calibration.bundle}: ranges from {calibration.frames} frames from {calibration.images}{judged}\n"
         f"stored: {calibration.method} ranges at {calibration.bits} bits; the head's default: bits {q.bits}, "
         f"quantization {q.mode}, codec {q.codec}\n"
-        f"{agreement.legend(calibration.confidence, next((r.stats for r in calibration.results), None))}"
+        f"{agreement.legend(calibration.confidence, first)}"
     )
     return "\n".join([title, "", table(header, rows), "", baseline_table(calibration.baselines())])
 
 
 def baseline_table(baselines: Sequence[Result]) -> str:
     """The rows of the frames sent as they are (JPEG, H.264, H.265) as a table, as calibrate and plan print them."""
-    header = ["what a robot would send instead", "quality/crf", *agreement.HEADER, "B/frame"]
+    stats = next((r.stats for r in baselines), None)
+    header = ["what a robot would send instead", "quality/crf", *agreement.header(stats), "B/frame"]
     rows = [
         [baseline_label(r.method), str(r.quality), *agreement.cells(r.stats), f"{r.bytes_per_frame:,.0f}"]
         for r in baselines

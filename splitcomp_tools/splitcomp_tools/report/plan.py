@@ -20,7 +20,9 @@ from splitcomp_tools.report.calibrate import baseline_table
 def format_table(plan: Plan) -> str:
     """One row per candidate; the predicted latency per bandwidth with the best marked by *."""
     bandwidths = [key(b) for b in plan.bandwidths]
-    header = ["cut", "tensor", "head FLOPs", "bits/method/codec", "bytes", *agreement.HEADER, "head ms", "tail ms"]
+    jpeg = next((c.jpeg_stats for c in plan.candidates if c.jpeg_stats is not None), None)
+    columns = agreement.header(jpeg)
+    header = ["cut", "tensor", "head FLOPs", "bits/method/codec", "bytes", *columns, "head ms", "tail ms"]
     header += [f"@{b} Mbit/s" for b in bandwidths]
     rows = []
     for c in plan.candidates:
@@ -39,13 +41,11 @@ def format_table(plan: Plan) -> str:
             ]
         )
     same = plan.profiles["robot"] == plan.profiles["edge"]
-    jpeg = next((c.jpeg_stats for c in plan.candidates if c.jpeg_stats is not None), None)
     notes = [
         f"{plan.model}: {len(plan.candidates)} candidates, judged on {plan.frames} frames from {plan.images}; each "
         f"candidate's encoding meets the rule: {describe_rule(plan.agreement)}",
         agreement.legend(plan.confidence, jpeg),
-        f"JPEG-95 of the full frame on the same frames: {', '.join(agreement.cells(jpeg))} "
-        "(top-1 all frames, top-1 confident, top-5 overlap)",
+        f"JPEG-95 of the full frame on the same frames: {', '.join(agreement.cells(jpeg))} ({', '.join(columns)})",
         f"head/tail ms: the whole stage (ONNX Runtime alone in brackets); robot times: {plan.profiles['robot']}; "
         f"edge times: {plan.profiles['edge']}" + (" (one machine's times stand for both sides)" if same else ""),
         f"predicted ms = head + bytes x 8 / bandwidth + tail + {plan.link.overhead_ms:.2f} ms fixed transport overhead"
