@@ -52,6 +52,7 @@ from splitcomp_tools.model.candidates import (
 from splitcomp_tools.model.cut_choice import choose_cut
 from splitcomp_tools.model.devices import TIMING_FRAMES, TIMING_RATE_HZ, measure_times, read_profile
 from splitcomp_tools.model.latency import Link, bandwidth_ranges, key, predict
+from splitcomp_tools.model.overhead import OverheadFit
 
 DEFAULT_BANDWIDTHS = (1.1, 5.85, 18.88, 100.0)
 DEFAULT_AGREEMENT = 0.99
@@ -90,6 +91,7 @@ class Plan:
             "dependence_note": DEPENDENCE_NOTE,
             "bandwidths_mbps": self.bandwidths,
             "transport_overhead_ms": self.link.overhead_ms,
+            "transport_overhead": overhead_json(self.link),
             "link_burst_bytes": self.link.burst_bytes,
             "profiles": self.profiles,
             "candidates": candidates,
@@ -202,9 +204,20 @@ def write_bundle_of_winners(plan: Plan, out: str | os.PathLike, overwrite: bool 
         info["predicted_ms"] = c.predicted_ms
         choices.append(CutChoice(cut_id, load_bundle(c.bundle), low, high, info))
     default = plan.best[key(max(plan.bandwidths))]
-    link = {"transport_overhead_ms": plan.link.overhead_ms, "burst_bytes": plan.link.burst_bytes}
+    link: dict[str, Any] = {"transport_overhead_ms": plan.link.overhead_ms, "burst_bytes": plan.link.burst_bytes}
+    if plan.link.fit is not None:
+        fit = plan.link.fit
+        link["transport_overhead_per_kb_ms"] = fit.per_kb_ms
+        link["transport_overhead_fit"] = {k: getattr(fit, k) for k in ("samples", "rms_ms", "max_residual_ms")}
     summary = {"agreement": plan.agreement, "images": plan.images, "frames": plan.frames, "profiles": plan.profiles}
     return write_multi_cut_bundle(out, choices, default, link, plan.model, summary, overwrite=overwrite)
+
+
+def overhead_json(link: Link) -> dict[str, Any]:
+    """The plan's transport overhead: the fit and its error, or the fixed value (`samples` 0)."""
+    if link.fit is not None:
+        return {**link.fit.to_json(), "fitted": True}
+    return {**OverheadFit(link.overhead_ms).to_json(), "fitted": False}
 
 
 def _check_options(

@@ -47,7 +47,7 @@ def format_table(plan: Plan) -> str:
         "(top-1 all frames, top-1 confident, top-5 overlap)",
         f"head/tail ms: the whole stage (ONNX Runtime alone in brackets); robot times: {plan.profiles['robot']}; "
         f"edge times: {plan.profiles['edge']}" + (" (one machine's times stand for both sides)" if same else ""),
-        f"predicted ms = head + bytes x 8 / bandwidth + tail + {plan.link.overhead_ms:.2f} ms fixed transport overhead"
+        f"predicted ms = head + bytes x 8 / bandwidth + tail + {_overhead(plan)}"
         + (
             f"; the link lets {plan.link.burst_bytes:g} bytes of a message through at once"
             if plan.link.burst_bytes
@@ -60,6 +60,16 @@ def format_table(plan: Plan) -> str:
         "ranges:   " + ", ".join(f"{c} {_range(lo, hi)}" for c, lo, hi in plan.ranges),
     ]
     return "\n".join(notes)
+
+
+def _overhead(plan: Plan) -> str:
+    fit = plan.link.fit
+    if fit is None:
+        return f"{plan.link.overhead_ms:.2f} ms fixed transport overhead"
+    return (
+        f"transport overhead ({fit.intercept_ms:.2f} + {fit.per_kb_ms:.4f} x KB) ms, fitted on {fit.samples:g} "
+        f"samples (RMS {fit.rms_ms:.2f} ms, max residual {fit.max_residual_ms:.2f} ms)"
+    )
 
 
 def _range(low: float, high: float | None) -> str:
