@@ -12,7 +12,7 @@ from splitcomp_tools.cli import format_table as table
 from splitcomp_tools.model.agreement import describe_rule
 from splitcomp_tools.model.candidates import EDGE_ONLY, ROBOT_ONLY
 from splitcomp_tools.model.latency import key
-from splitcomp_tools.model.plan import Plan
+from splitcomp_tools.model.plan import ALONE, Plan
 from splitcomp_tools.report import agreement
 
 
@@ -20,13 +20,16 @@ def format_table(plan: Plan) -> str:
     """One row per candidate; the predicted latency per bandwidth with the best marked by *."""
     bandwidths = [key(b) for b in plan.bandwidths]
     header = ["cut", "tensor", "head FLOPs", "bits/method/codec", "bytes", *agreement.HEADER, "head ms", "tail ms"]
+    deployed = plan.stage_times != ALONE
+    header += ["head alone", "tail alone"] if deployed else []
     header += [f"@{b} Mbit/s" for b in bandwidths]
     rows = []
     for c in plan.candidates:
         tensor = {EDGE_ONLY: "(the model input)", ROBOT_ONLY: "(the scores)"}.get(c.cut_id, c.tensors[0])
+        alone = [f"{c.head_total_alone_ms:.2f}", f"{c.tail_total_alone_ms:.2f}"] if deployed else []
         rows.append(
             [
-                c.cut_id + (" (old rule)" if c.cut_id == plan.heuristic else ""),
+                c.cut_id + (" (old rule)" if c.cut_id == plan.heuristic else "") + (" FAILED" if c.failed else ""),
                 tensor if len(tensor) <= 40 else "..." + tensor[-37:],
                 f"{100 * c.head_flops_share:.1f} %",
                 f"{c.bits}/{c.quantization}/{c.codec}",
@@ -34,6 +37,7 @@ def format_table(plan: Plan) -> str:
                 *agreement.cells(c.stats),
                 f"{c.head_total_ms:.2f} ({c.head_ms:.2f})",
                 f"{c.tail_total_ms:.2f} ({c.tail_ms:.2f})",
+                *alone,
                 *(f"{c.predicted_ms[b]:.1f}" + ("*" if plan.best[b] == c.cut_id else " ") for b in bandwidths),
             ]
         )
@@ -45,8 +49,10 @@ def format_table(plan: Plan) -> str:
         agreement.legend(plan.confidence, jpeg),
         f"JPEG-95 of the full frame on the same frames: {', '.join(agreement.cells(jpeg))} "
         "(top-1 all frames, top-1 confident, top-5 overlap)",
-        f"head/tail ms: the whole stage (ONNX Runtime alone in brackets); robot times: {plan.profiles['robot']}; "
-        f"edge times: {plan.profiles['edge']}" + (" (one machine's times stand for both sides)" if same else ""),
+        f"head/tail ms: the whole stage (ONNX Runtime alone in brackets), {plan.stage_times}"
+        + ("; head/tail alone: the whole stage timed alone" if deployed else "")
+        + f"; robot times: {plan.profiles['robot']}; edge times: {plan.profiles['edge']}"
+        + (" (one machine's times stand for both sides)" if same else ""),
         f"predicted ms = head + bytes x 8 / bandwidth + tail + {_overhead(plan)}"
         + (
             f"; the link lets {plan.link.burst_bytes:g} bytes of a message through at once"
@@ -56,10 +62,29 @@ def format_table(plan: Plan) -> str:
         "",
         table(header, rows, left=(0, 1)),
         "",
+        *(
+            f"FAILED {c.cut_id}: {c.failed} (predicted from its times alone, never picked)"
+            for c in plan.candidates
+            if c.failed
+        ),
+        *_refined(plan),
         "best cut: " + ", ".join(f"{b} Mbit/s -> {plan.best[b]}" for b in bandwidths),
         "ranges:   " + ", ".join(f"{c} {_range(lo, hi)}" for c, lo, hi in plan.ranges),
     ]
     return "\n".join(notes)
+
+
+def _refined(plan: Plan) -> list[str]:
+    """One line per rate that --refine measured: the measured medians and the pick against the predicted one."""
+    lines = []
+    for rate, r in (plan.refined or {}).items():
+        if r["measured_ms"]:
+            ms = ", ".join(f"{cut} {'failed' if v is None else f'{v:.1f}'}" for cut, v in r["measured_ms"].items())
+            lines.append(
+                f"refined at {rate} Mbit/s (within {r['margin_ms']:.2f} ms): measured {ms} ms -> {r['pick']}"
+                + ("" if r["pick"] == r["predicted_pick"] else f" (predicted {r['predicted_pick']})")
+            )
+    return lines
 
 
 def _overhead(plan: Plan) -> str:
