@@ -31,12 +31,15 @@ def plan_cli(*args: str) -> subprocess.CompletedProcess:
         (["--deployed", "--timing-rate", "0"], "run at the camera's --timing-rate"),
         (["--deployed", "loopback", "--refine"], "not with --deployed loopback"),
         (["--refine", "1"], "--refine measures 2 to 10 candidates"),
+        (["--deployed", "--deployed-link", "0"], "--deployed-link must be above 0"),
+        (["--deployed", "--profile-device", "profile.json"], "not with --profile-device"),
     ],
 )
 def test_a_bad_pinning_or_deployment_is_one_error_line(args, problem, tmp_path):
-    run = plan_cli(*args, "--json", str(tmp_path / "plan.json"))
+    args = [str(tmp_path / a) if a == "profile.json" else a for a in args]
+    run = plan_cli(*args, "--json", str(tmp_path / "plan.json"), "--work", str(tmp_path / "work"))
     assert run.returncode == 2 and problem in run.stderr and len(run.stderr.strip().splitlines()) == 1, run.stderr
-    assert not (tmp_path / "plan.json").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing made: no plan, no work folder, no profile
 
 
 @pytest.mark.slow

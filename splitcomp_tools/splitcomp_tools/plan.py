@@ -107,11 +107,8 @@ def _plan(args: argparse.Namespace, work: Path, options: ModelOptions) -> None:
     settings = deployed.settings_from(args, args.timing_rate)
     measure = None
     if args.deployed:
-        loopback = deployed.where_to_run(args.deployed)
         mbps = args.deployed_link or max(bandwidths)
-        measure = deployed.deployed_measure(loopback, mbps, settings, work / "deployed")
-    if args.refine is not None:
-        deployed.check_refine(args.refine, args.deployed)
+        measure = deployed.deployed_measure(args.loopback, mbps, settings, work / "deployed")
     plan = planning.make_plan(
         args.model,
         args.images,
@@ -150,6 +147,10 @@ def _main(argv: Sequence[str] | None) -> int:
     check_outputs(outputs, [Path(args.model)], files=True)
     if args.out and Path(args.out).exists() and not args.overwrite:
         raise UsageError(f"--out {args.out}: already exists; choose another folder or pass --overwrite")
+    deployed.settings_from(args, args.timing_rate)  # the runs' options checked before anything is made
+    args.loopback = deployed.where_to_run(args.deployed) if args.deployed else None  # None: on the bed
+    if args.refine is not None:
+        deployed.check_refine(args.refine, args.deployed)
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="splitcomp-plan-"))
     work.mkdir(parents=True, exist_ok=True)
     options = ModelOptions(

@@ -204,6 +204,10 @@ def settings_from(args: argparse.Namespace, rate: float) -> CycleSettings:
         raise SplitcompError("--deployed-block must be 1 to 60 s and --deployed-rounds 1 to 20")
     if (args.deployed or args.refine) and rate <= 0:
         raise SplitcompError("--deployed and --refine run at the camera's --timing-rate: give one above 0")
+    if args.deployed_link is not None and not 0 < args.deployed_link <= 100_000:
+        raise SplitcompError(f"--deployed-link must be above 0 and at most 100000 Mbit/s, got {args.deployed_link}")
+    if args.profile_device and (args.deployed or args.refine):
+        raise SplitcompError("--deployed and --refine make a plan: not with --profile-device")
     settle = min(1.5, args.deployed_block / 2)
     return CycleSettings(
         rate,
