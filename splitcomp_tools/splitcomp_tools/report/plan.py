@@ -26,7 +26,8 @@ def format_table(plan: Plan) -> str:
     rows = []
     for c in plan.candidates:
         tensor = {EDGE_ONLY: "(the model input)", ROBOT_ONLY: "(the scores)"}.get(c.cut_id, c.tensors[0])
-        alone = [f"{c.head_total_alone_ms:.2f}", f"{c.tail_total_alone_ms:.2f}"] if deployed else []
+        alone = [f"{c.head_total_alone_ms:.2f} ({c.head_ms:.2f})", f"{c.tail_total_alone_ms:.2f} ({c.tail_ms:.2f})"]
+        stages = [f"{c.head_total_ms:.2f}", f"{c.tail_total_ms:.2f}"] if deployed else alone
         rows.append(
             [
                 c.cut_id + (" (old rule)" if c.cut_id == plan.heuristic else "") + (" FAILED" if c.failed else ""),
@@ -35,9 +36,8 @@ def format_table(plan: Plan) -> str:
                 f"{c.bits}/{c.quantization}/{c.codec}",
                 f"{c.bytes:,.0f}",
                 *agreement.cells(c.stats),
-                f"{c.head_total_ms:.2f} ({c.head_ms:.2f})",
-                f"{c.tail_total_ms:.2f} ({c.tail_ms:.2f})",
-                *alone,
+                *stages,
+                *(alone if deployed else []),
                 *(f"{c.predicted_ms[b]:.1f}" + ("*" if plan.best[b] == c.cut_id else " ") for b in bandwidths),
             ]
         )
@@ -49,8 +49,9 @@ def format_table(plan: Plan) -> str:
         agreement.legend(plan.confidence, jpeg),
         f"JPEG-95 of the full frame on the same frames: {', '.join(agreement.cells(jpeg))} "
         "(top-1 all frames, top-1 confident, top-5 overlap)",
-        f"head/tail ms: the whole stage (ONNX Runtime alone in brackets), {plan.stage_times}"
+        f"head/tail ms: the whole stage, {plan.stage_times}"
         + ("; head/tail alone: the whole stage timed alone" if deployed else "")
+        + " (ONNX Runtime alone in brackets)"
         + f"; robot times: {plan.profiles['robot']}; edge times: {plan.profiles['edge']}"
         + (" (one machine's times stand for both sides)" if same else ""),
         f"predicted ms = head + bytes x 8 / bandwidth + tail + {_overhead(plan)}"
