@@ -26,7 +26,9 @@ def format_table(plan: Plan) -> str:
     rows = []
     for c in plan.candidates:
         tensor = {EDGE_ONLY: "(the model input)", ROBOT_ONLY: "(the scores)"}.get(c.cut_id, c.tensors[0])
-        alone = [f"{c.head_total_alone_ms:.2f} ({c.head_ms:.2f})", f"{c.tail_total_alone_ms:.2f} ({c.tail_ms:.2f})"]
+        head_alone = c.head_total_alone_ms if deployed else c.head_total_ms
+        tail_alone = c.tail_total_alone_ms if deployed else c.tail_total_ms
+        alone = [f"{head_alone:.2f} ({c.head_ms:.2f})", f"{tail_alone:.2f} ({c.tail_ms:.2f})"]
         stages = [f"{c.head_total_ms:.2f}", f"{c.tail_total_ms:.2f}"] if deployed else alone
         rows.append(
             [
