@@ -16,10 +16,13 @@ bits, and what latency will I get? The answer changes with the link. `plan` meas
    estimate. Measured by calibrate through HeadPipeline and TailPipeline; its bytes per frame on the wire (codes plus the
    quantization's scale and offset), then the head's and the tail's median times through the same
    pipelines the nodes run, all candidates frame by frame in turn so machine load hits them alike.
-3. Per bandwidth B: predicted latency = robot head time + bytes x 8 / B + edge tail time + the fixed
-   transport overhead measured on the test bed (`bench pipeline --link`). The robot's and the
-   edge's times come from device profiles (`plan --profile-device`, run once on each machine);
-   without them this machine's times stand for both, and the output says so.
+3. Per bandwidth B: predicted latency = robot head time + bytes x 8 / B + edge tail time + the
+   transport overhead. The robot's and the edge's times come from device profiles (`plan
+   --profile-device`, run once on each machine); without them this machine's times, measured alone,
+   stand for both, and the output says so; the overhead is fixed (measured on the test bed by
+   `bench pipeline --link`). With `--deployed` the stage times come from the candidates run as deployed
+   (model/deployed.py) and the overhead is fitted to those runs' bytes (model/overhead.py); `--refine`
+   then picks by measurement where the prediction is too close to call (model/refine.py).
 
 `--out` writes a multi-cut bundle (format_version 2) of the cuts that win at some of the given
 bandwidths, each with the planned encoding and the range of rates where it wins (between two
@@ -242,6 +245,7 @@ def write_bundle_of_winners(plan: Plan, out: str | os.PathLike, overwrite: bool 
         link["transport_overhead_per_kb_ms"] = fit.per_kb_ms
         link["transport_overhead_fit"] = {k: getattr(fit, k) for k in ("samples", "rms_ms", "max_residual_ms")}
     summary = {"agreement": plan.agreement, "images": plan.images, "frames": plan.frames, "profiles": plan.profiles}
+    summary["stage_times"] = plan.stage_times
     return write_multi_cut_bundle(out, choices, default, link, plan.model, summary, overwrite=overwrite)
 
 
