@@ -19,6 +19,7 @@ from splitcomp_tools.model.devices import TIMING_FRAMES, TIMING_RATE_HZ, profile
 from splitcomp_tools.model.latency import DEFAULT_OVERHEAD_MS, Link, key
 from splitcomp_tools.report.agreement import RULE_HELP
 from splitcomp_tools.report.plan import format_table, plot_png
+from splitcomp_tools.run import deployed
 
 
 def build_parser() -> ToolParser:
@@ -72,6 +73,7 @@ def build_parser() -> ToolParser:
     add("--timing-rate", type=float, default=TIMING_RATE_HZ, help=rate)
     add("--seed", type=int, default=0, help="seed of the generator")
     add("--quiet", action="store_true", help="no progress lines")
+    deployed.add_arguments(parser)
     add_model_arguments(parser)
     add_video_codecs(parser)
     return parser
@@ -102,6 +104,12 @@ def _profile(args: argparse.Namespace, work: Path, options: ModelOptions) -> Non
 def _plan(args: argparse.Namespace, work: Path, options: ModelOptions) -> None:
     if not args.images:
         raise UsageError("--images is required to plan (frames like the robot's camera sends)")
+    bandwidths = _bandwidths(args.bandwidths)
+    settings = deployed.settings_from(args, args.timing_rate)
+    measure = None
+    if args.deployed:
+        mbps = args.deployed_link or max(bandwidths)
+        measure = deployed.deployed_measure(args.loopback, mbps, settings, work / "deployed")
     plan = planning.make_plan(
         args.model,
         args.images,
@@ -109,7 +117,7 @@ def _plan(args: argparse.Namespace, work: Path, options: ModelOptions) -> None:
         options,
         count=args.count,
         agreement=args.agreement,
-        bandwidths=_bandwidths(args.bandwidths),
+        bandwidths=bandwidths,
         robot_profile=args.robot_profile,
         edge_profile=args.edge_profile,
         link=Link(args.overhead_ms, args.link_burst),
@@ -121,7 +129,10 @@ def _plan(args: argparse.Namespace, work: Path, options: ModelOptions) -> None:
         say=None if args.quiet else _say,
         confidence=args.confidence,
         video_codecs=args.video_codecs,
+        deployed=measure,
     )
+    if args.refine is not None:
+        planning.refine_plan(plan, deployed.refine_measure(settings, work / "refine"), args.refine)
     if args.out:
         written = planning.write_bundle_of_winners(plan, args.out, overwrite=args.overwrite)
         print(f"wrote {written.path}: cuts {', '.join(c.cut_id for c in written.cuts)}", file=sys.stderr)
@@ -138,6 +149,10 @@ def _main(argv: Sequence[str] | None) -> int:
     check_outputs(outputs, [Path(args.model)], files=True)
     if args.out and Path(args.out).exists() and not args.overwrite:
         raise UsageError(f"--out {args.out}: already exists; choose another folder or pass --overwrite")
+    deployed.settings_from(args, args.timing_rate)  # the runs' options checked before anything is made
+    args.loopback = deployed.where_to_run(args.deployed) if args.deployed else None  # None: on the bed
+    if args.refine is not None:
+        deployed.check_refine(args.refine, args.deployed)
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="splitcomp-plan-"))
     work.mkdir(parents=True, exist_ok=True)
     options = ModelOptions(

@@ -169,6 +169,15 @@ MULTI_CUT_SCHEMA: Mapping[str, Any] = {
                 "type": "object",
                 "properties": {
                     "transport_overhead_ms": {"type": "number"},
+                    "transport_overhead_per_kb_ms": {"type": "number", "minimum": 0},
+                    "transport_overhead_fit": _closed(
+                        ["samples", "rms_ms", "max_residual_ms"],
+                        {
+                            "samples": {"type": "number", "minimum": 0},
+                            "rms_ms": {"type": "number", "minimum": 0},
+                            "max_residual_ms": {"type": "number", "minimum": 0},
+                        },
+                    ),
                     "feedback_overhead_ms": {"type": "number", "minimum": 0},
                     "burst_bytes": {"type": "number", "minimum": 0},
                 },

@@ -67,6 +67,9 @@ class Candidate:
     head_total_ms: float | None = None  # preprocess + ONNX Runtime + encode, on the robot
     tail_total_ms: float | None = None  # decode + ONNX Runtime + top-k, on the edge
     predicted_ms: dict[str, float] = dataclasses.field(default_factory=dict)
+    head_total_alone_ms: float | None = None  # the head's whole stage timed alone (no tail, camera or DDS running)
+    tail_total_alone_ms: float | None = None  # the tail's, likewise
+    failed: str | None = None  # why its deployed run gave no times (then it is reported, never picked)
 
     def to_json(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)

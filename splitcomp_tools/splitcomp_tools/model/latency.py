@@ -1,6 +1,7 @@
 """The link model of a plan's predictions: predicted latency = robot head time + bytes x 8 / rate + edge
-tail time + the fixed transport overhead measured on the test bed; the best cut per rate, and the
-ranges of rates where each winner wins (between two winners the boundary is where their predictions cross).
+tail time + the transport overhead (fixed, or fitted to the payload from runs on the test bed: model/overhead.py);
+the best cut per rate, and the ranges of rates where each winner wins (between two winners the boundary is where
+their predictions cross).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import math
 from collections.abc import Mapping, Sequence
 
 from splitcomp_tools.model.candidates import Candidate
+from splitcomp_tools.model.overhead import OverheadFit
 
 # Median of latency - head - tail - bytes*8/rate over `bench pipeline --link` runs on the demo model at
 # 1.1, 5.85, 18.88 and 100 Mbit/s (README, "The split planner"): camera transport, image conversion, DDS.
@@ -25,7 +27,8 @@ def key(mbps: float) -> str:
 @dataclasses.dataclass(frozen=True)
 class Link:
     """The link model of the predictions: a message's bytes beyond `burst_bytes` cross at the link rate, and
-    `overhead_ms` is everything else (camera transport, serialization, DDS) as measured on the test bed.
+    `overhead_ms` is everything else (camera transport, serialization, DDS) as measured on the test bed; with a
+    `fit`, the overhead grows with the message's bytes as fitted (and `overhead_ms` is its intercept).
 
     A serial link has no burst. A token-bucket shaper (the test bed's tbf: 1600 bytes, one full frame; many
     operators' policers) lets a full bucket through at once, so small messages cost nothing of the rate.
@@ -33,6 +36,16 @@ class Link:
 
     overhead_ms: float = DEFAULT_OVERHEAD_MS
     burst_bytes: float = 0.0
+    fit: OverheadFit | None = None
+
+    @classmethod
+    def from_fit(cls, fit: OverheadFit, burst_bytes: float = 0.0) -> Link:
+        """The link whose overhead is `fit` (its intercept also as the fixed `overhead_ms`, for old readers)."""
+        return cls(fit.intercept_ms, burst_bytes, fit)
+
+    def overhead(self, nbytes: float) -> float:
+        """The transport overhead of a message of `nbytes` bytes."""
+        return self.fit.at(nbytes) if self.fit is not None else self.overhead_ms
 
     def waiting_bytes(self, c: Candidate) -> float:
         assert c.bytes is not None
@@ -40,7 +53,8 @@ class Link:
 
     def latency(self, c: Candidate, mbps: float) -> float:
         assert c.head_total_ms is not None and c.tail_total_ms is not None
-        return c.head_total_ms + self.waiting_bytes(c) * 8e-3 / mbps + c.tail_total_ms + self.overhead_ms
+        assert c.bytes is not None
+        return c.head_total_ms + self.waiting_bytes(c) * 8e-3 / mbps + c.tail_total_ms + self.overhead(c.bytes)
 
 
 def predict(candidates: Sequence[Candidate], bandwidths: Sequence[float], link: Link) -> dict[str, str]:

@@ -18,10 +18,13 @@ bits, and what latency will I get? The answer changes with the link. `plan` meas
    estimate. Measured by calibrate through HeadPipeline and TailPipeline; its bytes per frame on the wire (codes plus the
    quantization's scale and offset), then the head's and the tail's median times through the same
    pipelines the nodes run, all candidates frame by frame in turn so machine load hits them alike.
-3. Per bandwidth B: predicted latency = robot head time + bytes x 8 / B + edge tail time + the fixed
-   transport overhead measured on the test bed (`bench pipeline --link`). The robot's and the
-   edge's times come from device profiles (`plan --profile-device`, run once on each machine);
-   without them this machine's times stand for both, and the output says so.
+3. Per bandwidth B: predicted latency = robot head time + bytes x 8 / B + edge tail time + the
+   transport overhead. The robot's and the edge's times come from device profiles (`plan
+   --profile-device`, run once on each machine); without them this machine's times, measured alone,
+   stand for both, and the output says so; the overhead is fixed (measured on the test bed by
+   `bench pipeline --link`). With `--deployed` the stage times come from the candidates run as deployed
+   (model/deployed.py) and the overhead is fitted to those runs' bytes (model/overhead.py); `--refine`
+   then picks by measurement where the prediction is too close to call (model/refine.py).
 
 `--out` writes a multi-cut bundle (format_version 2) of the cuts that win at some of the given
 bandwidths, each with the planned encoding and the range of rates where it wins (between two
@@ -52,14 +55,19 @@ from splitcomp_tools.model.candidates import (
     prepare_candidates,
 )
 from splitcomp_tools.model.cut_choice import choose_cut
+from splitcomp_tools.model.deployed import MeasureDeployed, apply_deployed
 from splitcomp_tools.model.devices import TIMING_FRAMES, TIMING_RATE_HZ, measure_times, read_profile
 from splitcomp_tools.model.encodings import Result
 from splitcomp_tools.model.latency import Link, bandwidth_ranges, key, predict
+from splitcomp_tools.model.overhead import OverheadFit
+from splitcomp_tools.model.refine import REFINE_TOP, MeasureAtRate, refine
 from splitcomp_tools.model.video import CODECS
 
 DEFAULT_BANDWIDTHS = (1.1, 5.85, 18.88, 100.0)
 DEFAULT_AGREEMENT = 0.99
 DEFAULT_COUNT = 200
+Times = dict[str, dict[str, float]]  # per cut_id: head_ms, head_total_ms, tail_ms, tail_total_ms
+ALONE = "measured alone (each stage in turn, nothing else running; --deployed measures them with both sides at work)"
 
 
 @dataclasses.dataclass
@@ -80,6 +88,8 @@ class Plan:
     old_rule_bundle: str | None = None  # the heuristic's cut at calibrate's default encoding, for comparison
     confidence: float = DEFAULT_CONFIDENCE
     baselines: list[Result] = dataclasses.field(default_factory=list)  # JPEG, H.264, H.265 of the same frames
+    stage_times: str = ALONE  # ALONE, or where they were measured as deployed
+    refined: dict[str, dict[str, Any]] | None = None  # plan --refine: what was measured per rate
 
     def to_json(self, with_bundles: bool = True) -> dict[str, Any]:
         """The plan as JSON; `with_bundles` False leaves out the candidate bundles' paths (a removed temp folder)."""
@@ -95,6 +105,9 @@ class Plan:
             "dependence_note": DEPENDENCE_NOTE,
             "bandwidths_mbps": self.bandwidths,
             "transport_overhead_ms": self.link.overhead_ms,
+            "transport_overhead": overhead_json(self.link),
+            "stage_times": self.stage_times,
+            "refined": self.refined,
             "link_burst_bytes": self.link.burst_bytes,
             "profiles": self.profiles,
             "candidates": candidates,
@@ -125,16 +138,19 @@ def make_plan(
     robot_slowdown: float = 1.0,
     confidence: float | None = None,
     video_codecs: Sequence[str] = CODECS,
+    deployed: MeasureDeployed | None = None,
 ) -> Plan:
-    """Candidates, their encodings, times and predictions; the candidate bundles stay in `work`. `say` is told
-    each long step (a candidate's encodings, the timing), for a progress line."""
+    """Candidates, their encodings, times and predictions; the candidate bundles stay in `work`.
+
+    `say` is told each long step (a candidate's encodings, the timing), for a progress line. With `deployed`, the
+    stage times and the overhead come from the candidates run as deployed (the times alone are kept beside them).
+    """
     link = link or Link()
     _check_options(count, agreement, bandwidths, link, timing_frames, timing_rate)
     too_few = check_enough_frames(images, count, agreement)
     if too_few is not None:
         raise PlanError(too_few)
-    if not 0.01 <= robot_slowdown <= 1000:
-        raise PlanError(f"--robot-slowdown must be between 0.01 and 1000, got {robot_slowdown}")
+    _check_sides(robot_slowdown, deployed is not None and bool(robot_profile or edge_profile or robot_slowdown != 1))
     model, options = Path(model), options or ModelOptions()
     analysis = analyze_model(model, rebase_batch=options.rebase_batch)
     candidates = prepare_candidates(model, analysis, work, options)
@@ -147,17 +163,18 @@ def make_plan(
         candidates, images, count, agreement, seed, say, calibration_images, confidence, video_codecs
     )
     first = next(iter(calibrations.values()))
-    here: dict[str, dict[str, float]] = {}
-    if len(given) < 2:  # this machine's times stand for a side without a profile
+    if len(given) < 2 and say is not None:  # this machine's times stand for a side without a profile
+        say(f"timing {len(candidates)} candidates on {timing_frames} frames")
+    here = measure_times(candidates, images, timing_frames, seed=seed, rate_hz=timing_rate)[0] if len(given) < 2 else {}
+    _times_alone(candidates, given.get("robot", here), given.get("edge", here), robot_slowdown)
+    stage_times = ALONE
+    if deployed is not None:
         if say is not None:
-            say(f"timing {len(candidates)} candidates on {timing_frames} frames")
-        here, _provider = measure_times(candidates, images, timing_frames, seed=seed, rate_hz=timing_rate)
-    robot, edge = given.get("robot", here), given.get("edge", here)
-    for c in candidates:
-        c.head_ms = robot[c.cut_id]["head_ms"] * robot_slowdown
-        c.head_total_ms = robot[c.cut_id]["head_total_ms"] * robot_slowdown
-        c.tail_ms, c.tail_total_ms = edge[c.cut_id]["tail_ms"], edge[c.cut_id]["tail_total_ms"]
-    best = predict(candidates, bandwidths, link)
+            say(f"running {len(candidates)} candidates as deployed")
+        measured = deployed(candidates)
+        link = Link.from_fit(apply_deployed(candidates, measured, link.burst_bytes), link.burst_bytes)
+        stage_times = f"measured as deployed, on {measured.where}"
+    best = predict_usable(candidates, bandwidths, link)
     heuristic = _heuristic(analysis, candidates)
     old_cut = next((c for c in candidates if c.cut_id == heuristic), None)
     if old_cut is None and heuristic is not None:  # dominated, so not a candidate: split it on its own
@@ -184,7 +201,29 @@ def make_plan(
         old_rule_bundle=str(old_rule) if old_rule else None,
         confidence=first.confidence,
         baselines=first.baselines(),
+        stage_times=stage_times,
     )
+
+
+def _times_alone(candidates: Sequence[Candidate], robot: Times, edge: Times, robot_slowdown: float) -> None:
+    """Each candidate's times from the robot's and the edge's (profiles or this machine), also kept as alone."""
+    for c in candidates:
+        c.head_ms = robot[c.cut_id]["head_ms"] * robot_slowdown
+        c.head_total_ms = c.head_total_alone_ms = robot[c.cut_id]["head_total_ms"] * robot_slowdown
+        c.tail_ms, c.tail_total_ms = edge[c.cut_id]["tail_ms"], edge[c.cut_id]["tail_total_ms"]
+        c.tail_total_alone_ms = c.tail_total_ms
+
+
+def predict_usable(candidates: Sequence[Candidate], bandwidths: Sequence[float], link: Link) -> dict[str, str]:
+    """Every candidate's predictions; the best per bandwidth among those that did not fail (all, if all failed)."""
+    predict(candidates, bandwidths, link)
+    return predict([c for c in candidates if c.failed is None] or list(candidates), bandwidths, link)
+
+
+def refine_plan(plan: Plan, measure: MeasureAtRate, top: int = REFINE_TOP) -> None:
+    """`plan --refine`: the picks too close to call measured per rate (model/refine.py); the ranges follow."""
+    plan.refined = refine(plan.candidates, plan.bandwidths, plan.best, plan.link, measure, top)
+    plan.ranges = bandwidth_ranges(plan.candidates, plan.bandwidths, plan.best, plan.link)
 
 
 def _heuristic(analysis: Analysis, candidates: Sequence[Candidate]) -> str | None:
@@ -210,9 +249,30 @@ def write_bundle_of_winners(plan: Plan, out: str | os.PathLike, overwrite: bool 
         info["predicted_ms"] = c.predicted_ms
         choices.append(CutChoice(cut_id, load_bundle(c.bundle), low, high, info))
     default = plan.best[key(max(plan.bandwidths))]
-    link = {"transport_overhead_ms": plan.link.overhead_ms, "burst_bytes": plan.link.burst_bytes}
+    link: dict[str, Any] = {"transport_overhead_ms": plan.link.overhead_ms, "burst_bytes": plan.link.burst_bytes}
+    if plan.link.fit is not None:
+        fit = plan.link.fit
+        link["transport_overhead_per_kb_ms"] = fit.per_kb_ms
+        link["transport_overhead_fit"] = {k: getattr(fit, k) for k in ("samples", "rms_ms", "max_residual_ms")}
     summary = {"agreement": plan.agreement, "images": plan.images, "frames": plan.frames, "profiles": plan.profiles}
+    summary["stage_times"] = plan.stage_times
     return write_multi_cut_bundle(out, choices, default, link, plan.model, summary, overwrite=overwrite)
+
+
+def overhead_json(link: Link) -> dict[str, Any]:
+    """The plan's transport overhead: the fit and its error, or the fixed value (`samples` 0)."""
+    if link.fit is not None:
+        return {**link.fit.to_json(), "fitted": True}
+    return {**OverheadFit(link.overhead_ms).to_json(), "fitted": False}
+
+
+def _check_sides(robot_slowdown: float, deployed_and_profiled: bool) -> None:
+    if not 0.01 <= robot_slowdown <= 1000:
+        raise PlanError(f"--robot-slowdown must be between 0.01 and 1000, got {robot_slowdown}")
+    if deployed_and_profiled:
+        raise PlanError(
+            "--deployed measures both sides here: leave out --robot-profile, --edge-profile, --robot-slowdown"
+        )
 
 
 def _check_options(

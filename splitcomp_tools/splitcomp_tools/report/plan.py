@@ -12,7 +12,7 @@ from splitcomp_tools.cli import format_table as table
 from splitcomp_tools.model.agreement import describe_rule
 from splitcomp_tools.model.candidates import EDGE_ONLY, ROBOT_ONLY
 from splitcomp_tools.model.latency import key
-from splitcomp_tools.model.plan import Plan
+from splitcomp_tools.model.plan import ALONE, Plan
 from splitcomp_tools.report import agreement
 from splitcomp_tools.report.calibrate import baseline_table
 
@@ -23,20 +23,26 @@ def format_table(plan: Plan) -> str:
     jpeg = next((c.jpeg_stats for c in plan.candidates if c.jpeg_stats is not None), None)
     columns = agreement.header(jpeg)
     header = ["cut", "tensor", "head FLOPs", "bits/method/codec", "bytes", *columns, "head ms", "tail ms"]
+    deployed = plan.stage_times != ALONE
+    header += ["head alone", "tail alone"] if deployed else []
     header += [f"@{b} Mbit/s" for b in bandwidths]
     rows = []
     for c in plan.candidates:
         tensor = {EDGE_ONLY: "(the model input)", ROBOT_ONLY: "(the scores)"}.get(c.cut_id, c.tensors[0])
+        head_alone = c.head_total_alone_ms if deployed else c.head_total_ms
+        tail_alone = c.tail_total_alone_ms if deployed else c.tail_total_ms
+        alone = [f"{head_alone:.2f} ({c.head_ms:.2f})", f"{tail_alone:.2f} ({c.tail_ms:.2f})"]
+        stages = [f"{c.head_total_ms:.2f}", f"{c.tail_total_ms:.2f}"] if deployed else alone
         rows.append(
             [
-                c.cut_id + (" (old rule)" if c.cut_id == plan.heuristic else ""),
+                c.cut_id + (" (old rule)" if c.cut_id == plan.heuristic else "") + (" FAILED" if c.failed else ""),
                 tensor if len(tensor) <= 40 else "..." + tensor[-37:],
                 f"{100 * c.head_flops_share:.1f} %",
                 f"{c.bits}/{c.quantization}/{c.codec}",
                 f"{c.bytes:,.0f}",
                 *agreement.cells(c.stats),
-                f"{c.head_total_ms:.2f} ({c.head_ms:.2f})",
-                f"{c.tail_total_ms:.2f} ({c.tail_ms:.2f})",
+                *stages,
+                *(alone if deployed else []),
                 *(f"{c.predicted_ms[b]:.1f}" + ("*" if plan.best[b] == c.cut_id else " ") for b in bandwidths),
             ]
         )
@@ -46,9 +52,12 @@ def format_table(plan: Plan) -> str:
         f"candidate's encoding meets the rule: {describe_rule(plan.agreement)}",
         agreement.legend(plan.confidence, jpeg),
         f"JPEG-95 of the full frame on the same frames: {', '.join(agreement.cells(jpeg))} ({', '.join(columns)})",
-        f"head/tail ms: the whole stage (ONNX Runtime alone in brackets); robot times: {plan.profiles['robot']}; "
-        f"edge times: {plan.profiles['edge']}" + (" (one machine's times stand for both sides)" if same else ""),
-        f"predicted ms = head + bytes x 8 / bandwidth + tail + {plan.link.overhead_ms:.2f} ms fixed transport overhead"
+        f"head/tail ms: the whole stage, {plan.stage_times}"
+        + ("; head/tail alone: the whole stage timed alone" if deployed else "")
+        + " (ONNX Runtime alone in brackets)"
+        + f"; robot times: {plan.profiles['robot']}; edge times: {plan.profiles['edge']}"
+        + (" (one machine's times stand for both sides)" if same else ""),
+        f"predicted ms = head + bytes x 8 / bandwidth + tail + {_overhead(plan)}"
         + (
             f"; the link lets {plan.link.burst_bytes:g} bytes of a message through at once"
             if plan.link.burst_bytes
@@ -57,12 +66,41 @@ def format_table(plan: Plan) -> str:
         "",
         table(header, rows, left=(0, 1)),
         "",
+        *(
+            f"FAILED {c.cut_id}: {c.failed} (predicted from its times alone, never picked)"
+            for c in plan.candidates
+            if c.failed
+        ),
+        *_refined(plan),
         "best cut: " + ", ".join(f"{b} Mbit/s -> {plan.best[b]}" for b in bandwidths),
         "ranges:   " + ", ".join(f"{c} {_range(lo, hi)}" for c, lo, hi in plan.ranges),
     ]
     if plan.baselines:
         notes += ["", "the frames sent as they are, on the same judged frames:", baseline_table(plan.baselines)]
     return "\n".join(notes)
+
+
+def _refined(plan: Plan) -> list[str]:
+    """One line per rate that --refine measured: the measured medians and the pick against the predicted one."""
+    lines = []
+    for rate, r in (plan.refined or {}).items():
+        if r["measured_ms"]:
+            ms = ", ".join(f"{cut} {'failed' if v is None else f'{v:.1f}'}" for cut, v in r["measured_ms"].items())
+            lines.append(
+                f"refined at {rate} Mbit/s (within {r['margin_ms']:.2f} ms): measured {ms} ms -> {r['pick']}"
+                + ("" if r["pick"] == r["predicted_pick"] else f" (predicted {r['predicted_pick']})")
+            )
+    return lines
+
+
+def _overhead(plan: Plan) -> str:
+    fit = plan.link.fit
+    if fit is None:
+        return f"{plan.link.overhead_ms:.2f} ms fixed transport overhead"
+    return (
+        f"transport overhead ({fit.intercept_ms:.2f} + {fit.per_kb_ms:.4f} x KB) ms, fitted on {fit.samples:g} "
+        f"samples (RMS {fit.rms_ms:.2f} ms, max residual {fit.max_residual_ms:.2f} ms)"
+    )
 
 
 def _range(low: float, high: float | None) -> str:

@@ -71,25 +71,18 @@ def run_outside(argv: Sequence[str], link_mbps: float, loss_pct: float | None = 
             raise
 
 
-def node_prefix(bed: Bed, robot_cpus: str = "") -> Callable[[str], list[str]]:
-    """PipelineRun's `prefix`: each node in its side's namespace; the robot's pinned to `robot_cpus` if given
-    (a weaker robot than the edge, with as many ONNX Runtime threads as it has CPUs)."""
+def node_prefix(bed: Bed | None, robot_cpus: str = "", edge_cpus: str = "") -> Callable[[str], list[str]]:
+    """PipelineRun's `prefix`: each node in its side's namespace (with a bed); the robot's pinned to `robot_cpus`
+    and the edge's to `edge_cpus` if given (a weaker robot than the edge, with as many ONNX Runtime threads as it
+    has CPUs)."""
 
     def prefix(executable: str) -> list[str]:
         side = SIDE_OF[executable]
-        return bed.command(side, ["taskset", "-c", robot_cpus] if robot_cpus and side == "robot" else [])
+        cpus = robot_cpus if side == "robot" else edge_cpus
+        pin = ["taskset", "-c", cpus] if cpus else []
+        return bed.command(side, pin) if bed is not None else pin
 
     return prefix
-
-
-def cpu_count(cpus: str) -> int:
-    """How many CPUs a taskset list such as 0 or 0,2-3 names."""
-    try:
-        return sum(
-            int(b) - int(a) + 1 if "-" in part else 1 for part in cpus.split(",") for a, _, b in [part.partition("-")]
-        )
-    except ValueError:
-        raise SplitcompError(f"--robot-cpus {cpus!r} is not a CPU list such as 0 or 0,2-3") from None
 
 
 def drive(run: PipelineRun, bed: Bed, frames: int, duration_s: float, schedule: Sequence[Change]) -> list[dict]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from collections.abc import Sequence
@@ -32,7 +33,7 @@ from splitcomp_core.keyframes import MAX_REFERENCE_FRAMES, REFERENCE_MODES
 from splitcomp_ros.qos import FEATURES_RELIABILITY_CHOICES
 from splitcomp_tools.cli import ToolParser, check_outputs, float_in, int_in, run_cli
 from splitcomp_tools.nodes.image_source import RATE_RANGE
-from splitcomp_tools.run import bench_link, bench_loss, link_loss
+from splitcomp_tools.run import bench_link, bench_loss, deployed, link_loss
 from splitcomp_tools.run.bench_models import BenchModels
 from splitcomp_tools.run.pipeline_run import PipelineRun
 from splitcomp_tools.run.testbed import Bed
@@ -229,7 +230,7 @@ def build_parser(models: BenchModels) -> ToolParser:
         "--cycle-cuts",
         type=float,
         metavar="SECONDS",
-        help="with --link and a multi-cut bundle: every cut in turn for SECONDS, --rounds times, instead of --duration",
+        help="with a multi-cut bundle: every cut in turn for SECONDS, --rounds times, instead of --duration",
     )
     p.add_argument("--rounds", type=int, default=3, help="--cycle-cuts: how many times through the cuts (default 3)")
     p.add_argument(
@@ -239,9 +240,15 @@ def build_parser(models: BenchModels) -> ToolParser:
         "--robot-cpus",
         default="",
         metavar="LIST",
-        help="with --link: pin the robot side (image_source, head_node) to these CPUs, e.g. 0, with as many ONNX "
+        help="pin the robot side (image_source, head_node) to these CPUs, e.g. 0, with as many ONNX "
         "Runtime threads: a robot weaker than the edge (profile it the same way: taskset -c LIST plan "
         "--profile-device F --threads N)",
+    )
+    p.add_argument(
+        "--edge-cpus",
+        default="",
+        metavar="LIST",
+        help="pin the edge side (tail_node) to these CPUs, e.g. 1, with as many ONNX Runtime threads",
     )
     p.add_argument(bench_link.INSIDE_FLAG, action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--out", default="out/bench", help="bundle and logs folder (default: out/bench)")
@@ -257,7 +264,7 @@ def head_params(args: argparse.Namespace) -> dict[str, object]:
     if bandwidth is not None:
         params["bandwidth_mbps"] = "auto" if str(bandwidth).lower() == "auto" else float(bandwidth)
     if args.robot_cpus:
-        params["intra_op_threads"] = bench_link.cpu_count(args.robot_cpus)
+        params["intra_op_threads"] = deployed.cpu_count(args.robot_cpus)
     return params
 
 
@@ -279,10 +286,11 @@ def _main(argv: Sequence[str] | None, models: BenchModels) -> int:
     check_outputs([("--json", args.json)], [])
     schedule = bench_link.parse_schedule(args.schedule)
     plan = _plan(args)
-    if (schedule or args.cycle_cuts or args.robot_cpus or args.loss is not None) and args.link is None:
-        raise SplitcompError(
-            "--schedule, --cycle-cuts, --robot-cpus and --loss work on the test bed of --link: give --link"
-        )
+    if (schedule or args.loss is not None) and args.link is None:
+        raise SplitcompError("--schedule and --loss work on the test bed of --link: give --link")
+    for flag, cpus in (("--robot-cpus", args.robot_cpus), ("--edge-cpus", args.edge_cpus)):
+        if cpus:
+            deployed.cpu_count(cpus, flag)  # CPUs this machine lacks: refused before anything starts
     if len(plan) > 1 and (schedule or args.cycle_cuts):
         raise SplitcompError(
             "--schedule and --cycle-cuts run one configuration: give one --loss, interval and reference"
@@ -335,17 +343,17 @@ def _run_once(
         tail_params={
             "features_reliability": config.reliability,
             **({"reference_frames": args.reference_frames} if args.reference_frames else {}),
+            **({"intra_op_threads": deployed.cpu_count(args.edge_cpus, "--edge-cpus")} if args.edge_cpus else {}),
         },
-        prefix=bench_link.node_prefix(bed, args.robot_cpus) if bed else lambda executable: (),
+        prefix=bench_link.node_prefix(bed, args.robot_cpus, args.edge_cpus),
     )
     with run:
         start = time.monotonic()
-        if bed is None:
-            run.spin_until(lambda: len(run.seen.results) >= frames, args.duration + 5.0)
-            changes: list[dict] = []
-        elif args.cycle_cuts:
+        changes: list[dict] = []
+        if args.cycle_cuts:
             blocks = bench_link.cycle_cuts(run, bundle, args.cycle_cuts, args.rounds)
-            changes = []
+        elif bed is None:
+            run.spin_until(lambda: len(run.seen.results) >= frames, args.duration + 5.0)
         else:
             changes = bench_link.drive(run, bed, frames, args.duration, schedule)
         wall = time.monotonic() - start
@@ -354,8 +362,8 @@ def _run_once(
     result = measure(run, frames, wall)
     if bed is not None:
         result.update(bench_link.link_measures(run, bundle, args.link, changes))
-        if args.cycle_cuts:
-            result["per_cut"] = bench_link.per_cut(run, blocks, args.settle, args.link)
+    if args.cycle_cuts:  # on loopback no link rate: the overhead is the latency less the two stages
+        result["per_cut"] = bench_link.per_cut(run, blocks, args.settle, args.link or math.inf)
     return result, run
 
 
