@@ -140,11 +140,8 @@ def make_plan(
     video_codecs: Sequence[str] = CODECS,
     deployed: MeasureDeployed | None = None,
 ) -> Plan:
-    """Candidates, their encodings, times and predictions; the candidate bundles stay in `work`.
-
-    `say` is told each long step (a candidate's encodings, the timing), for a progress line. With `deployed`, the
-    stage times and the overhead come from the candidates run as deployed (the times alone are kept beside them).
-    """
+    """Candidates, their encodings, times and predictions (bundles stay in `work`); `say` is told each long step.
+    With `deployed`, stage times and overhead come from the candidates run as deployed (times alone kept beside)."""
     link = link or Link()
     _check_options(count, agreement, bandwidths, link, timing_frames, timing_rate)
     too_few = check_enough_frames(images, count, agreement)
@@ -176,10 +173,7 @@ def make_plan(
         stage_times = f"measured as deployed, on {measured.where}"
     best = predict_usable(candidates, bandwidths, link)
     heuristic = _heuristic(analysis, candidates)
-    old_cut = next((c for c in candidates if c.cut_id == heuristic), None)
-    if old_cut is None and heuristic is not None:  # dominated, so not a candidate: split it on its own
-        old_cut = next(c for c in candidate_cuts(analysis, [1], prune=False) if c.cut_id == heuristic)
-        build_bundles(model, [old_cut], work / "dominated", options)
+    old_cut = _old_rule_cut(heuristic, analysis, candidates, model, work, options)
     old_rule = old_rule_bundle(old_cut, calibrations, work, images, count, seed, calibration_images)
     this_machine = f"this machine ({platform.node()}, measured now)"
     return Plan(
@@ -203,6 +197,22 @@ def make_plan(
         baselines=first.baselines(),
         stage_times=stage_times,
     )
+
+
+def _old_rule_cut(
+    heuristic: str | None,
+    analysis: Any,
+    candidates: Sequence[Candidate],
+    model: Path,
+    work: Path,
+    options: ModelOptions,
+) -> Candidate | None:
+    """The old rule's cut; split on its own when it is dominated, so not a candidate."""
+    old_cut = next((c for c in candidates if c.cut_id == heuristic), None)
+    if old_cut is None and heuristic is not None:
+        old_cut = next(c for c in candidate_cuts(analysis, [1], prune=False) if c.cut_id == heuristic)
+        build_bundles(model, [old_cut], work / "dominated", options)
+    return old_cut
 
 
 def _times_alone(candidates: Sequence[Candidate], robot: Times, edge: Times, robot_slowdown: float) -> None:
