@@ -105,6 +105,7 @@ def _main(argv: Sequence[str] | None) -> int:
             bars,
             judge=lambda path: judge.judge(path, eval_frames, reference),
             curve=lambda made: curve_json(made, training, judged),
+            training_images=args.train_images,
         )
     total = time.perf_counter() - start
     spec = bundle.manifest.input

@@ -19,11 +19,12 @@ from splitcomp_core.entropy import ENTROPY_FILE, decode_symbols, encode_symbols,
 from splitcomp_core.errors import BundleError
 from splitcomp_core.head import HeadPipeline
 from splitcomp_core.tail import TailPipeline
-from splitcomp_tools import distill
+from splitcomp_tools import calibrate, distill
 from splitcomp_tools.frames.registry import open_source
 from splitcomp_tools.model.distill.bottleneck import SYMBOLS_NAME
 from splitcomp_tools.model.distill.build import check_bundle
-from splitcomp_tools.model.distill.torch_graph import DistillError, TorchGraph, tail_route
+from splitcomp_tools.model.distill.errors import DistillError
+from splitcomp_tools.model.distill.torch_graph import TorchGraph, tail_route
 from splitcomp_tools.model.split import split_model
 
 SHAPES = Path(__file__).resolve().parents[1] / "models" / "shapes" / "model.onnx"
@@ -160,3 +161,24 @@ def test_the_encoder_is_in_the_head_and_the_decoder_in_the_tail(distilled):
     assert any(n.name.startswith("bottleneck/enc") for n in head.graph.node)
     assert tail.graph.node[0].name.startswith("bottleneck/dec")
     assert [o.name for o in head.graph.output] == [SYMBOLS_NAME]
+
+
+def test_calibrate_judges_the_bottleneck_beside_the_codecs_by_the_same_rule(split, distilled, capsys):
+    assert distilled.manifest.verification["training_images"] == "generator"
+    argv = [str(split.path), "--images", "generator", "--count", "12", "--bottleneck", str(distilled.path)]
+    argv += ["--video-codecs", "none", "--dry-run", "--quiet", "--target-agreement", "0.5", "--confidence", "0.0"]
+    assert calibrate.main(argv) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith(str(distilled.path)))
+    assert "(a) needed" in out and ("meets the rule at 0.5" in out)
+    sizes = [int(c.replace(",", "")) for c in row.split() if c.replace(",", "").isdigit()]
+    assert sizes and 0 < sizes[-1] < 4 * 16 * 16  # entropy-coded symbols: fewer bytes than 4 channels of float bytes
+
+
+def test_calibrate_refuses_to_judge_a_bottleneck_on_its_training_scenes(split, tmp_path, capsys):
+    out = tmp_path / "corpus_trained"
+    assert distill.main([str(split.path), "--out", str(out), *FAST, "--train-images", "photos:train"]) == 0
+    argv = [str(split.path), "--images", "generator", "--count", "4", "--eval-images", "photos", "--eval-count", "4"]
+    argv += ["--bottleneck", str(out), "--video-codecs", "none", "--dry-run", "--quiet"]
+    assert calibrate.main(argv) == 2
+    assert "trained on photos:train" in capsys.readouterr().err

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from splitcomp_core.bundle import load_bundle
+from splitcomp_core.bundle.manifest import Bundle
 from splitcomp_core.head import HeadPipeline
 from splitcomp_core.tail import TailPipeline
 from splitcomp_tools.frames import open_source
@@ -31,6 +32,7 @@ from splitcomp_tools.frames.registry import scenes
 from splitcomp_tools.model.agreement import DEFAULT_CONFIDENCE
 from splitcomp_tools.model.baseline import JpegBaseline
 from splitcomp_tools.model.calibration import Calibration
+from splitcomp_tools.model.distill.judge import bottleneck_row, training_images
 from splitcomp_tools.model.encodings import (
     BITS,
     CalibrationError,
@@ -69,6 +71,7 @@ def calibrate(
     confidence: float = DEFAULT_CONFIDENCE,
     video_codecs: Sequence[str] = CODECS,
     baselines: Sequence[Result] | None = None,
+    bottlenecks: Sequence[str] = (),
 ) -> Calibration:
     """Measure a bundle's cut tensors on `count` frames from `images` and compare all ways to send them.
 
@@ -81,7 +84,8 @@ def calibrate(
     Every row carries the agreement statistics of `agreement.measure`: a judged frame is confident where
     the unsplit model's top-1 probability reaches `confidence`. Beside the encodings: JPEG's and `video_codecs`'
     rows (model/video), or `baselines`, those rows measured before on the same judged frames (plan's candidates
-    share them: they answer with the whole model whatever the cut).
+    share them: they answer with the whole model whatever the cut). `bottlenecks` are bundles `distill` made of
+    this one: each is judged on the same frames against the same unsplit answers (never on its training scenes).
     """
     bundle = load_bundle(bundle_path)
     quantization = bundle.manifest.quantization
@@ -114,6 +118,8 @@ def calibrate(
     encodings = encodings_for(tensors, compared, clip)
     results, tables = evaluate(judged, tail, reference, encodings, on_progress, confidence, features)
     results.extend(_baseline_rows(jpeg, reference, confidence) if jpeg is not None else baselines or [])
+    judged_spec = (eval_images, eval_count, seed + 1) if eval_images else (images, count, seed)
+    learned = bottleneck_rows(bundle, bottlenecks, judged_spec, topic, reference, confidence)
     calibrated = {name: manifest_entry(t, method, bits, percentile, frames) for name, t in tensors.items()}
     return Calibration(
         bundle=bundle.path,
@@ -132,7 +138,47 @@ def calibrate(
         notes=notes,
         confidence=confidence,
         entropy_tables=tables,
+        bottlenecks=learned,
     )
+
+
+def bottleneck_rows(
+    bundle: Bundle,
+    paths: Sequence[str],
+    judged: tuple[str, int, int],
+    topic: str,
+    reference: np.ndarray,
+    confidence: float,
+) -> list[tuple[str, Result]]:
+    """Each distilled bundle's row on the judged frames (read again: the same source, count and seed)."""
+    if not paths:
+        return []
+    spec, count, seed = judged
+    for path in paths:
+        trained_on = training_images(load_bundle(path))
+        shared = shared_scenes(trained_on, spec)
+        if shared:
+            raise CalibrationError(
+                f"--bottleneck {path} was trained on {trained_on}; the judged frames {', '.join(shared)} show those "
+                f"scenes: judge it on others (e.g. photos:test,video:bikes,video:carphone,corpus:test)"
+            )
+    source = open_source(spec, seed=seed, topic=topic)
+    try:
+        frames = list(source.frames(count))
+    finally:
+        source.close()
+    rows = []
+    for path in paths:
+        point = bottleneck_row(path, bundle, frames, reference, confidence)
+        rows.append(
+            (
+                str(path),
+                Result(
+                    "bottleneck", None, "entropy", None, point.bytes_per_frame, point.agreement.rate, point.agreement
+                ),
+            )
+        )
+    return rows
 
 
 def _baseline(head: HeadPipeline, tail: TailPipeline, video_codecs: Sequence[str]) -> JpegBaseline:

@@ -33,7 +33,8 @@ from splitcomp_core.head import HeadPipeline
 from splitcomp_tools.model import graph as gr
 from splitcomp_tools.model.costs import node_flops
 from splitcomp_tools.model.distill.bottleneck import SYMBOLS_NAME, Bottleneck, head_with_encoder, tail_with_decoder
-from splitcomp_tools.model.distill.torch_graph import DistillError, tail_route
+from splitcomp_tools.model.distill.errors import DistillError
+from splitcomp_tools.model.distill.torch_graph import tail_route
 from splitcomp_tools.model.distill.training import Data, Settings, Trained, log_probabilities, stack, train
 
 MIN_FRAMES = 16
@@ -105,23 +106,25 @@ def distill(
     progress: Callable[[str, int, int], None] | None = None,
     judge: Callable[[Path], Any] | None = None,
     curve: Callable[[list[tuple[Distilled, Any]]], str] | None = None,
+    training_images: str = "",
 ) -> list[tuple[Distilled, Any]]:
     """Train one bottleneck per setting; one setting writes the bundle `out`, several write `out/<name>/` each
     and `out/CURVE_FILE` (the text `curve` makes of them). `judge(path)` measures each written bundle.
+    `training_images` (the frames' source) is recorded in each manifest, so nothing is judged on them later.
 
     Either everything is written or nothing: several bundles are built in a temp folder renamed onto `out`.
     """
     if out.exists() and not overwrite:
         raise DistillError(f"{out} already exists; choose another --out or pass --overwrite")
     if len(settings) == 1:
-        made = _one(bundle, data, route, settings[0], out, overwrite, progress)
+        made = _one(bundle, data, route, settings[0], out, overwrite, progress, training_images)
         return [(made, judge(made.path) if judge else None)]
     tmp = out.parent / f".{out.name}.tmp-{secrets.token_hex(4)}"
     tmp.mkdir(parents=True)
     try:
         results = []
         for s in settings:
-            made = _one(bundle, data, route, s, tmp / s.name, False, progress)
+            made = _one(bundle, data, route, s, tmp / s.name, False, progress, training_images)
             results.append((made, judge(made.path) if judge else None))
         if curve is not None:
             write_durably(tmp / CURVE_FILE, curve(results).encode("utf-8"))
@@ -141,6 +144,7 @@ def _one(
     out: Path,
     overwrite: bool,
     progress: Callable[[str, int, int], None] | None,
+    training_images: str,
 ) -> Distilled:
     trained = train(data, route, bundle.manifest.output.kind, settings, progress)
     spec = bundle.manifest.cut[0]
@@ -159,7 +163,10 @@ def _one(
         source=str(bundle.path),
         cut=[TensorSpec(SYMBOLS_NAME, shape, "float32")],
         quantization=QuantizationSpec(settings.bits, "clip", 0.0, float(levels), "entropy"),
-        verification=_verification(trained, data, route, bundle.manifest.output.kind),
+        verification={
+            **_verification(trained, data, route, bundle.manifest.output.kind),
+            "training_images": training_images or "unnamed",
+        },
         created_by="splitcomp_tools distill",
     )
     labels = bundle.labels if bundle.manifest.labels_file else None

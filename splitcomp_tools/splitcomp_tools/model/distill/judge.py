@@ -18,6 +18,7 @@ from splitcomp_core.bundle.manifest import Bundle
 from splitcomp_core.head import HeadPipeline
 from splitcomp_core.tail import TailPipeline
 from splitcomp_tools.model.agreement import DEFAULT_CONFIDENCE, Agreement, measure
+from splitcomp_tools.model.distill.errors import DistillError
 
 
 @dataclass(frozen=True)
@@ -49,3 +50,21 @@ def judge(
         decoded.append(tail.decode(bundle.manifest.model_id, tensors).feeds)
     scores = tail.probabilities({name: np.stack([d[name] for d in decoded]) for name in head.cut_names})
     return Point(path, float(np.mean(sizes)), measure(reference, scores, confidence))
+
+
+def training_images(bundle: Bundle) -> str:
+    """The frames a distilled bundle was trained on ("" for a bundle `distill` did not write)."""
+    verification = bundle.manifest.verification or {}
+    return str(verification.get("training_images", "")) if verification.get("kind") == "distillation" else ""
+
+
+def bottleneck_row(
+    path: str | Path, original: Bundle, frames: Sequence[np.ndarray], reference: np.ndarray, confidence: float
+) -> Point:
+    """A distilled bundle of `original`'s cut judged on `frames` against `original`'s unsplit `reference`."""
+    bundle = load_bundle(path)
+    if not training_images(bundle):
+        raise DistillError(f"{path}: not a bundle distill wrote (its manifest's verification is not a distillation)")
+    if bundle.manifest.input != original.manifest.input or bundle.manifest.output != original.manifest.output:
+        raise DistillError(f"{path}: distilled from another model than {original.path} (input or output differs)")
+    return judge(bundle.path, frames, reference, confidence)

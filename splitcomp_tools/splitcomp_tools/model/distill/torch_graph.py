@@ -23,13 +23,9 @@ import torch.nn.functional as F
 from onnx import numpy_helper
 from torch import nn
 
-from splitcomp_core.errors import SplitcompError
+from splitcomp_tools.model.distill.errors import DistillError
 
 ROUTE_TOLERANCE = 1e-4  # max abs difference to tail.onnx, relative to max(1, largest |output|)
-
-
-class DistillError(SplitcompError):
-    """The bundle or the request cannot be distilled as asked (the message says what to change)."""
 
 
 def _attrs(node: onnx.NodeProto) -> dict[str, Any]:
