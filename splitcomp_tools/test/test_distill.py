@@ -19,7 +19,7 @@ from splitcomp_core.entropy import ENTROPY_FILE, decode_symbols, encode_symbols,
 from splitcomp_core.errors import BundleError
 from splitcomp_core.head import HeadPipeline
 from splitcomp_core.tail import TailPipeline
-from splitcomp_tools import calibrate, distill
+from splitcomp_tools import bench, calibrate, distill
 from splitcomp_tools.frames.registry import open_source
 from splitcomp_tools.model.distill.bottleneck import SYMBOLS_NAME
 from splitcomp_tools.model.distill.build import check_bundle
@@ -182,3 +182,20 @@ def test_calibrate_refuses_to_judge_a_bottleneck_on_its_training_scenes(split, t
     argv += ["--bottleneck", str(out), "--video-codecs", "none", "--dry-run", "--quiet"]
     assert calibrate.main(argv) == 2
     assert "trained on photos:train" in capsys.readouterr().err
+
+
+def test_bench_video_runs_the_bottleneck_on_a_clip_with_p_frames_that_decode_exactly(
+    split, distilled, tmp_path, capsys
+):
+    out = tmp_path / "video.json"
+    argv = ["video", "--bundle", str(split.path), "--images", "generator", "--count", "6", "--bits", "4"]
+    argv += ["--eval-images", "video:carphone", "--eval-count", "10", "--codecs", "entropy", "--video-codecs", "none"]
+    argv += ["--keyframe-intervals", "0,5", "--bottleneck", str(distilled.path), "--json", str(out)]
+    assert bench.main(argv) == 0
+    assert "learned bottlenecks, trained on (never judged)" in capsys.readouterr().out
+    learned = json.loads(out.read_text())["bottlenecks"][0]
+    assert learned["training_images"] == "generator"
+    assert [r["keyframe_interval"] for r in learned["rows"]] == [0, 5]
+    assert all(r["identical"] and r["agreement"]["frames"] == 10 for r in learned["rows"])
+    intra, inter = learned["rows"]
+    assert intra["agreement"] == inter["agreement"]  # P-frames decode to the intra codes, so the answers match

@@ -22,13 +22,13 @@ def curve_table(results: Sequence[tuple[Distilled, Point | None]]) -> str:
                 made.settings.name,
                 made.settings.channels,
                 f"{made.settings.lam:g}",
-                f"{made.seconds:.0f}",
+                f"{made.seconds:.0f} ({made.cpu_seconds:.0f} CPU)",
                 f"{100 * made.encoder_share:.1f} %",
                 f"{point.bytes_per_frame:.0f}" if point else "-",
                 *cells,
             ]
         )
-    header = ("bottleneck", "channels", "lambda", "train s", "encoder FLOPs", "B/frame", *agreement.HEADER)
+    header = ("bottleneck", "channels", "lambda", "train s (CPU s)", "encoder FLOPs", "B/frame", *agreement.HEADER)
     return format_table(header, rows)
 
 
@@ -45,6 +45,7 @@ def curve_json(
                 "lambda": made.settings.lam,
                 "bits": made.settings.bits,
                 "train_seconds": made.seconds,
+                "train_cpu_seconds": made.cpu_seconds,
                 "encoder_flops": made.encoder_flops,
                 "head_flops": made.head_flops,
                 "encoder_share": made.encoder_share,

@@ -51,6 +51,7 @@ class Distilled:
     settings: Settings
     path: Path
     seconds: float
+    cpu_seconds: float
     history: list[dict[str, float]]
     encoder_flops: int
     head_flops: int  # the distilled head's, encoder included
@@ -181,7 +182,14 @@ def _one(
     )
     encoder, total = encoder_flops(head)
     return Distilled(
-        settings, written.path, trained.seconds, trained.history, encoder, total, np.bincount(codes.ravel()).tolist()
+        settings,
+        written.path,
+        trained.seconds,
+        trained.cpu_seconds,
+        trained.history,
+        encoder,
+        total,
+        np.bincount(codes.ravel()).tolist(),
     )
 
 

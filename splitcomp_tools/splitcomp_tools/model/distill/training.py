@@ -52,6 +52,7 @@ class Data:
 class Trained:
     model: Bottleneck
     seconds: float
+    cpu_seconds: float  # this process's CPU time: what a shared machine's load does not inflate
     history: list[dict[str, float]]
 
 
@@ -77,7 +78,7 @@ def train(
         optimizer, max(1, total * _batches(len(data.features), settings.batch))
     )
     history: list[dict[str, float]] = []
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     for epoch in range(total):
         with_tail = epoch >= settings.warmup_epochs
         sums = np.zeros(4)
@@ -111,7 +112,7 @@ def train(
         if progress is not None:
             progress(settings.name, epoch + 1, total)
     model.eval()
-    return Trained(model, time.perf_counter() - start, history)
+    return Trained(model, time.perf_counter() - start, time.process_time() - cpu_start, history)
 
 
 def _batches(count: int, batch: int) -> int:
