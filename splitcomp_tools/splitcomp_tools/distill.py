@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -61,7 +62,21 @@ def build_parser() -> ToolParser:
     parser.add_argument(
         "--sweep",
         action="store_true",
-        help=f"one bundle per channels {SWEEP_CHANNELS} x lambda {SWEEP_LAMBDAS} under --out, and curve.json",
+        help="one bundle per --sweep-channels x --sweep-lambdas setting under --out, and curve.json",
+    )
+    parser.add_argument(
+        "--sweep-channels",
+        type=_list(int, 1, 1024),
+        default=SWEEP_CHANNELS,
+        metavar="LIST",
+        help=f"channels of the sweep (default {','.join(map(str, SWEEP_CHANNELS))})",
+    )
+    parser.add_argument(
+        "--sweep-lambdas",
+        type=_list(float, 0.0, 1e6),
+        default=SWEEP_LAMBDAS,
+        metavar="LIST",
+        help=f"lambdas of the sweep (default {','.join(map(str, SWEEP_LAMBDAS))})",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the crops and the weights (eval: seed + 1)")
     parser.add_argument("--threads", type=int_in(1, 256), default=2, help="torch and ONNX Runtime threads")
@@ -86,7 +101,7 @@ def _main(argv: Sequence[str] | None) -> int:
     features_seconds = time.perf_counter() - start
     eval_frames = _frames(args.eval_images, args.eval_count, args.seed + 1)
     reference = judge.unsplit(bundle, eval_frames)
-    channels, lambdas = (SWEEP_CHANNELS, SWEEP_LAMBDAS) if args.sweep else ((args.channels,), (args.lam,))
+    channels, lambdas = (args.sweep_channels, args.sweep_lambdas) if args.sweep else ((args.channels,), (args.lam,))
     settings = [
         Settings(c, lam, args.bits, args.warmup_epochs, args.epochs, seed=args.seed)
         for c in channels
@@ -123,6 +138,19 @@ def _main(argv: Sequence[str] | None) -> int:
     )
     print(f"wrote {args.out}" + (f" ({len(results)} bundles and {build.CURVE_FILE})" if args.sweep else ""))
     return 0
+
+
+def _list(kind: Callable[[str], Any], low: float, high: float) -> Callable[[str], tuple]:
+    def parse(text: str) -> tuple:
+        try:
+            values = tuple(kind(part) for part in text.split(",") if part.strip())
+        except ValueError:
+            raise UsageError(f"expected a comma list of numbers, got {text!r}") from None
+        if not values or len(set(values)) != len(values) or any(not low <= v <= high for v in values):
+            raise UsageError(f"expected distinct numbers in {low:g}..{high:g}, got {text!r}")
+        return values
+
+    return parse
 
 
 def _frames(spec: str, count: int, seed: int) -> list:
