@@ -10,7 +10,7 @@ from pathlib import Path
 
 from splitcomp_core.bundle import HEAD_FILE, LABELS_FILE, MANIFEST_FILE, TAIL_FILE
 from splitcomp_tools.cli import ToolParser, UsageError, check_outputs, int_in, progress_bars, run_cli
-from splitcomp_tools.cli_options import add_video_codecs
+from splitcomp_tools.cli_options import add_bottleneck, add_video_codecs
 from splitcomp_tools.model.agreement import DEFAULT_CONFIDENCE, check_enough_frames
 from splitcomp_tools.model.calibrate import DEFAULT_COUNT, MAX_COUNT, calibrate
 from splitcomp_tools.model.calibration import InsufficientFrames, save_calibration
@@ -90,14 +90,7 @@ def build_parser() -> ToolParser:
         "--seed", type=int, default=0, help="seed of the frame source and of the value sampling (evaluation: seed + 1)"
     )
     add_video_codecs(parser)
-    parser.add_argument(
-        "--bottleneck",
-        action="append",
-        default=[],
-        metavar="DIR",
-        help="a bundle `distill` made of this one: its row (entropy-coded symbols) is judged on the same frames "
-        "against the same unsplit answers and by the same rule (repeatable; never on its training scenes)",
-    )
+    add_bottleneck(parser)
     parser.add_argument("--json", metavar="FILE", help="write the results and the stored ranges as JSON")
     parser.add_argument("--plot", metavar="FILE", help="write a PNG of bytes per frame against agreement")
     parser.add_argument("--dry-run", action="store_true", help="measure and report, but leave the manifest as it is")

@@ -83,29 +83,26 @@ def calibrate(
     total)` reports the phases "frames" (once per pass over a source) and "encodings" to a caller.
     Every row carries the agreement statistics of `agreement.measure`: a judged frame is confident where
     the unsplit model's top-1 probability reaches `confidence`. Beside the encodings: JPEG's and `video_codecs`'
-    rows (model/video), or `baselines`, those rows measured before on the same judged frames (plan's candidates
-    share them: they answer with the whole model whatever the cut). `bottlenecks` are bundles `distill` made of
-    this one: each is judged on the same frames against the same unsplit answers (never on its training scenes).
+    rows (model/video), or `baselines` measured before on the same judged frames (plan's candidates share them:
+    they answer with the whole model whatever the cut), and the `bottlenecks` (bottleneck_rows).
     """
     bundle = load_bundle(bundle_path)
     quantization = bundle.manifest.quantization
-    if bits is None:
-        bits = quantization.bits if quantization.bits <= 8 else 4
+    bits = bits if bits is not None else (quantization.bits if quantization.bits <= 8 else 4)
     eval_count = count if eval_count is None else eval_count
     _check_options(count, bits, method, percentile, max_samples, eval_count, confidence, video_codecs)
     sources = [open_source(images, seed=seed, topic=topic)]
     try:
         if eval_images:  # opened before the long first pass, so a wrong name fails at once
             sources.append(open_source(eval_images, seed=seed + 1, topic=topic))
-        head = HeadPipeline(bundle)
-        tail = TailPipeline(bundle)
+        head, tail = HeadPipeline(bundle), TailPipeline(bundle)
         jpeg = _baseline(head, tail, video_codecs) if baselines is None else None
         features = collect(head, sources[0], count, None if eval_images else jpeg, on_progress)
         judged = collect(head, sources[1], eval_count, jpeg, on_progress) if eval_images else features
     finally:
         for source in sources:
             source.close()
-    notes = _notes(sources, images, eval_images)
+    judged_spec = (eval_images, eval_count, seed + 1) if eval_images else (images, count, seed)
     frames = len(next(iter(features.values())))
     compared = sorted(set(BITS) | {bits})
     rng = np.random.default_rng(seed)
@@ -118,8 +115,6 @@ def calibrate(
     encodings = encodings_for(tensors, compared, clip)
     results, tables = evaluate(judged, tail, reference, encodings, on_progress, confidence, features)
     results.extend(_baseline_rows(jpeg, reference, confidence) if jpeg is not None else baselines or [])
-    judged_spec = (eval_images, eval_count, seed + 1) if eval_images else (images, count, seed)
-    learned = bottleneck_rows(bundle, bottlenecks, judged_spec, topic, reference, confidence)
     calibrated = {name: manifest_entry(t, method, bits, percentile, frames) for name, t in tensors.items()}
     return Calibration(
         bundle=bundle.path,
@@ -135,22 +130,23 @@ def calibrate(
         clip=clip,
         eval_images=eval_images,
         eval_frames=len(reference),
-        notes=notes,
+        notes=_notes(sources, images, eval_images),
         confidence=confidence,
         entropy_tables=tables,
-        bottlenecks=learned,
+        bottlenecks=bottleneck_rows(bundle, bottlenecks, judged_spec, topic, reference, confidence),
     )
 
 
 def bottleneck_rows(
     bundle: Bundle,
     paths: Sequence[str],
-    judged: tuple[str, int, int],
+    judged: tuple[str, int, int],  # the judged frames' source, count per part and seed
     topic: str,
     reference: np.ndarray,
     confidence: float,
 ) -> list[tuple[str, Result]]:
-    """Each distilled bundle's row on the judged frames (read again: the same source, count and seed)."""
+    """Each bundle `distill` made of `bundle`, judged on the judged frames (read again: the same source, count and
+    seed) against the same unsplit answers; refused where those frames show its training scenes."""
     if not paths:
         return []
     spec, count, seed = judged

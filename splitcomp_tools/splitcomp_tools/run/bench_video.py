@@ -28,7 +28,7 @@ from splitcomp_core.codec import CODE_BITS, HEAD_CODECS
 from splitcomp_core.files import atomic_write_text
 from splitcomp_core.keyframes import MAX_INTERVAL
 from splitcomp_tools.cli import ToolParser, UsageError, check_outputs, float_in, format_table, int_in, run_cli
-from splitcomp_tools.cli_options import add_video_codecs
+from splitcomp_tools.cli_options import add_bottleneck, add_video_codecs
 from splitcomp_tools.model import agreement as ag
 from splitcomp_tools.model.code_entropy import BOUNDS
 from splitcomp_tools.model.video import CAMERA, H264_CAMERA, LABELS
@@ -276,15 +276,8 @@ def build_parser() -> ToolParser:
     p.add_argument("--confidence", type=float_in(0.0, 1.0), default=ag.DEFAULT_CONFIDENCE, help="default 0.5")
     p.add_argument("--answer-all", action="store_true", help="run the tail on every pass, not once per bit width")
     add_video_codecs(p)
+    add_bottleneck(p)
     p.add_argument("--seed", type=int, default=0, help="random seed of the photo crops (judged: seed + 1)")
-    p.add_argument(
-        "--bottleneck",
-        action="append",
-        default=[],
-        metavar="DIR",
-        help="a bundle `distill` made of --bundle: judged on the same frames, intra and at each key-frame interval "
-        "(repeatable; refused where the judged frames show its training scenes)",
-    )
     p.add_argument("--json", metavar="FILE", help="also write the measurements to this file as JSON")
     return p
 
