@@ -64,20 +64,15 @@ def build_parser() -> ToolParser:
         action="store_true",
         help="one bundle per --sweep-channels x --sweep-lambdas setting under --out, and curve.json",
     )
-    parser.add_argument(
-        "--sweep-channels",
-        type=_list(int, 1, 1024),
-        default=SWEEP_CHANNELS,
-        metavar="LIST",
-        help=f"channels of the sweep (default {','.join(map(str, SWEEP_CHANNELS))})",
-    )
-    parser.add_argument(
-        "--sweep-lambdas",
-        type=_list(float, 0.0, 1e6),
-        default=SWEEP_LAMBDAS,
-        metavar="LIST",
-        help=f"lambdas of the sweep (default {','.join(map(str, SWEEP_LAMBDAS))})",
-    )
+    grids = (("channels", int, 1, 1024, SWEEP_CHANNELS), ("lambdas", float, 0, 1e6, SWEEP_LAMBDAS))
+    for name, kind, low, high, default in grids:
+        parser.add_argument(
+            f"--sweep-{name}",
+            type=_list(kind, low, high),
+            default=default,
+            metavar="LIST",
+            help=f"{name} of the sweep, a comma list (default {','.join(map(str, default))})",
+        )
     parser.add_argument("--seed", type=int, default=0, help="seed of the crops and the weights (eval: seed + 1)")
     parser.add_argument("--threads", type=int_in(1, 256), default=2, help="torch and ONNX Runtime threads")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -213,3 +213,9 @@ def test_a_sweep_writes_one_bundle_per_setting_and_the_curve(split, tmp_path):
         assert load_bundle(out / entry["name"]).manifest.cut[0].shape[1] == entry["channels"]
         assert entry["bytes_per_frame"] > 0 and 0 < entry["encoder_share"] < 1
     assert curve["training"]["images"] == "generator" and curve["judged"]["images"] == "generator"
+
+
+@pytest.mark.parametrize("grid", [["--sweep-channels", "0,4"], ["--sweep-lambdas", "1,1"], ["--sweep-channels", "x"]])
+def test_a_bad_sweep_grid_is_one_error_line(split, tmp_path, capsys, grid):
+    assert "error:" in _refused([str(split.path), "--out", str(tmp_path / "s"), *FAST, "--sweep", *grid], capsys, None)
+    assert not (tmp_path / "s").exists()
