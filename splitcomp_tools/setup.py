@@ -38,6 +38,7 @@ setup(
             "image_source = splitcomp_tools.image_source:main",
             "overlay = splitcomp_tools.overlay:main",
             "train_shapes = splitcomp_tools.train_shapes:main",
+            "distill = splitcomp_tools.distill:main",
             "studio = splitcomp_tools.studio.server:main",
             "triton_repo = splitcomp_tools.triton_repo:main",
         ],

@@ -128,6 +128,10 @@ class EntropyModels:
             )
         return table
 
+    def for_use(self, tensor: str, bits: int, mode: str) -> EntropyTable | None:
+        """The table of `tensor` at `bits` in `mode`, if any (no coder needed: what a bundle check asks)."""
+        return self._by_use.get((tensor, bits, mode))
+
     def by_digest(self, digest: str) -> EntropyTable | None:
         return self._by_digest.get(digest)
 

@@ -10,13 +10,13 @@ from pathlib import Path
 
 from splitcomp_core.bundle import HEAD_FILE, LABELS_FILE, MANIFEST_FILE, TAIL_FILE
 from splitcomp_tools.cli import ToolParser, UsageError, check_outputs, int_in, progress_bars, run_cli
-from splitcomp_tools.cli_options import add_video_codecs
+from splitcomp_tools.cli_options import add_bottleneck, add_video_codecs
 from splitcomp_tools.model.agreement import check_enough_frames
 from splitcomp_tools.model.calibrate import DEFAULT_COUNT, MAX_COUNT, calibrate
 from splitcomp_tools.model.calibration import InsufficientFrames, save_calibration
 from splitcomp_tools.model.ranges import DEFAULT_PERCENTILE, RANGE_METHODS
 from splitcomp_tools.report.agreement import RULE_HELP
-from splitcomp_tools.report.calibrate import describe_choice, format_table, json_text, plot_png
+from splitcomp_tools.report.calibrate import describe_bottlenecks, describe_choice, format_table, json_text, plot_png
 
 
 def build_parser() -> ToolParser:
@@ -90,6 +90,7 @@ def build_parser() -> ToolParser:
         "--seed", type=int, default=0, help="seed of the frame source and of the value sampling (evaluation: seed + 1)"
     )
     add_video_codecs(parser)
+    add_bottleneck(parser)
     parser.add_argument("--json", metavar="FILE", help="write the results and the stored ranges as JSON")
     parser.add_argument("--plot", metavar="FILE", help="write a PNG of bytes per frame against agreement")
     parser.add_argument("--dry-run", action="store_true", help="measure and report, but leave the manifest as it is")
@@ -127,6 +128,7 @@ def _main(argv: Sequence[str] | None) -> int:
             on_progress=bars,
             confidence=args.confidence,
             video_codecs=args.video_codecs,
+            bottlenecks=args.bottleneck,
         )
     if args.target_agreement is not None:
         try:
@@ -146,6 +148,8 @@ def _main(argv: Sequence[str] | None) -> int:
     print(format_table(calibration))
     if args.target_agreement is not None:
         print(describe_choice(calibration, args.target_agreement))
+        for line in describe_bottlenecks(calibration, args.target_agreement):
+            print(line)
     return 0
 
 

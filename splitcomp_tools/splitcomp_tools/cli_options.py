@@ -134,3 +134,17 @@ def add_video_codecs(parser: argparse.ArgumentParser) -> None:
         f"B-frames, yuv420p) at CRF {', '.join(map(str, CRFS))}, of the camera frame and of the frame at the model's "
         f"scale: {','.join(CODECS)} (the default) or none; the H.264 camera-frame rows also raise the rule's floor",
     )
+
+
+def add_bottleneck(parser: argparse.ArgumentParser) -> None:
+    """--bottleneck: bundles `distill` made of the command's bundle, judged beside its encodings (calibrate, bench
+    video) on the same frames, against the same unsplit answers, by the same rule."""
+    parser.add_argument(
+        "--bottleneck",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a bundle `distill` made of this one: its entropy-coded symbols judged on the same frames against the "
+        "same unsplit answers and by the same rule (repeatable; refused where the judged frames show its training "
+        "scenes)",
+    )

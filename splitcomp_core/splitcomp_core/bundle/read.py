@@ -18,6 +18,7 @@ from splitcomp_core.bundle.multi_cut import load_multi_cut
 from splitcomp_core.bundle.schema import DYNAMIC, HEAD_FILE, MANIFEST_FILE, MULTI_CUT_FORMAT_VERSION, TAIL_FILE
 from splitcomp_core.bundle.validate import reject_non_finite
 from splitcomp_core.detection import check_decoder
+from splitcomp_core.entropy import ENTROPY_FILE, load_entropy_models
 from splitcomp_core.errors import BundleError
 from splitcomp_core.postprocess import load_labels
 
@@ -77,7 +78,30 @@ def load_bundle(path: str | os.PathLike) -> Bundle:
         except BundleError as exc:
             raise BundleError(f"{manifest_path}: {exc}") from None
     labels = _read_labels(root, manifest, tail)
+    _check_entropy_default(root, manifest)
     return Bundle(path=root, manifest=manifest, head_path=head_path, tail_path=tail_path, labels=labels)
+
+
+def _check_entropy_default(root: Path, m: Manifest) -> None:
+    """A bundle whose default codec is entropy (a distilled bottleneck's) must hold a table for every cut tensor at
+    its default bits and mode, or no head could start with it."""
+    q = m.quantization
+    if q.codec != "entropy":
+        return
+    models = load_entropy_models(root)
+    for t in m.cut:
+        table = models.for_use(t.name, q.bits, q.mode)
+        if table is None:
+            raise BundleError(
+                f"{root / ENTROPY_FILE}: no entropy table for '{t.name}' at {q.bits} bits ({q.mode}), which "
+                f"{MANIFEST_FILE} sends by default with codec entropy; write the tables again (distill, calibrate)"
+            )
+        channels = t.shape[1] if len(t.shape) >= 2 else 1
+        if table.rows not in (1, channels):
+            raise BundleError(
+                f"{root / ENTROPY_FILE}: the table of '{t.name}' has {table.rows} rows but the tensor has {channels} "
+                f"channels; write the tables again (distill, calibrate)"
+            )
 
 
 def _read_labels(root: Path, m: Manifest, tail: GraphIO) -> list[str] | None:

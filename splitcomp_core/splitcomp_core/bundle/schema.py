@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
-from splitcomp_core.codec import CODE_BITS, CODEC_NAMES, RAW_BITS
+from splitcomp_core.codec import CODE_BITS, HEAD_CODECS, RAW_BITS
 from splitcomp_core.postprocess import KINDS
 
 FORMAT_VERSION = 1  # a single-cut bundle, as `split` writes it
@@ -99,7 +99,7 @@ _QUANTIZATION = _closed(
         "mode": {"enum": list(MODES)},
         "clip_min": {"type": "number"},
         "clip_max": {"type": "number"},
-        "codec": {"enum": list(CODEC_NAMES)},
+        "codec": {"enum": list(HEAD_CODECS)},  # entropy: with the tables of entropy.json (read.py)
         "calibrated": {"type": "object", "additionalProperties": _CALIBRATED_RANGES},
     },
 )

@@ -12,7 +12,7 @@ import json
 import os
 import secrets
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +33,17 @@ def write_bundle(
     manifest: Manifest,
     labels: Sequence[str] | None = None,
     overwrite: bool = False,
+    extra_files: Mapping[str, bytes] | None = None,
 ) -> Bundle:
     """Write and verify a bundle in a temp dir beside `out_dir`, then rename it into place.
 
-    `model_id`, `format_version` and `labels_file` are set here from what is actually written.
+    `model_id`, `format_version` and `labels_file` are set here from what is actually written. `extra_files`
+    (plain names, such as the entropy tables a distilled bundle's codec needs) are written in the same step.
     """
+    extras = dict(extra_files or {})
+    for name in extras:
+        if Path(name).name != name or name in (HEAD_FILE, TAIL_FILE, LABELS_FILE, MANIFEST_FILE):
+            raise BundleError(f"extra bundle file '{name}' must be a plain name other than the bundle's own files")
     out = _output_dir(out_dir, overwrite)
     final = dataclasses.replace(
         manifest,
@@ -51,6 +57,8 @@ def write_bundle(
         write_durably(tmp / TAIL_FILE, tail_bytes)
         if labels is not None:
             write_durably(tmp / LABELS_FILE, (json.dumps(list(labels), indent=1) + "\n").encode("utf-8"))
+        for name, data in extras.items():
+            write_durably(tmp / name, data)
         write_durably(tmp / MANIFEST_FILE, _manifest_text(final, str(out / MANIFEST_FILE)).encode("utf-8"))
 
     verified = _write_verified(out, fill)

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from splitcomp_core.bundle import load_bundle
+from splitcomp_core.bundle.manifest import Bundle
 from splitcomp_core.head import HeadPipeline
 from splitcomp_core.tail import TailPipeline
 from splitcomp_tools.frames import open_source
@@ -32,6 +33,7 @@ from splitcomp_tools.model.agreement import DEFAULT_CONFIDENCE
 from splitcomp_tools.model.answers import Answers, answers, default_confidence
 from splitcomp_tools.model.baseline import JpegBaseline
 from splitcomp_tools.model.calibration import Calibration
+from splitcomp_tools.model.distill.judge import bottleneck_row, training_images
 from splitcomp_tools.model.encodings import (
     BITS,
     CalibrationError,
@@ -70,6 +72,7 @@ def calibrate(
     confidence: float | None = None,
     video_codecs: Sequence[str] = CODECS,
     baselines: Sequence[Result] | None = None,
+    bottlenecks: Sequence[str] = (),
 ) -> Calibration:
     """Measure a bundle's cut tensors on `count` frames from `images` and compare all ways to send them.
 
@@ -83,7 +86,7 @@ def calibrate(
     bundle): a judged frame (box) is confident where the unsplit model's top-1 probability (score) reaches
     `confidence` (None: 0.5 for classes, 0.8 for boxes). Beside the encodings: JPEG's and `video_codecs`'
     rows (model/video), or `baselines`, those rows measured before on the same judged frames (plan's candidates
-    share them: they answer with the whole model whatever the cut).
+    share them: they answer with the whole model whatever the cut), and the `bottlenecks` (bottleneck_rows).
     """
     bundle = load_bundle(bundle_path)
     quantization = bundle.manifest.quantization
@@ -102,7 +105,7 @@ def calibrate(
     finally:
         for source in sources:
             source.close()
-    notes = _notes(sources, images, eval_images)
+    judged_spec = (eval_images, eval_count, seed + 1) if eval_images else (images, count, seed)
     frames = len(next(iter(features.values())))
     compared = sorted(set(BITS) | {bits})
     rng = np.random.default_rng(seed)
@@ -130,10 +133,51 @@ def calibrate(
         clip=clip,
         eval_images=eval_images,
         eval_frames=len(reference),
-        notes=notes,
+        notes=_notes(sources, images, eval_images),
         confidence=confidence,
         entropy_tables=tables,
+        bottlenecks=bottleneck_rows(bundle, bottlenecks, judged_spec, topic, reference, confidence),
     )
+
+
+def bottleneck_rows(
+    bundle: Bundle,
+    paths: Sequence[str],
+    judged: tuple[str, int, int],  # the judged frames' source, count per part and seed
+    topic: str,
+    reference: np.ndarray,
+    confidence: float,
+) -> list[tuple[str, Result]]:
+    """Each bundle `distill` made of `bundle`, judged on the judged frames (read again: the same source, count and
+    seed) against the same unsplit answers; refused where those frames show its training scenes."""
+    if not paths:
+        return []
+    spec, count, seed = judged
+    for path in paths:
+        trained_on = training_images(load_bundle(path))
+        shared = shared_scenes(trained_on, spec)
+        if shared:
+            raise CalibrationError(
+                f"--bottleneck {path} was trained on {trained_on}; the judged frames {', '.join(shared)} show those "
+                f"scenes: judge it on others (e.g. photos:test,video:bikes,video:carphone,corpus:test)"
+            )
+    source = open_source(spec, seed=seed, topic=topic)
+    try:
+        frames = list(source.frames(count))
+    finally:
+        source.close()
+    rows = []
+    for path in paths:
+        point = bottleneck_row(path, bundle, frames, reference, confidence)
+        rows.append(
+            (
+                str(path),
+                Result(
+                    "bottleneck", None, "entropy", None, point.bytes_per_frame, point.agreement.rate, point.agreement
+                ),
+            )
+        )
+    return rows
 
 
 def _baseline(head: HeadPipeline, tail: TailPipeline, video_codecs: Sequence[str]) -> JpegBaseline:

@@ -60,6 +60,8 @@ class Calibration:
     notes: list[str] = dataclasses.field(default_factory=list)  # e.g. image files that did not decode
     confidence: float = DEFAULT_CONFIDENCE  # a judged frame is confident at this unsplit top-1 probability
     entropy_tables: dict[tuple[str, int], dict[str, EntropyTable]] = dataclasses.field(default_factory=dict, repr=False)
+    # (path, row) of each learned bottleneck (a bundle distill made of this one) on the same judged frames
+    bottlenecks: list[tuple[str, Result]] = dataclasses.field(default_factory=list)
 
     def to_json(self, written: bool) -> dict[str, Any]:
         return {
@@ -81,6 +83,7 @@ class Calibration:
             "confident_frames": self.confident_frames(),
             "dependence_note": DEPENDENCE_NOTE,
             "results": [r.to_json() for r in self.results],
+            "bottlenecks": [{"bundle": path, **r.to_json()} for path, r in self.bottlenecks],
         }
 
     def confident_frames(self) -> int:

@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 from splitcomp_core.codec import CODEC_NAMES
 from splitcomp_core.entropy import ENTROPY_FILE
 from splitcomp_tools.cli import format_table as table
-from splitcomp_tools.model.agreement import describe_rule
+from splitcomp_tools.model.agreement import describe_rule, meets
 from splitcomp_tools.model.baseline import FULL_FRAME, MODEL_SIZE, baseline_label
 from splitcomp_tools.model.calibration import Calibration
 from splitcomp_tools.model.encodings import Result
@@ -51,7 +51,20 @@ def format_table(calibration: Calibration) -> str:
         f"quantization {q.mode}, codec {q.codec}\n"
         f"{agreement.legend(calibration.confidence, first)}"
     )
-    return "\n".join([title, "", table(header, rows), "", baseline_table(calibration.baselines())])
+    parts = [title, "", table(header, rows), "", baseline_table(calibration.baselines())]
+    return "\n".join([*parts, *(["", bottleneck_table(calibration)] if calibration.bottlenecks else [])])
+
+
+def bottleneck_table(calibration: Calibration) -> str:
+    """The learned bottlenecks (bundles `distill` made of this one) on the same frames, with the (a) the rule asks
+    of each at its bytes (JPEG-95's or an H.264 row's that sends as much)."""
+    floor = calibration.floor()
+    header = ["learned bottleneck (distill)", *agreement.HEADER, "(a) needed", "entropy B/frame"]
+    rows = [
+        [path, *agreement.cells(r.stats), _percent(floor.rate(r.bytes_per_frame)), f"{r.bytes_per_frame:,.0f}"]
+        for path, r in calibration.bottlenecks
+    ]
+    return table(header, rows)
 
 
 def baseline_table(baselines: Sequence[Result]) -> str:
@@ -63,6 +76,16 @@ def baseline_table(baselines: Sequence[Result]) -> str:
         for r in baselines
     ]
     return table(header, rows)
+
+
+def describe_bottlenecks(calibration: Calibration, target: float) -> list[str]:
+    """Whether each learned bottleneck meets the rule at `target` (it is its own bundle: nothing is stored here)."""
+    floor = calibration.floor()
+    return [
+        f"{path}: {'meets' if r.stats and meets(r.stats, r.bytes_per_frame, floor, target) else 'does not meet'} "
+        f"the rule at {target:g} with {r.bytes_per_frame:,.0f} B/frame"
+        for path, r in calibration.bottlenecks
+    ]
 
 
 def describe_choice(calibration: Calibration, target: float) -> str:

@@ -28,7 +28,7 @@ from splitcomp_core.codec import CODE_BITS, HEAD_CODECS
 from splitcomp_core.files import atomic_write_text
 from splitcomp_core.keyframes import MAX_INTERVAL
 from splitcomp_tools.cli import ToolParser, UsageError, check_outputs, float_in, format_table, int_in, run_cli
-from splitcomp_tools.cli_options import add_video_codecs
+from splitcomp_tools.cli_options import add_bottleneck, add_video_codecs
 from splitcomp_tools.model import agreement as ag
 from splitcomp_tools.model.code_entropy import BOUNDS
 from splitcomp_tools.model.video import CAMERA, H264_CAMERA, LABELS
@@ -125,10 +125,33 @@ def format_report(report: dict, choices: Sequence[dict]) -> str:
     ]
     parts = [format_table(header, rows), "", format_table(bytes_header, bytes_rows, left=(1, 2)), ""]
     parts += _bounds_lines(report)
+    parts += _bottleneck_lines(report, target, sources)
     for choice in choices:
         parts += _choice_lines(choice, sources)
     parts.append(_footer(report))
     return "\n".join(parts)
+
+
+def _bottleneck_lines(report: dict, target: float, sources: Sequence[str]) -> list[str]:
+    """Each learned bottleneck (distill) on the same frames, intra and with P-frames, judged by the same rule."""
+    rows = []
+    for learned in report.get("bottlenecks", []):
+        for r in learned["rows"]:
+            meets = ag.meets(agreement_of(r["agreement"]), r["bytes"]["all"]["mean"], floor(report), target)
+            rows.append(
+                [
+                    learned["bundle"],
+                    _keyframes(r["keyframe_interval"]),
+                    *_agreement_cells(r["agreement"], "yes" if meets else "no"),
+                    *(_bytes(r["bytes"][s]) for s in sources),
+                ]
+            )
+    if not rows:
+        return []
+    header = ["learned bottleneck (distill)", "key frames", "(a) all", "95% interval", "(b) confident"]
+    header += ["95% interval", "(c) top-5", f"meets {target:g}", *(f"{s} B med/mean" for s in sources)]
+    trained = "; ".join(f"{b['bundle']}: {b['training_images']}" for b in report["bottlenecks"])
+    return [f"learned bottlenecks, trained on (never judged): {trained}", format_table(header, rows, left=(0, 1)), ""]
 
 
 def _bounds_lines(report: dict) -> list[str]:
@@ -253,6 +276,7 @@ def build_parser() -> ToolParser:
     p.add_argument("--confidence", type=float_in(0.0, 1.0), default=ag.DEFAULT_CONFIDENCE, help="default 0.5")
     p.add_argument("--answer-all", action="store_true", help="run the tail on every pass, not once per bit width")
     add_video_codecs(p)
+    add_bottleneck(p)
     p.add_argument("--seed", type=int, default=0, help="random seed of the photo crops (judged: seed + 1)")
     p.add_argument("--json", metavar="FILE", help="also write the measurements to this file as JSON")
     return p
@@ -279,6 +303,7 @@ def _main(argv: Sequence[str] | None) -> int:
         seed=args.seed,
         answer_all=args.answer_all,
         video_codecs=args.video_codecs,
+        bottlenecks=tuple(args.bottleneck),
     )
     report = measure_video(options)
     choices = select(report, args.target)

@@ -37,7 +37,9 @@ from splitcomp_tools.cli import UsageError
 from splitcomp_tools.frames import open_source
 from splitcomp_tools.model import agreement as ag
 from splitcomp_tools.model.baseline import FULL_SIZE_QUALITY, jpeg_round_trip
+from splitcomp_tools.model.calibrate import shared_scenes
 from splitcomp_tools.model.code_entropy import BOUNDS, code_entropy_bytes
+from splitcomp_tools.model.distill.judge import training_images
 from splitcomp_tools.model.ranges import DEFAULT_PERCENTILE, calibrate_tensor, manifest_entry
 from splitcomp_tools.model.video import CODECS, DEFAULT_KEYFRAME_INTERVAL, Setting, VideoBaseline
 
@@ -63,6 +65,7 @@ class VideoBenchOptions:
     seed: int = 0
     answer_all: bool = False
     video_codecs: tuple[str, ...] = CODECS
+    bottlenecks: tuple[str, ...] = ()  # bundles `distill` made of this one, judged on the same frames
 
 
 @dataclasses.dataclass
@@ -78,6 +81,7 @@ class Judged:
     jpeg_bytes: list[int]
     video: dict[Setting, list[Scores]] = dataclasses.field(default_factory=dict)
     video_bytes: dict[Setting, list[int]] = dataclasses.field(default_factory=dict)
+    learned: dict[str, list[Features]] = dataclasses.field(default_factory=dict)  # each bottleneck head's cut tensors
 
 
 def measure_video(options: VideoBenchOptions) -> dict:
@@ -93,8 +97,10 @@ def measure_video(options: VideoBenchOptions) -> dict:
     fit = source_features(head, options.images, options.count, options.seed)
     intervals = [i for i in options.intervals if i > 0] or [DEFAULT_KEYFRAME_INTERVAL]
     video = VideoBaseline(head.preprocess, options.video_codecs, keyframe_intervals=intervals)
+    learned = _bottlenecks(bundle, options)
     judged = [
-        _judge(head, tail, part, options.eval_count, options.seed + 1, video) for part in _parts(options.eval_images)
+        _judge(head, tail, part, options.eval_count, options.seed + 1, video, {p: h for p, (h, _) in learned.items()})
+        for part in _parts(options.eval_images)
     ]
     stacked = {name: np.stack([f[name] for f in fit]) for name in head.cut_names}
     rng = np.random.default_rng(options.seed)
@@ -133,7 +139,48 @@ def measure_video(options: VideoBenchOptions) -> dict:
         "video": _video_rows(judged, video, options.confidence),
         "rows": rows,
         "bounds": bounds,
+        "bottlenecks": [_bottleneck_row(path, h, t, judged, options) for path, (h, t) in learned.items()],
     }
+
+
+def _bottlenecks(bundle: Bundle, options: VideoBenchOptions) -> dict[str, tuple[HeadPipeline, TailPipeline]]:
+    """The pipelines of each distilled bundle of `bundle`, refused when the judged frames show its training scenes."""
+    out = {}
+    for path in options.bottlenecks:
+        learned = load_bundle(path)
+        trained_on = training_images(learned)
+        if not trained_on or learned.manifest.input != bundle.manifest.input:
+            raise UsageError(f"--bottleneck {path}: not a bundle distill made of {options.bundle}")
+        shared = shared_scenes(trained_on, options.eval_images)
+        if shared:
+            raise UsageError(f"--bottleneck {path} was trained on {trained_on}; judge it on other than {shared}")
+        out[path] = (HeadPipeline(learned, providers=["cpu"]), TailPipeline(learned, ["cpu"]))
+    return out
+
+
+def _bottleneck_row(
+    path: str, head: HeadPipeline, tail: TailPipeline, judged: Sequence[Judged], options: VideoBenchOptions
+) -> dict:
+    """One distilled bundle on every judged source in order, intra and at each key-frame interval (its own
+    entropy tables: the key table and the delta table fitted on its training frames)."""
+    rows = []
+    for interval in sorted({0, *options.intervals}):
+        streams = [_stream(head, tail, j.learned[path], interval, True) for j in judged]
+        answers = [s[3] for s in streams]
+        unsplit = [a for j in judged for a in j.unsplit]
+        rows.append(
+            {
+                "keyframe_interval": interval,
+                "bytes": _source_bytes(judged, [s[0] for s in streams]),
+                "identical": all(s[1] for s in streams),
+                "agreement": _agreement_json(_measure(unsplit, [a for r in answers for a in r], options.confidence)),
+                "agreement_by_source": {
+                    j.name: _agreement_json(_measure(j.unsplit, a, options.confidence))
+                    for j, a in zip(judged, answers, strict=True)
+                },
+            }
+        )
+    return {"bundle": path, "training_images": training_images(head.bundle), "rows": rows}
 
 
 def _parts(spec: str) -> list[str]:
@@ -152,7 +199,15 @@ def source_features(head: HeadPipeline, spec: str, count: int, seed: int) -> lis
     return frames
 
 
-def _judge(head: HeadPipeline, tail: TailPipeline, spec: str, count: int, seed: int, video: VideoBaseline) -> Judged:
+def _judge(
+    head: HeadPipeline,
+    tail: TailPipeline,
+    spec: str,
+    count: int,
+    seed: int,
+    video: VideoBaseline,
+    learned: Mapping[str, HeadPipeline],
+) -> Judged:
     """The frames of one source with their unsplit answers and the answers to their JPEG-95 round trip and to each
     video setting's decoded frame (new streams for the source)."""
     source = open_source(spec, seed=seed)
@@ -163,6 +218,8 @@ def _judge(head: HeadPipeline, tail: TailPipeline, spec: str, count: int, seed: 
             features = head.features(frame)[0]
             judged.features.append(features)
             judged.unsplit.append(_answer(tail, features))
+            for path, learned_head in learned.items():
+                judged.learned.setdefault(path, []).append(learned_head.features(frame)[0])
             decoded, size = jpeg_round_trip(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), FULL_SIZE_QUALITY)
             judged.jpeg_bytes.append(size)
             judged.jpeg.append(_answer(tail, head.features(decoded, "bgr8")[0]))
