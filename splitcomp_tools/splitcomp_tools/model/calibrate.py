@@ -76,18 +76,15 @@ def calibrate(
 ) -> Calibration:
     """Measure a bundle's cut tensors on `count` frames from `images` and compare all ways to send them.
 
-    Nothing is written: `update_quantization(bundle_path, result.quantization)` stores the ranges.
-    `bits` (default: the bundle's own quantization bits, or 4 for raw floats) is what the stored
-    least-error ranges are searched for. With `eval_images`, the comparison runs on `eval_count`
-    (default `count`) frames from there, a source opened with seed + 1 so that even the same source
-    gives other frames; without it, on the calibration frames themselves. `on_progress(phase, done,
-    total)` reports the phases "frames" (once per pass over a source) and "encodings" to a caller.
-    Every row carries the agreement statistics of model/answers (class agreement, or box agreement for a detection
-    bundle): a judged frame (box) is confident where the unsplit model's top-1 probability (score) reaches
-    `confidence` (None: 0.5 for classes, 0.8 for boxes). Beside the encodings: JPEG's and `video_codecs`'
-    rows (model/video), or `baselines`, those rows measured before on the same judged frames (plan's candidates
-    share them: they answer with the whole model whatever the cut), and the `bottlenecks` (bottleneck_rows).
-    """
+    Nothing is written: `update_quantization(bundle_path, result.quantization)` stores the ranges. `bits`
+    (default: the bundle's own, or 4 for raw floats) is what the stored least-error ranges are searched for. With
+    `eval_images`, the comparison runs on `eval_count` (default `count`) frames from there (seed + 1, so even the
+    same source gives other frames); without it, on the calibration frames. `on_progress(phase, done, total)`
+    reports the phases "frames" and "encodings". Every row carries model/answers' agreement (classes, or boxes
+    for a detector; a frame or box is confident where the unsplit top-1 probability or score reaches
+    `confidence`, None: 0.5 for classes, 0.8 for boxes). Beside the encodings: JPEG's and `video_codecs`' rows
+    (model/video), or `baselines` measured before on the same frames (plan's candidates share them), and the
+    `bottlenecks` (bottleneck_rows)."""
     bundle = load_bundle(bundle_path)
     quantization = bundle.manifest.quantization
     bits = (quantization.bits if quantization.bits <= 8 else 4) if bits is None else bits
@@ -145,13 +142,15 @@ def bottleneck_rows(
     paths: Sequence[str],
     judged: tuple[str, int, int],  # the judged frames' source, count per part and seed
     topic: str,
-    reference: np.ndarray,
+    reference: Answers,
     confidence: float,
 ) -> list[tuple[str, Result]]:
     """Each bundle `distill` made of `bundle`, judged on the judged frames (read again: the same source, count and
     seed) against the same unsplit answers; refused where those frames show its training scenes."""
     if not paths:
         return []
+    if not isinstance(reference, np.ndarray):
+        raise CalibrationError("--bottleneck judges a classifier's bottleneck; this bundle is a detector")
     spec, count, seed = judged
     for path in paths:
         trained_on = training_images(load_bundle(path))
