@@ -22,6 +22,14 @@ pytestmark = [
 ]
 
 
+def bench_over_the_link(bundle, tmp_path, out, *options: str) -> subprocess.CompletedProcess:
+    """`bench pipeline` of `bundle` over a 5.85 Mbit/s bed, its JSON written to `out`."""
+    bench = [sys.executable, "-m", "splitcomp_tools.bench", "pipeline", "--bundle", str(bundle.path), "--link", "5.85"]
+    return subprocess.run(
+        [*bench, *options, "--out", str(tmp_path), "--json", str(out)], capture_output=True, text=True, timeout=240
+    )
+
+
 def test_100_kb_at_1_1_mbit_s_takes_0_7_s_not_a_millisecond(tmp_path):
     out = tmp_path / "seconds.json"
     with Testbed(1.1) as bed:
@@ -103,13 +111,7 @@ def test_nothing_is_left_after_sigint(tmp_path):
 
 def test_bench_pipeline_over_the_link_picks_the_cut_for_its_rate(tiny_multi_cut_bundle, tmp_path):
     out = tmp_path / "result.json"
-    bench = [sys.executable, "-m", "splitcomp_tools.bench", "pipeline", "--bundle", str(tiny_multi_cut_bundle.path)]
-    run = subprocess.run(
-        [*bench, "--link", "5.85", "--rate", "10", "--duration", "3", "--out", str(tmp_path), "--json", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
+    run = bench_over_the_link(tiny_multi_cut_bundle, tmp_path, out, "--rate", "10", "--duration", "3")
     assert run.returncode == 0, run.stderr[-3000:]
     result = json.loads(out.read_text())
     assert result["link_mbps"] == 5.85 and result["frames_classified"] >= 25
@@ -119,13 +121,22 @@ def test_bench_pipeline_over_the_link_picks_the_cut_for_its_rate(tiny_multi_cut_
 
 def test_bench_pipeline_plays_a_clip_with_inter_frame_coding_over_the_link(tiny_bundle, tmp_path):
     out = tmp_path / "result.json"
-    bench = [sys.executable, "-m", "splitcomp_tools.bench", "pipeline", "--bundle", str(tiny_bundle.path)]
-    bench += ["--source", "video:carphone", "--preload", "120", "--codec", "zstd", "--keyframe-interval", "5"]
-    run = subprocess.run(
-        [*bench, "--link", "5.85", "--rate", "10", "--duration", "3", "--out", str(tmp_path), "--json", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=240,
+    run = bench_over_the_link(
+        tiny_bundle,
+        tmp_path,
+        out,
+        "--rate",
+        "10",
+        "--duration",
+        "3",
+        "--source",
+        "video:carphone",
+        "--preload",
+        "120",
+        "--codec",
+        "zstd",
+        "--keyframe-interval",
+        "5",
     )
     assert run.returncode == 0, run.stderr[-3000:]
     result = json.loads(out.read_text())
@@ -140,14 +151,28 @@ def test_bench_pipeline_plays_a_clip_with_inter_frame_coding_over_the_link(tiny_
 
 def test_bench_pipeline_over_a_lossy_link_loses_only_the_lost_messages(tiny_bundle, tmp_path):
     out = tmp_path / "rows.json"
-    bench = [sys.executable, "-m", "splitcomp_tools.bench", "pipeline", "--bundle", str(tiny_bundle.path)]
-    bench += ["--source", "video:carphone", "--preload", "120", "--codec", "zstd", "--keyframe-interval", "30"]
-    bench += ["--loss", "20", "--reference", "acknowledged", "--features-qos", "best_effort"]
-    run = subprocess.run(
-        [*bench, "--link", "5.85", "--rate", "20", "--duration", "4", "--out", str(tmp_path), "--json", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=240,
+    run = bench_over_the_link(
+        tiny_bundle,
+        tmp_path,
+        out,
+        "--rate",
+        "20",
+        "--duration",
+        "4",
+        "--source",
+        "video:carphone",
+        "--preload",
+        "120",
+        "--codec",
+        "zstd",
+        "--keyframe-interval",
+        "30",
+        "--loss",
+        "20",
+        "--reference",
+        "acknowledged",
+        "--features-qos",
+        "best_effort",
     )
     assert run.returncode == 0, run.stderr[-3000:]
     (row,) = json.loads(out.read_text())
