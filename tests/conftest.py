@@ -10,7 +10,8 @@ def demo_bundle(tmp_path_factory) -> pathlib.Path:
     """The shipped demo model, split where `make demo` splits it and calibrated on generated frames."""
     from splitcomp_tools.demo.models import prepare_shapes_bundle
 
-    return prepare_shapes_bundle(tmp_path_factory.mktemp("demo") / "bundle", calibration_frames=120, quiet=True)
+    out = tmp_path_factory.mktemp("demo") / "bundle"
+    return prepare_shapes_bundle(out, calibration_frames=120, quiet=True, video_codecs=())  # no encoding is chosen
 
 
 @pytest.fixture(scope="session")

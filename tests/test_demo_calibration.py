@@ -8,7 +8,7 @@ pytestmark = pytest.mark.slow  # the demo model split and calibrated: `make test
 
 
 def test_calibrated_4_bits_agree_with_the_unsplit_model(demo_bundle):
-    result = calibrate(demo_bundle, "generator", count=100, bits=4, seed=11)
+    result = calibrate(demo_bundle, "generator", count=100, bits=4, seed=11, video_codecs=())  # JPEG is enough here
     at_4_bits = {r.method: r for r in result.results if r.bits == 4 and r.codec == "none"}
     for method in ("per_tensor_mse", "per_channel_mse"):
         assert at_4_bits[method].agreement >= 0.99, (method, at_4_bits[method].agreement)

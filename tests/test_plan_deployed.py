@@ -14,7 +14,7 @@ from splitcomp_tools.demo.models import DEMO_LABELS, DEMO_MODEL
 from splitcomp_tools.run.testbed import why_unavailable
 
 MODEL_ARGS = [str(DEMO_MODEL), "--labels", str(DEMO_LABELS), "--crop", "128", "--images", "generator"]
-SHORT = ["--count", "24", "--agreement", "0.8", "--timing-frames", "4", "--quiet"]
+SHORT = ["--count", "24", "--agreement", "0.8", "--timing-frames", "4", "--video-codecs", "none", "--quiet"]
 REASON = why_unavailable()
 
 

@@ -324,6 +324,7 @@ def test_calibrate_judges_on_other_frames_with_the_agreement_figures(client):
     assert wrong.status_code == 400 and "eval_source" in wrong.json()["detail"]
     assert client.post(url, json={"count": 4, "confidence": 1.5}).status_code == 422
     body = {"source": "generator", "count": 6, "eval_source": "generator", "eval_count": 5, "confidence": 0.4}
+    body["video_codecs"] = "h264"
     job = client.post(url, json=body)
     assert job.status_code == 202, job.text
     done = wait_for(client, job.json()["job_id"])
@@ -335,6 +336,7 @@ def test_calibrate_judges_on_other_frames_with_the_agreement_figures(client):
     assert jpeg["stats"]["frames"] == 5 and jpeg["stats"]["confident_frames"] == result["confident_frames"]
     h264 = [r for r in result["results"] if r["method"] == "h264_full"]  # the studio's table shows them beside JPEG
     assert [r["quality"] for r in h264] == [18, 23, 28, 33] and all(r["bytes_per_frame"] > 0 for r in h264)
+    assert not [r for r in result["results"] if r["method"].startswith("h265")]  # only the codecs asked for
     assert (
         h264[0]["label"] == "H.264 of the camera frame, key frame every 30"
         and jpeg["label"] == "jpeg of the full frame"
@@ -358,6 +360,8 @@ def test_calibration_jobs_are_bounded(tmp_path):
         url = f"/api/bundles/{bundle}/calibrate"
         assert client.post(url, json={"count": 0}).status_code == 422
         assert client.post(url, json={"count": 100_000}).status_code == 422
+        refused = client.post(url, json={"video_codecs": "h264,vp9"})
+        assert refused.status_code == 422 and "h264, h265, or none" in refused.text
         assert client.post(url, json={"source": "upload"}).status_code == 400
         assert client.post(url, json={"source": "/etc"}).status_code == 400
         assert client.post(url, data={"source": "upload"}).status_code == 400  # no files
@@ -390,13 +394,17 @@ def test_upload_split_calibrate_classify_download(tmp_path):
         assert done["status"] == "done" and done["result"]["frames"] == 2, done["error"]
         kept = tmp_path / "studio" / "bundles" / bundle / "inputs"
         assert sorted(p.name for p in kept.iterdir()) == ["0000.png", "0001.png", "0002.png"]
-        job = client.post(f"/api/bundles/{bundle}/calibrate", json={"source": "generator", "count": 40, "bits": 4})
+        job = client.post(
+            f"/api/bundles/{bundle}/calibrate",
+            json={"source": "generator", "count": 40, "bits": 4, "video_codecs": "none"},
+        )
         assert job.status_code == 202
         result = wait_for(client, job.json()["job_id"])
         assert result["status"] == "done", result["error"]
         rows = result["result"]["results"]
         assert result["result"]["frames"] == 40 and result["progress"]["fraction"] == 1.0
         assert {r["method"] for r in rows} >= {"clip", "per_tensor_mse", "raw", "jpeg", "jpeg_full"}
+        assert not [r for r in rows if r["method"].startswith(("h264", "h265"))]  # video_codecs none
         assert str(tmp_path) not in result["result"]["table"]
         plot = client.get(result["result"]["plot_url"])
         assert plot.status_code == 200 and plot.content.startswith(b"\x89PNG")

@@ -105,10 +105,12 @@ def prepare_bundle(
     evaluation_frames: int = 200,
     target_agreement: float | Sequence[float] | None = None,
     quiet: bool = False,
+    video_codecs: Sequence[str] = ("h264",),
 ) -> PreparedBundle:
     """Split `model` at `choose_cut` into `out`, calibrate it (4-bit least-error ranges by default) and store
     the result; with `target_agreement`, the cheapest encoding that meets calibrate's rule at it becomes the
-    head's default. Several targets (highest first): the highest the judged set supports (enough confident
+    head's default. `video_codecs` are measured beside JPEG: H.264 of the camera frame raises the rule's floor (H.265
+    would double the cost). Several targets (highest first): the highest the judged set supports (enough confident
     frames for its lower bound); InsufficientFrames when it supports none. What was judged, and why that
     target, is printed."""
     path = model.onnx(Path(cache), quiet)
@@ -129,7 +131,7 @@ def prepare_bundle(
             eval_images=model.evaluation_images,
             eval_count=evaluation_frames,
             on_progress=bars,
-            video_codecs=("h264",),  # the rule's floor needs H.264 of the camera frame; H.265 would double the cost
+            video_codecs=video_codecs,
         )
     target = None
     if target_agreement is not None:

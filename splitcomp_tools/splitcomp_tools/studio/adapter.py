@@ -36,6 +36,7 @@ from splitcomp_tools.model.baseline import FULL_SIZE_QUALITY, jpeg_round_trip
 from splitcomp_tools.model.calibrate import calibrate
 from splitcomp_tools.model.calibration import save_calibration
 from splitcomp_tools.model.split import Preprocessing, split_model
+from splitcomp_tools.model.video import CODECS
 from splitcomp_tools.report.calibrate import format_table, plot_png
 
 IMAGENET_MEAN, IMAGENET_STD = splitting.IMAGENET_MEAN, splitting.IMAGENET_STD  # split's defaults
@@ -136,6 +137,7 @@ def calibrate_bundle(
     eval_images: str | None = None,
     eval_count: int | None = None,
     confidence: float = DEFAULT_CONFIDENCE,
+    video_codecs: Sequence[str] = CODECS,
 ) -> dict[str, Any]:
     """`calibrate` as the command runs it: measure, store the ranges in the manifest, write the plot.
 
@@ -153,6 +155,7 @@ def calibrate_bundle(
         eval_images=eval_images,
         eval_count=eval_count,
         confidence=confidence,
+        video_codecs=video_codecs,
     )
     save_calibration(calibration, {plot: plot_png(calibration)})
     result = calibration.to_json(written=True)

@@ -7,10 +7,13 @@ line: `validation_message` turns pydantic's errors into it.
 
 from __future__ import annotations
 
+import argparse
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, StringConstraints, ValidationError
+from pydantic import BaseModel, Field, StringConstraints, ValidationError, field_validator
 
+from splitcomp_tools.cli_options import video_codecs
+from splitcomp_tools.model.video import CODECS
 from splitcomp_tools.studio import adapter
 from splitcomp_tools.studio.config import MAX_CALIBRATION_FRAMES, MAX_INPUT_SIDE, MAX_JSON_BYTES
 from splitcomp_tools.studio.errors import Refused
@@ -57,6 +60,20 @@ class CalibrateBody(BaseModel):
     )
     eval_count: int | None = Field(None, ge=1, le=MAX_CALIBRATION_FRAMES, description="default: count")
     confidence: float = Field(0.5, ge=0.0, le=1.0, description="a frame is confident at this unsplit top-1 probability")
+    video_codecs: str = Field(
+        ",".join(CODECS),
+        max_length=64,
+        description="live video codecs measured beside JPEG-95, as calibrate's --video-codecs: a comma list or none",
+    )
+
+    @field_validator("video_codecs")
+    @classmethod
+    def _known_codecs(cls, text: str) -> str:
+        try:
+            video_codecs(text)
+        except argparse.ArgumentTypeError as exc:
+            raise ValueError(str(exc)) from None
+        return text
 
 
 def calibrate_body(data: Any) -> CalibrateBody:

@@ -18,6 +18,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse
 
 from splitcomp_core.files import atomic_write_text
+from splitcomp_tools.cli_options import video_codecs
 from splitcomp_tools.studio import adapter
 from splitcomp_tools.studio.bodies import CalibrateBody, calibrate_body, multipart_doc
 from splitcomp_tools.studio.config import MAX_FILES, MAX_IMAGE_PIXELS
@@ -147,6 +148,7 @@ def start_job(studio: Studio, entry: BundleEntry, body: CalibrateBody, images: s
             "eval_images": body.eval_source or None,
             "eval_count": body.eval_count,
             "confidence": body.confidence,
+            "video_codecs": video_codecs(body.video_codecs),
         },
         CALIBRATION_PHASES,
         finish,
