@@ -16,7 +16,7 @@ from splitcomp_tools.cli_options import add_model_arguments, add_video_codecs, p
 from splitcomp_tools.model import plan as planning
 from splitcomp_tools.model.candidates import ModelOptions
 from splitcomp_tools.model.devices import TIMING_FRAMES, TIMING_RATE_HZ, profile_device
-from splitcomp_tools.model.latency import DEFAULT_OVERHEAD_MS, Link, key
+from splitcomp_tools.model.latency import DEFAULT_OVERHEAD_MS, MESSAGE_FRAMING_BYTES, Link, key
 from splitcomp_tools.report.agreement import RULE_HELP
 from splitcomp_tools.report.plan import format_table, plot_png
 from splitcomp_tools.run import deployed
@@ -59,6 +59,9 @@ def build_parser() -> ToolParser:
     add("--overhead-ms", type=float, default=DEFAULT_OVERHEAD_MS, help=overhead)
     burst = "bytes of a message a token-bucket link lets through at once (the test bed's tbf: 1600; a serial "
     add("--link-burst", type=float, default=0.0, metavar="BYTES", help=burst + "link: 0, the default)")
+    framing = "bytes a features message carries beyond its payload, before the IP and Ethernet headers of each packet "
+    framing += f"(default {MESSAGE_FRAMING_BYTES}: SplitFeatures' other fields, RTPS and UDP; 0: the payload alone)"
+    add("--link-framing", type=float, default=MESSAGE_FRAMING_BYTES, metavar="BYTES", help=framing)
     add("--json", metavar="F", help="write the plan as JSON")
     add("--plot", metavar="F", help="write a PNG of predicted latency against bandwidth")
     add("--out", metavar="BUNDLE", help="write a multi-cut bundle of the cuts that win")
@@ -120,7 +123,7 @@ def _plan(args: argparse.Namespace, work: Path, options: ModelOptions) -> None:
         bandwidths=bandwidths,
         robot_profile=args.robot_profile,
         edge_profile=args.edge_profile,
-        link=Link(args.overhead_ms, args.link_burst),
+        link=Link(args.overhead_ms, args.link_burst, framing_bytes=args.link_framing),
         timing_frames=args.timing_frames,
         timing_rate=args.timing_rate,
         seed=args.seed,

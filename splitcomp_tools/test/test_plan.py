@@ -21,7 +21,7 @@ from splitcomp_core.cuts import HeadCuts, TailCuts
 from splitcomp_tools.demo.models import DEMO_LABELS, DEMO_MODEL
 from splitcomp_tools.model.analyze import analyze_model
 from splitcomp_tools.model.candidates import Candidate, candidate_cuts
-from splitcomp_tools.model.latency import Link, bandwidth_ranges, predict
+from splitcomp_tools.model.latency import MESSAGE_FRAMING_BYTES, Link, bandwidth_ranges, link_bytes, predict
 from splitcomp_tools.model.plan import Plan
 from splitcomp_tools.report.plan import format_table
 
@@ -107,7 +107,9 @@ def test_the_plan_json_has_the_issue_layout_and_consistent_predictions(planned):
         and set(plan["best"]) == {"1.1", "5.85", "18.88", "100"}
     )
     assert [c["cut_id"] for c in plan["candidates"]] == ["input", "cut3", "cut7", "cut9", "output"]
+    assert plan["link_framing_bytes"] == MESSAGE_FRAMING_BYTES  # the default: the payload crosses framed
     for c in plan["candidates"]:
+        assert c["link_bytes"] == link_bytes(c["bytes"]) > c["bytes"]
         for field in ("tensors", "head_flops_share", "bits", "quantization", "codec", "bytes", "head_ms", "tail_ms"):
             assert c[field] is not None, field
         assert c["stats"]["confident_interval"][0] >= AGREEMENT and c["stats"]["confident_frames"] >= 16
@@ -116,7 +118,7 @@ def test_the_plan_json_has_the_issue_layout_and_consistent_predictions(planned):
         assert c["head_total_ms"] == pytest.approx(robot["head_total_ms"] * SLOWER)  # the robot's profile, slowed
         assert c["tail_total_ms"] == robot["tail_total_ms"]  # the edge's (the same file, not slowed)
         for rate, ms in c["predicted_ms"].items():
-            expected = c["head_total_ms"] + c["bytes"] * 8e-3 / float(rate) + c["tail_total_ms"]
+            expected = c["head_total_ms"] + c["link_bytes"] * 8e-3 / float(rate) + c["tail_total_ms"]
             assert ms == pytest.approx(expected + plan["transport_overhead_ms"])
     for rate, best in plan["best"].items():
         assert best == min(plan["candidates"], key=lambda c: c["predicted_ms"][rate])["cut_id"]
@@ -153,7 +155,7 @@ def test_out_is_a_multi_cut_bundle_of_the_winners_with_their_encodings(planned):
     for low_cut, high_cut in zip(bundle.cuts, bundle.cuts[1:]):
         boundary = low_cut.max_mbps
         a, b = by_id[low_cut.cut_id], by_id[high_cut.cut_id]
-        at = [c["head_total_ms"] + c["tail_total_ms"] + c["bytes"] * 8e-3 / boundary for c in (a, b)]
+        at = [c["head_total_ms"] + c["tail_total_ms"] + c["link_bytes"] * 8e-3 / boundary for c in (a, b)]
         assert at[0] == pytest.approx(at[1], rel=1e-6)  # where the two predictions cross
     assert bundle.cut_id == plan["best"]["100"]
     frame = np.random.default_rng(0).integers(0, 256, (240, 320, 3), dtype=np.uint8)

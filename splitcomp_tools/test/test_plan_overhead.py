@@ -7,7 +7,7 @@ import pytest
 from splitcomp_core.bundle import CutChoice, load_bundle, write_multi_cut_bundle
 from splitcomp_core.errors import SplitcompError
 from splitcomp_tools.model.candidates import Candidate
-from splitcomp_tools.model.latency import Link, predict
+from splitcomp_tools.model.latency import MESSAGE_FRAMING_BYTES, PACKET_HEADER_BYTES, Link, link_bytes, predict
 from splitcomp_tools.model.overhead import OverheadFit, fit_overhead
 from splitcomp_tools.model.plan import overhead_json
 
@@ -46,7 +46,9 @@ def test_a_cost_that_falls_with_bytes_is_noise_and_one_size_gives_the_constant()
 def test_predictions_add_the_fitted_overhead_of_each_candidates_bytes():
     small = Candidate("small", ["s"], 0.5, 1, 0.5, bytes=1_000, head_total_ms=1.0, tail_total_ms=1.0)
     large = Candidate("large", ["l"], 0.1, 1, 0.1, bytes=101_000, head_total_ms=0.5, tail_total_ms=0.5)
-    link = Link.from_fit(OverheadFit(2.0, per_kb_ms=0.1, samples=5, rms_ms=0.2, max_residual_ms=0.3), 1600)
+    link = Link.from_fit(
+        OverheadFit(2.0, per_kb_ms=0.1, samples=5, rms_ms=0.2, max_residual_ms=0.3), Link(burst_bytes=1600)
+    )
     predict([small, large], [100.0], link)
     assert small.predicted_ms["100"] == pytest.approx(2.0 + 2.0 + 0.1)  # under the bucket: no wait
     assert large.predicted_ms["100"] == pytest.approx(1.0 + 99_400 * 8e-3 / 100 + 2.0 + 10.1)
@@ -74,3 +76,15 @@ def test_the_bundle_keeps_the_fixed_overhead_and_its_schema_takes_the_fit(tiny_b
     bad = {**link, "transport_overhead_fit": {"samples": 5, "rms": 0.2}}
     with pytest.raises(SplitcompError, match="transport_overhead_fit"):
         write_multi_cut_bundle(tmp_path / "c", cuts, "feat", bad)
+
+
+def test_a_message_crosses_the_link_framed_and_in_packets():
+    assert link_bytes(1_808) == 1_808 + MESSAGE_FRAMING_BYTES + 2 * PACKET_HEADER_BYTES  # 2,112 bytes in two packets
+    assert link_bytes(1_000) == 1_000 + MESSAGE_FRAMING_BYTES + PACKET_HEADER_BYTES
+    assert link_bytes(1_808, framing=0) == 1_808  # the payload alone, the old model
+    bucket = Link(2.0, burst_bytes=1600, framing_bytes=MESSAGE_FRAMING_BYTES)
+    assert Link(2.0, burst_bytes=1600).waiting(1_460) == 0.0  # fits the bucket as a payload ...
+    assert bucket.waiting(1_460) == pytest.approx(1_460 + 304 + 2 * 34 - 1600)  # ... not once framed
+    c = Candidate("c", ["t"], 0.5, 1, 0.5, bytes=1_460, head_total_ms=1.0, tail_total_ms=1.0)
+    predict([c], [1.1], bucket)
+    assert c.predicted_ms["1.1"] == pytest.approx(4.0 + 232 * 8e-3 / 1.1)

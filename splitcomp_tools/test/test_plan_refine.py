@@ -77,17 +77,17 @@ def test_deployed_times_replace_the_times_alone_and_a_candidate_without_frames_i
         "far": None,
     }
     # bench pipeline subtracted all the bytes at 100 Mbit/s; the bucket's 1600 of them crossed at once.
-    fit = apply_deployed(candidates, Deployed("a stub bed", 100.0, figures), burst_bytes=1600)
+    fit = apply_deployed(candidates, Deployed("a stub bed", 100.0, figures), Link(burst_bytes=1600))
     credit = 1600 * 8e-3 / 100
     assert fit.samples == 3 and fit.per_kb_ms == pytest.approx(0.04) and fit.max_residual_ms < 1e-9
     assert fit.intercept_ms == pytest.approx(1.92 + credit)  # each sample gets the same credit: in the intercept
     a, far = candidates[0], candidates[3]
     assert (a.head_total_ms, a.tail_total_ms, a.head_total_alone_ms, a.tail_total_alone_ms) == (3.0, 4.0, 1.0, 2.0)
     assert far.failed and "a stub bed" in far.failed and far.head_total_ms == 10.0  # its times alone stay
-    best = predict_usable(candidates, [100.0], Link.from_fit(fit, 1600))
+    best = predict_usable(candidates, [100.0], Link.from_fit(fit, Link(burst_bytes=1600)))
     assert best["100"] != "far" and math.isfinite(far.predicted_ms["100"])  # predicted, reported, never picked
     with pytest.raises(PlanError, match=r"every candidate failed.*bench pipeline failed"):
-        apply_deployed(candidates, Deployed("a stub bed", 100.0, dict.fromkeys("abc"), "bench pipeline failed"), 0)
+        apply_deployed(candidates, Deployed("a stub bed", 100.0, dict.fromkeys("abc"), "bench pipeline failed"), Link())
 
 
 def test_a_pinning_names_cpus_this_machine_has():

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from splitcomp_tools.model.candidates import Candidate, PlanError
+from splitcomp_tools.model.latency import Link
 from splitcomp_tools.model.overhead import OverheadFit, fit_overhead
 
 
@@ -28,13 +29,13 @@ class Deployed:
 MeasureDeployed = Callable[[Sequence[Candidate]], Deployed]
 
 
-def apply_deployed(candidates: Sequence[Candidate], deployed: Deployed, burst_bytes: float) -> OverheadFit:
+def apply_deployed(candidates: Sequence[Candidate], deployed: Deployed, link: Link) -> OverheadFit:
     """Each candidate's whole-stage times from its deployed run (the times alone stay beside them), a candidate
     without frames marked failed; the overhead fitted to the runs' (bytes, latency - stages - waiting bytes).
 
-    The overhead of a run is the latency less the head's and the tail's stages and the bytes beyond the link's
-    bucket at its rate: bench pipeline's `transport_overhead_ms` subtracts all the bytes, so the bucket's share is
-    added back.
+    The overhead of a run is the latency less the head's and the tail's stages and the bytes that waited for the
+    link's rate (`link.waiting`: framed, beyond the bucket): bench pipeline's `transport_overhead_ms` subtracts the
+    payload's bytes, so the difference is added back.
     """
     samples = []
     for c in candidates:
@@ -44,7 +45,7 @@ def apply_deployed(candidates: Sequence[Candidate], deployed: Deployed, burst_by
             continue
         c.head_total_ms, c.tail_total_ms = float(figures["head_ms"]), float(figures["tail_ms"])
         nbytes = float(figures["bytes_per_frame"])
-        credit = min(nbytes, burst_bytes) * 8e-3 / deployed.mbps if math.isfinite(deployed.mbps) else 0.0
+        credit = (nbytes - link.waiting(nbytes)) * 8e-3 / deployed.mbps if math.isfinite(deployed.mbps) else 0.0
         samples.append((nbytes, float(figures["transport_overhead_ms"]) + credit))
     if not samples:
         reason = deployed.error or "no candidate answered a frame"

@@ -2,6 +2,10 @@
 tail time + the transport overhead (fixed, or fitted to the payload from runs on the test bed: model/overhead.py);
 the best cut per rate, and the ranges of rates where each winner wins (between two winners the boundary is where
 their predictions cross).
+
+The bytes that cross at the link's rate are the message's on the wire, not its payload alone: a message also
+carries its other fields and the protocols' headers (`link_bytes`). On a slow link a few hundred bytes are
+milliseconds, and a payload just under a token bucket's size no longer fits it once framed.
 """
 
 from __future__ import annotations
@@ -18,6 +22,23 @@ from splitcomp_tools.model.overhead import OverheadFit
 # 1.1, 5.85, 18.88 and 100 Mbit/s (README, "The split planner"): camera transport, image conversion, DDS.
 DEFAULT_OVERHEAD_MS = 2.0
 
+# What one message of features carries beyond its payload (codes, scale and offset), once per message: the other
+# fields of SplitFeatures in CDR (header, model_id, the tensor's name, shape and sizes: 232 to 251 bytes for the
+# toy and EfficientNet-Lite0, serialized by rclpy), the RTPS header, INFO_TS and DATA submessage (56) and UDP's
+# header (8). Then per IP packet of at most PACKET_PAYLOAD_BYTES (a 1,500-byte MTU): IPv4's and Ethernet's
+# headers, which a shaper on an Ethernet or veth device counts. docs/planner.md has the measurement.
+MESSAGE_FRAMING_BYTES = 304
+PACKET_HEADER_BYTES = 20 + 14
+PACKET_PAYLOAD_BYTES = 1500 - 20
+
+
+def link_bytes(payload: float, framing: float = MESSAGE_FRAMING_BYTES) -> float:
+    """The bytes a message of `payload` bytes puts on the link: framing 0 counts the payload alone."""
+    if framing <= 0:
+        return payload
+    datagram = payload + framing
+    return datagram + PACKET_HEADER_BYTES * math.ceil(datagram / PACKET_PAYLOAD_BYTES)
+
 
 def key(mbps: float) -> str:
     """A bandwidth as the JSON and the tables name it: 1.1, 5.85, 18.88, 100."""
@@ -32,24 +53,36 @@ class Link:
 
     A serial link has no burst. A token-bucket shaper (the test bed's tbf: 1600 bytes, one full frame; many
     operators' policers) lets a full bucket through at once, so small messages cost nothing of the rate.
+    `framing_bytes` per message (and the packets' headers, `link_bytes`) cross with the payload; 0 counts the
+    payload alone.
     """
 
     overhead_ms: float = DEFAULT_OVERHEAD_MS
     burst_bytes: float = 0.0
     fit: OverheadFit | None = None
+    framing_bytes: float = 0.0
 
     @classmethod
-    def from_fit(cls, fit: OverheadFit, burst_bytes: float = 0.0) -> Link:
-        """The link whose overhead is `fit` (its intercept also as the fixed `overhead_ms`, for old readers)."""
-        return cls(fit.intercept_ms, burst_bytes, fit)
+    def from_fit(cls, fit: OverheadFit, like: Link | None = None) -> Link:
+        """`like` (default: no bucket, no framing) with the overhead `fit` (its intercept also as the fixed
+        `overhead_ms`, for old readers)."""
+        return dataclasses.replace(like or cls(), overhead_ms=fit.intercept_ms, fit=fit)
 
     def overhead(self, nbytes: float) -> float:
         """The transport overhead of a message of `nbytes` bytes."""
         return self.fit.at(nbytes) if self.fit is not None else self.overhead_ms
 
+    def on_link(self, payload: float) -> float:
+        """The bytes a message of `payload` bytes puts on this link."""
+        return link_bytes(payload, self.framing_bytes)
+
+    def waiting(self, payload: float) -> float:
+        """The bytes of such a message that wait for the link's rate: those beyond the bucket."""
+        return max(0.0, self.on_link(payload) - self.burst_bytes)
+
     def waiting_bytes(self, c: Candidate) -> float:
         assert c.bytes is not None
-        return max(0.0, c.bytes - self.burst_bytes)
+        return self.waiting(c.bytes)
 
     def latency(self, c: Candidate, mbps: float) -> float:
         assert c.head_total_ms is not None and c.tail_total_ms is not None

@@ -94,6 +94,8 @@ class Plan:
     def to_json(self, with_bundles: bool = True) -> dict[str, Any]:
         """The plan as JSON; `with_bundles` False leaves out the candidate bundles' paths (a removed temp folder)."""
         candidates = [c.to_json() for c in self.candidates]
+        for c in candidates:
+            c["link_bytes"] = None if c["bytes"] is None else self.link.on_link(c["bytes"])
         for c in candidates if not with_bundles else []:
             c["bundle"] = None
         return {
@@ -109,6 +111,7 @@ class Plan:
             "stage_times": self.stage_times,
             "refined": self.refined,
             "link_burst_bytes": self.link.burst_bytes,
+            "link_framing_bytes": self.link.framing_bytes,
             "profiles": self.profiles,
             "candidates": candidates,
             "best": self.best,
@@ -169,7 +172,7 @@ def make_plan(
         if say is not None:
             say(f"running {len(candidates)} candidates as deployed")
         measured = deployed(candidates)
-        link = Link.from_fit(apply_deployed(candidates, measured, link.burst_bytes), link.burst_bytes)
+        link = Link.from_fit(apply_deployed(candidates, measured, link), link)
         stage_times = f"measured as deployed, on {measured.where}"
     best = predict_usable(candidates, bandwidths, link)
     heuristic = _heuristic(analysis, candidates)
@@ -303,6 +306,8 @@ def _check_options(
         raise PlanError(f"--overhead-ms must be >= 0, got {link.overhead_ms}")
     if not 0 <= link.burst_bytes < 1e9:
         raise PlanError(f"--link-burst must be >= 0 bytes, got {link.burst_bytes}")
+    if not 0 <= link.framing_bytes <= 65_536:
+        raise PlanError(f"--link-framing must be 0 to 65536 bytes per message, got {link.framing_bytes}")
     if timing_frames < 1:
         raise PlanError(f"--timing-frames must be at least 1, got {timing_frames}")
     if not 0 <= timing_rate <= 1000:

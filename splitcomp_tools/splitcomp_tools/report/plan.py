@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 from splitcomp_tools.cli import format_table as table
 from splitcomp_tools.model.agreement import describe_rule
 from splitcomp_tools.model.candidates import EDGE_ONLY, ROBOT_ONLY
-from splitcomp_tools.model.latency import key
+from splitcomp_tools.model.latency import PACKET_HEADER_BYTES, PACKET_PAYLOAD_BYTES, key
 from splitcomp_tools.model.plan import ALONE, Plan
 from splitcomp_tools.report import agreement
 from splitcomp_tools.report.calibrate import baseline_table
@@ -58,6 +58,12 @@ def format_table(plan: Plan) -> str:
         + f"; robot times: {plan.profiles['robot']}; edge times: {plan.profiles['edge']}"
         + (" (one machine's times stand for both sides)" if same else ""),
         f"predicted ms = head + bytes x 8 / bandwidth + tail + {_overhead(plan)}"
+        + (
+            f"; bytes on the link: the payload + {plan.link.framing_bytes:g} per message + "
+            f"{PACKET_HEADER_BYTES} per {PACKET_PAYLOAD_BYTES}-byte packet"
+            if plan.link.framing_bytes
+            else ""
+        )
         + (
             f"; the link lets {plan.link.burst_bytes:g} bytes of a message through at once"
             if plan.link.burst_bytes
