@@ -6,8 +6,14 @@ out that robot's oldest, whose inference is skipped (a stale answer is worth les
 and counted. Worker threads (one or several) take batches of up to `max_batch` frames.
 
 Waiting: a batch that is not full waits, at most `wait_s` after its oldest frame, only while another
-robot's frame is due by then (from that robot's recent arrival rate: ArrivalRates). With nothing due,
-a batch that cannot grow goes at once, so a lone robot never waits for a batch.
+robot's frame is due by then (from that robot's recent arrival rate: ArrivalRates) and no other worker
+is idle (an idle worker would serve that frame at once). With nothing due, a batch that cannot grow
+goes at once, so a lone robot never waits for a batch.
+
+Spreading: the ready frames are shared among the workers waiting for them: a worker takes at most its
+share (ready frames / idle workers, rounded up), so two frames and two idle workers run as two batches
+of one at once, not as one batch of two while a worker sits idle. On a CPU, where a batch of N costs
+about N single runs, this keeps every core busy; on a GPU, batches still grow once the workers are busy.
 
 Order: a robot whose frame is in inference (taken, not yet `done`) is held back from every other
 batch, so with several workers a robot still has at most one batch in inference and its answers go
@@ -97,6 +103,7 @@ class FairBatcher(Generic[Item]):
         self._clock = clock
         self._queues: dict[str, collections.deque[Pending[Item]]] = {r: collections.deque() for r in self.robots}
         self._busy: set[str] = set()
+        self._idle = 0  # workers waiting in next_batch
         self._rates = ArrivalRates()
         self._start = 0
         self._closed = False
@@ -122,6 +129,11 @@ class FairBatcher(Generic[Item]):
         with self._ready:
             return set(self._busy)
 
+    def idle_workers(self) -> int:
+        """The workers waiting in `next_batch`: the ready frames are shared among them."""
+        with self._ready:
+            return self._idle
+
     def close(self) -> None:
         """Wake the workers for good: `next_batch` returns an empty batch from now on."""
         with self._ready:
@@ -130,7 +142,8 @@ class FairBatcher(Generic[Item]):
 
     def take(self, max_batch: int) -> list[Pending[Item]]:
         """At most `max_batch` pending frames of one group, assembled round-robin from robots not in inference
-        (empty when none is pending); their robots are held until `done`."""
+        (empty when none is pending), no more than the share of the workers waiting in `next_batch`; their robots
+        are held until `done`."""
         with self._ready:
             return self._take(max_batch)
 
@@ -144,30 +157,36 @@ class FairBatcher(Generic[Item]):
         """How much longer (s) the next batch should wait for frames; 0: take it now.
 
         0 when no frame is ready, when `max_batch` are ready, when the oldest ready frame has waited
-        `wait_s`, or when no other robot (none queued, none in inference) is due before then.
+        `wait_s`, when another worker is idle, or when no other robot (none queued, none in inference) is due
+        before then.
         """
         with self._ready:
             return self._wait_left(max_batch, wait_s, self._clock())
 
     def next_batch(self, max_batch: int, wait_s: float, idle_s: float = 0.5) -> list[Pending[Item]]:
         """Block until a frame is ready (at most `idle_s`), wait as `wait_left` says, then take a batch (held until
-        `done`); empty when none was ready, another worker took them, or the batcher is closed."""
+        `done`; this worker's share of the ready frames); empty when none was ready, another worker took them, or
+        the batcher is closed."""
         with self._ready:
-            if not self._ready.wait_for(lambda: self._closed or self._ready_count() > 0, timeout=idle_s):
-                return []
-            while not self._closed:
-                left = self._wait_left(max_batch, wait_s, self._clock())
-                if left <= 0:
-                    break
-                self._ready.wait(left)
-            return [] if self._closed else self._take(max_batch)
+            self._idle += 1
+            try:
+                if not self._ready.wait_for(lambda: self._closed or self._ready_count() > 0, timeout=idle_s):
+                    return []
+                while not self._closed:
+                    left = self._wait_left(max_batch, wait_s, self._clock())
+                    if left <= 0:
+                        break
+                    self._ready.wait(left)
+                return [] if self._closed else self._take(max_batch)
+            finally:
+                self._idle -= 1
 
     def _ready_count(self) -> int:
         return sum(len(q) for r, q in self._queues.items() if r not in self._busy)
 
     def _wait_left(self, max_batch: int, wait_s: float, now: float) -> float:
         ready = [p for r, q in self._queues.items() if r not in self._busy for p in q]
-        if not ready or len(ready) >= max_batch:
+        if not ready or len(ready) >= max_batch or self._idle > 1:
             return 0.0
         deadline = min(p.queued_at for p in ready) + wait_s
         if deadline <= now:
@@ -183,6 +202,7 @@ class FairBatcher(Generic[Item]):
             return []
         self._start = (self.robots.index(first) + 1) % len(self.robots)
         group = self._queues[first][0].group
+        max_batch = min(max_batch, -(-self._ready_count() // max(self._idle, 1)))  # this worker's share
         batch: list[Pending[Item]] = []
         while len(batch) < max_batch:
             took = False

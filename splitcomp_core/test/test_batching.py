@@ -164,6 +164,50 @@ def test_next_batch_waits_for_a_due_frame_and_not_for_nothing():
     assert batcher.next_batch(max_batch=2, wait_s=0.05, idle_s=5.0) == []
 
 
+def idle_workers(batcher, count, wait_s=60.0):
+    """`count` worker threads waiting in next_batch, and the list each one's batch goes to."""
+    taken = []
+    threads = [
+        threading.Thread(target=lambda: taken.append(robots_of(batcher.next_batch(8, wait_s, idle_s=30.0))))
+        for _ in range(count)
+    ]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 10.0
+    while batcher.idle_workers() < count and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert batcher.idle_workers() == count
+    return threads, taken
+
+
+def test_ready_frames_are_shared_among_idle_workers_not_run_as_one_batch():
+    batcher = FairBatcher(["a", "b", "c"])
+    threads, taken = idle_workers(batcher, 2)
+    with batcher._ready:  # both frames arrive before either worker wakes
+        batcher.put("a", "", 0)
+        batcher.put("b", "", 1)
+    for thread in threads:
+        thread.join(10.0)
+    assert sorted(taken) == [["a"], ["b"]]  # two batches of one, at once: not one of two while a worker idles
+
+
+def test_no_worker_waits_for_a_due_frame_while_another_worker_is_idle():
+    clock = Clock()
+    batcher = FairBatcher(["a", "b"], clock=clock)
+    at_rate(batcher, clock, {"a": 0.0, "b": 0.002})
+    batcher.done(batcher.take(8))
+    threads, taken = idle_workers(batcher, 2)
+    clock.now += 0.098
+    batcher.put("a", "", "a3")  # b's frame is due in 2 ms, and one batch of 60 s would wait for it ...
+    deadline = time.monotonic() + 10.0
+    while not taken and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert taken == [["a"]]  # ... but the other worker is idle and will take it: no wait
+    batcher.close()
+    for thread in threads:
+        thread.join(10.0)
+
+
 def test_a_robot_in_inference_is_held_back_from_every_other_batch():
     batcher = FairBatcher(["a", "b", "c"])
     for robot in "abc":
