@@ -10,7 +10,7 @@ from functools import partial
 from pathlib import Path
 
 from splitcomp_tools.cli import EXIT_USAGE
-from splitcomp_tools.demo.models import DEMO_MODELS
+from splitcomp_tools.demo.models import CENTERFACE, DEMO_MODELS
 from splitcomp_tools.demo.prepare import DEFAULT_CACHE, prepare_bundle
 from splitcomp_tools.run import bench_codec, bench_fleet, bench_pipeline, bench_planner, bench_restarts, bench_video
 from splitcomp_tools.run.bench_models import BenchModels
@@ -21,7 +21,13 @@ def _prepare(name: str, out: Path, cache: Path) -> Path:
     return prepare_bundle(DEMO_MODELS[name], out, cache, evaluation_frames=100, quiet=True).path
 
 
-DEMO = BenchModels(tuple(DEMO_MODELS), DEFAULT_CACHE, _prepare, lambda name: DEMO_MODELS[name].source)
+# The classifiers: the restarts and fleet benchmarks listen for classifications.
+DEMO = BenchModels(
+    tuple(n for n in DEMO_MODELS if n != CENTERFACE.name),
+    DEFAULT_CACHE,
+    _prepare,
+    lambda name: DEMO_MODELS[name].source,
+)
 BENCHMARKS: dict[str, Callable[[Sequence[str]], int]] = {
     "codec": bench_codec.main,
     "pipeline": partial(bench_pipeline.main, models=DEMO),

