@@ -69,3 +69,22 @@ def test_bench_pipeline_runs_a_detector_and_times_its_box_decoding(small_centerf
     assert result["boxes"] >= result["frames_classified"]  # a face in every carphone frame
     assert 0 < result["median_ms"]["postprocess"] < result["median_ms"]["end_to_end_latency"]
     assert "tail: decode boxes + NMS" in text and "softmax" not in text and "frames detected / published" in text
+
+
+def test_bench_detection_times_the_tails_box_decoding_per_frame(small_centerface, tmp_path, capsys):
+    out = tmp_path / "detection.json"
+    argv = ["detection", "--bundle", str(small_centerface), "--count", "6", "--json", str(out)]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    result = json.loads(out.read_text())
+    assert result["frames"] == 6 and result["camera"] == [176, 144] and result["model_input"] == [160, 128]
+    assert result["boxes_per_frame"] >= 1.0  # carphone's face, found through the bundle's own encoding
+    post = result["post_ms"]
+    assert 0 < post["median"] <= post["p95"] <= post["max"]
+    assert "tail: decode boxes + NMS (post_ms)" in text and "6 frames of video:carphone (176x144)" in text
+
+
+def test_bench_detection_refuses_a_classifier_in_one_line(tiny_bundle, capsys):
+    assert main(["detection", "--bundle", str(tiny_bundle.path), "--count", "2"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "classifies" in err and err.count("\n") == 1

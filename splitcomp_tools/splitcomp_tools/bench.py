@@ -1,8 +1,9 @@
 """bench: `bench codec` (the feature codec against the seed's encodings), `bench pipeline` (the nodes over DDS,
 also over a shaped link), `bench restarts` (how soon a node killed and started again is back in the pipeline),
 `bench planner` (a plan's candidates measured over the test bed), `bench fleet` (many robots, one edge:
-separate tails, one batched tail, or a tail over Triton) or `bench video` (bytes per frame on real clips,
-intra and inter-frame, at the agreement the new rule asks)."""
+separate tails, one batched tail, or a tail over Triton), `bench video` (bytes per frame on real clips,
+intra and inter-frame, at the agreement the new rule asks) or `bench detection` (a detection tail's box
+decoding and NMS per frame)."""
 
 import sys
 from collections.abc import Callable, Sequence
@@ -12,7 +13,15 @@ from pathlib import Path
 from splitcomp_tools.cli import EXIT_USAGE
 from splitcomp_tools.demo.models import CENTERFACE, DEMO_MODELS
 from splitcomp_tools.demo.prepare import DEFAULT_CACHE, prepare_bundle
-from splitcomp_tools.run import bench_codec, bench_fleet, bench_pipeline, bench_planner, bench_restarts, bench_video
+from splitcomp_tools.run import (
+    bench_codec,
+    bench_detection,
+    bench_fleet,
+    bench_pipeline,
+    bench_planner,
+    bench_restarts,
+    bench_video,
+)
 from splitcomp_tools.run.bench_models import BenchModels
 
 
@@ -34,6 +43,7 @@ BENCHMARKS: dict[str, Callable[[Sequence[str]], int]] = {
     "planner": bench_planner.main,
     "fleet": partial(bench_fleet.main, models=DEMO),
     "video": bench_video.main,
+    "detection": bench_detection.main,
 }
 USAGE = f"usage: bench {{{','.join(BENCHMARKS)}}} [options]   (bench NAME --help for each)"
 
