@@ -69,6 +69,7 @@ def test_bench_pipeline_runs_a_detector_and_times_its_box_decoding(small_centerf
     assert result["boxes"] >= result["frames_classified"]  # a face in every carphone frame
     assert 0 < result["median_ms"]["postprocess"] < result["median_ms"]["end_to_end_latency"]
     assert "tail: decode boxes + NMS" in text and "softmax" not in text and "frames detected / published" in text
+    assert "not answered 0" in text or f"not answered {result['lost']}" in text
 
 
 def test_bench_detection_times_the_tails_box_decoding_per_frame(small_centerface, tmp_path, capsys):

@@ -133,7 +133,8 @@ def format_result(result: dict) -> str:
         f"{result['frames_classified']} / {result['frames_published']} at {result['fps']:.1f} |",
         *([f"| boxes published on splitcomp/detections | {result['boxes']} |"] if "boxes" in result else []),
         "",
-        f"dropped by the head {result['dropped_by_head']}, not classified {result['lost']} (sequence gaps at the "
+        f"dropped by the head {result['dropped_by_head']}, not {'answered' if 'boxes' in result else 'classified'} "
+        f"{result['lost']} (sequence gaps at the "
         f"tail {result['lost_before_tail']}), "
         f"{result['bytes_per_frame']:,.0f} bytes per frame (median), key frames {result['key_frames']}, P-frames "
         f"{result['p_frames']} (chains ended by a loss {result['keyframe_losses']}), rejected by the tail "
