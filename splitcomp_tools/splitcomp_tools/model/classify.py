@@ -99,6 +99,11 @@ def _classified(
     judge: bool = False,
 ) -> tuple[list[dict], _Probe | None]:
     bundle = load_bundle(bundle_path)
+    if bundle.manifest.detection is not None:
+        raise SplitcompError(
+            f"{bundle_path} detects (its tail answers boxes); classify prints classes: see its boxes with "
+            f"`demo --model centerface`, the studio, or `bench video --bundle {bundle_path}`"
+        )
     head = HeadPipeline(bundle, config, providers=["cpu"])
     tail = TailPipeline(bundle, ["cpu"], top_k=top_k)
     probe = _Probe(head, tail) if judge else None

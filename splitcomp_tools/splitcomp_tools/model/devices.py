@@ -59,7 +59,7 @@ def measure_times(
             for cut_id, (head, tail, model_id) in pipelines.items():
                 time.sleep(pause_s if i >= WARMUP_FRAMES else 0.0)
                 encoded = head(frame, "rgb8")
-                answer = tail(model_id, encoded.tensors)
+                answer = tail(model_id, encoded.tensors, image_size=(frame.shape[1], frame.shape[0]))  # a detector's
                 if i < WARMUP_FRAMES:
                     continue
                 s = samples[cut_id]

@@ -52,9 +52,13 @@ def _head_caught_up(diagnostics: dict) -> bool:
 
 
 def measure(run: PipelineRun, frames: int, wall_s: float) -> dict:
+    """Stage medians from the nodes' diagnostics, latency and rate from the answers (classifications, or a
+    detection bundle's detections: `frames_classified` counts the frames answered either way)."""
     results = run.seen.results
     if not results:
-        raise SplitcompError(f"no classification arrived; see the logs in {run.log_dir}")
+        raise SplitcompError(
+            f"no {'detections' if run.detects else 'classification'} arrived; see the logs in {run.log_dir}"
+        )
     diag = run.seen.diagnostics
     latency = np.array([r.latency_ms for r in results])
     head_onnx = _p50(diag, "head_node", "head_ms")
@@ -93,6 +97,8 @@ def measure(run: PipelineRun, frames: int, wall_s: float) -> dict:
         },
         "latency_p95_ms": float(np.percentile(latency, 95)),
         "bytes_per_frame": float(np.median([r.feature_bytes for r in results])),
+        "task": "detection" if run.detects else "classification",
+        **({"boxes": sum(len(r.detections) for r in results)} if run.detects else {}),
     }
 
 
@@ -105,21 +111,30 @@ STAGE_ROWS = (
     ("tail_onnx", "tail: ONNX Runtime"),
     ("postprocess", "tail: softmax + top-k"),
 )
+DETECTION_POSTPROCESS = "tail: decode boxes + NMS"  # a detection bundle's post-processing row
+
+
+def _stage_rows(result: dict) -> list[tuple[str, str]]:
+    if result.get("task") != "detection":
+        return list(STAGE_ROWS)
+    return [(key, DETECTION_POSTPROCESS if key == "postprocess" else label) for key, label in STAGE_ROWS]
 
 
 def format_result(result: dict) -> str:
     """The README's table for one run: median milliseconds per stage, latency, overhead, frames."""
     ms = result["median_ms"]
     lines = ["| median ms | this run |", "|---|---|"]
-    lines += [f"| {label} | {ms[key]:.2f} |" for key, label in STAGE_ROWS]
+    lines += [f"| {label} | {ms[key]:.2f} |" for key, label in _stage_rows(result)]
     lines += [
         f"| **end-to-end latency** | **{ms['end_to_end_latency']:.2f}** (p95 {result['latency_p95_ms']:.1f}) |",
         "| **framework overhead** (latency − both ONNX runs − camera transport) | "
         f"**{ms['framework_overhead']:.2f}** |",
-        f"| frames classified / published, at fps | {result['frames_classified']} / {result['frames_published']} "
-        f"at {result['fps']:.1f} |",
+        f"| frames {'detected' if 'boxes' in result else 'classified'} / published, at fps | "
+        f"{result['frames_classified']} / {result['frames_published']} at {result['fps']:.1f} |",
+        *([f"| boxes published on splitcomp/detections | {result['boxes']} |"] if "boxes" in result else []),
         "",
-        f"dropped by the head {result['dropped_by_head']}, not classified {result['lost']} (sequence gaps at the "
+        f"dropped by the head {result['dropped_by_head']}, not {'answered' if 'boxes' in result else 'classified'} "
+        f"{result['lost']} (sequence gaps at the "
         f"tail {result['lost_before_tail']}), "
         f"{result['bytes_per_frame']:,.0f} bytes per frame (median), key frames {result['key_frames']}, P-frames "
         f"{result['p_frames']} (chains ended by a loss {result['keyframe_losses']}), rejected by the tail "

@@ -12,7 +12,9 @@ settings, CRF 18 to 33, a key frame every --keyframe-intervals value above 0, or
 AND (a) is no worse than the highest of JPEG-95's (a) and that of every H.264 camera-frame row sending at least
 as many bytes per frame over the judged frames, as point estimates. A set with too few confident frames cannot support a target: the benchmark says how many it
 needs and also chooses at the highest target the set supports. Consecutive video frames are not
-independent, so the interval is optimistic on clips.
+independent, so the interval is optimistic on clips. A detection bundle is judged by box agreement instead:
+(a) box F1, (b) recall of the unsplit model's boxes scoring at least --confidence (0.8 by default), (c) the
+mean IoU of matched boxes (model/box_agreement.py), under the same rule.
 """
 
 from __future__ import annotations
@@ -23,13 +25,14 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from splitcomp_core.bundle import MODES
+from splitcomp_core.bundle import MODES, load_bundle
 from splitcomp_core.codec import CODE_BITS, HEAD_CODECS
 from splitcomp_core.files import atomic_write_text
 from splitcomp_core.keyframes import MAX_INTERVAL
 from splitcomp_tools.cli import ToolParser, UsageError, check_outputs, float_in, format_table, int_in, run_cli
 from splitcomp_tools.cli_options import add_bottleneck, add_video_codecs
 from splitcomp_tools.model import agreement as ag
+from splitcomp_tools.model.box_agreement import DEFAULT_BOX_CONFIDENCE
 from splitcomp_tools.model.code_entropy import BOUNDS
 from splitcomp_tools.model.video import CAMERA, H264_CAMERA, LABELS
 from splitcomp_tools.run.video_measure import VideoBenchOptions, agreement_of, measure_video
@@ -86,7 +89,16 @@ def _interval(lo_hi: Sequence[float]) -> str:
     return f"{lo_hi[0]:.3f}–{lo_hi[1]:.3f}"
 
 
+BOX_HEADER = ["(a) box F1", "(b) confident boxes found", "95% interval", "(c) mean IoU"]
+
+
+CLASS_HEADER = ["(a) all", "95% interval", "(b) confident", "95% interval", "(c) top-5"]
+
+
 def _agreement_cells(r: dict, meets: str) -> list[str]:
+    if "f1" in r:  # a detector's box agreement (video_measure._agreement_json)
+        found = f"{r['confident_matched']}/{r['confident_boxes']}"
+        return [f"{r['f1']:.3f}", found, _interval(r["confident_interval"]), f"{r['mean_iou']:.3f}", meets]
     return [
         f"{r['rate']:.3f}",
         _interval(r["interval"]),
@@ -99,7 +111,8 @@ def _agreement_cells(r: dict, meets: str) -> list[str]:
 
 def format_report(report: dict, choices: Sequence[dict]) -> str:
     target, meeting = choices[0]["target"], choices[0]["bits_meeting"]
-    header = ["encoding", "(a) all", "95% interval", "(b) confident", "95% interval", "(c) top-5", f"meets {target:g}"]
+    columns = BOX_HEADER if report.get("task") == "detection" else CLASS_HEADER
+    header = ["encoding", *columns, f"meets {target:g}"]
     rows = [
         [f"{b} bits", *_agreement_cells(r, "yes" if int(b) in meeting else "no")]
         for b, r in report["agreement"].items()
@@ -127,7 +140,7 @@ def format_report(report: dict, choices: Sequence[dict]) -> str:
     parts += _bounds_lines(report)
     parts += _bottleneck_lines(report, target, sources)
     for choice in choices:
-        parts += _choice_lines(choice, sources)
+        parts += _choice_lines(choice, sources, "boxes" if report.get("task") == "detection" else "frames")
     parts.append(_footer(report))
     return "\n".join(parts)
 
@@ -182,12 +195,12 @@ def _bytes(stats: dict) -> str:
     return f"{stats['median']:,.0f}/{stats['mean']:,.0f}"
 
 
-def _choice_lines(choice: dict, sources: Sequence[str]) -> list[str]:
+def _choice_lines(choice: dict, sources: Sequence[str], unit: str = "frames") -> list[str]:
     target = choice["target"]
     if not choice["supported"]:
         return [
             f"target {target:g}: the set cannot support it; its lower bound needs at least {choice['needed']} "
-            f"confident frames without a disagreement (judge on more frames, e.g. a larger --eval-count)",
+            f"confident {unit} without a disagreement (judge on more frames, e.g. a larger --eval-count)",
             "",
         ]
     if choice["cheapest"] is None:
@@ -199,7 +212,7 @@ def _choice_lines(choice: dict, sources: Sequence[str]) -> list[str]:
     ]
     best = choice["cheapest"]
     return [
-        f"target {target:g} (needs {choice['needed']} confident frames): bits meeting the rule "
+        f"target {target:g} (needs {choice['needed']} confident {unit}): bits meeting the rule "
         f"{', '.join(map(str, choice['bits_meeting']))}; the fewest bytes per codec and key-frame interval:",
         format_table(header, rows, left=(0, 1)),
         f"cheapest: bits {best['bits']}, codec {best['codec']}, keyframe_interval {best['keyframe_interval']}",
@@ -208,17 +221,22 @@ def _choice_lines(choice: dict, sources: Sequence[str]) -> list[str]:
 
 
 def _footer(report: dict) -> str:
+    boxes = report.get("task") == "detection"
     sources = "; ".join(
-        f"{s['name']}: {s['frames']} frames, {s['confident']} confident, median top-1 probability "
+        f"{s['name']}: {s['frames']} frames, {s['boxes']} unsplit boxes, {s['confident']} confident, median score "
+        f"{s['median_box_score']:.2f}"
+        if boxes
+        else f"{s['name']}: {s['frames']} frames, {s['confident']} confident, median top-1 probability "
         f"{s['median_top1_probability']:.2f}"
         for s in report["sources"]
     )
+    sure = "an unsplit box's score" if boxes else "unsplit top-1 probability"
     shapes = ", ".join(f"{name} {'x'.join(map(str, shape))}" for name, shape in report["tensors"].items())
     return (
         f"{shapes}, ranges ({report['quantization']}, least error at each bit width) and entropy tables fitted on "
         f"{report['fit']['frames']} frames of {report['fit']['images']} (P-frame tables: {report['delta_fit']['frames']} "
-        f"frames of {report['delta_fit']['images']}). Judged: {sources}. Confident: unsplit top-1 "
-        f"probability >= {report['confidence']:g}; {ag.DEPENDENCE_NOTE}. '= intra': every decoded code equals intra "
+        f"frames of {report['delta_fit']['images']}). Judged: {sources}. Confident: {sure} "
+        f">= {report['confidence']:g}; {ag.DEPENDENCE_NOTE}. '= intra': every decoded code equals intra "
         f"coding's."
     )
 
@@ -273,13 +291,26 @@ def build_parser() -> ToolParser:
         help="range mode: calibrated (per tensor, the default) or per_channel",
     )
     p.add_argument("--target", type=float_in(0.0, 1.0, low_open=True), default=0.99, help="agreement target (0.99)")
-    p.add_argument("--confidence", type=float_in(0.0, 1.0), default=ag.DEFAULT_CONFIDENCE, help="default 0.5")
+    p.add_argument(
+        "--confidence",
+        type=float_in(0.0, 1.0),
+        help=f"a confident frame's unsplit top-1 probability (default {ag.DEFAULT_CONFIDENCE}), or a confident "
+        f"box's score (default {DEFAULT_BOX_CONFIDENCE})",
+    )
     p.add_argument("--answer-all", action="store_true", help="run the tail on every pass, not once per bit width")
     add_video_codecs(p)
     add_bottleneck(p)
     p.add_argument("--seed", type=int, default=0, help="random seed of the photo crops (judged: seed + 1)")
     p.add_argument("--json", metavar="FILE", help="also write the measurements to this file as JSON")
     return p
+
+
+def _confidence(args: argparse.Namespace) -> float:
+    """--confidence, or the default of the bundle's task (a class probability, or a box score)."""
+    if args.confidence is not None:
+        return args.confidence
+    detects = load_bundle(args.bundle).manifest.task == "detection"
+    return DEFAULT_BOX_CONFIDENCE if detects else ag.DEFAULT_CONFIDENCE
 
 
 def _main(argv: Sequence[str] | None) -> int:
@@ -299,7 +330,7 @@ def _main(argv: Sequence[str] | None) -> int:
         codecs=args.codecs,
         intervals=args.keyframe_intervals,
         mode=args.quantization,
-        confidence=args.confidence,
+        confidence=_confidence(args),
         seed=args.seed,
         answer_all=args.answer_all,
         video_codecs=args.video_codecs,

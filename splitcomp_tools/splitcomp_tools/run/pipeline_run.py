@@ -1,8 +1,9 @@
 """Run image_source, head_node and tail_node as separate processes and watch them from a probe node.
 
 The demo and the pipeline benchmark both use this: it starts what `pipeline.launch.py` would
-(without the overlay), records camera frames, classifications and diagnostics (only what
-a deployment would also subscribe to), and stops everything cleanly.
+(without the overlay), records camera frames, the tail's answers and diagnostics (only what
+a deployment would also subscribe to), and stops everything cleanly. The answers are what the bundle's task
+makes the tail publish: Classification on splitcomp/classification, or Detections on splitcomp/detections.
 """
 
 from __future__ import annotations
@@ -20,20 +21,31 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 
-from splitcomp_core.errors import SplitcompError
-from splitcomp_msgs.msg import Classification
+from splitcomp_core.bundle import load_bundle
+from splitcomp_core.errors import BundleError, SplitcompError
+from splitcomp_msgs.msg import Classification, Detections
 from splitcomp_ros.messages import stamp_key
 from splitcomp_tools.run.local_launch import NodeProcess
 
 
 @dataclasses.dataclass
 class Seen:
-    """What the probe received: camera frames by stamp, classifications, the latest diagnostics."""
+    """What the probe received: camera frames by stamp, the tail's answers (classifications or detections), the
+    latest diagnostics."""
 
     frames: dict = dataclasses.field(default_factory=dict)
     overlay: Image | None = None
     results: list = dataclasses.field(default_factory=list)
     diagnostics: dict = dataclasses.field(default_factory=dict)
+
+
+def detects(bundle: Path) -> bool:
+    """Whether the bundle's tail answers boxes (task detection); a bundle that does not load is left for the
+    nodes to refuse in their own words."""
+    try:
+        return load_bundle(bundle).manifest.task == "detection"
+    except BundleError:
+        return False
 
 
 class PipelineRun:
@@ -51,7 +63,7 @@ class PipelineRun:
         watch_frames: bool = True,
         preload: int = 0,
         overlay: bool = False,
-        on_result: Callable[[Classification], None] | None = None,
+        on_result: Callable[[Classification | Detections], None] | None = None,
         prefix: Callable[[str], Sequence[str]] = lambda executable: (),
     ) -> None:
         """`prefix(executable)` is put before each node's command (the test bed: which namespace it runs in)."""
@@ -63,6 +75,7 @@ class PipelineRun:
         self.overlay = overlay
         self.on_result = on_result
         self.prefix = prefix
+        self.detects = detects(self.bundle)
         self.seen = Seen()
         self._nodes: list[NodeProcess] = []
         self._logs: list = []
@@ -77,7 +90,10 @@ class PipelineRun:
         self._executor.add_node(self.node)
         if self.watch_frames:
             self.node.create_subscription(Image, "image_raw", self._on_frame, qos_profile_sensor_data)
-        self.node.create_subscription(Classification, "splitcomp/classification", self._on_result, 50)
+        if self.detects:
+            self.node.create_subscription(Detections, "splitcomp/detections", self._on_result, 50)
+        else:
+            self.node.create_subscription(Classification, "splitcomp/classification", self._on_result, 50)
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
         if self.overlay:
             self.node.create_subscription(Image, "splitcomp/overlay", self._on_overlay, qos_profile_sensor_data)
@@ -147,7 +163,7 @@ class PipelineRun:
     def _on_overlay(self, msg: Image) -> None:
         self.seen.overlay = msg
 
-    def _on_result(self, msg: Classification) -> None:
+    def _on_result(self, msg: Classification | Detections) -> None:
         self.seen.results.append(msg)
         if self.on_result:
             self.on_result(msg)

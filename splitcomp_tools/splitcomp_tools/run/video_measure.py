@@ -2,7 +2,7 @@
 agreement with the unsplit model that decides which of them a robot may send.
 
 Ranges (least-error, at each bit width) and the entropy tables are fitted on `images` (photos:train), never on
-the frames judged. Every judged frame goes through HeadPipeline (features, then the head's encode, intra or as a
+the frames judged. A detection bundle's answers are its boxes, judged by box agreement (model/answers.py). Every judged frame goes through HeadPipeline (features, then the head's encode, intra or as a
 P-frame under the head's own KeyframeSchedule) and TailPipeline (validate, decode, the tail model, top-k), as in
 deployment; the unsplit answer is the tail on float32 features, the JPEG-95 reference the model on the camera
 frame after a quality-95 JPEG round trip, and beside it each H.264/H.265 setting of model/video (CRF 18..33, the
@@ -19,12 +19,14 @@ import dataclasses
 import statistics
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import cast
 
 import cv2
 import numpy as np
 
 from splitcomp_core.bundle import Bundle, load_bundle
 from splitcomp_core.codec import CODE_BITS, payload_bytes
+from splitcomp_core.detection import Detection
 from splitcomp_core.entropy import EntropyModels, EntropyTable
 from splitcomp_core.entropy_fit import fit_head_tables
 from splitcomp_core.errors import SplitcompError
@@ -36,7 +38,9 @@ from splitcomp_core.tail import Decoded, TailPipeline
 from splitcomp_tools.cli import UsageError
 from splitcomp_tools.frames import open_source
 from splitcomp_tools.model import agreement as ag
+from splitcomp_tools.model import answers as task
 from splitcomp_tools.model.baseline import FULL_SIZE_QUALITY, jpeg_round_trip
+from splitcomp_tools.model.box_agreement import BoxAgreement
 from splitcomp_tools.model.calibrate import shared_scenes
 from splitcomp_tools.model.code_entropy import BOUNDS, code_entropy_bytes
 from splitcomp_tools.model.distill.judge import training_images
@@ -45,6 +49,7 @@ from splitcomp_tools.model.video import CODECS, DEFAULT_KEYFRAME_INTERVAL, Setti
 
 Features = Mapping[str, np.ndarray]
 Scores = list[tuple[int, float]]  # one answer's top-k: (class id, probability), best first
+Answer = Scores | list[Detection]  # a classifier's top-k, or a detector's boxes (model-input pixels)
 RANGE_METHOD = "mse"  # least-error ranges at each bit width, as `calibrate` stores them
 
 
@@ -61,7 +66,7 @@ class VideoBenchOptions:
     codecs: tuple[str, ...] = ("zstd", "entropy")
     intervals: tuple[int, ...] = (0, 10)
     mode: str = "calibrated"  # the head's quantization: per-tensor ("calibrated") or per_channel ranges
-    confidence: float = ag.DEFAULT_CONFIDENCE
+    confidence: float = ag.DEFAULT_CONFIDENCE  # a detector's confident box: its score (bench video: 0.8)
     seed: int = 0
     answer_all: bool = False
     video_codecs: tuple[str, ...] = CODECS
@@ -76,10 +81,10 @@ class Judged:
     name: str
     clip: bool  # a source with its own frame rate (a video): its frames come in order
     features: list[Features]
-    unsplit: list[Scores]
-    jpeg: list[Scores]
+    unsplit: list[Answer]
+    jpeg: list[Answer]
     jpeg_bytes: list[int]
-    video: dict[Setting, list[Scores]] = dataclasses.field(default_factory=dict)
+    video: dict[Setting, list[Answer]] = dataclasses.field(default_factory=dict)
     video_bytes: dict[Setting, list[int]] = dataclasses.field(default_factory=dict)
     learned: dict[str, list[Features]] = dataclasses.field(default_factory=dict)  # each bottleneck head's cut tensors
 
@@ -94,6 +99,8 @@ def measure_video(options: VideoBenchOptions) -> dict:
     start = EncoderConfig(options.bits[0], "clip")  # nothing the bundle's own entropy models would have to cover
     head = HeadPipeline(bundle, start, providers=["cpu"], entropy_models=EntropyModels([]))
     tail = TailPipeline(bundle, ["cpu"], entropy_models=head.entropy_models)
+    if options.bottlenecks and task.is_detection(tail):
+        raise UsageError("--bottleneck judges a classifier's bottleneck; this bundle is a detector")
     fit = source_features(head, options.images, options.count, options.seed)
     intervals = [i for i in options.intervals if i > 0] or [DEFAULT_KEYFRAME_INTERVAL]
     video = VideoBaseline(head.preprocess, options.video_codecs, keyframe_intervals=intervals)
@@ -130,6 +137,7 @@ def measure_video(options: VideoBenchOptions) -> dict:
         "delta_fit": {"images": options.delta_images or options.images, "frames": len(delta)},
         "sources": [_describe_source(j, options.confidence) for j in judged],
         "confidence": options.confidence,
+        "task": "detection" if task.is_detection(tail) else "classification",
         "agreement": {str(b): _agreement_json(a) for b, a in agreement.items()},
         "jpeg95": {
             **_agreement_json(jpeg),
@@ -242,16 +250,27 @@ def _tables(head: HeadPipeline, fit: Sequence[Features], delta: Sequence[Feature
     return [EntropyTable(t.tensor, t.bits, t.mode, t.key, deltas[t.tensor].delta) for t in keys]
 
 
-def _answer(tail: TailPipeline, feeds: Features) -> Scores:
-    """The tail's top-k answer to float features (the unsplit model: head then tail, nothing quantized)."""
+def _answer(tail: TailPipeline, feeds: Features) -> Answer:
+    """The tail's answer to float (or decoded) features: its top-k, or a detector's boxes in model-input pixels."""
+    if task.is_detection(tail):
+        return list(task.answer(tail, feeds))
     result = tail.answer(Decoded(dict(feeds), None, 0.0, 0))
     return [(int(c), float(p)) for c, _, p in result.results]
 
 
-def _measure(unsplit: Sequence[Scores], answers: Sequence[Scores], confidence: float) -> ag.Agreement:
-    """model/agreement's figures of `answers` against the unsplit answers to the same frames."""
-    width = 1 + max(c for a in (*unsplit, *answers) for c, _ in a)
-    return ag.measure(_matrix(unsplit, width), _matrix(answers, width), confidence)
+def _boxes(answers: Sequence[Answer]) -> bool:
+    """Whether these are a detector's answers: no class score among them (a top-k is never empty)."""
+    return not any(isinstance(x, tuple) for a in answers for x in a)
+
+
+def _measure(unsplit: Sequence[Answer], answers: Sequence[Answer], confidence: float) -> ag.Agreement | BoxAgreement:
+    """The agreement of `answers` with the unsplit answers to the same frames, by the task (model/answers)."""
+    if _boxes([*unsplit, *answers]):
+        boxes = cast(Sequence[list[Detection]], unsplit), cast(Sequence[list[Detection]], answers)
+        return task.agreement(task.joined(boxes[0]), task.joined(boxes[1]), confidence)
+    scores = cast(Sequence[Scores], unsplit), cast(Sequence[Scores], answers)
+    width = 1 + max(c for a in (*scores[0], *scores[1]) for c, _ in a)
+    return ag.measure(_matrix(scores[0], width), _matrix(scores[1], width), confidence)
 
 
 def _matrix(answers: Sequence[Scores], width: int) -> np.ndarray:
@@ -273,7 +292,7 @@ def _with_ranges(bundle: Bundle, tensors: Mapping, bits: int, frames: int) -> Bu
 
 def _bits_rows(
     head: HeadPipeline, tail: TailPipeline, judged: Sequence[Judged], bits: int, options: VideoBenchOptions
-) -> tuple[list[dict], ag.Agreement]:
+) -> tuple[list[dict], ag.Agreement | BoxAgreement]:
     """One row per codec and interval at `bits`, and the agreement of the tail's answers to the decoded frames."""
     unsplit = [s for j in judged for s in j.unsplit]
     rows, answered = [], None
@@ -305,7 +324,7 @@ def _bits_rows(
 
 def _stream(
     head: HeadPipeline, tail: TailPipeline, frames: Sequence[Features], interval: int, answer: bool
-) -> tuple[list[int], bool, int, list[Scores]]:
+) -> tuple[list[int], bool, int, list[Answer]]:
     """One source's frames in order through the head's schedule and the tail's decode: bytes per frame, whether
     every decoded code equals intra coding's, how many key frames, and (when `answer`) the tail's answers."""
     schedule = KeyframeSchedule(interval)
@@ -321,8 +340,7 @@ def _stream(
         reference = Reference(sequence, tail.model_id, decoded.codes)
         sizes.append(payload_bytes(tensors))
         if answer:
-            result = tail.answer(decoded)
-            answers.append([(int(c), float(p)) for c, _, p in result.results])
+            answers.append(_answer(tail, decoded.feeds))
     return sizes, identical, schedule.key_frames, answers
 
 
@@ -380,7 +398,9 @@ def _stats(sizes: Sequence[int]) -> dict[str, float]:
     return {"median": float(statistics.median(sizes)), "mean": float(statistics.fmean(sizes)), "frames": len(sizes)}
 
 
-def _agreement_json(a: ag.Agreement) -> dict:
+def _agreement_json(a: ag.Agreement | BoxAgreement) -> dict:
+    if isinstance(a, BoxAgreement):  # its own figures, and the names the rule and the tables read
+        return {**a.to_json(), "iou_sum": a.iou_sum, "rate": a.rate, "confident_frames": a.confident_boxes}
     return {
         "agree": a.agree,
         "frames": a.frames,
@@ -394,16 +414,30 @@ def _agreement_json(a: ag.Agreement) -> dict:
     }
 
 
-def agreement_of(record: Mapping) -> ag.Agreement:
-    """An Agreement back from its JSON record (to apply `meets`)."""
+def agreement_of(record: Mapping) -> ag.Agreement | BoxAgreement:
+    """An Agreement (a BoxAgreement) back from its JSON record (to apply `meets`)."""
+    if "f1" in record:
+        keys = ("matched", "reference_boxes", "candidate_boxes", "confident_matched", "confident_boxes", "iou_sum")
+        return BoxAgreement(*(record[k] for k in keys))
     return ag.Agreement(
         record["agree"], record["frames"], record["confident_agree"], record["confident_frames"], record["top5_overlap"]
     )
 
 
 def _describe_source(judged: Judged, confidence: float) -> dict:
-    width = 1 + max(c for a in judged.unsplit for c, _ in a)
-    unsplit = _matrix(judged.unsplit, width)
+    if _boxes(judged.unsplit):
+        scores = [d.score for a in cast(list[list[Detection]], judged.unsplit) for d in a]
+        return {
+            "name": judged.name,
+            "clip": judged.clip,
+            "frames": len(judged.features),
+            "boxes": len(scores),
+            "confident": sum(1 for score in scores if score >= confidence),
+            "median_box_score": float(np.median(scores)) if scores else 0.0,
+        }
+    answers = cast(list[Scores], judged.unsplit)
+    width = 1 + max(c for a in answers for c, _ in a)
+    unsplit = _matrix(answers, width)
     probabilities = unsplit.max(axis=1)
     return {
         "name": judged.name,

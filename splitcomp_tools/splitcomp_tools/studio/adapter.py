@@ -19,12 +19,13 @@ import cv2
 import numpy as np
 
 from splitcomp_core.bundle import load_bundle
+from splitcomp_core.detection import Detection
 from splitcomp_core.errors import SplitcompError
 from splitcomp_core.head import HeadPipeline
 from splitcomp_core.images import read_image
 from splitcomp_core.quantization import EncoderConfig
 from splitcomp_core.tail import TailPipeline, TailResult
-from splitcomp_tools.draw.annotate import annotate, result_lines, write_png
+from splitcomp_tools.draw.annotate import Box, annotate, detection_lines, draw_boxes, result_lines, write_png
 from splitcomp_tools.frames import files as frame_files
 from splitcomp_tools.frames import open_source
 from splitcomp_tools.model import calibrate as calibration
@@ -33,8 +34,10 @@ from splitcomp_tools.model import split as splitting
 from splitcomp_tools.model.agreement import DEFAULT_CONFIDENCE, DEPENDENCE_NOTE, measure
 from splitcomp_tools.model.analyze import analyze_model, cut_records
 from splitcomp_tools.model.baseline import FULL_SIZE_QUALITY, jpeg_round_trip
+from splitcomp_tools.model.box_agreement import DEFAULT_BOX_CONFIDENCE, measure_boxes
 from splitcomp_tools.model.calibrate import calibrate
 from splitcomp_tools.model.calibration import save_calibration
+from splitcomp_tools.model.metadata import recorded_preprocessing
 from splitcomp_tools.model.split import Preprocessing, split_model
 from splitcomp_tools.model.video import CODECS
 from splitcomp_tools.report.calibrate import format_table, plot_png
@@ -79,6 +82,16 @@ def default_preprocessing(inputs: dict[str, list[int]], preprocessing: Preproces
         "std": list(preprocessing.std),
         "color_order": "BGR" if preprocessing.bgr else "RGB",
     }
+
+
+def recorded_preprocessing_of(model: Path) -> Preprocessing | None:
+    """What the model's export recorded about its preprocessing (split's own defaults for it, e.g. CenterFace's raw
+    0..255 pixels), or None when it recorded nothing usable."""
+    try:
+        fields = recorded_preprocessing(graph.load_model(model))
+    except SplitcompError:
+        return None
+    return Preprocessing(**fields) if fields else None
 
 
 def preprocessing(
@@ -220,6 +233,7 @@ class Classifier:
 
     Each image goes through the head once; its cut tensors are encoded as asked (the split answer)
     and as raw float32 (the unsplit answer), and both go through the tail as the edge would decode them.
+    A detection bundle answers boxes in the image's pixels (the tail gets its size, as from SplitFeatures).
     """
 
     def __init__(self, bundle_dir: Path) -> None:
@@ -230,24 +244,22 @@ class Classifier:
 
     def __call__(self, rgb: np.ndarray, config: EncoderConfig, overlay: Path) -> dict[str, Any]:
         model_id = self.bundle.manifest.model_id
+        size = (int(rgb.shape[1]), int(rgb.shape[0]))
         with self._lock:  # the encoder settings belong to the pipeline; one image at a time
             warnings = self.head.configure(config)
             features, preprocess_ms, head_ms = self.head.features(rgb, "rgb8")
             start = time.perf_counter()
             tensors = self.head.encode(features)
             encode_ms = (time.perf_counter() - start) * 1e3
-            sent = self.tail(model_id, tensors)
+            sent = self.tail(model_id, tensors, image_size=size)
             self.head.configure(REFERENCE)
-            reference = self.tail(model_id, self.head.encode(features))
+            reference = self.tail(model_id, self.head.encode(features), image_size=size)
             jpeg_bgr, jpeg_size = jpeg_round_trip(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), FULL_SIZE_QUALITY)
-            jpeg = self.tail(model_id, self.head.encode(self.head.features(jpeg_bgr, "bgr8")[0]))
+            jpeg = self.tail(model_id, self.head.encode(self.head.features(jpeg_bgr, "bgr8")[0]), image_size=size)
         latency_ms = preprocess_ms + head_ms + encode_ms + sent.total_ms
         _draw_overlay(rgb, sent, latency_ms, overlay)
         return {
-            "split": _top(sent),
-            "unsplit": _top(reference),
-            "jpeg95": _top(jpeg),  # the JPEG-95 of the image through the unsplit model: what a robot would get
-            "agree": sent.results[0][0] == reference.results[0][0],
+            **_answers(sent, reference, jpeg),
             "feature_bytes": sent.feature_bytes,
             "float32_bytes": reference.feature_bytes,
             "jpeg95_bytes": jpeg_size,
@@ -261,9 +273,41 @@ class Classifier:
         }
 
 
-def agreement_of(rows: Sequence[dict[str, Any]], confidence: float = DEFAULT_CONFIDENCE) -> dict[str, Any]:
+def _answers(sent: TailResult, reference: TailResult, jpeg: TailResult) -> dict[str, Any]:
+    """The split, unsplit and JPEG-95 answers (what a robot sending the image would get) and whether split agrees:
+    the top-5 and its top-1, or a detector's boxes and whether they match the unsplit boxes one to one."""
+    if sent.detections is None or reference.detections is None or jpeg.detections is None:
+        return {
+            "split": _top(sent),
+            "unsplit": _top(reference),
+            "jpeg95": _top(jpeg),
+            "agree": sent.results[0][0] == reference.results[0][0],
+        }
+    same = measure_boxes([reference.detections], [sent.detections])
+    return {
+        "task": "detection",
+        "split": [dataclasses.asdict(d) for d in sent.detections],
+        "unsplit": [dataclasses.asdict(d) for d in reference.detections],
+        "jpeg95": [dataclasses.asdict(d) for d in jpeg.detections],
+        "agree": same.matched == same.reference_boxes == same.candidate_boxes,
+    }
+
+
+def agreement_of(rows: Sequence[dict[str, Any]], confidence: float | None = None) -> dict[str, Any]:
     """The split answers' and JPEG-95's agreement with the unsplit answers of the same images, from their top-5
-    (all the figures need: top-1, its probability, the top-5 classes), as calibrate reports them."""
+    (all the figures need: top-1, its probability, the top-5 classes), as calibrate reports them; a detector's
+    by box agreement (F1, recall of confident boxes, mean IoU). `confidence` None: the task's default."""
+    if rows and rows[0].get("task") == "detection":
+        sure = DEFAULT_BOX_CONFIDENCE if confidence is None else confidence
+        boxes = {key: [[_detection(d) for d in row[key]] for row in rows] for key in ("split", "unsplit", "jpeg95")}
+        return {
+            "task": "detection",
+            "confidence": sure,
+            "dependence_note": DEPENDENCE_NOTE,
+            "split": measure_boxes(boxes["unsplit"], boxes["split"], sure).to_json(),
+            "jpeg95": measure_boxes(boxes["unsplit"], boxes["jpeg95"], sure).to_json(),
+        }
+    confidence = DEFAULT_CONFIDENCE if confidence is None else confidence
     classes = 1 + max(c["class_id"] for row in rows for key in ("split", "unsplit", "jpeg95") for c in row[key])
     scores = {key: np.zeros((len(rows), classes)) for key in ("split", "unsplit", "jpeg95")}
     for k, row in enumerate(rows):
@@ -278,13 +322,22 @@ def agreement_of(rows: Sequence[dict[str, Any]], confidence: float = DEFAULT_CON
     }
 
 
+def _detection(record: dict[str, Any]) -> Detection:
+    return Detection(**{**record, "keypoints": tuple(record["keypoints"])})
+
+
 def _top(result: TailResult) -> list[dict[str, Any]]:
     return [{"class_id": c, "label": label, "score": score} for c, label, score in result.results]
 
 
 def _draw_overlay(rgb: np.ndarray, result: TailResult, latency_ms: float, out: Path) -> None:
     """The frame as the overlay node draws it; no network here, so the rate is what this server sustains."""
-    scores = [(label or f"class {c}", score) for c, label, score in result.results]
     fps = 1e3 / latency_ms if latency_ms > 0 else 0.0
-    drawn = annotate(rgb, result_lines(scores, latency_ms, result.feature_bytes, fps))
+    if result.detections is not None:
+        boxes = [Box(d.x, d.y, d.width, d.height, d.keypoints) for d in result.detections]
+        lines = detection_lines(len(boxes), latency_ms, result.feature_bytes, fps)
+        drawn = annotate(draw_boxes(rgb, boxes), lines)
+    else:
+        scores = [(label or f"class {c}", score) for c, label, score in result.results]
+        drawn = annotate(rgb, result_lines(scores, latency_ms, result.feature_bytes, fps))
     write_png(out, cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))

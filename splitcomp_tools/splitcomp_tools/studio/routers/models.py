@@ -120,7 +120,8 @@ def model_json(studio: Studio, entry: ModelEntry, max_tensors: int = 1) -> dict[
     """What GET /api/models/{id} answers: the model, its split defaults and its analysis."""
     found = analysis(entry, max_tensors)
     item = catalog.shipped().get(entry.shipped or "")
-    defaults = adapter.default_preprocessing(found["inputs"], item.preprocessing if item else None)
+    recorded = item.preprocessing if item else adapter.recorded_preprocessing_of(entry.path)
+    defaults = adapter.default_preprocessing(found["inputs"], recorded)
     return {
         "id": entry.id,
         "name": entry.name,

@@ -343,6 +343,22 @@ function topTable(title, results) {
     ...results.map((r, k) => el("tr", {}, el("td", {}, `${k + 1}. ${r.label || `class ${r.class_id}`}`), el("td", {}, percent(r.score)))));
 }
 
+// A detection bundle answers boxes (in the image's pixels): listed beside the overlay that draws them.
+const BOX_HEADS = ["box F1", "recall of confident boxes [95 % CI]", "mean IoU"];
+function boxCells(stats) {
+  return [
+    el("td", { class: "num" }, percent(stats.f1)),
+    el("td", { class: "num" }, stats.confident_boxes ? `${percent(stats.confident_recall)} ${interval(stats.confident_interval)}` : "-"),
+    el("td", { class: "num" }, stats.mean_iou.toFixed(3)),
+  ];
+}
+
+function boxTable(title, boxes) {
+  const rows = boxes.map((b, k) => el("tr", { class: "box" }, el("td", {}, `${k + 1}. ${b.label || `class ${b.class_id}`} ${percent(b.score)}`),
+    el("td", {}, `x ${b.x.toFixed(0)}, y ${b.y.toFixed(0)}, ${b.width.toFixed(0)}×${b.height.toFixed(0)}`)));
+  return el("table", {}, el("tr", {}, el("th", { colspan: 2 }, title)), ...(rows.length ? rows : [el("tr", {}, el("td", { colspan: 2 }, "no boxes"))]));
+}
+
 async function classifyImages(event) {
   event.preventDefault();
   const form = new FormData();
@@ -360,21 +376,28 @@ async function classifyImages(event) {
   form.append("codec", $("classify-codec").value);
   const result = await api(`/api/bundles/${state.bundle}/classify`, { method: "POST", body: form });
   const a = result.agreement;
-  const summary = el("table", {}, el("caption", {}, `agreement with the unsplit model on these ${a.split.frames} images; confident = its top-1 ` +
-    `probability ≥ ${a.confidence} (${a.split.confident_frames}); [..] = 95 % Wilson interval: ${a.dependence_note}`),
-    el("tr", {}, el("th", {}, ""), ...AGREEMENT_HEADS.map((h) => el("th", {}, h))),
-    el("tr", {}, el("td", {}, "split features"), ...agreementCells(a.split)),
-    el("tr", {}, el("td", {}, "JPEG-95 of the image"), ...agreementCells(a.jpeg95)));
+  const boxes = a.task === "detection";
+  const [heads, cells, answers] = boxes ? [BOX_HEADS, boxCells, boxTable] : [AGREEMENT_HEADS, agreementCells, topTable];
+  const caption = boxes
+    ? `box agreement with the unsplit model on these ${result.images.length} images (one-to-one matches at IoU ≥ 0.5); confident = an ` +
+      `unsplit box's score ≥ ${a.confidence} (${a.split.confident_boxes} of ${a.split.reference_boxes} boxes); [..] = 95 % Wilson interval: ${a.dependence_note}`
+    : `agreement with the unsplit model on these ${a.split.frames} images; confident = its top-1 ` +
+      `probability ≥ ${a.confidence} (${a.split.confident_frames}); [..] = 95 % Wilson interval: ${a.dependence_note}`;
+  const summary = el("table", {}, el("caption", {}, caption),
+    el("tr", {}, el("th", {}, ""), ...heads.map((h) => el("th", {}, h))),
+    el("tr", {}, el("td", {}, "split features"), ...cells(a.split)),
+    el("tr", {}, el("td", {}, "JPEG-95 of the image"), ...cells(a.jpeg95)));
   $("classify-summary").replaceChildren(summary);
   $("classify-results").replaceChildren(...result.images.map((r) => {
     const ratio = r.jpeg95_bytes / r.feature_bytes;
     return el("div", { class: "result-card" },
       el("img", { src: r.overlay_url, alt: `${r.image} as the overlay node draws it` }),
       el("div", {},
-        el("h3", {}, `${r.image} `, el("span", { class: r.agree ? "badge" : "badge differs" }, r.agree ? "top-1 agrees" : "top-1 differs")),
+        el("h3", {}, `${r.image} `, el("span", { class: r.agree ? "badge" : "badge differs" },
+          `${boxes ? "boxes" : "top-1"} ${r.agree ? (boxes ? "agree" : "agrees") : (boxes ? "differ" : "differs")}`)),
         el("div", { class: "side-by-side" },
-          topTable(`split (${result.config.bits} bits, ${result.config.quantization}, ${result.config.codec})`, r.split),
-          topTable("unsplit (float32 features)", r.unsplit)),
+          answers(`split (${result.config.bits} bits, ${result.config.quantization}, ${result.config.codec})`, r.split),
+          answers("unsplit (float32 features)", r.unsplit)),
         el("ul", { class: "facts" },
           el("li", { class: "wire" }, `on the wire: ${bytes(r.feature_bytes)} B of features; the ${r.width}×${r.height} image as JPEG-95: ` +
             `${bytes(r.jpeg95_bytes)} B (${ratio.toFixed(1)}× more)`),
