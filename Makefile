@@ -17,7 +17,7 @@ ROS_ENV := $(if $(filter-out jazzy,$(ROS)),export SPLITCOMP_PYPI_ROS=$(ROS) &&)
 help:
 	@echo "make demo   - set up, build, and run the split pipeline end to end on EfficientNet-Lite0 and real photos"
 	@echo "make test   - set up, build, and run every test (what CI runs)"
-	@echo "make test-fast - unit and property tests, lint and one DDS round trip (under 3 minutes; no slow marker)"
+	@echo "make test-fast - unit and property tests, lint and one DDS round trip (about 3 minutes; no slow marker)"
 	@echo "make test-ros ROS=kilted - only the ROS-facing tests ($(ROS_TESTS)), on ROS 2 Kilted (default jazzy)"
 	@echo "make lint   - ruff (lint and format check) and mypy, as the tests run them"
 	@echo "make studio - the web page (and JSON API) at http://127.0.0.1:8000/: upload, cut, split, calibrate, test, download"
