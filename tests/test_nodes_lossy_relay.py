@@ -24,7 +24,7 @@ HEAD = "splitcomp: /head_node"
 RELAYED = "splitcomp/features_relayed"
 DROPS = (3, 8, 9, 15)  # after the first P-frame (once acknowledgements flow), these messages are dropped
 FRAMES = 24
-WARM_UP = 20
+WARM_UP = 120  # at most this many frames before acknowledgements flow (DDS matching under load can take seconds)
 
 
 class Relay:
@@ -92,6 +92,8 @@ def test_a_dropped_message_costs_only_itself_with_acknowledged_references(tiny_b
         while not any(msg.reference_sequence for msg in relay.sent.values()) and stamp < WARM_UP:
             stamp += 1  # until the head has heard an acknowledgement (matching can take a moment)
             relay.send(frames[stamp - 1], stamp)
+        heard = any(msg.reference_sequence for msg in relay.sent.values())
+        assert heard, ("no acknowledgement reached the head", relay.head.log()[-2000:])
         first = stamp + 1
         relay.dropped = {relay.sent[stamp].sequence + d for d in DROPS}
         for stamp in range(first, first + FRAMES):
