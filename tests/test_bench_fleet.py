@@ -40,7 +40,7 @@ def test_bench_fleet_beside_hostile_robots_answers_the_others_and_counts_each_un
 ):
     out = tmp_path / "fleet.json"
     argv = ["fleet", "--bundle", str(tiny_batch_bundle.path), "--robots", "2", "--rate", "10", "--duration", "2"]
-    argv += ["--configs", "separate,batched", "--hostile", "garbage,other-bundle,flood", "--frames", "4"]
+    argv += ["--configs", "batched", "--hostile", "garbage,other-bundle,flood", "--frames", "4"]
     assert bench.main([*argv, "--out", str(tmp_path / "run"), "--json", str(out)]) == 0
     printed = capsys.readouterr().out
     assert (
@@ -50,7 +50,7 @@ def test_bench_fleet_beside_hostile_robots_answers_the_others_and_counts_each_un
     result = json.loads(out.read_text())
     assert result["hostile"] == ["garbage", "other-bundle", "flood"] and result["flood_rate_hz"] == 100
     runs = {(r["config"], r["hostile"]): r for r in result["runs"]}
-    assert len(runs) == len(result["runs"]) == 8
+    assert len(runs) == len(result["runs"]) == 4  # the batched tail alone: separate tails are each a tail_node
     assert (runs[("batched", None)]["threads"], runs[("batched", None)]["workers"]) == (1, 2)  # its own defaults
     for (config, hostile), run in runs.items():
         assert set(run["per_robot"]) == {"robot_0", "robot_1"}, (config, hostile)  # the well-behaved robots only
