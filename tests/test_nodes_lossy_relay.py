@@ -74,8 +74,14 @@ class Relay:
             self.camera.publish(msg)
             if self.probe.spin_until(lambda: stamp in self.sent, 3.0):
                 break
-        dropped = self.sent[stamp].sequence in self.dropped
-        self.probe.spin_until(lambda: stamp in self.answers, 0.3 if dropped else 5.0)
+        sequence = self.sent[stamp].sequence
+        if sequence in self.dropped:
+            self.probe.spin_until(lambda: stamp in self.answers, 0.3)
+        else:  # until it is answered, or the tail's acknowledgement says it cannot be (a reference missing)
+            self.probe.spin_until(lambda: stamp in self.answers or self._refused(sequence), 5.0)
+
+    def _refused(self, sequence: int) -> bool:
+        return self.acks.get(sequence, FeaturesAck.STATUS_DECODED) != FeaturesAck.STATUS_DECODED
 
     def close(self) -> None:
         self.probe.close()
