@@ -6,10 +6,10 @@ from std_msgs.msg import Header
 
 from splitcomp_core.bundle import load_bundle
 from splitcomp_core.head import HeadPipeline
+from splitcomp_core.link import MESSAGE_FRAMING_BYTES
 from splitcomp_core.quantization import EncoderConfig
 from splitcomp_ros.messages import features_msg
 from splitcomp_tools.frames.generator import GeneratorSource
-from splitcomp_tools.model.latency import MESSAGE_FRAMING_BYTES
 
 RTPS_AND_UDP = 20 + 12 + 24 + 8  # RTPS header, INFO_TS, DATA submessage header; UDP header
 

@@ -16,7 +16,7 @@ from splitcomp_core.bundle import Bundle
 from splitcomp_core.codec import EncodedTensor, packed_size_for
 from splitcomp_core.head import HeadPipeline, HeadResult
 from splitcomp_core.interframe import Reference
-from splitcomp_core.link import DEFAULT_OVERHEAD_MS, CutRange, CutSwitcher
+from splitcomp_core.link import DEFAULT_OVERHEAD_MS, MESSAGE_FRAMING_BYTES, CutRange, CutSwitcher
 from splitcomp_core.quantization import EncoderConfig
 from splitcomp_core.tail import Decoded, FeaturesRejected, Session, TailPipeline, TailResult
 
@@ -32,6 +32,7 @@ def switcher_for(bundle: Bundle) -> CutSwitcher:
         ranges,
         overhead_ms=float(bundle.link.get("feedback_overhead_ms", DEFAULT_OVERHEAD_MS)),
         burst_bytes=float(bundle.link.get("burst_bytes", 0.0)),
+        framing_bytes=float(bundle.link.get("framing_bytes", MESSAGE_FRAMING_BYTES)),
     )
 
 

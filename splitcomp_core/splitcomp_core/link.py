@@ -34,6 +34,24 @@ PROBE_MAX_S = 2.0
 MAX_PENDING = 256
 PENDING_FORGET_S = 10.0  # a frame unanswered for this long is taken as lost and no longer bounds the rate
 
+# What one message of features carries beyond its payload (codes, scale and offset), once per message: the other
+# fields of SplitFeatures in CDR (header, model_id, the tensor's name, shape and sizes: 232 to 251 bytes for the
+# toy and EfficientNet-Lite0, serialized by rclpy), the RTPS header, INFO_TS and DATA submessage (56) and UDP's
+# header (8). Then per IP packet of at most PACKET_PAYLOAD_BYTES (a 1,500-byte MTU): IPv4's and Ethernet's
+# headers, which a shaper on an Ethernet or veth device counts. docs/planner.md has the measurement;
+# the head counts them too when it estimates the rate from round trips.
+MESSAGE_FRAMING_BYTES = 304
+PACKET_HEADER_BYTES = 20 + 14
+PACKET_PAYLOAD_BYTES = 1500 - 20
+
+
+def link_bytes(payload: float, framing: float = MESSAGE_FRAMING_BYTES) -> float:
+    """The bytes a message of `payload` bytes puts on the link: framing 0 counts the payload alone."""
+    if framing <= 0:
+        return payload
+    datagram = payload + framing
+    return datagram + PACKET_HEADER_BYTES * math.ceil(datagram / PACKET_PAYLOAD_BYTES)
+
 
 def parse_bandwidth(value: object) -> float | None:
     """The head's `bandwidth_mbps` setting: a positive number of Mbit/s, or "auto" (None: estimate it)."""
@@ -77,7 +95,7 @@ def rate_bounds(nbytes: float, transfer_ms: float, resolution_ms: float) -> tupl
 @dataclasses.dataclass
 class _Sent:
     time_s: float
-    nbytes: int
+    nbytes: float  # on the link
     cut_id: str
     bounded: bool = False  # already counted once as an upper bound while waiting
 
@@ -96,16 +114,20 @@ class CutSwitcher:
         hysteresis: float = HYSTERESIS,
         confirm: int = CONFIRM,
         burst_bytes: float = 0.0,
+        framing_bytes: float = 0.0,
     ) -> None:
         """`burst_bytes`: what a token-bucket link lets through at once (the test bed's tbf: 1600), which says
-        nothing of its rate; a serial link has none."""
+        nothing of its rate; a serial link has none. `framing_bytes`: what each message carries beyond its payload
+        (`link_bytes`; `plan` counts MESSAGE_FRAMING_BYTES), so that round trips are divided by the bytes that
+        crossed; 0 counts the payload alone."""
         if not cuts:
             raise ValueError("no cuts to choose from")
         self.cuts = list(cuts)
         self.overhead_ms, self.resolution_ms = overhead_ms, resolution_ms
         self.hysteresis, self.confirm = hysteresis, confirm
         self.burst_bytes = burst_bytes
-        self.bytes = {c.cut_id: float(c.bytes) for c in self.cuts}
+        self.framing_bytes = framing_bytes
+        self.bytes = {c.cut_id: link_bytes(c.bytes, framing_bytes) for c in self.cuts}  # on the link, per cut
         self.current = self.cuts[0].cut_id
         self.auto = True
         self.switches = 0
@@ -144,11 +166,13 @@ class CutSwitcher:
             return self.current
 
     def sent(self, sequence: int, now_s: float, nbytes: int, cut_id: str) -> None:
+        """The head handed a message of `nbytes` payload bytes at `cut_id` to DDS."""
         if len(self.cuts) == 1:
             return
         with self._lock:
-            self.bytes[cut_id] = float(nbytes)
-            self._pending[sequence] = _Sent(now_s, nbytes, cut_id)
+            on_link = link_bytes(nbytes, self.framing_bytes)
+            self.bytes[cut_id] = on_link
+            self._pending[sequence] = _Sent(now_s, on_link, cut_id)
             while len(self._pending) > MAX_PENDING:
                 self._pending.popitem(last=False)
 

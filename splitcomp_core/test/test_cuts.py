@@ -8,6 +8,7 @@ import pytest
 from splitcomp_core.bundle import QuantizationSpec
 from splitcomp_core.cuts import HeadCuts, TailCuts, switcher_for
 from splitcomp_core.errors import CodecError
+from splitcomp_core.link import MESSAGE_FRAMING_BYTES, link_bytes
 from splitcomp_core.tail import FeaturesRejected
 
 FRAME = np.random.default_rng(1).integers(0, 256, (24, 24, 3), dtype=np.uint8)
@@ -69,5 +70,7 @@ def test_user_settings_apply_over_every_cuts_own_defaults(tiny_multi_cut_bundle)
 
 def test_the_switcher_starts_on_the_lowest_rate_cut_with_the_planned_bytes(tiny_multi_cut_bundle):
     switcher = switcher_for(tiny_multi_cut_bundle)
-    assert switcher.current == "feat" and switcher.bytes == {"feat": 1024.0, "pooled": 4.0}
+    # planned payloads, as on the link: a bundle that does not say its framing gets what plan counts by default
+    assert switcher.framing_bytes == MESSAGE_FRAMING_BYTES
+    assert switcher.current == "feat" and switcher.bytes == {"feat": link_bytes(1024.0), "pooled": link_bytes(4.0)}
     assert switcher.overhead_ms == 2.0

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from splitcomp_core.link import CutRange, CutSwitcher, rate_bounds
+from splitcomp_core.link import MESSAGE_FRAMING_BYTES, CutRange, CutSwitcher, link_bytes, rate_bounds
 
 # A small cut for slow links and a large one for fast links, switching at 10 Mbit/s (as `plan` would write).
 CUTS = [CutRange("small", 0.0, 10.0, 300), CutRange("large", 10.0, None, 40_000)]
@@ -13,15 +13,18 @@ CUTS = [CutRange("small", 0.0, 10.0, 300), CutRange("large", 10.0, None, 40_000)
 
 class Link:
     """A serial link at `mbps` with a queue, 2 ms of fixed round-trip overhead and some jitter; with `burst`,
-    a token bucket as tbf is: a message's first `burst` bytes go at once when the bucket is full."""
+    a token bucket as tbf is: a message's first `burst` bytes go at once when the bucket is full. With `framing`,
+    each message also carries that many bytes beyond its payload, and packet headers (as DDS over UDP does)."""
 
-    def __init__(self, mbps: float, seed: int = 0, burst: int = 0) -> None:
+    def __init__(self, mbps: float, seed: int = 0, burst: int = 0, framing: float = 0.0) -> None:
         self.mbps = mbps
         self.free_at = 0.0
         self.burst = burst
+        self.framing = framing
         self.rng = np.random.default_rng(seed)
 
-    def round_trip(self, sent_s: float, nbytes: int) -> float:
+    def round_trip(self, sent_s: float, payload: int) -> float:
+        nbytes = link_bytes(payload, self.framing)
         start = max(sent_s, self.free_at)
         full_bucket = start - self.free_at >= 8 * self.burst / (self.mbps * 1e6)
         waiting = max(0, nbytes - self.burst) if full_bucket else nbytes
@@ -129,3 +132,19 @@ def test_on_a_token_bucket_link_small_messages_say_nothing_and_probes_tell_the_r
     assert switcher.last_estimate == pytest.approx(1.1, rel=0.3)  # what the probes measured
     log = run(switcher, link, 20.0, 10.0, changes=[(21.0, 100.0)])
     assert next(t for t, _c, current in log if current == "large") < 21.0 + 5.0
+
+
+@pytest.mark.parametrize(("framing", "low", "high"), [(MESSAGE_FRAMING_BYTES, 0.9, 1.2), (0.0, 0.3, 0.6)])
+def test_the_rate_is_the_bytes_that_crossed_over_their_time(framing, low, high):
+    """At 1.1 Mbit/s a 300-byte payload is 612 bytes on the link: counting the payload alone halves the estimate."""
+    switcher = CutSwitcher(CUTS, framing_bytes=framing)
+    switcher.set_bandwidth(1.1)  # every frame at the small cut
+    link = Link(1.1, seed=5, framing=MESSAGE_FRAMING_BYTES)  # what DDS over UDP puts on a real link
+    estimates = []
+    for sequence in range(1, 21):
+        sent_s = 0.1 * sequence
+        switcher.sent(sequence, sent_s, 300, "small")
+        observation = switcher.answered(sequence, link.round_trip(sent_s, 300) + 0.0005, tail_ms=0.5)
+        assert observation is not None
+        estimates.append(observation.estimate_mbps)
+    assert low < float(np.median(estimates)) < high, estimates

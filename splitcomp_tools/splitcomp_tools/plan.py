@@ -11,12 +11,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from splitcomp_core.files import atomic_write_bytes, atomic_write_text
+from splitcomp_core.link import MESSAGE_FRAMING_BYTES
 from splitcomp_tools.cli import ToolParser, UsageError, check_outputs, run_cli
 from splitcomp_tools.cli_options import add_model_arguments, add_video_codecs, preprocessing_from
 from splitcomp_tools.model import plan as planning
 from splitcomp_tools.model.candidates import ModelOptions
 from splitcomp_tools.model.devices import TIMING_FRAMES, TIMING_RATE_HZ, profile_device
-from splitcomp_tools.model.latency import DEFAULT_OVERHEAD_MS, MESSAGE_FRAMING_BYTES, Link, key
+from splitcomp_tools.model.latency import DEFAULT_OVERHEAD_MS, Link, key
 from splitcomp_tools.report.agreement import RULE_HELP
 from splitcomp_tools.report.plan import format_table, plot_png
 from splitcomp_tools.run import deployed

@@ -17,11 +17,12 @@ import numpy as np
 import pytest
 
 from splitcomp_core.bundle import load_bundle
-from splitcomp_core.cuts import HeadCuts, TailCuts
+from splitcomp_core.cuts import HeadCuts, TailCuts, switcher_for
+from splitcomp_core.link import MESSAGE_FRAMING_BYTES, link_bytes
 from splitcomp_tools.demo.models import DEMO_LABELS, DEMO_MODEL
 from splitcomp_tools.model.analyze import analyze_model
 from splitcomp_tools.model.candidates import Candidate, candidate_cuts
-from splitcomp_tools.model.latency import MESSAGE_FRAMING_BYTES, Link, bandwidth_ranges, link_bytes, predict
+from splitcomp_tools.model.latency import Link, bandwidth_ranges, predict
 from splitcomp_tools.model.plan import Plan
 from splitcomp_tools.report.plan import format_table
 
@@ -158,6 +159,7 @@ def test_out_is_a_multi_cut_bundle_of_the_winners_with_their_encodings(planned):
         at = [c["head_total_ms"] + c["tail_total_ms"] + c["link_bytes"] * 8e-3 / boundary for c in (a, b)]
         assert at[0] == pytest.approx(at[1], rel=1e-6)  # where the two predictions cross
     assert bundle.cut_id == plan["best"]["100"]
+    assert bundle.link["framing_bytes"] == plan["link_framing_bytes"] == switcher_for(bundle).framing_bytes
     frame = np.random.default_rng(0).integers(0, 256, (240, 320, 3), dtype=np.uint8)
     heads, tails = HeadCuts(bundle, providers=["cpu"]), TailCuts(bundle, providers=["cpu"])
     answers = {

@@ -6,8 +6,9 @@ import pytest
 
 from splitcomp_core.bundle import CutChoice, load_bundle, write_multi_cut_bundle
 from splitcomp_core.errors import SplitcompError
+from splitcomp_core.link import MESSAGE_FRAMING_BYTES, PACKET_HEADER_BYTES, link_bytes
 from splitcomp_tools.model.candidates import Candidate
-from splitcomp_tools.model.latency import MESSAGE_FRAMING_BYTES, PACKET_HEADER_BYTES, Link, link_bytes, predict
+from splitcomp_tools.model.latency import Link, predict
 from splitcomp_tools.model.overhead import OverheadFit, fit_overhead
 from splitcomp_tools.model.plan import overhead_json
 

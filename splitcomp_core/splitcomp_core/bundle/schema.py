@@ -180,6 +180,7 @@ MULTI_CUT_SCHEMA: Mapping[str, Any] = {
                     ),
                     "feedback_overhead_ms": {"type": "number", "minimum": 0},
                     "burst_bytes": {"type": "number", "minimum": 0},
+                    "framing_bytes": {"type": "number", "minimum": 0},
                 },
             },
             "plan": {"type": "object"},

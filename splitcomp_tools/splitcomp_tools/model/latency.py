@@ -15,29 +15,13 @@ import itertools
 import math
 from collections.abc import Mapping, Sequence
 
+from splitcomp_core.link import link_bytes
 from splitcomp_tools.model.candidates import Candidate
 from splitcomp_tools.model.overhead import OverheadFit
 
 # Median of latency - head - tail - bytes*8/rate over `bench pipeline --link` runs on the demo model at
 # 1.1, 5.85, 18.88 and 100 Mbit/s (README, "The split planner"): camera transport, image conversion, DDS.
 DEFAULT_OVERHEAD_MS = 2.0
-
-# What one message of features carries beyond its payload (codes, scale and offset), once per message: the other
-# fields of SplitFeatures in CDR (header, model_id, the tensor's name, shape and sizes: 232 to 251 bytes for the
-# toy and EfficientNet-Lite0, serialized by rclpy), the RTPS header, INFO_TS and DATA submessage (56) and UDP's
-# header (8). Then per IP packet of at most PACKET_PAYLOAD_BYTES (a 1,500-byte MTU): IPv4's and Ethernet's
-# headers, which a shaper on an Ethernet or veth device counts. docs/planner.md has the measurement.
-MESSAGE_FRAMING_BYTES = 304
-PACKET_HEADER_BYTES = 20 + 14
-PACKET_PAYLOAD_BYTES = 1500 - 20
-
-
-def link_bytes(payload: float, framing: float = MESSAGE_FRAMING_BYTES) -> float:
-    """The bytes a message of `payload` bytes puts on the link: framing 0 counts the payload alone."""
-    if framing <= 0:
-        return payload
-    datagram = payload + framing
-    return datagram + PACKET_HEADER_BYTES * math.ceil(datagram / PACKET_PAYLOAD_BYTES)
 
 
 def key(mbps: float) -> str:

@@ -263,6 +263,7 @@ def write_bundle_of_winners(plan: Plan, out: str | os.PathLike, overwrite: bool 
         choices.append(CutChoice(cut_id, load_bundle(c.bundle), low, high, info))
     default = plan.best[key(max(plan.bandwidths))]
     link: dict[str, Any] = {"transport_overhead_ms": plan.link.overhead_ms, "burst_bytes": plan.link.burst_bytes}
+    link["framing_bytes"] = plan.link.framing_bytes  # the head's rate estimate counts what the plan counted
     if plan.link.fit is not None:
         fit = plan.link.fit
         link["transport_overhead_per_kb_ms"] = fit.per_kb_ms

@@ -8,10 +8,11 @@ import math
 import numpy as np
 from matplotlib.figure import Figure
 
+from splitcomp_core.link import PACKET_HEADER_BYTES, PACKET_PAYLOAD_BYTES
 from splitcomp_tools.cli import format_table as table
 from splitcomp_tools.model.agreement import describe_rule
 from splitcomp_tools.model.candidates import EDGE_ONLY, ROBOT_ONLY
-from splitcomp_tools.model.latency import PACKET_HEADER_BYTES, PACKET_PAYLOAD_BYTES, key
+from splitcomp_tools.model.latency import key
 from splitcomp_tools.model.plan import ALONE, Plan
 from splitcomp_tools.report import agreement
 from splitcomp_tools.report.calibrate import baseline_table
