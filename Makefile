@@ -28,8 +28,9 @@ help:
 setup build:
 	@bash scripts/setup.sh
 
+# Two lanes at once (scripts/test_lanes.sh): the DDS tests, and beside them at a lower priority the CPU-bound ones.
 test: setup
-	@$(ENV) && python -m pytest $(PYTEST_ARGS)
+	@$(ENV) && bash scripts/test_lanes.sh $(PYTEST_ARGS)
 
 # The inner loop: it sets up only a workspace that was never set up (after changing requirements,
 # messages or entry points, run make setup). Tests marked slow (pytest.ini) are left out.
