@@ -224,6 +224,7 @@ def test_a_sweep_writes_one_bundle_per_setting_and_the_curve(split, tmp_path):
     for entry in curve["bottlenecks"]:
         assert load_bundle(out / entry["name"]).manifest.cut[0].shape[1] == entry["channels"]
         assert entry["bytes_per_frame"] > 0 and 0 < entry["encoder_share"] < 1
+        assert entry["mse_weight"] == 10.0  # the default, recorded with the point it made
     assert curve["training"]["images"] == "generator" and curve["judged"]["images"] == "generator"
 
 
