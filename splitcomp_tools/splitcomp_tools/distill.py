@@ -32,8 +32,8 @@ def build_parser() -> ToolParser:
     parser = ToolParser(
         prog="distill",
         description="Train a learned bottleneck at a bundle's one cut tensor (head and tail frozen; unlabeled "
-        "frames; loss = KL of the tail's answer to the unsplit model's + MSE at the cut + lambda * kilobytes per "
-        "frame) and write a bundle whose head emits entropy-coded symbols and whose tail decodes them. Prints "
+        "frames; loss = KL of the tail's answer to the unsplit model's + weight * relative MSE at the cut + "
+        "lambda * kilobytes per frame) and write a bundle whose head emits entropy-coded symbols and whose tail decodes them. Prints "
         "the training time, the encoder's share of the head's FLOPs and time, and bytes per frame against "
         "agreement with the unsplit model on held-out frames.",
     )
@@ -54,6 +54,12 @@ def build_parser() -> ToolParser:
     parser.add_argument("--eval-count", type=int_in(1, MAX_FRAMES), default=100, help="frames of each eval source")
     parser.add_argument("--channels", type=int_in(1, 1024), default=DEFAULTS.channels, help="symbol channels")
     parser.add_argument("--lambda", dest="lam", type=float_in(0.0, 1e6), default=DEFAULTS.lam, help="loss per KB")
+    parser.add_argument(
+        "--mse-weight",
+        type=float_in(0.0, 1e6),
+        default=DEFAULTS.mse_weight,
+        help="weight of the relative MSE at the cut, which keeps decoded tensors like real ones",
+    )
     parser.add_argument("--bits", type=int_in(1, 8), default=DEFAULTS.bits, help="symbols are 0 .. 2**bits - 1")
     parser.add_argument(
         "--warmup-epochs", type=int_in(0, 10_000), default=DEFAULTS.warmup_epochs, help="epochs of MSE + rate only"
@@ -98,7 +104,7 @@ def _main(argv: Sequence[str] | None) -> int:
     reference = judge.unsplit(bundle, eval_frames)
     channels, lambdas = (args.sweep_channels, args.sweep_lambdas) if args.sweep else ((args.channels,), (args.lam,))
     settings = [
-        Settings(c, lam, args.bits, args.warmup_epochs, args.epochs, seed=args.seed)
+        Settings(c, lam, args.bits, args.warmup_epochs, args.epochs, seed=args.seed, mse_weight=args.mse_weight)
         for c in channels
         for lam in lambdas
     ]

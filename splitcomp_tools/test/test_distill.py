@@ -25,6 +25,7 @@ from splitcomp_tools.model.distill.bottleneck import SYMBOLS_NAME
 from splitcomp_tools.model.distill.build import check_bundle
 from splitcomp_tools.model.distill.errors import DistillError
 from splitcomp_tools.model.distill.torch_graph import TorchGraph, tail_route
+from splitcomp_tools.model.distill.training import Data, Settings, train
 from splitcomp_tools.model.split import split_model
 
 SHAPES = Path(__file__).resolve().parents[1] / "models" / "shapes" / "model.onnx"
@@ -84,6 +85,17 @@ def test_the_stored_tables_decode_what_the_encoder_emits_bit_for_bit(distilled):
         for delta in (False, True):
             data = encode_symbols(codes, table, delta)
             assert np.array_equal(decode_symbols(data, table, delta, codes.shape), codes)
+
+
+@pytest.mark.parametrize("weight", [1.0, 10.0])
+def test_the_cut_mse_weighs_in_the_loss_as_set(weight):
+    # At weight 1 the KL outweighs the cut's MSE and Lite0's bottleneck learned tensors unlike any real cut
+    # (relative MSE near 1) that fit its training frames only (docs/distill.md); the weight must reach the loss.
+    features = torch.from_numpy(np.random.default_rng(0).standard_normal((64, 8, 4, 4)).astype(np.float32))
+    data = Data(features, torch.zeros(64, 3))
+    settings = Settings(channels=2, lam=0.5, warmup_epochs=1, epochs=0, batch=32, mse_weight=weight)
+    [epoch] = train(data, lambda x: x, "logits", settings).history
+    assert epoch["loss"] == pytest.approx(weight * epoch["mse"] + 0.5 * epoch["kb_per_frame"], rel=1e-5)
 
 
 def test_the_torch_route_reproduces_tail_onnx(split):
@@ -212,6 +224,7 @@ def test_a_sweep_writes_one_bundle_per_setting_and_the_curve(split, tmp_path):
     for entry in curve["bottlenecks"]:
         assert load_bundle(out / entry["name"]).manifest.cut[0].shape[1] == entry["channels"]
         assert entry["bytes_per_frame"] > 0 and 0 < entry["encoder_share"] < 1
+        assert entry["mse_weight"] == 10.0  # the default, recorded with the point it made
     assert curve["training"]["images"] == "generator" and curve["judged"]["images"] == "generator"
 
 

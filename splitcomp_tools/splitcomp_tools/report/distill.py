@@ -44,6 +44,7 @@ def curve_json(
                 "channels": made.settings.channels,
                 "lambda": made.settings.lam,
                 "bits": made.settings.bits,
+                "mse_weight": made.settings.mse_weight,
                 "train_seconds": made.seconds,
                 "train_cpu_seconds": made.cpu_seconds,
                 "encoder_flops": made.encoder_flops,
