@@ -62,12 +62,13 @@ class Bench:
             self.diagnostics[status.name] = diagnostics_values(status)
 
     def send(self, frame: np.ndarray, stamp: int, wait: float = 5.0) -> bool:
-        """Publish a frame (stamp = its index); True once it is answered within `wait` seconds."""
+        """Publish a frame (stamp = its index); True once it is answered within `wait` seconds (and the probe holds
+        the features it answers: an answer can overtake them on the way to the probe)."""
         msg = array_to_image(frame, "rgb8")
         msg.header.stamp.sec = stamp
         msg.header.frame_id = "camera"
         self.camera.publish(msg)
-        return self.probe.spin_until(lambda: stamp in self.answers, wait)
+        return self.probe.spin_until(lambda: stamp in self.answers and stamp in self.features, wait)
 
     def set(self, name: str, value):
         return set_parameter(self.probe, self.params, name, value)
