@@ -13,8 +13,10 @@ import sys
 
 import pytest
 
-from splitcomp_core.bundle import QuantizationSpec
+from splitcomp_core.bundle import QuantizationSpec, load_bundle
+from splitcomp_tools.model import candidate_encodings
 from splitcomp_tools.model.agreement import Agreement
+from splitcomp_tools.model.calibrate import calibrate
 from splitcomp_tools.model.calibration import Calibration
 from splitcomp_tools.model.candidate_encodings import smallest_encoding
 from splitcomp_tools.model.candidates import Candidate, PlanError
@@ -107,3 +109,19 @@ def test_help_says_the_rule_and_a_target_of_1_is_refused():
 def test_a_count_too_small_for_the_target_is_refused_before_anything_runs(tmp_path):
     with pytest.raises(PlanError, match=r"at most 300 frames would be judged.*381"):
         make_plan(tmp_path / "not-read.onnx", "photos:test,video:bikes", tmp_path, count=150, agreement=0.99)
+
+
+def test_the_old_rules_bundle_is_calibrated_without_video_rows(tiny_bundle, tmp_path, monkeypatch):
+    """The old rule's cut needs only calibrate's default encoding: H.264 rows (minutes on a real plan) judge a
+    target agreement, which it has none of."""
+    asked = []
+
+    def recording(*args, **kwargs):
+        asked.append(kwargs.get("video_codecs"))
+        return calibrate(*args, **kwargs)
+
+    monkeypatch.setattr(candidate_encodings, "calibrate", recording)
+    heuristic = Candidate("cut1", ["feat"], 0.5, 64, 0.5, bundle=tiny_bundle.path)
+    out = candidate_encodings.old_rule_bundle(heuristic, {}, tmp_path, "generator", 8, seed=0)
+    assert asked == [()] and out is not None
+    assert load_bundle(out).manifest.quantization.bits == 4  # calibrate's default choice, stored

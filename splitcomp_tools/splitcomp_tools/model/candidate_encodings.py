@@ -94,14 +94,20 @@ def old_rule_bundle(
     seed: int,
     calibration_images: str | None = None,
 ) -> Path | None:
-    """The old rule's deployment for comparison: its cut at calibrate's default encoding (4 bits, least error)."""
+    """The old rule's deployment for comparison: its cut at calibrate's default encoding (4 bits, least error).
+    No video rows: they only judge a target agreement, and the old rule has none (they cost minutes per plan)."""
     if heuristic is None or heuristic.bundle is None:
         return None
     out = work / "old_rule"
     shutil.rmtree(out, ignore_errors=True)
     shutil.copytree(heuristic.bundle, out)
     calibration = calibrations.get(heuristic.cut_id) or calibrate(
-        out, calibration_images or images, count, seed=seed, eval_images=images if calibration_images else None
+        out,
+        calibration_images or images,
+        count,
+        seed=seed,
+        eval_images=images if calibration_images else None,
+        video_codecs=(),
     )
     update_quantization(out, calibration.quantization)
     return out
